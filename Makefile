@@ -1,0 +1,46 @@
+# Lockgate: every target installs what it needs and is safe to run again.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+PORT ?= 8080
+ADMIN_PORT ?= 9090
+UPSTREAM_PORT ?= 8181
+
+.PHONY: venv deps run test test-unit crds bench dev-cluster lint clean
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+# System packages and test binaries: each hack/setup.d/*.sh is idempotent.
+deps: venv
+	@for s in hack/setup.d/*.sh; do [ -e "$$s" ] || continue; echo "setup: $$s"; bash "$$s" || exit 1; done
+
+run: venv
+	$(BIN)/lockgate dev run-quickstart --port $(PORT) --admin-port $(ADMIN_PORT) --upstream-port $(UPSTREAM_PORT)
+
+test: deps
+	bash hack/run-tests.sh
+
+test-unit: venv
+	$(BIN)/pytest -q tests/unit
+
+crds: venv
+	$(BIN)/lockgate crds -o crds/
+
+bench: deps
+	bash hack/run-bench.sh
+
+dev-cluster: deps
+	bash hack/dev-cluster.sh
+
+lint: venv
+	$(BIN)/mypy api operator proxy cli
+
+clean:
+	rm -rf $(VENV) .pytest_cache
