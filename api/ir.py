@@ -1,0 +1,279 @@
+"""The gateway config IR: what the operator publishes and every proxy loads.
+
+Plain, versioned data with no Kubernetes objects in it. Durations are seconds,
+references are resolved, consumer keys are SHA-256 hex digests. Provider and
+upstream credentials are not here: they are named by `credential` ids whose
+values live in the one credentials Secret (`Credentials`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+IR_VERSION = "lockgate.io/ir/v1"
+
+
+class IRModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Endpoint(IRModel):
+    """One ready address of a Service (or the host of a fixed URL)."""
+
+    address: str
+    port: int
+    zone: str | None = None
+    name: str | None = Field(default=None, description="Pod or host name, when the EndpointSlice has one.")
+
+
+class RateLimits(IRModel):
+    rpm: int | None = None
+    tpm: int | None = None
+    monthly_tokens: int | None = None
+
+
+class ProviderModel(IRModel):
+    name: str
+    upstream_model: str
+    kind: Literal["chat", "embedding", "completion"] = "chat"
+    limits: RateLimits = RateLimits()
+
+
+class Timeouts(IRModel):
+    connect: float = 5.0
+    first_token: float = 60.0
+    request: float = 300.0
+
+
+class Retries(IRModel):
+    attempts: int = 1
+    backoff: float = 0.2
+
+
+class OutlierDetection(IRModel):
+    consecutive_failures: int = 3
+    base_ejection_time: float = 5.0
+    max_ejection_time: float = 300.0
+
+
+class EngineMetrics(IRModel):
+    interval: float = 1.0
+    path: str = "/metrics"
+    waiting_metric: str
+    running_metric: str
+    cache_metric: str
+    stale_after: float = 5.0
+
+
+class ExternalPicker(IRModel):
+    url: str
+    timeout: float = 0.05
+
+
+class LoadBalancing(IRModel):
+    strategy: str = "least-request"
+    max_concurrency: int | None = None
+    prefix_length: int = 2048
+    epsilon: float = 0.25
+    metrics: EngineMetrics | None = None
+    external: ExternalPicker | None = None
+
+
+class Compat(IRModel):
+    reasoning: Literal["keep", "strip", "separate"] = "keep"
+    reasoning_tags: tuple[str, str] = ("<think>", "</think>")
+    drop_params: tuple[str, ...] = ()
+    default_params: dict[str, Any] = Field(default_factory=dict)
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+
+
+class Provider(IRModel):
+    id: str = Field(description="namespace/name of the ModelProvider")
+    type: Literal["openai", "azure-openai", "anthropic", "openai-compatible"]
+    base_url: str | None = Field(default=None, description="Fixed endpoint URL; None for service providers.")
+    endpoints: tuple[Endpoint, ...] = Field(default=(), description="Ready endpoints of the Service (service providers).")
+    scheme: Literal["http", "https"] = "http"
+    base_path: str = ""
+    api_version: str | None = None
+    engine: str = "generic"
+    credential: str | None = Field(default=None, description="Id of the value in Credentials.")
+    priority: int = 0
+    weight: int = 100
+    timeouts: Timeouts = Timeouts()
+    retries: Retries = Retries()
+    outlier_detection: OutlierDetection = OutlierDetection()
+    load_balancing: LoadBalancing = LoadBalancing()
+    queue_max_wait: float = 0.0
+    compat: Compat = Compat()
+    models: tuple[ProviderModel, ...]
+
+    def endpoint_urls(self) -> list[str]:
+        """Base URLs to send requests to, one per endpoint (or the fixed one)."""
+        if self.base_url is not None:
+            return [self.base_url.rstrip("/")]
+        return [f"{self.scheme}://{_host(e.address)}:{e.port}{self.base_path}".rstrip("/") for e in self.endpoints]
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+class ApiKeyHash(IRModel):
+    sha256: str = Field(description="Hex SHA-256 of the key.")
+    not_after: datetime | None = Field(default=None, description="A rotated-out key stops working then.")
+
+
+class ConsumerKey(IRModel):
+    id: str = Field(description="namespace/name of the ApiKey")
+    consumer: str
+    hashes: tuple[ApiKeyHash, ...]
+    expires_at: datetime | None = None
+    models: tuple[str, ...] | None = Field(default=None, description="Globs; None = every model.")
+    limits: RateLimits = RateLimits()
+    model_limits: dict[str, RateLimits] = Field(default_factory=dict)
+    routes: tuple[str, ...] | None = Field(default=None, description="Route ids; None = every route.")
+    mcp_servers: tuple[str, ...] = Field(default=(), description="MCPServer ids this key may use.")
+    mcp_tools: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="Server id -> tool globs.")
+
+
+class AliasTarget(IRModel):
+    model: str
+    weight: int = 1
+
+
+class Alias(IRModel):
+    name: str
+    targets: tuple[AliasTarget, ...]
+    fallbacks: tuple[str, ...] = ()
+
+
+class TemplateVariable(IRModel):
+    type: str = "string"
+    description: str = ""
+    required: bool = False
+    default: Any = None
+    enum: tuple[Any, ...] | None = None
+    items: TemplateVariable | None = None
+
+
+class ChatTemplate(IRModel):
+    model: str
+    variables: dict[str, TemplateVariable] = Field(default_factory=dict)
+    system_prompt: str | None = None
+    prompt_template: str
+    response: Literal["text", "json"] = "text"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Route(IRModel):
+    id: str = Field(description="namespace/name of the Route")
+    type: Literal["openai", "chatTemplate"]
+    hosts: tuple[str, ...]
+    models: tuple[str, ...] = ("*",)
+    aliases: tuple[Alias, ...] = ()
+    path: str | None = None
+    timeout: float | None = None
+    chat_template: ChatTemplate | None = None
+
+
+class UpstreamAuth(IRModel):
+    credential: str = Field(description="Id of the value in Credentials.")
+    header: str = "Authorization"
+    scheme: str = "Bearer"
+
+
+class McpUpstream(IRModel):
+    urls: tuple[str, ...] = Field(description="Full MCP endpoint URLs, one per ready endpoint.")
+    transport: Literal["streamable-http", "sse"] = "streamable-http"
+    auth: UpstreamAuth | None = None
+    timeout: float = 60.0
+
+
+class ToolArg(IRModel):
+    name: str
+    description: str = ""
+    type: str = "string"
+    required: bool = False
+    default: Any = None
+    enum: tuple[Any, ...] | None = None
+    position: Literal["query", "path", "header", "body"] = "query"
+
+
+class HttpTool(IRModel):
+    name: str
+    description: str = ""
+    args: tuple[ToolArg, ...] = ()
+    method: str = "GET"
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    body_template: str | None = None
+    response_template: str = "{{ body }}"
+    timeout: float = 30.0
+
+
+class ModelTool(IRModel):
+    model: str
+    tool_name: str
+    description: str = ""
+    max_tokens: int | None = None
+    system_prompt: str | None = None
+
+
+class AggregateMember(IRModel):
+    server: str = Field(description="MCPServer id of the member")
+    prefix: str = Field(description="Prefix of the member's tool, prompt and resource names")
+
+
+class McpServer(IRModel):
+    id: str = Field(description="namespace/name of the MCPServer")
+    name: str
+    path: str
+    description: str = ""
+    hosts: tuple[str, ...] | None = None
+    kind: Literal["upstream", "tools", "aggregate", "modelTools"]
+    upstream: McpUpstream | None = None
+    tools: tuple[HttpTool, ...] = ()
+    members: tuple[AggregateMember, ...] = ()
+    model_tools: tuple[ModelTool, ...] = ()
+
+
+class GatewayConfig(IRModel):
+    """Everything a proxy needs but credentials. `hash` covers all other fields."""
+
+    version: Literal["lockgate.io/ir/v1"] = IR_VERSION
+    hash: str = ""
+    providers: tuple[Provider, ...] = ()
+    keys: tuple[ConsumerKey, ...] = ()
+    routes: tuple[Route, ...] = ()
+    mcp_servers: tuple[McpServer, ...] = ()
+
+    def content_hash(self) -> str:
+        body = self.model_dump(mode="json", exclude={"hash"})
+        return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+    def with_hash(self) -> GatewayConfig:
+        return self.model_copy(update={"hash": self.content_hash()})
+
+
+class Credentials(IRModel):
+    """Credential id -> value. Published only as the one credentials Secret."""
+
+    values: dict[str, str] = Field(default_factory=dict)
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(canonical_json(self.values).encode()).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """Stable JSON (sorted keys, no spaces) so equal content hashes equally."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def hash_key(key: str) -> str:
+    """The SHA-256 hex digest a consumer key is known by."""
+    return hashlib.sha256(key.encode()).hexdigest()

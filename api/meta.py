@@ -1,0 +1,83 @@
+"""Shared building blocks of the v1alpha1 API: object metadata, references,
+Kubernetes-shaped conditions and the common status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "lockgate.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+class ApiModel(BaseModel):
+    """Base of every API type: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ObjectMeta(BaseModel):
+    """The part of Kubernetes metadata Lockgate reads; the rest is kept as is."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
+    namespace: str = "default"
+    uid: str | None = None
+    generation: int | None = None
+    resource_version: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    creation_timestamp: datetime | None = None
+    deletion_timestamp: datetime | None = None
+
+
+class SecretKeyRef(ApiModel):
+    """A key inside a Secret of the object's own namespace."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253, description="Name of the Secret, in the same namespace.")
+    key: str = Field(min_length=1, max_length=253, description="Key inside the Secret's data.")
+
+
+class CredentialsRef(ApiModel):
+    secret_ref: SecretKeyRef = Field(description="The Secret key holding the credential.")
+
+
+class ServiceRef(ApiModel):
+    """A Service of the same namespace; its ready endpoints come from its EndpointSlices."""
+
+    name: str = Field(pattern=DNS_LABEL, max_length=63, description="Name of the Service, in the same namespace.")
+    port: int | str = Field(description="Port name or number, as in the Service's EndpointSlices.")
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(ApiModel):
+    """A Kubernetes-shaped condition (metav1.Condition)."""
+
+    type: str = Field(description="Accepted, ResolvedRefs, Ready, Programmed, Expired or Exhausted.")
+    status: ConditionStatus
+    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
+    message: str = Field(default="", max_length=32768)
+    observed_generation: int | None = Field(default=None, ge=0)
+    last_transition_time: datetime | None = None
+
+
+class ResourceStatus(ApiModel):
+    """What the operator reports on every Lockgate resource."""
+
+    observed_generation: int | None = Field(default=None, description="The generation the operator last processed.")
+    conditions: list[Condition] = Field(default_factory=list, description="Accepted, ResolvedRefs, Ready, Programmed.")
+
+
+def condition(status: ResourceStatus, type_: str) -> Condition | None:
+    """The condition of a type, if present."""
+    return next((c for c in status.conditions if c.type == type_), None)
