@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from lockgate.api.ir import Provider
+
 
 @dataclass(frozen=True)
 class PickRequest:
@@ -33,12 +35,16 @@ class Lease(Protocol):
 
 
 class Balancer(Protocol):
-    def pick(self, request: PickRequest) -> Lease | None:
+    async def pick(self, request: PickRequest) -> Lease | None:
         """An endpoint for the request, or None when every endpoint is excluded or full."""
         ...
 
     def update(self, urls: Sequence[str]) -> None:
         """The provider's ready endpoints changed (a new snapshot)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop background work (metrics scraping)."""
         ...
 
 
@@ -62,7 +68,7 @@ class RoundRobinBalancer:
     in_flight: dict[str, int] = field(default_factory=dict)
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
-    def pick(self, request: PickRequest) -> Lease | None:
+    async def pick(self, request: PickRequest) -> Lease | None:
         candidates = [u for u in self.urls if u not in request.excluded]
         if not candidates:
             return None
@@ -73,6 +79,10 @@ class RoundRobinBalancer:
     def update(self, urls: Sequence[str]) -> None:
         self.urls = list(urls)
 
+    async def close(self) -> None:
+        return None
 
-def make_balancer(strategy: str, urls: Sequence[str]) -> Balancer:
-    return RoundRobinBalancer(list(urls))
+
+def make_balancer(provider: Provider) -> Balancer:
+    """A balancer for a provider's endpoints, per its load-balancing strategy."""
+    return RoundRobinBalancer(provider.endpoint_urls())

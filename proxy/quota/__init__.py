@@ -45,6 +45,10 @@ class QuotaService(Protocol):
 
     async def settle(self, reservation: Reservation, used_tokens: int) -> None: ...
 
+    async def usage(self) -> dict[str, dict[str, object]]:
+        """Per key id: {"month": "YYYY-MM", "tokens": int, "remaining": int | None, "requests": int, ...}."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -59,3 +63,12 @@ class UnlimitedQuota:
 
     async def close(self) -> None:
         return None
+
+    async def usage(self) -> dict[str, dict[str, object]]:
+        return {}
+
+
+def make_quota_service(store: str = "memory", fail_mode: str = "open", replicas_hint: int = 1,
+                       state_dir: str | None = None) -> QuotaService:
+    """The quota service for a proxy: `memory` or a `redis://` URL."""
+    return UnlimitedQuota()
