@@ -10,7 +10,7 @@ from lockgate.api import ir
 from lockgate.api.apikey import GENERATED_KEY_FIELD, KeyLimits
 from lockgate.api.resources import ApiKey
 from lockgate.operator.translate.bundle import Bundle
-from lockgate.operator.translate.conditions import NotReady, Rejected
+from lockgate.operator.translate.conditions import NotReady
 from lockgate.operator.translate.secrets import secret_value
 
 PREVIOUS_KEY_FIELD = "previous-api-key"
@@ -43,7 +43,7 @@ def translate_key(obj: ApiKey, bundle: Bundle, now: datetime) -> KeyOutcome:
             )
         hashes.append(ir.ApiKeyHash(sha256=ir.hash_key(current)))
         previous = secret.values.get(PREVIOUS_KEY_FIELD)
-        expires = _previous_expiry(secret.annotations.get(PREVIOUS_KEY_EXPIRES_ANNOTATION), ns, str(spec.secret_name))
+        expires = _previous_expiry(secret.annotations.get(PREVIOUS_KEY_EXPIRES_ANNOTATION))
         if previous and expires is not None and expires > now:
             hashes.append(ir.ApiKeyHash(sha256=ir.hash_key(previous), not_after=expires))
     fields["keyHashPrefix"] = hashes[0].sha256[:HASH_PREFIX_CHARS]
@@ -71,16 +71,14 @@ def _limits(limits: KeyLimits | None) -> ir.RateLimits:
     return ir.RateLimits(rpm=limits.rpm, tpm=limits.tpm, monthly_tokens=limits.monthly_tokens)
 
 
-def _previous_expiry(text: str | None, ns: str, secret: str) -> datetime | None:
+def _previous_expiry(text: str | None) -> datetime | None:
+    """When the previous key stops working; None (the previous key is not
+    honoured) without a valid RFC 3339 time: a typo must not extend a leaked
+    key's life, nor take the current key down."""
     if not text:
         return None
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise Rejected(
-            "InvalidSpec",
-            f"Secret {ns}/{secret}: annotation {PREVIOUS_KEY_EXPIRES_ANNOTATION}={text!r} is not an RFC 3339 time",
-        ) from None
-    if value.tzinfo is None:
-        raise Rejected("InvalidSpec", f"Secret {ns}/{secret}: annotation {PREVIOUS_KEY_EXPIRES_ANNOTATION} needs a time zone")
-    return value
+        return None
+    return value if value.tzinfo is not None else None

@@ -145,6 +145,7 @@ def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors()[:5]:
         loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in error["loc"]).replace(".[", "[")
-        parts.append(f"{loc}: {error['msg']}" if loc else str(error["msg"]))
+        msg = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     more = exc.error_count() - len(parts)
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
