@@ -109,18 +109,10 @@ def role_bare(port: int, upstream_port: int) -> None:
 
 
 def role_lockgate(port: int, admin_port: int, upstream_port: int) -> None:
-    import logging
-
     from lockgate.api import ir
     from lockgate.proxy.server import ProxySettings, run
     from lockgate.proxy.source import Snapshot, StaticSource
 
-    access = logging.getLogger("lockgate.access")  # on, as in production, written to /dev/null
-    handler = logging.StreamHandler(open(os.devnull, "w"))
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
-    access.propagate = False
     provider = ir.Provider(id="bench/openai", type="openai", base_url=f"http://127.0.0.1:{upstream_port}/v1",
                            credential="bench/openai", retries=ir.Retries(attempts=0),
                            models=(ir.ProviderModel(name=MODEL, upstream_model=MODEL,
@@ -129,7 +121,8 @@ def role_lockgate(port: int, admin_port: int, upstream_port: int) -> None:
                          models=("gpt-*",), limits=ir.RateLimits(rpm=10**9, tpm=10**12, monthly_tokens=10**15))
     config = ir.GatewayConfig(providers=(provider,), keys=(key,)).with_hash()
     snapshot = Snapshot(config, ir.Credentials(values={"bench/openai": "sk-bench"}))
-    run(StaticSource(snapshot), ProxySettings(port=port, admin_port=admin_port, drain_seconds=0.5,
+    # The access log is on, as in production, written to /dev/null.
+    run(StaticSource(snapshot), ProxySettings(port=port, admin_port=admin_port, drain_seconds=0.5, access_log=os.devnull,
                                               state_dir=tempfile.mkdtemp(prefix="lockgate-bench-")))
 
 

@@ -33,6 +33,7 @@ import orjson
 from aiohttp import web
 
 from lockgate.api.ir import Alias, Provider
+from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.auth import authenticate, check_model
 from lockgate.proxy.balancing import Balancer, make_balancer
 from lockgate.proxy.errors import ApiError, model_not_found
@@ -50,8 +51,10 @@ FallbackHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
 
 class Gateway:
-    def __init__(self, name: str, quota: QuotaService, *, max_body_bytes: int = 10 * 1024 * 1024) -> None:
+    def __init__(self, name: str, quota: QuotaService, *, max_body_bytes: int = 10 * 1024 * 1024,
+                 access_log: AccessLog | None = None) -> None:
         self.name = name
+        self.access_log = access_log or AccessLog(None)
         self.quota = quota
         self.max_body_bytes = max_body_bytes
         self.metrics: Metrics = make_metrics()
@@ -64,6 +67,7 @@ class Gateway:
         self._balancers: dict[str, tuple[str, Balancer]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._in_flight_gauge = self.metrics.in_flight.labels(name)
+        self._overhead = self.metrics.overhead.labels(name)
 
     # --- lifecycle -------------------------------------------------------
 
@@ -119,6 +123,7 @@ class Gateway:
             await self._session.close()
             self._session = None
         await self.quota.close()
+        self.access_log.close()
 
     # --- per request -----------------------------------------------------
 
@@ -135,7 +140,7 @@ class Gateway:
     def finish(self, record: RequestRecord) -> None:
         self.in_flight -= 1
         self._in_flight_gauge.dec()
-        observe(self.metrics, self.name, record)
+        observe(self.metrics, self.name, record, self._overhead, self.access_log)
 
     def authenticate(self, snapshot: CompiledSnapshot, headers: Mapping[str, str]) -> KeyEntry:
         return authenticate(snapshot, headers)

@@ -6,7 +6,8 @@ separate counts. Dashboards depend on these names and labels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -20,6 +21,17 @@ _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 
 
 @dataclass
+class _Series:
+    """The label children of one (host, consumer, provider, model, upstream model, status, error) combination."""
+
+    requests: Any
+    duration: Any
+    ttft: Any
+    input_tokens: Any
+    output_tokens: Any
+
+
+@dataclass
 class Metrics:
     registry: CollectorRegistry
     duration: Histogram
@@ -30,8 +42,24 @@ class Metrics:
     overhead: Histogram
     quota_rejections: Counter
 
+    _series: dict[tuple[str, ...], _Series] = field(default_factory=dict)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+    def series(self, gateway: str, host: str, consumer: str, provider: str, model: str, upstream_model: str,
+               status: str, error_type: str) -> _Series:
+        """Label children, looked up once per combination (labels() is slow on the hot path)."""
+        key = (gateway, host, consumer, provider, model, upstream_model, status, error_type)
+        series = self._series.get(key)
+        if series is None:
+            labels = (gateway, consumer, provider, model, upstream_model)
+            series = _Series(self.requests.labels(*key), self.duration.labels(*labels, status),
+                             self.ttft.labels(*labels), self.tokens.labels(*labels, "input"),
+                             self.tokens.labels(*labels, "output"))
+            if len(self._series) < 100_000:  # bounded: labels come from config, not from clients
+                self._series[key] = series
+        return series
 
 
 def make_metrics() -> Metrics:
