@@ -145,7 +145,7 @@ async def forward(gateway: Gateway, record: RequestRecord, op: Operation, body: 
             reservation = await gateway.quota.admit(AdmitRequest(record.entry.key, target.model.name, provider.id,
                                                                  target.model.limits, estimate, provider.queue_max_wait))
         except QuotaRejected as rejected:
-            gateway.metrics.quota_rejections.labels(gateway.name, record.entry.key.consumer, rejected.code).inc()
+            gateway.metrics.quota_rejected(record.entry.key.consumer, rejected.code)
             last_error = quota_error(rejected)
             if rejected.code == "provider_rate_limited" and index + 1 < len(candidates):
                 continue

@@ -57,7 +57,7 @@ class Gateway:
         self.access_log = access_log or AccessLog(None)
         self.quota = quota
         self.max_body_bytes = max_body_bytes
-        self.metrics: Metrics = make_metrics()
+        self.metrics: Metrics = make_metrics(name)
         self.outliers = OutlierDetector()
         self.snapshot: CompiledSnapshot | None = None
         self.draining = False
@@ -66,8 +66,6 @@ class Gateway:
         self.fallback_handlers: list[FallbackHandler] = []
         self._balancers: dict[str, tuple[str, Balancer]] = {}
         self._session: aiohttp.ClientSession | None = None
-        self._in_flight_gauge = self.metrics.in_flight.labels(name)
-        self._overhead = self.metrics.overhead.labels(name)
 
     # --- lifecycle -------------------------------------------------------
 
@@ -134,13 +132,13 @@ class Gateway:
                            error_type="no_upstream")
         request_id = request.headers.get("x-request-id") or os.urandom(12).hex()
         self.in_flight += 1
-        self._in_flight_gauge.inc()
+        self.metrics.in_flight += 1
         return RequestRecord(request_id, snapshot, request.method, request.path, host_label(snapshot, request.host))
 
     def finish(self, record: RequestRecord) -> None:
         self.in_flight -= 1
-        self._in_flight_gauge.dec()
-        observe(self.metrics, self.name, record, self._overhead, self.access_log)
+        self.metrics.in_flight -= 1
+        observe(self.metrics, record, self.access_log)
 
     def authenticate(self, snapshot: CompiledSnapshot, headers: Mapping[str, str]) -> KeyEntry:
         return authenticate(snapshot, headers)
@@ -181,7 +179,7 @@ class Gateway:
                                error_type="no_upstream")
             record = RequestRecord(os.urandom(12).hex(), snapshot, "POST", "(internal)/chat", "*")
             self.in_flight += 1
-            self._in_flight_gauge.inc()
+            self.metrics.in_flight += 1
         record.entry = entry
         model = body.get("model")
         record.model = model if isinstance(model, str) else ""

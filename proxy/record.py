@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
@@ -46,16 +45,15 @@ class RequestRecord:
             self.ttft = time.perf_counter() - self.started
 
 
-def observe(metrics: Metrics, gateway: str, record: RequestRecord, overhead_histogram: Any, log: AccessLog) -> None:
+def observe(metrics: Metrics, record: RequestRecord, log: AccessLog) -> None:
     """Metrics and the access log line of a finished request."""
     duration = time.perf_counter() - record.started
     consumer = record.entry.key.consumer if record.entry is not None else ""
-    status = str(record.status)
-    series = metrics.series(gateway, record.host, consumer, record.provider, record.model, record.upstream_model,
-                            status, record.error_type)
-    series.requests.inc()
+    series = metrics.series(record.host, consumer, record.provider, record.model, record.upstream_model,
+                            str(record.status), record.error_type)
+    series.requests += 1
     overhead = max(0.0, duration - record.upstream_seconds)
-    overhead_histogram.observe(overhead)
+    metrics.overhead.observe(overhead)
     if record.provider:
         series.duration.observe(duration)
         if record.ttft is not None:
