@@ -23,7 +23,7 @@ from lockgate.proxy.balancing import Lease, PickRequest
 from lockgate.proxy.errors import ApiError, no_upstream, upstream_error, upstream_timeout
 from lockgate.proxy.providers import adapter_for
 from lockgate.proxy.providers.anthropic import UpstreamStreamError
-from lockgate.proxy.providers.base import Adapter, Operation, SSESplitter, StreamTranslator, Usage
+from lockgate.proxy.providers.base import Adapter, Operation, StreamTranslator, Usage
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, Reservation
 from lockgate.proxy.record import RequestRecord
 from lockgate.proxy.snapshot import Target
@@ -74,19 +74,18 @@ class Outcome:
     response: aiohttp.ClientResponse | None = None  # open stream
     translator: StreamTranslator | None = None
     pending: list[bytes] = field(default_factory=list)  # client events ready to send
-    splitter: SSESplitter | None = None
     deadline: float = 0.0
     _closed: bool = False
 
     async def events(self):  # type: ignore[no-untyped-def]
-        """Client SSE events, the pending ones first. Raises UpstreamStreamError/_CONNECT_ERRORS mid-stream."""
-        assert self.response is not None and self.translator is not None and self.splitter is not None
+        """Client SSE bytes (whole events), the pending ones first. Raises mid-stream failures."""
+        assert self.response is not None and self.translator is not None
         record = self.record
         pending, self.pending = self.pending, []
-        for event in pending:
-            yield event
+        for block in pending:
+            yield block
         content = self.response.content
-        translator, splitter = self.translator, self.splitter
+        translator = self.translator
         async with asyncio.timeout_at(self.deadline):
             while True:
                 t0 = time.perf_counter()
@@ -94,14 +93,11 @@ class Outcome:
                 record.upstream_seconds += time.perf_counter() - t0
                 if not chunk:
                     break
-                for event in splitter.feed(chunk):
-                    for out in translator.feed(event):
-                        yield out
-        rest = splitter.rest()
-        if rest:
-            for out in translator.feed(rest):
-                yield out
-        for out in translator.finish():
+                out = translator.feed_bytes(chunk)
+                if out:
+                    yield out
+        out = translator.end()
+        if out:
             yield out
 
     def usage(self) -> Usage:
@@ -247,7 +243,7 @@ async def _attempt(gateway: Gateway, record: RequestRecord, op: Operation, body:
                 return Outcome(gateway, record, op, status, reservation, lease, body=answer.body)
             outcome = Outcome(gateway, record, op, status, reservation, lease, response=response,
                               translator=adapter.stream(op, provider, record.model, client_wants_usage),
-                              splitter=SSESplitter(), deadline=deadline)
+                              deadline=deadline)
             await _first_events(outcome)
             record.upstream_seconds += time.perf_counter() - t0
             if lease is not None:
@@ -276,17 +272,17 @@ async def _attempt(gateway: Gateway, record: RequestRecord, op: Operation, body:
 
 
 async def _first_events(outcome: Outcome) -> None:
-    """Read until the first client event is ready (before any byte goes to the client)."""
-    assert outcome.response is not None and outcome.translator is not None and outcome.splitter is not None
+    """Read until the first client bytes are ready (before any byte goes to the client)."""
+    assert outcome.response is not None and outcome.translator is not None
     content = outcome.response.content
     while not outcome.pending:
         chunk = await content.readany()
         if not chunk:
-            rest = outcome.splitter.rest()
-            events = outcome.translator.feed(rest) if rest else []
-            outcome.pending.extend(events)
-            if not outcome.pending:
+            out = outcome.translator.end()
+            if not out:
                 raise aiohttp.ServerDisconnectedError("the stream ended before its first event")
+            outcome.pending.append(out)
             return
-        for event in outcome.splitter.feed(chunk):
-            outcome.pending.extend(outcome.translator.feed(event))
+        out = outcome.translator.feed_bytes(chunk)
+        if out:
+            outcome.pending.append(out)

@@ -210,15 +210,16 @@ class Gateway:
                 self.finish(record)
 
 
-def _deltas(event: bytes) -> list[str]:
-    if not event.startswith(b"data: {"):
-        return []
-    payload = orjson.loads(event[6:])
+def _deltas(block: bytes) -> list[str]:
     out = []
-    for choice in payload.get("choices") or ():
-        text = (choice.get("delta") or {}).get("content")
-        if text:
-            out.append(text)
+    for event in block.split(b"\n\n"):
+        if not event.startswith(b"data: {"):
+            continue
+        payload = orjson.loads(event[6:])
+        for choice in payload.get("choices") or ():
+            text = (choice.get("delta") or {}).get("content")
+            if text:
+                out.append(text)
     return out
 
 
