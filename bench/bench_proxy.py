@@ -31,6 +31,7 @@ from typing import Any
 
 CACHE = Path(os.environ.get("LOCKGATE_BENCH_CACHE", Path.home() / ".cache" / "lockgate" / "bench"))
 KEY = "lg-bench-key-0123456789abcdef"
+LITELLM_KEY = "sk-bench-master-0123456789abcdef0123456789abcdef"
 MODEL = "gpt-4o"
 STREAM_CHUNKS = 20
 CHAT_BODY = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
@@ -319,11 +320,13 @@ def litellm_party(upstream_port: int) -> Party | str:
         "      api_key: sk-bench\n"
         "litellm_settings:\n"
         "  telemetry: false\n"
+        "general_settings:\n"
+        f"  master_key: {LITELLM_KEY}\n"
     )
     process = spawn([str(binary), "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
                      "--num_workers", "1"], env={"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"})
-    return Party("litellm", port, headers={"Authorization": "Bearer sk-anything"}, process=process,
-                 note="LiteLLM proxy, no DB (no virtual keys)")
+    return Party("litellm", port, headers={"Authorization": f"Bearer {LITELLM_KEY}"}, process=process,
+                 note="LiteLLM proxy, master key only (virtual keys and budgets need its Postgres)")
 
 
 def portkey_party(upstream_port: int) -> Party | str:
@@ -332,7 +335,7 @@ def portkey_party(upstream_port: int) -> Party | str:
     if entry is None or shutil.which("node") is None:
         return f"Portkey skipped: not installed (cd {CACHE}/portkey && npm install @portkey-ai/gateway)"
     port = free_port()
-    process = spawn(["node", str(entry), "--port", str(port)], cwd=str(root))
+    process = spawn(["node", str(entry), f"--port={port}", "--headless"], cwd=str(root))
     headers = {"Authorization": "Bearer sk-bench", "x-portkey-provider": "openai",
                "x-portkey-custom-host": f"http://127.0.0.1:{upstream_port}/v1"}
     return Party("portkey", port, headers=headers, process=process, note="Portkey gateway (node)")
