@@ -5,8 +5,9 @@
 #   hack/sync-chart-crds.sh --check  exit 1 when the chart's copies are stale
 set -euo pipefail
 cd "$(dirname "$0")/.."
-py=python3
-[ -x .venv/bin/python ] && py=.venv/bin/python
+# Needs PyYAML: $PYTHON, else the project venv, else python3.
+py=${PYTHON:-python3}
+if [ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ]; then py=.venv/bin/python; fi
 
 out=charts/lockgate/templates/crds
 target="$out"
