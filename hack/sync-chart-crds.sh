@@ -44,7 +44,9 @@ def template(doc: dict) -> str:
         if line.strip().startswith(LABELS + ":"):
             lines.append(f'{indent}{{{{- include "lockgate.labels" . | nindent {len(indent)} }}}}')
         elif line.strip().startswith(KEEP + ":"):
+            # Argo CD ignores Helm's keep policy; its own sync options say the same.
             lines += [f"{indent}{{{{- if .Values.crds.keep }}}}", f"{indent}helm.sh/resource-policy: keep",
+                      f"{indent}argocd.argoproj.io/sync-options: Delete=false,Prune=false",
                       f"{indent}{{{{- end }}}}"]
         else:
             lines.append(line)

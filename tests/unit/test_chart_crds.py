@@ -48,7 +48,7 @@ def without_chart_metadata(crd: Obj) -> Obj:
     labels = {k: v for k, v in meta.get("labels", {}).items()
               if not k.startswith(("app.kubernetes.io/", "helm.sh/"))}
     notes = {k: v for k, v in meta.get("annotations", {}).items()
-             if k not in ("helm.sh/resource-policy", "argocd.argoproj.io/sync-wave")}
+             if not k.startswith(("helm.sh/", "argocd.argoproj.io/"))}
     meta = {k: v for k, v in meta.items() if k not in ("labels", "annotations")}
     if labels:
         meta["labels"] = labels
@@ -97,11 +97,12 @@ def test_script_wraps_crds_for_helm(sandbox: Path) -> None:
     (crd,) = of_kind(render(chart=chart), "CustomResourceDefinition")
     assert without_chart_metadata(crd) == yaml.safe_load(SAMPLE_CRD), "Helm must not read the CRD's own braces"
     assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert crd["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Delete=false,Prune=false"
     assert crd["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "-1"
     assert crd["metadata"]["labels"]["app.kubernetes.io/part-of"] == "lockgate"
 
     (crd,) = of_kind(render(chart=chart, sets=["crds.keep=false"]), "CustomResourceDefinition")
-    assert "helm.sh/resource-policy" not in crd["metadata"]["annotations"]
+    assert not {"helm.sh/resource-policy", "argocd.argoproj.io/sync-options"} & crd["metadata"]["annotations"].keys()
     assert not of_kind(render(chart=chart, sets=["crds.install=false"]), "CustomResourceDefinition")
 
 
