@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,3 +68,17 @@ def one(objs: Sequence[Obj], kind: str, name_suffix: str = "") -> Obj:
     found = [o for o in of_kind(objs, kind) if o["metadata"]["name"].endswith(name_suffix)]
     assert len(found) == 1, f"expected one {kind} *{name_suffix}, got {[o['metadata']['name'] for o in found]}"
     return found[0]
+
+
+def render_notes(sets: Sequence[str] = ()) -> str:
+    """NOTES.txt as `helm install` would print it, rendered offline through a
+    throw-away template in a copy of the chart (helm template skips NOTES)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        chart = Path(tmp) / "lockgate"
+        shutil.copytree(CHART, chart)
+        (chart / "templates" / "notes-preview.yaml").write_text(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes-preview\ndata:\n"
+            '  notes: {{ include "lockgate/templates/NOTES.txt" . | toJson }}\n', encoding="utf-8")
+        (preview,) = [o for o in render(sets=sets, chart=chart) if o["metadata"]["name"] == "notes-preview"]
+        notes: str = preview["data"]["notes"]
+        return notes

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chart_support import CHART, NAMESPACE, REPO, Obj, of_kind, one, render, run_helm, template_args
+from chart_support import CHART, NAMESPACE, REPO, Obj, of_kind, one, render, render_notes, run_helm, template_args
 
 FULL = REPO / "tests" / "fixtures" / "chart-full-values.yaml"
 LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by",
@@ -228,3 +228,14 @@ def test_redis_store_needs_an_address() -> None:
                           "Deployment", "-proxy"))
     assert {"name": "LOCKGATE_QUOTA_STORE_URL", "value": "redis://r:6379/0"} in c["env"]
     assert not any(a.startswith("--replicas-hint") for a in c["args"])
+
+
+def test_notes() -> None:
+    notes = render_notes()
+    assert "port-forward svc/lg-lockgate-proxy 8080:80" in notes
+    assert "lg-lockgate-proxy-admin.lockgate-system.svc:9090/metrics" in notes
+    assert "quotas are counted in memory" in notes, "two replicas with memory quotas deserve a warning"
+    redis = render_notes(["proxy.quota.store=redis", "proxy.quota.redis.url=redis://r:6379/0",
+                          "proxy.service.type=NodePort"])
+    assert "quotas are counted in memory" not in redis and "NODE_PORT" in redis
+    assert "crds.install is false" in render_notes(["crds.install=false"])
