@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import subprocess
@@ -24,11 +25,10 @@ Obj = dict[str, Any]
 
 def find_helm() -> str:
     """$LOCKGATE_HELM, then PATH, then the cache hack/setup.d/35-helm.sh fills."""
-    candidates = [
-        os.environ.get("LOCKGATE_HELM"),
-        shutil.which("helm"),
-        str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lockgate" / "helm-bin" / "helm"),
-    ]
+    cache = Path(os.environ.get("LOCKGATE_CACHE") or Path.home() / ".cache" / "lockgate")
+    built = sorted(cache.glob("helm/v3.*/bin/helm"), key=lambda p: [int(n) for n in re.findall(r"\d+", p.parts[-3])])
+    candidates = [os.environ.get("LOCKGATE_HELM"), shutil.which("helm"), *reversed([str(p) for p in built]),
+                  str(cache / "helm-bin" / "helm")]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate

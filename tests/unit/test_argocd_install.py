@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -42,11 +43,14 @@ def test_generator_check_mode_agrees() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def wave(app: dict[str, Any]) -> int:
+    return int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+
+
 def test_applications_sync_chart_before_resources() -> None:
     apps = {a["metadata"]["name"]: a for a in yaml.safe_load_all(
         (REPO / "deploy" / "argocd" / "applications.yaml").read_text(encoding="utf-8"))}
     chart, resources = apps["lockgate"], apps["lockgate-resources"]
-    wave = lambda app: int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])  # noqa: E731
     assert wave(chart) < wave(resources)
     assert (REPO / chart["spec"]["source"]["path"] / "Chart.yaml").is_file()
     assert "ServerSideApply=true" in chart["spec"]["syncPolicy"]["syncOptions"]
