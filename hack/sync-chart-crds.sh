@@ -41,9 +41,9 @@ def template(doc: dict) -> str:
     lines = []
     for line in escape(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1 << 16)).splitlines():
         indent = line[: len(line) - len(line.lstrip())]
-        if line.strip().startswith(LABELS + ":"):
+        if line.strip() == f"{LABELS}: ''":
             lines.append(f'{indent}{{{{- include "lockgate.labels" . | nindent {len(indent)} }}}}')
-        elif line.strip().startswith(KEEP + ":"):
+        elif line.strip() == f"{KEEP}: ''":
             # Argo CD ignores Helm's keep policy; its own sync options say the same.
             lines += [f"{indent}{{{{- if .Values.crds.keep }}}}", f"{indent}helm.sh/resource-policy: keep",
                       f"{indent}argocd.argoproj.io/sync-options: Delete=false,Prune=false",

@@ -33,6 +33,16 @@ spec:
         openAPIV3Schema:
           type: object
           description: "Answers are rendered with {{ body }}; a lone }} too"
+          properties:
+            spec:
+              type: object
+              description: |
+                Several lines, as generated descriptions have.
+                  Indented: {{ jsonify(x) }}
+                lockgate.io/chart-keep: not a placeholder
+              x-kubernetes-validations:
+                - rule: "self.size() <= 64"
+                  message: "at most 64 keys"
 """
 
 
