@@ -40,6 +40,7 @@ spec:
                 Several lines, as generated descriptions have.
                   Indented: {{ jsonify(x) }}
                 lockgate.io/chart-keep: not a placeholder
+              additionalProperties: {type: string}
               x-kubernetes-validations:
                 - rule: "self.size() <= 64"
                   message: "at most 64 keys"
