@@ -87,3 +87,11 @@ def test_copied_sources_exist() -> None:
 def test_dockerignore_keeps_local_state_out() -> None:
     ignored = (REPO / ".dockerignore").read_text(encoding="utf-8").split()
     assert {".git", ".venv"} <= set(ignored)
+
+
+def test_every_package_folder_is_copied() -> None:
+    """A package folder added to pyproject but not to the Dockerfile would be missing from the image."""
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    folders = {d.split("/")[0] for d in setuptools.get("package-dir", {}).values()}
+    copied = {arg.split()[0].rstrip("/") for kw, arg in STAGES[0].instructions if kw == "COPY" and "--from" not in arg}
+    assert folders and folders <= copied, f"not copied into the image: {folders - copied}"
