@@ -211,6 +211,7 @@ def test_schema_is_self_contained() -> None:
     ("proxy.service.type=Ingress", "proxy.service.type"),
     ("proxy.tpyo=1", "tpyo"),
     ("podSecurityContext.runAsNonRoot=false", "runAsNonRoot"),
+    ("podSecurityContext.runAsUser=0", "runAsUser"),
     ("containerSecurityContext.allowPrivilegeEscalation=true", "allowPrivilegeEscalation"),
     ("operator.watchNamespaces={Not_A_Namespace}", "watchNamespaces"),
     ("proxy.quota.redis.url=http://cache:6379", "proxy.quota.redis.url"),
