@@ -37,19 +37,17 @@ if generation ~= nil and (observed == nil or observed < generation) then
 end
 
 local conditions = obj.status.conditions
-local accepted = find(conditions, "Accepted")
-if accepted ~= nil and accepted.status == "False" then
-  hs.status = "Degraded"
-  hs.message = describe(accepted, "Not accepted")
-  return hs
+-- A spec the operator refused, or one it accepted but cannot serve.
+for _, kind in ipairs({"Accepted", "Ready"}) do
+  local c = find(conditions, kind)
+  if c ~= nil and c.status == "False" then
+    hs.status = "Degraded"
+    hs.message = describe(c, kind .. "=False")
+    return hs
+  end
 end
 
 local ready = find(conditions, "Ready")
-if ready ~= nil and ready.status == "False" then
-  hs.status = "Degraded"
-  hs.message = describe(ready, "Not ready")
-  return hs
-end
 if ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"
   hs.message = describe(ready, "Ready")
