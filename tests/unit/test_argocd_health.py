@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from argocd_lua import run_health
+from tests.unit.argocd_lua import run_health
 
 REPO = Path(__file__).resolve().parents[2]
 HEALTH = REPO / "deploy" / "argocd" / "health" / "lockgate.io"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chart_support import CHART, NAMESPACE, REPO, Obj, of_kind, one, render, render_notes, run_helm, template_args
+from tests.unit.chart_support import CHART, NAMESPACE, REPO, Obj, of_kind, one, render, render_notes, run_helm, template_args
 
 FULL = REPO / "tests" / "fixtures" / "chart-full-values.yaml"
 LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_support import CHART, REPO, Obj, of_kind, render
+from tests.unit.chart_support import CHART, REPO, Obj, of_kind, render
 
 SCRIPT = REPO / "hack" / "sync-chart-crds.sh"
 SAMPLE_CRD = """\

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from chart_support import NAMESPACE, REPO, Obj, of_kind, one, render
+from tests.unit.chart_support import NAMESPACE, REPO, Obj, of_kind, one, render
 
 FULL = REPO / "tests" / "fixtures" / "chart-full-values.yaml"
 RULE_KINDS = ("Role", "ClusterRole")

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 DASHBOARD: dict[str, Any] = json.loads((REPO / "deploy" / "grafana" / "lockgate.json").read_text(encoding="utf-8"))
 
 HISTOGRAMS = {"gen_ai_client_operation_duration_seconds", "gen_ai_client_token_usage",
-              "lockgate_time_to_first_token_seconds"}
+              "gen_ai_server_time_to_first_token_seconds"}
 OTHERS = {"lockgate_requests_total", "lockgate_requests_in_flight", "lockgate_quota_rejections_total"}
 DIMENSIONS = {"gateway", "host", "consumer", "provider", "model", "upstream_model"}
 LABELS = DIMENSIONS | {"token_type", "status_code", "error_type", "reason", "le"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import yaml
-from chart_support import REPO, one, render
+from tests.unit.chart_support import REPO, one, render
 
 KIND_VALUES = REPO / "deploy" / "kind" / "values.yaml"
 
