@@ -40,7 +40,8 @@ def _read_secret(api: client.CoreV1Api, namespace: str, name: str) -> int:
 
 
 def _as(kubeconfig: Path) -> client.CoreV1Api:
-    return client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+    api_client = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    return client.CoreV1Api(api_client)
 
 
 def test_token_request_identity(kube: ControlPlane, namespace: str) -> None:

@@ -272,13 +272,13 @@ class ControlPlane:
         With create=True the namespace and ServiceAccount are created if missing.
         """
         if create:
-            for path, obj in (
+            for url, obj in (
                 ("/api/v1/namespaces", {"metadata": {"name": namespace}}),
                 (f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": name}}),
             ):
-                status, body = self.api("POST", path, obj)
-                if status not in (201, 409):
-                    raise ControlPlaneError(f"POST {path}: {status} {body}")
+                status, body = self.api("POST", url, obj)
+                if status not in (201, 409):  # 409: already there
+                    raise ControlPlaneError(f"POST {url}: {status} {body}")
         token = self.service_account_token(namespace, name, expiration_seconds)
         path = self.workdir / f"sa-{namespace}-{name}.kubeconfig"
         self._write_kubeconfig(path, f"{namespace}-{name}", {"token": token})
@@ -368,6 +368,9 @@ class ControlPlane:
             # No controller would create the tokens this plugin waits for.
             "--disable-admission-plugins=ServiceAccount",
             "--allow-privileged=true",
+            # The `kubernetes` Endpoints may not hold a loopback address; without
+            # this the apiserver logs a failed sync every ten seconds.
+            "--endpoint-reconciler-type=none",
         ]
         self._apiserver = _Process("kube-apiserver", argv, self.workdir / "kube-apiserver.log")
         apiserver = self._apiserver
