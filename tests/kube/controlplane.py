@@ -329,10 +329,12 @@ class ControlPlane:
         # tmpfs: etcd fsyncs every write; on disk that makes the API slow.
         shm = Path("/dev/shm")
         base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-        self._etcd_data = Path(tempfile.mkdtemp(prefix="lockgate-etcd-", dir=base))
+        _remove_orphaned_etcd_dirs(Path(base or tempfile.gettempdir()))
+        self._etcd_data = Path(tempfile.mkdtemp(prefix=_ETCD_PREFIX, dir=base))
+        (self._etcd_data / "owner.pid").write_text(str(os.getpid()))
         client, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
         argv = [
-            str(self.binaries.etcd), "--name=default", f"--data-dir={self._etcd_data}",
+            str(self.binaries.etcd), "--name=default", f"--data-dir={self._etcd_data / 'data'}",
             f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
             f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
             f"--initial-cluster=default={peer}", "--log-level=warn",
@@ -399,6 +401,20 @@ class ControlPlane:
             "current-context": user,
         }
         certs.write_private(path, yaml.safe_dump(config, sort_keys=False).encode())
+
+
+_ETCD_PREFIX = "lockgate-etcd-"
+
+
+def _remove_orphaned_etcd_dirs(base: Path) -> None:
+    """etcd data of runs that were killed outright: it sits in RAM on tmpfs."""
+    for d in base.glob(f"{_ETCD_PREFIX}*"):
+        try:
+            os.kill(int((d / "owner.pid").read_text()), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (OSError, ValueError):
+            pass  # another user's, or being created right now
 
 
 def _b64(data: bytes) -> str:
