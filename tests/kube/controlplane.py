@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "hack" / "k8s-binaries.sh"
 SERVICE_CIDR = "10.0.0.0/24"
 SERVICE_IP = "10.0.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
+_ETCD_PREFIX = "lockgate-etcd-"
 
 
 class ControlPlaneError(RuntimeError):
@@ -66,7 +67,8 @@ def locate_binaries(build: bool = True) -> Binaries:
     """Build (if needed) and find the binaries via hack/k8s-binaries.sh.
 
     The script owns the version pins and the cache layout; this only reads
-    its `--print-env` output. Build logs go to our stderr.
+    its `--print-env` output. Build logs go to our stderr. With build=False
+    the paths come from the same LOCKGATE_* variables in our environment.
     """
     if not build:
         env = {k: v for k, v in os.environ.items() if k.startswith("LOCKGATE_")}
@@ -169,6 +171,8 @@ class ControlPlane:
         self._apiserver: _Process | None = None
         self._etcd_data: Path | None = None
         self._ssl: ssl.SSLContext | None = None
+        self._pki = self.workdir / "pki"
+        self._etcd_url = ""
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -300,7 +304,7 @@ class ControlPlane:
     # -- internals ---------------------------------------------------------
 
     def _write_pki(self) -> None:
-        d = self.workdir / "pki"
+        d = self._pki
         d.mkdir(exist_ok=True)
         serving_ca = certs.new_ca("lockgate-test-serving-ca")
         serving = certs.serving_cert(serving_ca, SERVICE_IP)
@@ -316,7 +320,6 @@ class ControlPlane:
         certs.write_private(d / "admin.key", self._admin.key_pem)
         (d / "sa.pub").write_bytes(certs.public_pem(sa_key))
         certs.write_private(d / "sa.key", certs.private_pem(sa_key))
-        self._pki = d
         self._serving_ca_pem = serving_ca.cert_pem
 
         self._ssl = ssl.create_default_context(cafile=str(d / "serving-ca.crt"))
@@ -403,9 +406,6 @@ class ControlPlane:
         certs.write_private(path, yaml.safe_dump(config, sort_keys=False).encode())
 
 
-_ETCD_PREFIX = "lockgate-etcd-"
-
-
 def _remove_orphaned_etcd_dirs(base: Path) -> None:
     """etcd data of runs that were killed outright: it sits in RAM on tmpfs."""
     for d in base.glob(f"{_ETCD_PREFIX}*"):
@@ -437,13 +437,6 @@ def _http_ok(url: str, expect: bytes, ctx: ssl.SSLContext | None = None) -> bool
         return False
 
 
-@contextlib.contextmanager
-def running(binaries: Binaries | None = None, workdir: Path | None = None) -> Iterator[ControlPlane]:
-    cp = ControlPlane(binaries or locate_binaries(), workdir)
-    with cp:
-        yield cp
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a control plane in the foreground until Ctrl-C (for `make dev-cluster`)."""
     import argparse
@@ -455,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     binaries = locate_binaries()
-    with running(binaries) as cp:
+    with ControlPlane(binaries) as cp:
         names = cp.install_crds(args.crds)
         kubeconfig = cp.kubeconfig
         if args.kubeconfig:
