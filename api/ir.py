@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-IR_VERSION = "lockgate.io/ir/v1"
+IR_VERSION: Final = "lockgate.io/ir/v1"
 
 
 class IRModel(BaseModel):
