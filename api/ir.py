@@ -67,6 +67,9 @@ class EngineMetrics(IRModel):
     waiting_metric: str
     running_metric: str
     cache_metric: str
+    cache_metric_alternatives: tuple[str, ...] = Field(
+        default=(), description="Names to try when cache_metric is absent (older engine releases)."
+    )
     stale_after: float = 5.0
 
 
