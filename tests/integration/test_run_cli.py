@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from gateway_process import free_port, gateway_process, wait_for  # beside this file
+from tests.integration.gateway_process import free_port, gateway_process, wait_for
 
 pytest.importorskip("lockgate.proxy.server", reason="the data plane (proxy/server.py) is not merged yet")
 
