@@ -12,6 +12,7 @@ happens before any byte reaches the client.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,11 @@ if TYPE_CHECKING:
 
 _CONNECT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError)
 ESTIMATE_CAP = 4096  # output tokens reserved when the request sets no max
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(connect: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect)
 
 
 class _Retryable(Exception):
@@ -213,7 +219,7 @@ async def _attempt(gateway: Gateway, record: RequestRecord, op: Operation, body:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (timeout if timeout is not None else timeouts.request)
     first_deadline = min(deadline, loop.time() + timeouts.first_token)
-    client_timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_connect=timeouts.connect)
+    client_timeout = _client_timeout(timeouts.connect)
     t0 = time.perf_counter()
     response: aiohttp.ClientResponse | None = None
     try:

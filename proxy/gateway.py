@@ -156,8 +156,11 @@ class Gateway:
                 raise model_not_found(model)
             aliases = view.aliases
         alias = aliases.get(model) if aliases else None
-        models = expand_alias(alias, self.rng) if alias is not None else [model]
-        targets = plan(models, snapshot.tiers, self.rng)
+        if alias is None and model in snapshot.fixed_plans:  # one provider: nothing to draw
+            targets = snapshot.fixed_plans[model]
+        else:
+            models = expand_alias(alias, self.rng) if alias is not None else [model]
+            targets = plan(models, snapshot.tiers, self.rng)
         if not targets:
             raise model_not_found(model)
         if check_key:

@@ -72,6 +72,10 @@ def openai_handler(op: Operation):  # type: ignore[no-untyped-def]
         except ApiError as error:
             record.fail(error)
             return error.response(record.request_id)
+        except asyncio.CancelledError:  # the client went away
+            if not record.error_type:
+                record.status, record.error_type = 499, "client_closed"
+            raise
         finally:
             gateway.finish(record)
 

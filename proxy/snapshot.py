@@ -66,6 +66,7 @@ class CompiledSnapshot:
     suffix_hosts: tuple[tuple[str, HostView], ...]  # ".example.com" -> view, longest first
     any_host: HostView | None
     served_models: tuple[str, ...] = field(default=())
+    fixed_plans: dict[str, list[Target]] = field(default_factory=dict)  # models with one target: their plan
 
     def host_view(self, host: str) -> HostView | None:
         view = self.exact_hosts.get(host)
@@ -186,4 +187,5 @@ def compile_snapshot(snapshot: Snapshot, loaded_at: datetime | None = None) -> C
         suffix_hosts=suffixes,
         any_host=any_host,
         served_models=tuple(sorted(tiers)),
+        fixed_plans={m: [t[0][0]] for m, t in tiers.items() if len(t) == 1 and len(t[0]) == 1},
     )
