@@ -174,6 +174,6 @@ class OpenAIStream(EventStream):
             delta["reasoning_content"] = reasoning
         last = self._last
         self._last = None
-        chunk = {k: last[k] for k in ("id", "object", "created", "model") if k in last}
+        chunk: dict[str, Any] = {k: last[k] for k in ("id", "object", "created", "model") if k in last}
         chunk["choices"] = [{"index": 0, "delta": delta, "finish_reason": None}]
         return [sse(orjson.dumps(chunk))]
