@@ -145,6 +145,8 @@ class OpenAIStream(EventStream):
                 if not payload.get("choices"):
                     return []
                 payload.pop("usage", None)
+            elif self.splitter is None:
+                return [event + b"\n\n"]  # the client asked for it: as the upstream sent it
         else:
             self.chunks += 1
         if self.splitter is not None:
