@@ -130,7 +130,7 @@ class Gateway:
         if snapshot is None:
             raise ApiError(503, "The gateway has no configuration yet.", type="api_error", code="not_ready",
                            error_type="no_upstream")
-        request_id = request.headers.get("x-request-id") or os.urandom(12).hex()
+        request_id = request_id_of(request)
         self.in_flight += 1
         self.metrics.in_flight += 1
         return RequestRecord(request_id, snapshot, request.method, request.path, host_label(snapshot, request.host))
@@ -211,6 +211,11 @@ class Gateway:
                 await outcome.close(ok)
             if own:
                 self.finish(record)
+
+
+def request_id_of(request: web.Request) -> str:
+    """The client's x-request-id, or a new one."""
+    return request.headers.get("x-request-id") or os.urandom(12).hex()
 
 
 def _deltas(block: bytes) -> list[str]:

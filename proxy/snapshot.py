@@ -42,6 +42,7 @@ class OpenAIView:
     route_ids: tuple[str, ...]
     models: re.Pattern[str] | None  # None = every model
     aliases: dict[str, Alias]
+    timeout: float | None = None  # the Routes' whole-request timeout (the shortest), over the providers' own
 
     def shows(self, model: str) -> bool:
         return model in self.aliases or self.models is None or self.models.match(model) is not None
@@ -143,7 +144,10 @@ def _view(routes: list[Route], with_openai: bool) -> HostView:
         return HostView(openai, templates)
     globs: list[str] = [g for r in openai_routes for g in r.models]
     aliases = {a.name: a for r in openai_routes for a in r.aliases}
-    return HostView(OpenAIView(tuple(r.id for r in openai_routes), compile_globs(tuple(globs)), aliases), templates)
+    timeouts = [r.timeout for r in openai_routes if r.timeout is not None]
+    view = OpenAIView(tuple(r.id for r in openai_routes), compile_globs(tuple(globs)), aliases,
+                      min(timeouts) if timeouts else None)
+    return HostView(view, templates)
 
 
 def _compile_hosts(config: GatewayConfig) -> tuple[dict[str, HostView], tuple[tuple[str, HostView], ...], HostView | None]:

@@ -36,8 +36,8 @@ async def test_request_errors_are_precise(upstream, gateway) -> None:
     assert (status, body["error"]["param"]) == (400, "messages")
     status, _, body = await _post(server, "/v1/chat/completions", data=b'{"model": "' + b"x" * 8000 + b'"}')
     assert (status, body["error"]["code"]) == (413, "request_too_large")
-    status, _, body = await _post(server, "/v1/nowhere", json_body={})
-    assert (status, body["error"]["code"]) == (404, "unknown_url")
+    status, headers, body = await _post(server, "/v1/nowhere", json_body={})
+    assert (status, body["error"]["code"]) == (404, "unknown_url") and len(headers["x-request-id"]) == 24
     status, _, body = await _post(server, "/v1/chat/completions", json_body={"model": "nope", "messages": MESSAGES})
     assert (status, body["error"]["code"]) == (404, "model_not_found")
     snap = snapshot([provider("ns/openai", "openai", fake.url, [("gpt-4o", "g"), ("o1", "o1")])],
