@@ -252,7 +252,7 @@ def report(runs: list[Run]) -> bool:
     return ok
 
 
-async def main(quick: bool) -> bool:
+async def main(quick: bool, strategies: list[str]) -> bool:
     workload = Workload(sessions=50) if quick else Workload()
     sessions = make_sessions(workload)
     picker_app = web.Application()
@@ -263,7 +263,7 @@ async def main(quick: bool) -> bool:
         print(f"{len(ENGINES)} engines (2 fast, 2 at half speed, 4 slots each), {len(sessions)} chats, "
               f"{requests} requests, {workload.system_prompts} shared system prompts")
         runs = []
-        for strategy in STRATEGIES:
+        for strategy in strategies:
             runs.append(await run_strategy(strategy, sessions, f"{picker_base}/pick"))
         return report(runs)
     finally:
@@ -273,4 +273,6 @@ async def main(quick: bool) -> bool:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller workload, for a smoke run")
-    sys.exit(0 if asyncio.run(main(parser.parse_args().quick)) else 1)
+    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated, round-robin first")
+    args = parser.parse_args()
+    sys.exit(0 if asyncio.run(main(args.quick, args.strategies.split(","))) else 1)

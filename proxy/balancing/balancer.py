@@ -28,7 +28,8 @@ class EndpointLease:
     choice: Choice
     state: EndpointState
     prompt_tokens: int
-    reserved_tokens: int
+    reserved_tokens: int  # still counted in the endpoint's outstanding tokens
+    prompt_reserved: int  # of which the prompt, until the first token
     started: float
     clock: Callable[[], float]
     first_token_at: float | None = None
@@ -42,28 +43,33 @@ class EndpointLease:
         if self.first_token_at is not None or self.released:
             return
         self.first_token_at = self.clock()
-        self.state.ttft.add(self.first_token_at - self.started)
+        ttft = self.first_token_at - self.started
+        self.state.ttft.add(ttft)
+        if self.prompt_tokens > 0:
+            self.state.prefill_time.add(ttft / self.prompt_tokens)
         # the prompt is prefilled: only the output remains reserved
-        done = min(self.prompt_tokens, self.reserved_tokens)
-        self.reserved_tokens -= done
-        self.state.outstanding_tokens -= done
+        self._release_prompt()
+
+    def _release_prompt(self) -> None:
+        self.reserved_tokens -= self.prompt_reserved
+        self.state.outstanding_tokens -= self.prompt_reserved
+        self.state.outstanding_prompt -= self.prompt_reserved
+        self.prompt_reserved = 0
 
     def release(self, ok: bool, output_tokens: int = 0) -> None:
         if self.released:
             return
         self.released = True
         state = self.state
-        concurrent = state.in_flight  # including this request
+        self._release_prompt()
         state.in_flight -= 1
         state.outstanding_tokens -= self.reserved_tokens
         if not ok:
             state.failed += 1
             return
         state.completed += 1
-        elapsed = self.clock() - self.started
-        if elapsed > 0:
-            # tokens served per second by the endpoint as a whole while this request ran
-            state.throughput.add((self.prompt_tokens + max(output_tokens, 0)) / elapsed * max(concurrent, 1))
+        if self.first_token_at is not None and output_tokens > 1:
+            state.decode_time.add((self.clock() - self.first_token_at) / (output_tokens - 1))
 
 
 @dataclass
@@ -117,9 +123,11 @@ class StrategyBalancer:
                 return None
             choice, state = fallback, self.states[fallback.url]
         reserved = request_tokens(request.prompt_tokens, request.max_tokens)
+        prompt = max(request.prompt_tokens, 0)
         state.in_flight += 1
         state.outstanding_tokens += reserved
-        return EndpointLease(choice.url, choice, state, max(request.prompt_tokens, 0), reserved, self.clock(), self.clock)
+        state.outstanding_prompt += prompt
+        return EndpointLease(choice.url, choice, state, prompt, reserved, prompt, self.clock(), self.clock)
 
     async def _choose(self, candidates: list[EndpointState], request: PickRequest, turn: int) -> Choice:
         s = self.settings

@@ -1,10 +1,15 @@
 """least-tokens: a black-box saturation estimate from what the gateway sees.
 
-Each endpoint's expected wait is its time-to-first-token average plus the
-time to serve the tokens already reserved on it (prompt + max_tokens of every
-request in flight, plus this one) at its observed throughput. Endpoints with
-no history yet borrow the average of the others, so a new replica is neither
-starved nor flooded.
+For each endpoint the gateway knows the tokens it has reserved there (prompt
++ max_tokens of every request in flight; the prompt part is released at the
+first token) and, as moving averages, how long a prompt token took to reach
+the first token and how long an output token took to decode, both as
+requests experienced them under the load of the time. The expected wait is
+the time to work through that backlog plus this request at those speeds;
+the endpoint with the lowest wins. Because the speeds include queueing, a
+loaded endpoint looks slow and an idle one cheap, which steers load back.
+Endpoints with no history borrow the average of the others, so a new replica
+is neither starved nor flooded.
 """
 
 from __future__ import annotations
@@ -16,14 +21,14 @@ from lockgate.proxy.balancing.choice import Choice
 from lockgate.proxy.balancing.state import EndpointState
 
 DEFAULT_MAX_TOKENS = 256  # reserved when the client sets no max_tokens
-PRIOR_TTFT = 0.2  # seconds, before any endpoint has answered
-PRIOR_THROUGHPUT = 2000.0  # tokens/s, likewise
+PRIOR_PREFILL_TIME = 0.0002  # seconds per prompt token, before any endpoint has answered
+PRIOR_DECODE_TIME = 0.02  # seconds per output token, likewise
 
 
 @dataclass(frozen=True)
-class Priors:
-    ttft: float = PRIOR_TTFT
-    throughput: float = PRIOR_THROUGHPUT
+class Speeds:
+    prefill_time: float = PRIOR_PREFILL_TIME
+    decode_time: float = PRIOR_DECODE_TIME
 
 
 def request_tokens(prompt_tokens: int, max_tokens: int) -> int:
@@ -31,21 +36,25 @@ def request_tokens(prompt_tokens: int, max_tokens: int) -> int:
     return max(prompt_tokens, 0) + (max_tokens if max_tokens > 0 else DEFAULT_MAX_TOKENS)
 
 
-def priors(states: Sequence[EndpointState]) -> Priors:
+def _mean(values: list[float], default: float) -> float:
+    return sum(values) / len(values) if values else default
+
+
+def priors(states: Sequence[EndpointState]) -> Speeds:
     """Means of the endpoints that have history, for those that have none."""
-    ttfts = [s.ttft.value for s in states if s.ttft.value is not None]
-    rates = [s.throughput.value for s in states if s.throughput.value]
-    return Priors(
-        ttft=sum(ttfts) / len(ttfts) if ttfts else PRIOR_TTFT,
-        throughput=sum(rates) / len(rates) if rates else PRIOR_THROUGHPUT,
+    return Speeds(
+        prefill_time=_mean([s.prefill_time.value for s in states if s.prefill_time.value is not None], PRIOR_PREFILL_TIME),
+        decode_time=_mean([s.decode_time.value for s in states if s.decode_time.value is not None], PRIOR_DECODE_TIME),
     )
 
 
-def expected_wait(state: EndpointState, extra_tokens: int, prior: Priors) -> float:
-    """Seconds until a request of `extra_tokens` would be served on this endpoint."""
-    ttft = state.ttft.value if state.ttft.value is not None else prior.ttft
-    rate = state.throughput.value or prior.throughput
-    return ttft + (state.outstanding_tokens + extra_tokens) / rate
+def expected_wait(state: EndpointState, prompt_tokens: int, max_tokens: int, prior: Speeds) -> float:
+    """Seconds to serve the endpoint's backlog and then this request, at its observed speeds."""
+    prefill = state.prefill_time.value if state.prefill_time.value is not None else prior.prefill_time
+    decode = state.decode_time.value if state.decode_time.value is not None else prior.decode_time
+    prompt = state.outstanding_prompt + max(prompt_tokens, 0)
+    output = state.outstanding_tokens - state.outstanding_prompt + request_tokens(0, max_tokens)
+    return prompt * prefill + output * decode
 
 
 def least_tokens(
@@ -55,9 +64,8 @@ def least_tokens(
     if not candidates:
         return None
     prior = priors(candidates)
-    extra = request_tokens(prompt_tokens, max_tokens)
     n = len(candidates)
-    waits = [expected_wait(s, extra, prior) for s in candidates]
+    waits = [expected_wait(s, prompt_tokens, max_tokens, prior) for s in candidates]
     best = min(range(n), key=lambda i: (round(waits[i], 6), candidates[i].in_flight, (i - turn) % n))
     others = [w for i, w in enumerate(waits) if i != best]
     runner_up = f", next {min(others):.3f}s" if others else ""

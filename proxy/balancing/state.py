@@ -33,8 +33,12 @@ class EndpointState:
     url: str
     in_flight: int = 0
     outstanding_tokens: int = 0  # reserved (prompt + max_tokens) of requests in flight
+    outstanding_prompt: int = 0  # the part of it not prefilled yet (before the first token)
     ttft: Ewma = field(default_factory=Ewma)  # seconds to first token
-    throughput: Ewma = field(default_factory=Ewma)  # tokens/s the endpoint serves across its in-flight requests
+    # Seconds per token as requests saw them, queueing included: they grow with
+    # load, so a busy endpoint looks slower and an idle one attracts work.
+    prefill_time: Ewma = field(default_factory=Ewma)  # time to first token / prompt tokens
+    decode_time: Ewma = field(default_factory=Ewma)  # (end - first token) / output tokens
     completed: int = 0
     failed: int = 0
     engine: EngineSample | None = None

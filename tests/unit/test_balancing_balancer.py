@@ -56,12 +56,22 @@ async def test_lease_reserves_tokens_and_feeds_back_averages() -> None:
     clock.now += 0.5
     lease.first_token()
     assert state.ttft.value == pytest.approx(0.5)
-    assert state.outstanding_tokens == 100  # prompt prefilled, output still reserved
-    clock.now += 1.5
+    assert state.prefill_time.value == pytest.approx(0.5 / 300)
+    assert (state.outstanding_tokens, state.outstanding_prompt) == (100, 0)  # prompt prefilled, output reserved
+    clock.now += 1.58
     lease.release(ok=True, output_tokens=80)
     lease.release(ok=True, output_tokens=80)  # idempotent
     assert (state.in_flight, state.outstanding_tokens, state.completed) == (0, 0, 1)
-    assert state.throughput.value == pytest.approx((300 + 80) / 2.0)
+    assert state.decode_time.value == pytest.approx(1.58 / 79)
+
+
+async def test_lease_released_before_the_first_token_frees_its_prompt() -> None:
+    balancer = StrategyBalancer(URLS[:1], settings("least-tokens"))
+    lease = await balancer.pick(PickRequest("m", prompt_tokens=300, max_tokens=100))
+    assert lease is not None and balancer.states[URLS[0]].outstanding_prompt == 300
+    lease.release(ok=False)
+    state = balancer.states[URLS[0]]
+    assert (state.in_flight, state.outstanding_tokens, state.outstanding_prompt) == (0, 0, 0)
 
 
 async def test_failed_lease_frees_the_endpoint_without_teaching_speed() -> None:
@@ -70,7 +80,7 @@ async def test_failed_lease_frees_the_endpoint_without_teaching_speed() -> None:
     assert lease is not None
     lease.release(ok=False)
     state = balancer.states[URLS[0]]
-    assert (state.in_flight, state.outstanding_tokens, state.failed, state.throughput.value) == (0, 0, 1, None)
+    assert (state.in_flight, state.outstanding_tokens, state.failed, state.decode_time.value) == (0, 0, 1, None)
 
 
 async def test_update_keeps_state_of_endpoints_that_stay() -> None:

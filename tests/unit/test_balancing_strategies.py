@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from lockgate.proxy.balancing.choice import eligible
 from lockgate.proxy.balancing.engine_metrics import Weights, engine_metrics, engine_score
 from lockgate.proxy.balancing.external import picker_body, read_answer
-from lockgate.proxy.balancing.least_tokens import expected_wait, least_tokens, priors
+from lockgate.proxy.balancing.least_tokens import Speeds, expected_wait, least_tokens, priors
 from lockgate.proxy.balancing.prefix_affinity import load_cap, prefix_affinity, prefix_digest, rendezvous_rank
 from lockgate.proxy.balancing.round_robin import least_request, round_robin
 from lockgate.proxy.balancing.state import EndpointState, EngineSample, Ewma
@@ -15,9 +17,11 @@ from lockgate.proxy.balancing.state import EndpointState, EngineSample, Ewma
 A, B, C = "http://10.0.0.1:8000/v1", "http://10.0.0.2:8000/v1", "http://10.0.0.3:8000/v1"
 
 
-def state(url: str, in_flight: int = 0, outstanding: int = 0, ttft: float | None = None,
-          throughput: float | None = None, engine: EngineSample | None = None) -> EndpointState:
-    return EndpointState(url, in_flight, outstanding, Ewma(value=ttft), Ewma(value=throughput), engine=engine)
+def state(url: str, in_flight: int = 0, outstanding: int = 0, prompt: int = 0, prefill: float | None = None,
+          decode: float | None = None, engine: EngineSample | None = None) -> EndpointState:
+    """`outstanding` tokens reserved, `prompt` of them not prefilled; speeds in seconds per token."""
+    return EndpointState(url, in_flight, outstanding, prompt, prefill_time=Ewma(value=prefill),
+                         decode_time=Ewma(value=decode), engine=engine)
 
 
 def test_eligible_drops_excluded_and_full_endpoints() -> None:
@@ -42,29 +46,38 @@ def test_least_request_takes_fewest_in_flight_and_rotates_ties() -> None:
     assert {least_request(tied, turn).url for turn in range(3)} == {A, B, C}  # type: ignore[union-attr]
 
 
-def test_least_tokens_weighs_outstanding_tokens_by_throughput() -> None:
-    # A holds fewer tokens, but B serves four times faster: B finishes sooner.
-    slow = state(A, in_flight=1, outstanding=2000, ttft=0.1, throughput=1000)
-    fast = state(B, in_flight=3, outstanding=6000, ttft=0.1, throughput=4000)
+def test_least_tokens_weighs_backlog_by_observed_speed() -> None:
+    # A holds fewer tokens, but B decodes four times faster: B finishes sooner.
+    slow = state(A, in_flight=1, outstanding=200, prefill=0.0001, decode=0.04)
+    fast = state(B, in_flight=3, outstanding=600, prefill=0.0001, decode=0.01)
     choice = least_tokens([slow, fast], prompt_tokens=500, max_tokens=100)
     assert choice is not None and (choice.url, choice.rule) == (B, "least-tokens")
-    assert "expected wait" in choice.detail
+    assert "expected wait 7.050s, next 12.050s" in choice.detail
     prior = priors([slow, fast])
-    assert expected_wait(fast, 600, prior) < expected_wait(slow, 600, prior)
+    assert expected_wait(fast, 500, 100, prior) == pytest.approx(500 * 0.0001 + 700 * 0.01)
 
 
-def test_least_tokens_counts_time_to_first_token() -> None:
-    laggy = state(A, outstanding=0, ttft=2.0, throughput=1000)
-    quick = state(B, outstanding=1000, ttft=0.1, throughput=1000)
-    assert least_tokens([laggy, quick], 100, 100).url == B  # type: ignore[union-attr]
+def test_least_tokens_counts_unprefilled_prompts_at_prefill_speed() -> None:
+    # both hold 2000 tokens; on A they are prompts still waiting for prefill (cheap per
+    # token), on B they are output still to decode (expensive per token)
+    prefilling = state(A, outstanding=2000, prompt=2000, prefill=0.0002, decode=0.01)
+    decoding = state(B, outstanding=2000, prompt=0, prefill=0.0002, decode=0.01)
+    assert least_tokens([decoding, prefilling], 100, 100).url == A  # type: ignore[union-attr]
+
+
+def test_least_tokens_rotates_among_idle_endpoints() -> None:
+    idle = [state(A), state(B), state(C)]
+    assert {least_tokens(idle, 10, 10, turn).url for turn in range(3)} == {A, B, C}  # type: ignore[union-attr]
 
 
 def test_new_endpoint_borrows_the_others_averages() -> None:
-    known = state(A, outstanding=4000, ttft=0.2, throughput=2000)
+    known = state(A, outstanding=400, prefill=0.0003, decode=0.02)
     new = state(B)
     prior = priors([known, new])
-    assert (prior.ttft, prior.throughput) == (0.2, 2000)
+    assert (prior.prefill_time, prior.decode_time) == (0.0003, 0.02)
+    assert expected_wait(new, 100, 100, prior) == pytest.approx(100 * 0.0003 + 100 * 0.02)
     assert least_tokens([known, new], 100, 100).url == B  # type: ignore[union-attr]
+    assert priors([state(A), state(B)]) == Speeds()
 
 
 def test_prefix_affinity_sends_a_prefix_to_its_preferred_endpoint() -> None:
@@ -161,8 +174,8 @@ def test_engine_metrics_keeps_a_prefix_on_its_endpoint_unless_clearly_busier() -
 
 
 def test_engine_metrics_falls_back_to_least_tokens_when_stale() -> None:
-    stale = state(A, outstanding=9000, ttft=0.1, throughput=1000, engine=fresh(0, 0, 0.0, at=90.0))
-    current = state(B, outstanding=100, ttft=0.1, throughput=1000, engine=fresh(9, 9, 0.9, at=100.0))
+    stale = state(A, outstanding=9000, decode=0.01, engine=fresh(0, 0, 0.0, at=90.0))
+    current = state(B, outstanding=100, decode=0.01, engine=fresh(9, 9, 0.9, at=100.0))
     choice = engine_metrics([stale, current], "", 100, 100, now=100.5, stale_after=5.0)
     # the metrics say A is idle, but they are 10 s old: least-tokens decides, and picks B
     assert choice is not None and (choice.url, choice.rule) == (B, "stale-fallback")
