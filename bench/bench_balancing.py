@@ -24,6 +24,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -141,7 +142,8 @@ async def one_request(
         PickRequest("sim", prefix="".join(m["content"] for m in messages), prompt_tokens=prompt, max_tokens=max_tokens)
     )
     assert lease is not None, "no endpoint is excluded or capped in this benchmark"
-    ttft, usage, reply = 0.0, {}, ""
+    ttft, reply = 0.0, ""
+    usage: dict[str, Any] = {}
     try:
         body = {"model": "sim", "messages": messages, "max_tokens": max_tokens, "stream": True}
         async with http.post(f"{lease.url}/chat/completions", json=body) as response:

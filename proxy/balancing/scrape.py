@@ -99,7 +99,10 @@ class MetricsScraper:
     async def _run(self) -> None:
         while True:
             started = self._clock()
-            await self.scrape_once()
+            try:
+                await self.scrape_once()
+            except Exception:  # keep scraping: one bad page must not end the loop for good
+                log.exception("metrics scrape failed")
             await asyncio.sleep(max(0.0, self.names.interval - (self._clock() - started)))
 
     async def close(self) -> None:
