@@ -32,6 +32,7 @@ from aiohttp import web
 from lockgate.api import ir
 from lockgate.proxy.balancing import PickRequest, StrategyBalancer
 from lockgate.proxy.balancing.external import DESTINATION_HEADER
+from lockgate.proxy.balancing.prefix import prompt_prefix
 from lockgate.proxy.balancing.prefix_affinity import prefix_affinity
 from lockgate.proxy.balancing.state import EndpointState
 from sim_engine import EngineSpec, SimEngine, tokens
@@ -139,7 +140,7 @@ async def one_request(
     prompt = sum(tokens(m["content"]) for m in messages)
     started = time.monotonic()
     lease = await balancer.pick(
-        PickRequest("sim", prefix="".join(m["content"] for m in messages), prompt_tokens=prompt, max_tokens=max_tokens)
+        PickRequest("sim", prefix=prompt_prefix({"messages": messages}), prompt_tokens=prompt, max_tokens=max_tokens)
     )
     assert lease is not None, "no endpoint is excluded or capped in this benchmark"
     ttft, reply = 0.0, ""
