@@ -10,7 +10,12 @@ from lockgate.api.ir import LoadBalancing
 from lockgate.proxy.balancing.choice import Choice, eligible
 from lockgate.proxy.balancing.engine_metrics import default_engine_metrics, engine_metrics
 from lockgate.proxy.balancing.external import PickerClient, picker_body
-from lockgate.proxy.balancing.least_tokens import least_tokens, request_tokens
+from lockgate.proxy.balancing.least_tokens import (
+    PRIOR_DECODE_TIME,
+    PRIOR_PREFILL_TIME,
+    least_tokens,
+    request_tokens,
+)
 from lockgate.proxy.balancing.prefix_affinity import prefix_affinity, prefix_digest
 from lockgate.proxy.balancing.request import PickRequest
 from lockgate.proxy.balancing.round_robin import least_request, round_robin
@@ -68,8 +73,23 @@ class EndpointLease:
             state.failed += 1
             return
         state.completed += 1
-        if self.first_token_at is not None and output_tokens > 1:
-            state.decode_time.add((self.clock() - self.first_token_at) / (output_tokens - 1))
+        now = self.clock()
+        if self.first_token_at is not None:
+            if output_tokens > 1:
+                state.decode_time.add((now - self.first_token_at) / (output_tokens - 1))
+        elif self.prompt_tokens + output_tokens > 0:
+            self._learn_unsplit(now - self.started, max(output_tokens, 0))
+
+    def _learn_unsplit(self, elapsed: float, output_tokens: int) -> None:
+        """A non-streamed answer shows only its total time: scale both speeds to match it."""
+        state = self.state
+        prefill = state.prefill_time.value if state.prefill_time.value is not None else PRIOR_PREFILL_TIME
+        decode = state.decode_time.value if state.decode_time.value is not None else PRIOR_DECODE_TIME
+        predicted = self.prompt_tokens * prefill + output_tokens * decode
+        if predicted > 0:
+            scale = elapsed / predicted
+            state.prefill_time.add(prefill * scale)
+            state.decode_time.add(decode * scale)
 
 
 @dataclass

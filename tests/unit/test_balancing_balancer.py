@@ -65,6 +65,20 @@ async def test_lease_reserves_tokens_and_feeds_back_averages() -> None:
     assert state.decode_time.value == pytest.approx(1.58 / 79)
 
 
+async def test_non_streamed_answer_scales_both_speeds_to_its_total_time() -> None:
+    clock = Clock()
+    balancer = StrategyBalancer(URLS[:1], settings("least-tokens"), clock=clock)
+    state = balancer.states[URLS[0]]
+    state.prefill_time.value, state.decode_time.value = 0.001, 0.01
+    lease = await balancer.pick(PickRequest("m", prompt_tokens=1000, max_tokens=100))
+    assert lease is not None
+    clock.now += 4.0  # predicted 1000 x 0.001 + 100 x 0.01 = 2 s: the endpoint is twice as slow
+    lease.release(ok=True, output_tokens=100)
+    alpha = state.prefill_time.alpha
+    assert state.prefill_time.value == pytest.approx(0.001 + alpha * (0.002 - 0.001))
+    assert state.decode_time.value == pytest.approx(0.01 + alpha * (0.02 - 0.01))
+
+
 async def test_lease_released_before_the_first_token_frees_its_prompt() -> None:
     balancer = StrategyBalancer(URLS[:1], settings("least-tokens"))
     lease = await balancer.pick(PickRequest("m", prompt_tokens=300, max_tokens=100))
