@@ -102,6 +102,7 @@ class StrategyBalancer:
     _turn: int = field(init=False, default=0)
     _scraper: MetricsScraper | None = field(init=False, default=None)
     _picker: PickerClient | None = field(init=False, default=None)
+    _closed: bool = field(init=False, default=False)  # a late pick must not restart background work
 
     def __post_init__(self) -> None:
         if self.settings.strategy not in STRATEGIES:
@@ -128,7 +129,7 @@ class StrategyBalancer:
         candidates = eligible(list(self.states.values()), request.excluded, self.settings.max_concurrency)
         if not candidates:
             return None
-        if self._scraper is not None:
+        if self._scraper is not None and not self._closed:
             self._scraper.start()
         turn = self._turn
         self._turn += 1
@@ -181,15 +182,17 @@ class StrategyBalancer:
         assert self._picker is not None
         digest = prefix_digest(request.prefix, self.settings.prefix_length)
         body = picker_body(request.model, digest, request.prompt_tokens, request.max_tokens, candidates)
-        answer = await self._picker.ask(body, candidates)
+        answer = None if self._closed else await self._picker.ask(body, candidates)
         if answer is not None:
             return answer
         fallback = least_tokens(candidates, request.prompt_tokens, request.max_tokens, turn)
         if fallback is None:
             return None
-        return Choice(fallback.url, "picker-fallback", f"{self._picker.last_error}; {fallback}")
+        why = "balancer closed" if self._closed else self._picker.last_error
+        return Choice(fallback.url, "picker-fallback", f"{why}; {fallback}")
 
     async def close(self) -> None:
+        self._closed = True
         if self._scraper is not None:
             await self._scraper.close()
         if self._picker is not None:

@@ -96,6 +96,9 @@ async def test_engine_metrics_scrapes_loopback_engines_and_falls_back_when_stale
                 not s.metrics_fresh(time.monotonic(), 0.3) for s in balancer.states.values()))
             stale = await balancer.pick(PickRequest("m", prompt_tokens=10, max_tokens=10))
             assert stale is not None and stale.reason.startswith("stale-fallback")
+            await balancer.close()
+            assert await balancer.pick(PickRequest("m")) is not None
+            assert balancer._scraper is not None and balancer._scraper._task is None  # not restarted
         finally:
             await balancer.close()
 
@@ -162,6 +165,11 @@ async def test_picker_that_answers_by_header_or_json_is_followed() -> None:
             # an excluded endpoint is not offered, so a picker naming it is ignored
             lease = await json_balancer.pick(PickRequest("qwen", excluded=frozenset({ENDPOINTS[0]})))
             assert lease is not None and lease.url == ENDPOINTS[1] and lease.reason.startswith("picker-fallback")
+            # a request of an old snapshot may still pick after close: it must not reopen the client
+            await header_balancer.close()
+            calls = len(seen)
+            late = await header_balancer.pick(PickRequest("qwen"))
+            assert late is not None and "balancer closed" in late.reason and len(seen) == calls
         finally:
             await header_balancer.close()
             await json_balancer.close()
