@@ -236,13 +236,17 @@ async def run_strategy(strategy: str, sessions: list[Session], picker_url: str) 
 
 def report(runs: list[Run]) -> bool:
     base = runs[0]
-    print(f"{'strategy':<16}{'n':>5}{'p50 s':>8}{'p99 s':>8}{'req/s':>8}{'out tok/s':>10}{'cache hit':>10}"
-          f"{'slow share':>11}{'p99/rr':>8}{'hit/rr':>8}")
+    print(f"{'strategy':<16}{'n':>5}{'p50 s':>7}{'p99 s':>7}{'ttft50':>7}{'req/s':>7}{'tok/s':>6}{'hits':>7}"
+          f"{'slow':>6} | vs round-robin: {'p50':>5}{'p99':>6}{'req/s':>6}{'hits':>6}")
     for r in runs:
+        rate, base_rate = len(r.outcomes) / r.wall, len(base.outcomes) / base.wall
+        ttft = statistics.median(o.ttft for o in r.outcomes)
         out_rate = sum(o.output_tokens for o in r.outcomes) / r.wall
-        print(f"{r.strategy:<16}{len(r.outcomes):>5}{r.p(0.5):>8.3f}{r.p(0.99):>8.3f}{len(r.outcomes) / r.wall:>8.1f}"
-              f"{out_rate:>10.0f}{r.hit_rate:>10.1%}{r.share('slow'):>11.1%}"
-              f"{r.p(0.99) / base.p(0.99):>8.2f}{r.hit_rate / base.hit_rate:>8.2f}")
+        print(f"{r.strategy:<16}{len(r.outcomes):>5}{r.p(0.5):>7.3f}{r.p(0.99):>7.3f}{ttft:>7.3f}{rate:>7.1f}"
+              f"{out_rate:>6.0f}{r.hit_rate:>7.1%}{r.share('slow'):>6.0%} |{'':>16}"
+              f"{r.p(0.5) / base.p(0.5):>5.2f}{r.p(0.99) / base.p(0.99):>6.2f}{rate / base_rate:>6.2f}"
+              f"{r.hit_rate / base.hit_rate:>6.2f}")
+    print("hits: prompt tokens served from the engines' prefix caches; slow: share of requests on the slow engines")
     ok = True
     for r in runs:
         if r.failures:
