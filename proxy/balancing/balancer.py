@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -103,6 +104,7 @@ class StrategyBalancer:
     _scraper: MetricsScraper | None = field(init=False, default=None)
     _picker: PickerClient | None = field(init=False, default=None)
     _closed: bool = field(init=False, default=False)  # a late pick must not restart background work
+    decisions: Counter[str] = field(init=False, default_factory=Counter)  # picks per Choice.rule
 
     def __post_init__(self) -> None:
         if self.settings.strategy not in STRATEGIES:
@@ -143,6 +145,7 @@ class StrategyBalancer:
             if fallback is None:
                 return None
             choice, state = fallback, self.states[fallback.url]
+        self.decisions[choice.rule] += 1
         reserved = request_tokens(request.prompt_tokens, request.max_tokens)
         prompt = max(request.prompt_tokens, 0)
         state.in_flight += 1

@@ -3,6 +3,7 @@ against loopback vLLM-style upstreams."""
 
 from __future__ import annotations
 
+import aiohttp
 import openai
 
 from lockgate.api import ir
@@ -30,3 +31,7 @@ async def test_prefix_affinity_keeps_each_system_prompt_on_one_endpoint(
             served_by.setdefault(persona, set()).add(reply.choices[0].message.content or "")
     assert all(len(pods) == 1 for pods in served_by.values()), served_by  # every turn of a persona: same pod
     assert len(set().union(*served_by.values())) >= 2  # and the personas are spread over the pods
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{server.admin_port}/metrics") as response:
+            exposition = await response.text()
+    assert 'lockgate_balancer_picks_total{gateway="lockgate",provider="ns/qwen",rule="affinity",strategy="prefix-affinity"} 24.0' in exposition

@@ -170,3 +170,21 @@ def test_parse_sglang_metrics_and_missing_gauges() -> None:
 def test_metrics_url_drops_the_api_base_path() -> None:
     assert metrics_url("http://10.0.0.1:8000/v1", "/metrics") == "http://10.0.0.1:8000/metrics"
     assert metrics_url("http://[fd00::1]:8000/api/v1", "/stats/prom") == "http://[fd00::1]:8000/stats/prom"
+
+
+async def test_collector_exports_pick_rules_and_endpoint_load() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from lockgate.proxy.balancing.metrics import BalancerCollector
+
+    balancer = StrategyBalancer(URLS[:2], settings("prefix-affinity", epsilon=0.0))
+    leases = [await balancer.pick(PickRequest("m", prefix="same system prompt", prompt_tokens=10, max_tokens=5))
+              for _ in range(2)]
+    assert [lease.reason.split(":")[0] for lease in leases if lease] == ["affinity", "spill"]
+    registry = CollectorRegistry()
+    registry.register(BalancerCollector("gw", lambda: [("ns/qwen", balancer), ("ns/fixed", object())]))
+    text = generate_latest(registry).decode()
+    assert 'lockgate_balancer_picks_total{gateway="gw",provider="ns/qwen",rule="spill",strategy="prefix-affinity"} 1.0' in text
+    assert f'lockgate_balancer_endpoint_in_flight{{endpoint="{URLS[0]}",gateway="gw",provider="ns/qwen"}} 1.0' in text
+    assert f'lockgate_balancer_endpoint_outstanding_tokens{{endpoint="{URLS[1]}",gateway="gw",provider="ns/qwen"}} 15.0' in text
+    assert "ns/fixed" not in text
