@@ -116,6 +116,7 @@ class Run:
     outcomes: list[Outcome] = field(default_factory=list)
     failures: int = 0
     started: float = 0.0
+    rules: dict[str, int] = field(default_factory=dict)  # the balancer's picks by deciding rule
 
     def p(self, q: float) -> float:
         latencies = sorted(o.latency for o in self.outcomes)
@@ -228,6 +229,7 @@ async def run_strategy(strategy: str, sessions: list[Session], picker_url: str) 
             run.started = t0 = time.monotonic() + 0.05
             await asyncio.gather(*(chat(s, t0, http, balancer, names, run) for s in sessions))
     finally:
+        run.rules = dict(balancer.decisions)
         await balancer.close()
         for runner in runners:
             await runner.cleanup()
@@ -247,6 +249,10 @@ def report(runs: list[Run]) -> bool:
               f"{r.p(0.5) / base.p(0.5):>5.2f}{r.p(0.99) / base.p(0.99):>6.2f}{rate / base_rate:>6.2f}"
               f"{r.hit_rate / base.hit_rate:>6.2f}")
     print("hits: prompt tokens served from the engines' prefix caches; slow: share of requests on the slow engines")
+    for r in runs:
+        total = sum(r.rules.values())
+        shares = ", ".join(f"{rule} {count / total:.0%}" for rule, count in sorted(r.rules.items(), key=lambda x: -x[1]))
+        print(f"  {r.strategy} decided by: {shares}")
     ok = True
     for r in runs:
         if r.failures:

@@ -180,8 +180,8 @@ async def _try_provider(gateway: Gateway, record: RequestRecord, op: Operation, 
         if provider.base_url is None:
             balancer = gateway.balancer(provider)
             excluded = gateway.outliers.ejected(provider.endpoint_urls()) | tried
-            lease = await balancer.pick(PickRequest(target.model.name, prefix or prompt_prefix(body), estimate, 0,
-                                                    frozenset(excluded)))
+            prefix = prefix or prompt_prefix(body, provider.load_balancing.prefix_length)
+            lease = await balancer.pick(PickRequest(target.model.name, prefix, estimate, 0, frozenset(excluded)))
             if lease is None:
                 last_error = last_error or no_upstream("Every endpoint of this model is busy or ejected.")
                 break
