@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from lockgate.api import ir
 from lockgate.proxy.balancing import STRATEGIES, PickRequest, StrategyBalancer, make_balancer
 from lockgate.proxy.balancing.engine_metrics import default_engine_metrics
+from lockgate.proxy.balancing.metrics import BalancerCollector
 from lockgate.proxy.balancing.scrape import metrics_url, parse_engine_metrics
 
 URLS = ["http://10.0.0.1:8000/v1", "http://10.0.0.2:8000/v1", "http://10.0.0.3:8000/v1"]
@@ -173,10 +175,6 @@ def test_metrics_url_drops_the_api_base_path() -> None:
 
 
 async def test_collector_exports_pick_rules_and_endpoint_load() -> None:
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    from lockgate.proxy.balancing.metrics import BalancerCollector
-
     balancer = StrategyBalancer(URLS[:2], settings("prefix-affinity", epsilon=0.0))
     leases = [await balancer.pick(PickRequest("m", prefix="same system prompt", prompt_tokens=10, max_tokens=5))
               for _ in range(2)]
