@@ -45,6 +45,7 @@ ENGINES = [
     EngineSpec("slow-1", **SLOW),  # type: ignore[arg-type]
     EngineSpec("slow-2", **SLOW),  # type: ignore[arg-type]
 ]
+RUN_LIMIT = 60.0  # seconds per strategy at most
 STRATEGIES = ["round-robin", "least-request", "least-tokens", "prefix-affinity", "engine-metrics", "external"]
 
 
@@ -227,7 +228,8 @@ async def run_strategy(strategy: str, sessions: list[Session], picker_url: str) 
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             run.started = t0 = time.monotonic() + 0.05
-            await asyncio.gather(*(chat(s, t0, http, balancer, names, run) for s in sessions))
+            async with asyncio.timeout(RUN_LIMIT):  # bounded even if an engine wedges
+                await asyncio.gather(*(chat(s, t0, http, balancer, names, run) for s in sessions))
     finally:
         run.rules = dict(balancer.decisions)
         await balancer.close()
