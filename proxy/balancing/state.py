@@ -38,7 +38,7 @@ class EndpointState:
     # Seconds per token as requests saw them, queueing included: they grow with
     # load, so a busy endpoint looks slower and an idle one attracts work.
     prefill_time: Ewma = field(default_factory=Ewma)  # time to first token / prompt tokens
-    decode_time: Ewma = field(default_factory=Ewma)  # (end - first token) / output tokens
+    decode_time: Ewma = field(default_factory=Ewma)  # (end - first token) / tokens after the first
     completed: int = 0
     failed: int = 0
     engine: EngineSample | None = None
