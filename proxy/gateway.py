@@ -36,6 +36,7 @@ from lockgate.api.ir import Alias, Provider
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.auth import authenticate, check_model
 from lockgate.proxy.balancing import Balancer, make_balancer
+from lockgate.proxy.balancing.metrics import BalancerCollector
 from lockgate.proxy.errors import ApiError, model_not_found
 from lockgate.proxy.forward import ESTIMATE_CAP, forward
 from lockgate.proxy.filters.params import max_output_tokens
@@ -66,6 +67,8 @@ class Gateway:
         self.fallback_handlers: list[FallbackHandler] = []
         self._balancers: dict[str, tuple[str, Balancer]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self.metrics.registry.register(
+            BalancerCollector(name, lambda: [(pid, b) for pid, (_, b) in self._balancers.items()]))
 
     # --- lifecycle -------------------------------------------------------
 
