@@ -421,13 +421,18 @@ async def main_async(args: argparse.Namespace) -> int:
               f"direct, bare and lockgate); cpu = the proxy's processes only.")
         for case, by_party in results.items():
             table(case, list(by_party.items()), by_party.get("bare"), stream=case.startswith("stream"))
-        summary(results, args, notes)
+        met = summary(results, args, notes)
     finally:
         upstream.stop()
-    return 0
+    return 0 if met else 1
 
 
-def summary(results: dict[str, dict[str, Result]], args: argparse.Namespace, notes: list[str]) -> None:
+GOAL_THROUGHPUT = 0.80  # of the bare pass-through, at the higher concurrency
+GOAL_ADDED_MS = 0.3  # added p50 latency over direct, at concurrency 1
+
+
+def summary(results: dict[str, dict[str, Result]], args: argparse.Namespace, notes: list[str]) -> bool:
+    """Prints the ratios and whether Lockgate met its goals."""
     def p50(r: Result, first: bool = False) -> float:
         return r.pct(r.first_bytes if first else r.latencies, 0.5)
 
@@ -453,6 +458,15 @@ def summary(results: dict[str, dict[str, Result]], args: argparse.Namespace, not
               f"bare {p50(first['bare'], True) - base:.3f} ms")
     for note in notes:
         print(f"  note: {note}")
+    if not ({"lockgate", "bare", "direct"} <= low.keys() and {"lockgate", "bare"} <= high.keys()):
+        print("  goal: not measured (a core party did not run)")
+        return False
+    ratio = high["lockgate"].rps / high["bare"].rps
+    added = p50(low["lockgate"]) - p50(low["direct"])
+    met = ratio >= GOAL_THROUGHPUT and added <= GOAL_ADDED_MS
+    print(f"  goal {'MET' if met else 'MISSED'}: throughput {ratio * 100:.1f}% of bare (goal >= "
+          f"{GOAL_THROUGHPUT * 100:.0f}%), added latency {added:.3f} ms at c=1 (goal <= {GOAL_ADDED_MS} ms)")
+    return met
 
 
 def main() -> int:
