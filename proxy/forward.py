@@ -67,7 +67,7 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """A successful (or relayed) upstream exchange. `close` must be awaited exactly once."""
 

@@ -14,7 +14,7 @@ from lockgate.proxy.providers.base import Usage
 from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestRecord:
     request_id: str
     snapshot: CompiledSnapshot

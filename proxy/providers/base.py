@@ -18,7 +18,7 @@ OPENAI_PATHS: dict[str, str] = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
