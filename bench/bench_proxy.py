@@ -393,30 +393,42 @@ async def main_async(args: argparse.Namespace) -> int:
         if not await wait_serving(upstream):
             print("the upstream did not start")
             return 1
-        # One proxy alive at a time; the core parties take the best of several rounds (the machine is shared).
-        factories: list[tuple[str, Any, int]] = [("direct", lambda: upstream, args.rounds), ("bare", bare, args.rounds),
-                                                 ("lockgate", lockgate, args.rounds)]
-        if not args.skip_others:
-            factories += [("litellm", lambda: litellm_party(up_port), 1), ("portkey", lambda: portkey_party(up_port), 1)]
-        for name, factory, rounds in factories:
+        def keep_best(name: str, measured: dict[str, Result]) -> None:
+            for case, result in measured.items():
+                best = results[case].get(name)
+                if best is None or result.rps > best.rps:
+                    results[case][name] = result
+
+        # The core parties run side by side in interleaved rounds, each keeping its best round, so that
+        # load from other processes on a shared machine weighs on all of them alike.
+        core = [upstream, bare(), lockgate()]
+        try:
+            for party in core[1:]:
+                if not await wait_serving(party):
+                    print(f"{party.name} did not start serving")
+                    return 1
+            for _ in range(args.rounds):
+                for party in core:
+                    keep_best(party.name, await measure(party, cases, args.seconds))
+        finally:
+            for party in core[1:]:
+                party.stop()
+        # The others one at a time, alone with the upstream.
+        others = [] if args.skip_others else [lambda: litellm_party(up_port), lambda: portkey_party(up_port)]
+        for factory in others:
             party = factory()
             if isinstance(party, str):
                 notes.append(party)
                 continue
             try:
                 if not await wait_serving(party, timeout=120):
-                    notes.append(f"{name} skipped: it did not start serving")
+                    notes.append(f"{party.name} skipped: it did not start serving")
                     continue
-                for _ in range(rounds):
-                    for case, result in (await measure(party, cases, args.seconds)).items():
-                        best = results[case].get(name)
-                        if best is None or result.rps > best.rps:
-                            results[case][name] = result
+                keep_best(party.name, await measure(party, cases, args.seconds))
                 if party.note:
-                    notes.append(f"{name} = {party.note}")
+                    notes.append(f"{party.name} = {party.note}")
             finally:
-                if party is not upstream:
-                    party.stop()
+                party.stop()
         print(f"Loopback, {os.cpu_count()} CPUs, {args.seconds:.0f} s per case (best of {args.rounds} rounds for "
               f"direct, bare and lockgate); cpu = the proxy's processes only.")
         for case, by_party in results.items():
@@ -446,7 +458,9 @@ def summary(results: dict[str, dict[str, Result]], args: argparse.Namespace, not
     for name, r in high.items():
         if name != "direct" and "bare" in high and "direct" in high:
             print(f"  {name:<9} throughput at c={args.concurrency}: {r.rps / high['bare'].rps * 100:6.1f}% of bare, "
-                  f"{r.rps / high['direct'].rps * 100:6.1f}% of direct; cpu {r.cpu_ms_per_request:.3f} ms/req")
+                  f"{r.rps / high['direct'].rps * 100:6.1f}% of direct; cpu {r.cpu_ms_per_request:.3f} ms/req "
+                  f"(bare's cpu per request / this one's: "
+                  f"{high['bare'].cpu_ms_per_request / r.cpu_ms_per_request * 100:.1f}%)")
     streams = results[f"stream c={args.stream_concurrency}"]
     if {"lockgate", "bare"} <= streams.keys():
         print(f"  streams/s at c={args.stream_concurrency}: lockgate {streams['lockgate'].rps:.0f}, "

@@ -39,7 +39,9 @@ ESTIMATE_CAP = 4096  # output tokens reserved when the request sets no max
 
 @functools.lru_cache(maxsize=64)
 def _client_timeout(connect: float) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect)
+    # sock_connect only: it applies to new connections alone, so a pooled one costs no timer; waiting
+    # for a connection from the pool is bounded by the first-token deadline around the request.
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect)
 
 
 class _Retryable(Exception):
@@ -239,7 +241,8 @@ async def _attempt(gateway: Gateway, record: RequestRecord, op: Operation, body:
                 raise _Retryable(upstream_error(f"The upstream answered {status}."),
                                  retry_after if status == 503 else None)
             if status >= 400 or not stream:
-                limit.reschedule(deadline)  # the headers were the first byte; the body may take the rest
+                if not response.content.is_eof():  # the headers were the first byte; the body may take the rest
+                    limit.reschedule(deadline)
                 data = await response.read()
                 record.upstream_seconds += time.perf_counter() - t0
                 record.first_byte()
