@@ -13,7 +13,7 @@ with (`QuotaRejected.status`):
   for the whole queue wait (or the request could not wait).
 - quota_store_unavailable (503): `QuotaStoreUnavailable`, raised only in
   fail mode "closed" while Redis does not answer.
-Every rejection carries `retry-after` (whole seconds) in `headers`, plus the
+Every rejection carries `Retry-After` (whole seconds) in `headers`, plus the
 x-ratelimit-* headers when they are known.
 """
 
@@ -64,7 +64,7 @@ class QuotaStoreUnavailable(QuotaRejected):
 
     def __init__(self, retry_after: float = 1.0) -> None:
         super().__init__("quota_store_unavailable", "The quota store is unavailable; try again shortly.",
-                         retry_after, {"retry-after": str(max(1, round(retry_after)))}, status=503)
+                         retry_after, {"Retry-After": str(max(1, round(retry_after)))}, status=503)
 
 
 class QuotaService(Protocol):

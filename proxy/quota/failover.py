@@ -10,6 +10,7 @@ After a failure, Redis is left alone for RETRY_AFTER seconds, then tried again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from lockgate.proxy.quota.plan import Group, GroupResult, local_share
 from lockgate.proxy.quota.redis_store import RedisStore
 from lockgate.proxy.quota.store import StoreUnavailable
 from lockgate.proxy.quota.window import WindowState
+
+log = logging.getLogger("lockgate.quota")
 
 RETRY_AFTER = 0.5  # seconds between attempts while Redis is away
 
@@ -42,6 +45,7 @@ class FailoverStore:
         self.replicas = max(1, replicas)
         self.local = MemoryStore(window)
         self._down_until = 0.0
+        self._up = True
         self._local_rids: set[str] = set()
         self._last_month: dict[str, dict[str, int]] = {}  # group tag -> budget field -> used, as Redis last said
         self._pending: dict[tuple[str, str], _Pending] = {}  # (tag, month) -> usage Redis has not seen
@@ -52,12 +56,18 @@ class FailoverStore:
     def available(self) -> bool:
         return time.monotonic() >= self._down_until
 
-    def _failed(self) -> None:
+    def _failed(self, error: Exception) -> None:
+        if self._up:  # log transitions, not every failed call
+            log.warning("quota store unavailable (fail mode %s): %r", self.fail_mode, error)
+        self._up = False
         STORE_ERRORS.inc()
         STORE_UP.set(0)
         self._down_until = time.monotonic() + RETRY_AFTER
 
     def _answered(self) -> None:
+        if not self._up:
+            log.warning("quota store answers again")
+        self._up = True
         STORE_UP.set(1)
         if self._pending and (self._flushing is None or self._flushing.done()):
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
@@ -67,8 +77,8 @@ class FailoverStore:
         if self.available:
             try:
                 results = await self.shared.reserve(groups, rid, cost, month, month_end)
-            except StoreUnavailable:
-                self._failed()
+            except StoreUnavailable as e:
+                self._failed(e)
             else:
                 self._answered()
                 for g, r in zip(groups, results):
@@ -93,8 +103,8 @@ class FailoverStore:
         if self.available:
             try:
                 await self.shared.settle(groups, rid, month, month_end, delta, used, release)
-            except StoreUnavailable:
-                self._failed()
+            except StoreUnavailable as e:
+                self._failed(e)
             else:
                 self._answered()
                 return
@@ -112,8 +122,8 @@ class FailoverStore:
             (tag, month), p = self._pending.popitem()
             try:
                 await self.shared.add_month_usage(p.group, month, p.month_end, p.tokens, p.requests)
-            except StoreUnavailable:
-                self._failed()
+            except StoreUnavailable as e:
+                self._failed(e)
                 self._owe([p.group], month, p.month_end, p.tokens, p.requests)
                 return
 
@@ -121,8 +131,8 @@ class FailoverStore:
         if self.available:
             try:
                 return await self.shared.peek(group, month)
-            except StoreUnavailable:
-                self._failed()
+            except StoreUnavailable as e:
+                self._failed(e)
         return await self.local.peek(group, month)
 
     async def close(self) -> None:

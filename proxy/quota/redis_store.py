@@ -54,11 +54,16 @@ RESERVE, SETTLE, PEEK = _Script(lua.RESERVE), _Script(lua.SETTLE), _Script(lua.P
 
 
 class RedisStore:
-    def __init__(self, url: str, window: float = 60.0, timeout: float = 0.05) -> None:
+    def __init__(self, url: str, window: float = 60.0, timeout: float = 0.05, connect_timeout: float = 0.1,
+                 max_connections: int = 16) -> None:
         self.window = window
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0), health_check_interval=0, max_connections=256)
+        # A small pool that callers queue for: a burst reuses a few warm connections instead of
+        # opening one each (connection storms time out on a busy host). Query parameters of
+        # the URL (socket_timeout=...) override these defaults.
+        pool = redis.BlockingConnectionPool.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=connect_timeout, max_connections=max_connections,
+            timeout=connect_timeout, retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        self.client = redis.Redis(connection_pool=pool)
 
     async def _run(self, calls: list[tuple[_Script, list[str], list[Any]]]) -> list[Any]:
         """Run scripts in one round trip (a pipeline, not a transaction: groups are independent)."""

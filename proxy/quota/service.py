@@ -17,7 +17,7 @@ from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService, Rese
 from lockgate.proxy.quota.budget import month_end, month_of, remaining
 from lockgate.proxy.quota.fair_queue import FairQueue
 from lockgate.proxy.quota.headers import format_reset, ratelimit_headers, retry_after_value
-from lockgate.proxy.quota.metrics import QUEUE_DEPTH, REJECTIONS, RESERVATIONS, RESERVED_TOKENS, SETTLED_TOKENS
+from lockgate.proxy.quota.metrics import QUEUE_DEPTH, RESERVATIONS, RESERVED_TOKENS, SETTLED_TOKENS
 from lockgate.proxy.quota.plan import (MONTH_REQUESTS, MONTH_TOKENS, Group, Refusal, WindowSpec, consumer_group,
                                        model_field, provider_group)
 from lockgate.proxy.quota.store import QuotaStore
@@ -35,13 +35,6 @@ class StoreQuotaService:
         self._keys: dict[str, ConsumerKey] = {}
 
     async def admit(self, request: AdmitRequest) -> Reservation:
-        try:
-            return await self._admit(request)
-        except QuotaRejected as e:
-            REJECTIONS.labels(reason=e.code).inc()
-            raise
-
-    async def _admit(self, request: AdmitRequest) -> Reservation:
         self._keys[request.key.id] = request.key
         cost = max(0, request.estimated_tokens)
         rid = uuid.uuid4().hex
@@ -109,7 +102,7 @@ class StoreQuotaService:
             return QuotaRejected("insufficient_quota",
                                  f"You exceeded the monthly token budget{scope} of key {request.key.id}; "
                                  f"it renews at the start of the next month (UTC).",
-                                 wait, {"retry-after": retry_after_value(wait)})
+                                 wait, {"Retry-After": retry_after_value(wait)})
         spec = next(w for w in group.windows if w.name == refusal.limit_name)
         return _rate_rejection("rate_limit_exceeded", refusal, spec, request, self.window,
                                f"key {request.key.id}" + ("" if spec.name == "all" else f" for {request.model}"))
@@ -176,7 +169,7 @@ def _rate_rejection(code: str, refusal: Refusal, spec: WindowSpec, request: Admi
         message = (f"Rate limit reached for {whom}: {kind} per {per} limit is {limit}. "
                    f"Please try again in {format_reset(wait)}.")
     headers = {
-        "retry-after": retry_after_value(wait),
+        "Retry-After": retry_after_value(wait),
         f"x-ratelimit-limit-{kind}": str(limit),
         f"x-ratelimit-remaining-{kind}": "0",
         f"x-ratelimit-reset-{kind}": format_reset(wait),
@@ -189,7 +182,7 @@ def _provider_rejection(request: AdmitRequest, wait: float, window: float) -> Qu
     return QuotaRejected("provider_rate_limited",
                          f"The provider of {request.model} is at capacity and the request could not be "
                          f"served within the queue wait. Please try again in {format_reset(wait)}.",
-                         wait, {"retry-after": retry_after_value(wait)})
+                         wait, {"Retry-After": retry_after_value(wait)})
 
 
 def build_service(store: str, fail_mode: str, replicas_hint: int, state_dir: str | None,

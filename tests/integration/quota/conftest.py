@@ -32,7 +32,9 @@ async def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         if store == "memory":
             services = [make_quota_service("memory", state_dir=str(state_dir or tmp_path), window=window)]
         else:
-            url = request.getfixturevalue("redis_server").url
+            # The host running tests is shared and busy: behaviour tests get patient timeouts so a
+            # slow moment does not turn them into failover tests (those use the defaults).
+            url = request.getfixturevalue("redis_server").url + "?socket_timeout=2&socket_connect_timeout=2"
             services = [make_quota_service(url, fail_mode, count, window=window) for _ in range(count)]
         made.extend(services)  # type: ignore[arg-type]
         return services  # type: ignore[return-value]

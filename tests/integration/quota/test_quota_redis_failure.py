@@ -92,7 +92,7 @@ async def test_fail_closed_answers_503_fast_then_recovers(
         outcome, took = await timed_admit(services[0])
         assert isinstance(outcome, QuotaStoreUnavailable) and took < 0.2
         assert outcome.status == 503 and outcome.code == "quota_store_unavailable"
-        assert outcome.headers["retry-after"] == "1"
+        assert outcome.headers["Retry-After"] == "1"
     usage = await services[0].usage([KEY])  # the admin view stays up too
     assert KEY.id in usage
     redis_server.start()
