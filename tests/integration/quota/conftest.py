@@ -8,7 +8,7 @@ import pytest
 from lockgate.proxy.quota import make_quota_service
 from lockgate.proxy.quota.service import StoreQuotaService
 
-from redis_server import RedisServer  # type: ignore[import-not-found]
+from tests.integration.quota.redis_server import RedisServer
 
 Replicas = Callable[..., list[StoreQuotaService]]
 

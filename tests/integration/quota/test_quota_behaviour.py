@@ -13,7 +13,7 @@ from lockgate.api.ir import ConsumerKey, RateLimits
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, Reservation
 from lockgate.proxy.quota.service import StoreQuotaService
 
-from conftest import Replicas  # type: ignore[import-not-found]
+from tests.integration.quota.conftest import Replicas
 
 
 def key(name: str = "team", consumer: str | None = None, **kw: object) -> ConsumerKey:

@@ -14,7 +14,7 @@ from lockgate.api.ir import ConsumerKey, RateLimits
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaStoreUnavailable, Reservation, make_quota_service
 from lockgate.proxy.quota.service import StoreQuotaService
 
-from redis_server import RedisServer  # type: ignore[import-not-found]
+from tests.integration.quota.redis_server import RedisServer
 
 KEY = ConsumerKey(id="ns/team", consumer="team", hashes=(), limits=RateLimits(rpm=9, monthly_tokens=100_000))
 
