@@ -70,17 +70,12 @@ class SlidingWindow:
             self.total -= tokens
 
     def wait(self, now: float, rpm: int | None, tpm: int | None, cost: int) -> tuple[str, float] | None:
-        """None when the request fits, else (which limit, seconds to wait)."""
+        """None when the request fits, else (which limit, seconds to wait). O(1) when it fits."""
         self.prune(now)
-        if rpm is not None:
-            times = [at for at, _ in self.entries.values()]
-            w = requests_wait(times, now, self.length, rpm)
-            if w > 0 or len(times) >= rpm:
-                return "requests", w
-        if tpm is not None:
-            w = tokens_wait(list(self.entries.values()), self.total, now, self.length, tpm, cost)
-            if w > 0 or self.total + cost > tpm:
-                return "tokens", w
+        if rpm is not None and len(self.entries) >= rpm:
+            return "requests", requests_wait([at for at, _ in self.entries.values()], now, self.length, rpm)
+        if tpm is not None and self.total + cost > tpm:
+            return "tokens", tokens_wait(list(self.entries.values()), self.total, now, self.length, tpm, cost)
         return None
 
     def add(self, now: float, rid: str, tokens: int) -> None:
