@@ -31,18 +31,14 @@ def retry_after_value(seconds: float) -> str:
 
 def ratelimit_headers(states: Iterable[WindowState]) -> dict[str, str]:
     """The tightest window for requests and for tokens decides each trio."""
-    headers: dict[str, str] = {}
     states = list(states)
-    req = [s for s in states if s.rpm is not None]
-    if req:
-        s = min(req, key=lambda s: (s.rpm or 0) - s.requests)
-        headers["x-ratelimit-limit-requests"] = str(s.rpm)
-        headers["x-ratelimit-remaining-requests"] = str(max(0, (s.rpm or 0) - s.requests))
-        headers["x-ratelimit-reset-requests"] = format_reset(s.reset_requests)
-    tok = [s for s in states if s.tpm is not None]
-    if tok:
-        s = min(tok, key=lambda s: (s.tpm or 0) - s.tokens)
-        headers["x-ratelimit-limit-tokens"] = str(s.tpm)
-        headers["x-ratelimit-remaining-tokens"] = str(max(0, (s.tpm or 0) - s.tokens))
-        headers["x-ratelimit-reset-tokens"] = format_reset(s.reset_tokens)
+    headers: dict[str, str] = {}
+    trios = (("requests", [(s.rpm, s.requests, s.reset_requests) for s in states if s.rpm is not None]),
+             ("tokens", [(s.tpm, s.tokens, s.reset_tokens) for s in states if s.tpm is not None]))
+    for kind, windows in trios:
+        if windows:
+            limit, used, reset = min(windows, key=lambda w: w[0] - w[1])
+            headers[f"x-ratelimit-limit-{kind}"] = str(limit)
+            headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, limit - used))
+            headers[f"x-ratelimit-reset-{kind}"] = format_reset(reset)
     return headers

@@ -60,6 +60,7 @@ class Proxy:
     state_dir: Path
     quota_store: str
     replicas: int = 1
+    fail_mode: str = "open"
     port: int = 0
     admin_port: int = 0
     process: asyncio.subprocess.Process | None = None
@@ -78,7 +79,8 @@ class Proxy:
         self.process = await asyncio.create_subprocess_exec(
             str(lockgate), "run", "-f", str(self.manifests), "--port", str(self.port),
             "--admin-port", str(self.admin_port), "--state-dir", str(self.state_dir),
-            "--quota-store", self.quota_store, "--replicas-hint", str(self.replicas), "--log-level", "WARNING",
+            "--quota-store", self.quota_store, "--replicas-hint", str(self.replicas), "--quota-fail-mode", self.fail_mode,
+            "--log-level", "WARNING",
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         end = time.monotonic() + deadline
         async with aiohttp.ClientSession() as session:

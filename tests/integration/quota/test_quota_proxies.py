@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from tests.integration.quota.proxies import CONSUMER_KEY, Proxy, write_manifests
 from tests.integration.quota.redis_server import RedisServer
 
-MESSAGES = [{"role": "user", "content": "hi"}]
+MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 RPM = 15
 
 
@@ -90,3 +91,20 @@ async def test_a_restarted_standalone_proxy_keeps_the_month(upstream, proxies, t
     await proxy.start()
     after = (await proxy.admin("/usage"))["demo/team"]  # type: ignore[index]
     assert after["tokens"] == before["tokens"] and after["remaining"] == 1000 - before["tokens"]
+
+
+@pytest.mark.slow
+async def test_fail_closed_proxy_answers_503_while_redis_is_away_then_recovers(
+        redis_server: RedisServer, upstream, proxies, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    fake = await upstream("openai")
+    manifests = write_manifests(tmp_path / "manifests", fake.url, rpm=1000)
+    proxy = await proxies(manifests, tmp_path / "state", redis_server.url, 1, "closed").start()
+    assert (await call(proxy, stream=False))[0] == 200
+    redis_server.kill()
+    status, headers, code = await call(proxy, stream=True)
+    assert (status, code) == (503, "quota_store_unavailable") and headers["retry-after"] == "1"
+    redis_server.start()
+    end = asyncio.get_running_loop().time() + 10
+    while (await call(proxy, stream=False))[0] != 200:
+        assert asyncio.get_running_loop().time() < end, "the proxy never went back to Redis"
+        await asyncio.sleep(0.1)
