@@ -43,10 +43,19 @@ def configure_logging(level: str) -> None:
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> int:
+    """Runs until the server stops; Ctrl-C ends it without a traceback."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every platform we serve from
-        asyncio.run(main)
+        runner: Any = asyncio.run
     else:
-        uvloop.run(main)
+        runner = uvloop.run
+    try:
+        runner(main)
+    except KeyboardInterrupt:
+        return 130
     return 0
+
+
+def missing_paths(paths: list[str]) -> list[str]:
+    return [p for p in paths if not os.path.exists(p)]
