@@ -118,3 +118,19 @@ async def test_a_silent_redis_times_out_in_tens_of_milliseconds(fail_mode: str) 
     finally:
         await service.close()
         server.close()
+
+
+async def test_scripts_are_loaded_again_after_a_script_flush(redis_server: RedisServer) -> None:
+    service = make_quota_service(redis_server.url, "closed", 1)
+    limited = AdmitRequest(KEY, "gpt-4o", "ns/openai", RateLimits(rpm=5), 100)
+    try:
+        for flush_first in (False, True, True):
+            if flush_first:
+                client = redis.Redis.from_url(redis_server.url)
+                await client.script_flush()
+                await client.aclose()
+            # one group (EVALSHA alone) and two groups (a pipeline of EVALSHAs)
+            assert isinstance(await service.admit(request()), Reservation)
+            assert isinstance(await service.admit(limited), Reservation)
+    finally:
+        await service.close()
