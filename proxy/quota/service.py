@@ -10,7 +10,8 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from lockgate.api.ir import ConsumerKey
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService, Reservation
@@ -18,8 +19,8 @@ from lockgate.proxy.quota.budget import month_end, month_of, remaining
 from lockgate.proxy.quota.fair_queue import FairQueue
 from lockgate.proxy.quota.headers import format_reset, ratelimit_headers, retry_after_value
 from lockgate.proxy.quota.metrics import QUEUE_DEPTH, RESERVATIONS, RESERVED_TOKENS, SETTLED_TOKENS
-from lockgate.proxy.quota.plan import (MONTH_REQUESTS, MONTH_TOKENS, Group, Refusal, WindowSpec, consumer_group,
-                                       model_field, provider_group)
+from lockgate.proxy.quota.plan import (MONTH_REQUESTS, MONTH_TOKENS, Group, GroupResult, Refusal, WindowSpec,
+                                       consumer_group, model_field, provider_group)
 from lockgate.proxy.quota.store import QuotaStore
 from lockgate.proxy.quota.window import WindowState
 
@@ -33,6 +34,7 @@ class StoreQuotaService:
         self.clock = clock  # wall clock: decides the calendar month
         self._queues: dict[str, FairQueue] = {}
         self._keys: dict[str, ConsumerKey] = {}
+        self._background: set[asyncio.Future[None]] = set()
 
     async def admit(self, request: AdmitRequest) -> Reservation:
         self._keys[request.key.id] = request.key
@@ -46,7 +48,7 @@ class StoreQuotaService:
         # Nobody jumps a queue: while others wait for the provider, a newcomer joins them.
         direct = provider is not None and (queue is None or queue.depth == 0)
         groups = [consumer, provider] if direct and provider else [consumer]
-        results = await self.store.reserve(groups, rid, cost, month, end)
+        results = await self._reserve_to_the_end(groups, rid, cost, month, end)
         held = [g for g, r in zip(groups, results) if r.refusal is None]
         if results[0].refusal is not None:
             await self._release(held, rid, month, end, cost)
@@ -64,6 +66,28 @@ class StoreQuotaService:
         RESERVATIONS.labels(store=self.store_label).inc()
         RESERVED_TOKENS.inc(cost)
         return Reservation(request, cost, ratelimit_headers(results[0].windows), rid, month, end, tuple(reserved))
+
+    async def _reserve_to_the_end(self, groups: list[Group], rid: str, cost: int, month: str,
+                                  end: float) -> list[GroupResult]:
+        """A caller cancelled mid-call (the client went away) must not leave a reservation behind:
+        the call finishes anyway and whatever it reserved is released."""
+        task = asyncio.ensure_future(self.store.reserve(groups, rid, cost, month, end))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            def undo(done: asyncio.Future[list[GroupResult]]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    held = [g for g, r in zip(groups, done.result()) if r.refusal is None]
+                    self._track(self._release(held, rid, month, end, cost))
+            task.add_done_callback(undo)
+            raise
+
+    def _track(self, coro: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+        """Run to the end even if the caller is cancelled; close() waits for it."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     async def _wait_for_provider(self, provider: Group, request: AdmitRequest, rid: str, cost: int, month: str,
                                  end: float, first_wait: float | None) -> None:
@@ -113,8 +137,10 @@ class StoreQuotaService:
         reservation.settled = True
         used = max(0, used_tokens)
         SETTLED_TOKENS.inc(used)
-        await self.store.settle(reservation.groups, reservation.rid, reservation.month, reservation.month_end,
-                                used - reservation.reserved_tokens, used, release=False)
+        # Shielded: a settle the client's disconnect interrupts still completes.
+        await asyncio.shield(self._track(self.store.settle(
+            reservation.groups, reservation.rid, reservation.month, reservation.month_end,
+            used - reservation.reserved_tokens, used, release=False)))
 
     async def usage(self, keys: Sequence[ConsumerKey] | None = None) -> dict[str, dict[str, object]]:
         chosen = list(keys) if keys is not None else list(self._keys.values())
@@ -148,6 +174,8 @@ class StoreQuotaService:
         }
 
     async def close(self) -> None:
+        if self._background:
+            await asyncio.wait(self._background, timeout=2)
         await self.store.close()
 
 

@@ -191,3 +191,24 @@ async def test_provider_limits_hold_across_consumers_and_replicas(replicas: Repl
                                       for i in range(20)))
     assert sum(isinstance(o, Reservation) for o in outcomes) == 6
     assert {o.code for o in outcomes if isinstance(o, QuotaRejected)} == {"provider_rate_limited"}
+
+
+async def test_a_cancelled_admission_leaves_nothing_reserved(replicas: Replicas) -> None:
+    (service, *_) = replicas(count=1)
+    k = key(limits=RateLimits(rpm=3, monthly_tokens=10_000))
+    for _ in range(5):
+        task = asyncio.create_task(service.admit(req(k, tokens=700, provider=RateLimits(rpm=100))))
+        await asyncio.sleep(0)  # the check is under way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    async def nothing_left() -> bool:
+        usage = (await service.usage([k]))[k.id]
+        return usage["tokens"] == 0 and usage["window"]["requests"] == 0  # type: ignore[index]
+
+    end = time.monotonic() + 5
+    while not await nothing_left():
+        assert time.monotonic() < end, "a cancelled admission kept its reservation"
+        await asyncio.sleep(0.01)
+    assert isinstance(await attempt(service, req(k)), Reservation)  # the rpm slots are free again
