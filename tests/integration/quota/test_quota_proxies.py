@@ -50,6 +50,7 @@ async def call(proxy: Proxy, stream: bool) -> tuple[int, dict[str, str], str]:
 
 
 @pytest.mark.slow
+@pytest.mark.redis
 async def test_three_proxies_sharing_redis_admit_exactly_the_rpm(
         redis_server: RedisServer, upstream, proxies, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     fake = await upstream("openai")
@@ -94,6 +95,7 @@ async def test_a_restarted_standalone_proxy_keeps_the_month(upstream, proxies, t
 
 
 @pytest.mark.slow
+@pytest.mark.redis
 async def test_fail_closed_proxy_answers_503_while_redis_is_away_then_recovers(
         redis_server: RedisServer, upstream, proxies, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     fake = await upstream("openai")

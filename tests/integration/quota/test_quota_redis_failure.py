@@ -16,6 +16,8 @@ from lockgate.proxy.quota.service import StoreQuotaService
 
 from tests.integration.quota.redis_server import RedisServer
 
+pytestmark = pytest.mark.redis
+
 KEY = ConsumerKey(id="ns/team", consumer="team", hashes=(), limits=RateLimits(rpm=9, monthly_tokens=100_000))
 
 
