@@ -29,6 +29,7 @@ class Watched:
     group: str
     version: str
     plural: str
+    kind: str
 
     @property
     def index_id(self) -> str:
@@ -40,13 +41,13 @@ class Watched:
 
 
 WATCHED: tuple[Watched, ...] = (
-    Watched("lockgate.io", "v1alpha1", "modelproviders"),
-    Watched("lockgate.io", "v1alpha1", "apikeys"),
-    Watched("lockgate.io", "v1alpha1", "routes"),
-    Watched("lockgate.io", "v1alpha1", "mcpservers"),
-    Watched("", "v1", "secrets"),
-    Watched("", "v1", "services"),
-    Watched("discovery.k8s.io", "v1", "endpointslices"),
+    Watched("lockgate.io", "v1alpha1", "modelproviders", "ModelProvider"),
+    Watched("lockgate.io", "v1alpha1", "apikeys", "ApiKey"),
+    Watched("lockgate.io", "v1alpha1", "routes", "Route"),
+    Watched("lockgate.io", "v1alpha1", "mcpservers", "MCPServer"),
+    Watched("", "v1", "secrets", "Secret"),
+    Watched("", "v1", "services", "Service"),
+    Watched("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
 )
 EMPTY_CLUSTER_GRACE = 2.0  # seconds without any event before checking for an empty cluster
 
@@ -66,6 +67,7 @@ def slim(body: Mapping[str, Any], watched: Watched) -> dict[str, Any]:
     obj = dict(body)
     obj["metadata"] = {k: v for k, v in dict(body.get("metadata") or {}).items() if k != "managedFields"}
     obj.setdefault("apiVersion", watched.api_version)
+    obj.setdefault("kind", watched.kind)
     return obj
 
 
