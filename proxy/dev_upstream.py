@@ -17,6 +17,7 @@ from aiohttp import web
 
 DEFAULT_MODELS = ("dev-small", "dev-large", "dev-embed")
 EMBEDDING_SIZE = 8
+MODELS = web.AppKey("models", tuple)
 
 
 def _error(status: int, message: str, type_: str = "invalid_request_error") -> web.Response:
@@ -59,7 +60,7 @@ async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:
 
 
 async def models(request: web.Request) -> web.Response:
-    names = request.app["models"]
+    names = request.app[MODELS]
     return web.json_response(
         {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "lockgate-dev"} for n in names]}
     )
@@ -144,7 +145,7 @@ async def embeddings(request: web.Request) -> web.Response:
 
 def make_app(model_names: tuple[str, ...] = DEFAULT_MODELS) -> web.Application:
     app = web.Application()
-    app["models"] = model_names
+    app[MODELS] = model_names
     app.router.add_get("/v1/models", models)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
