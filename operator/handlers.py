@@ -102,6 +102,11 @@ def build_registry() -> kopf.OperatorRegistry:
         kopf.on.event(watched.group, watched.version, watched.plural, id=f"poke_{watched.plural}",
                       registry=registry)(event_fn)
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A private registry has none of Kopf's default login handlers.
+        return kopf.login_via_client(**kwargs)
+
     @kopf.on.startup(registry=registry)
     async def start(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> None:
         settings.posting.level = logging.WARNING

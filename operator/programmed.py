@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from lockgate.api.meta import Condition
+from lockgate.proxy.resolver import LoopbackNamesResolver
 
 log = logging.getLogger("lockgate.operator.programmed")
 
@@ -100,7 +101,8 @@ class ProxyFleet:
 
     async def _get(self, url: str) -> dict[str, Any] | None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, connector=aiohttp.TCPConnector(resolver=LoopbackNamesResolver()))
         try:
             async with self._session.get(url) as resp:
                 if resp.status != 200:

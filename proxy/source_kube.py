@@ -157,3 +157,4 @@ class KubeSource:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.api.close()
