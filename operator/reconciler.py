@@ -127,8 +127,10 @@ class Reconciler:
             translation = translate(inventory.objects, now)
             if await self.keys.ensure(inventory.apikeys(), inventory.secrets, now):
                 self._dirty = True  # the new Secrets come back through the watch
-            await self.publisher.publish(translation.config, translation.credentials)
+            wrote = await self.publisher.publish(translation.config, translation.credentials)
             self.translation, self._inventory = translation, inventory
+            log.info("rendered %d objects: configuration %s %s", len(inventory.lockgate),
+                     translation.config.hash[:12], "published" if wrote else "unchanged")
         inventory, translation = self._inventory, self.translation
         self.rollout = await self._check_rollout(translation, inventory)
         if tick >= self._next_usage and self.settings.proxy_service:

@@ -155,8 +155,9 @@ class Lockgate:
             "--proxy-service", PROXY_SERVICE, "--standalone", *extra,
         )
 
-    def start_proxy(self, name: str = "proxy", register: bool = True, wait_ready: bool = True) -> Proxy:
-        port, admin_port = free_port(), free_port()
+    def start_proxy(self, name: str = "proxy", ports: tuple[int, int] | None = None, register: bool = True,
+                    wait_ready: bool = True) -> Proxy:
+        port, admin_port = ports or (free_port(), free_port())
         if register:
             self.register_proxy(name, admin_port)
         process = self._spawn(
@@ -213,6 +214,13 @@ class Lockgate:
 
     def client(self, proxy: Proxy, key: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=proxy.base_url, api_key=key, max_retries=0, timeout=5)
+
+    def works(self, proxy: Proxy, key: str, expect: str | None = None, timeout: float = 15) -> str:
+        """Wait until a request with `key` succeeds (with answer `expect`); the answer."""
+        def ok() -> str | None:
+            answer = self.status_of(proxy, key)
+            return answer if isinstance(answer, str) and (expect is None or answer == expect) else None
+        return wait_for(ok, timeout, f"a request answered {expect or ''}")
 
     def chat(self, proxy: Proxy, key: str, model: str = "m1") -> str:
         reply = self.client(proxy, key).chat.completions.create(
