@@ -55,7 +55,7 @@ class Reflector:
         failures = 0
         while True:
             try:
-                version = await self._list()
+                version: str | None = await self._list()
                 failures = 0
                 while version is not None:
                     version = await self._watch(version)
