@@ -175,6 +175,10 @@ class FakeUpstream:
 
         try:
             self.in_stream.set()
+            if action.break_after == 0:  # not a single event
+                assert request.transport is not None
+                request.transport.close()
+                return response
             await response.write(chunk({"role": "assistant", "content": ""}))
             for i, piece in enumerate(self._pieces(action)):
                 if action.break_after is not None and i >= action.break_after:

@@ -12,7 +12,7 @@ import yaml
 from lockgate.api.crdgen import render_all
 from lockgate.api.resources import KINDS
 
-from crd_schema import problems, structural_problems  # beside this file (pytest puts it on sys.path)
+from tests.unit.crd_schema import problems, structural_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "crds"
