@@ -10,11 +10,13 @@ server that went away, while the watches reconnect with backoff.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from lockgate.api.configmap import INDEX_KEY, decode
 from lockgate.api.ir import Credentials, GatewayConfig
 from lockgate.proxy.kube_api import ApiError, KubeApi, resource_path, sleep_backoff
 from lockgate.proxy.source import Snapshot
@@ -95,8 +97,25 @@ class Reflector:
         return version
 
 
+def part_names(head: dict[str, Any] | None) -> list[str]:
+    """The numbered ConfigMaps a split configuration's head names in its index."""
+    raw = ((head or {}).get("data") or {}).get(INDEX_KEY)
+    if not raw:
+        return []
+    try:
+        parts = json.loads(raw).get("parts") or []
+    except (ValueError, AttributeError):
+        return []
+    return [str(p) for p in parts]
+
+
 class KubeSource:
-    """ConfigSource over the Kubernetes API (`lockgate proxy --config-map NS/NAME`)."""
+    """ConfigSource over the Kubernetes API (`lockgate proxy --config-map NS/NAME`).
+
+    Every object is watched by name (a `metadata.name` field selector), which
+    RBAC matches against `resourceNames`: the proxy needs no right to list
+    other ConfigMaps or Secrets. The parts of a split configuration are
+    watched as the head's index names them."""
 
     def __init__(self, api: KubeApi, config_map: tuple[str, str], credentials_secret: tuple[str, str],
                  decoder: Decoder | None = None) -> None:
@@ -105,33 +124,47 @@ class KubeSource:
         self.credentials_secret = credentials_secret
         self._decoder = decoder
         self._changed = asyncio.Event()
-        cm_ns, cm_name = config_map
-        secret_ns, secret_name = credentials_secret
-        self._maps = Reflector(api, resource_path("v1", "configmaps", cm_ns), {},
-                               lambda n: belongs_to(n, cm_name), self._changed.set)
-        self._secret = Reflector(api, resource_path("v1", "secrets", secret_ns),
-                                 {"fieldSelector": f"metadata.name={secret_name}"},
-                                 lambda n: n == secret_name, self._changed.set)
+        self._maps: dict[str, Reflector] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._secret = self._reflector("secrets", *credentials_secret)
+
+    def _reflector(self, plural: str, namespace: str, name: str) -> Reflector:
+        return Reflector(self.api, resource_path("v1", plural, namespace), {"fieldSelector": f"metadata.name={name}"},
+                         lambda n: n == name, self._changed.set)
+
+    def _start(self, key: str, reflector: Reflector) -> None:
+        self._tasks[key] = asyncio.create_task(reflector.run(), name=f"watch {key}")
+
+    def _follow_parts(self) -> None:
+        """Watch the parts the head names now; stop watching the others."""
+        namespace, base = self.config_map
+        head = self._maps[base].objects.get(base)
+        wanted = {base, *part_names(head)}
+        for name in wanted - set(self._maps):
+            self._maps[name] = self._reflector("configmaps", namespace, name)
+            self._start(f"configmap {name}", self._maps[name])
+        for name in set(self._maps) - wanted:
+            self._tasks.pop(f"configmap {name}").cancel()
+            del self._maps[name]
 
     def _decode(self, maps: list[dict[str, Any]], secret: dict[str, Any]) -> tuple[GatewayConfig, Credentials]:
         if self._decoder is None:
-            from lockgate.api.configmap import decode
-
             self._decoder = decode
         return self._decoder(maps, secret)
 
     def current(self) -> Snapshot | None:
         """The snapshot the watched objects decode to now, or None if they
         are incomplete or invalid (logged)."""
-        if not (self._maps.synced and self._secret.synced):
-            return None
         _, cm_name = self.config_map
         _, secret_name = self.credentials_secret
-        if cm_name not in self._maps.objects or secret_name not in self._secret.objects:
+        if not self._secret.synced or not all(r.synced for r in self._maps.values()):
             return None
-        maps = [self._maps.objects[n] for n in sorted(self._maps.objects)]
+        maps = [obj for name in sorted(self._maps) for obj in self._maps[name].objects.values()]
+        secret = self._secret.objects.get(secret_name)
+        if secret is None or not any(m["metadata"]["name"] == cm_name for m in maps):
+            return None
         try:
-            config, credentials = self._decode(maps, self._secret.objects[secret_name])
+            config, credentials = self._decode(maps, secret)
         except Exception as e:  # invalid or half-written: keep the last good one
             log.warning("configuration in %s/%s does not load, keeping the last good one: %s",
                         self.config_map[0], cm_name, e)
@@ -139,12 +172,16 @@ class KubeSource:
         return Snapshot(config, credentials)
 
     async def updates(self) -> AsyncIterator[Snapshot]:
-        tasks = [asyncio.create_task(r.run(), name=f"reflector {r.path}") for r in (self._maps, self._secret)]
+        namespace, base = self.config_map
+        self._maps[base] = self._reflector("configmaps", namespace, base)
+        self._start(f"configmap {base}", self._maps[base])
+        self._start("secret", self._secret)
         last: tuple[str, str] | None = None
         try:
             while True:
                 await self._changed.wait()
                 self._changed.clear()
+                self._follow_parts()
                 snapshot = self.current()
                 if snapshot is None:
                     continue
@@ -154,7 +191,7 @@ class KubeSource:
                     log.info("configuration %s loaded from the Kubernetes API", snapshot.config.hash[:12])
                     yield snapshot
         finally:
-            for task in tasks:
+            for task in self._tasks.values():
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             await self.api.close()

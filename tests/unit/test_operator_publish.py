@@ -33,3 +33,13 @@ def test_parse_ref() -> None:
     assert parse_ref("name", "dflt") == ("dflt", "name")
     with pytest.raises(ValueError):
         parse_ref("name")
+
+
+def test_split_configuration_parts_come_from_the_heads_index() -> None:
+    from lockgate.proxy.source_kube import part_names
+
+    config = GatewayConfig().with_hash()
+    objects = encode(config, Credentials(), "ns", "cfg", "creds", gzip_above=0, part_bytes=64)
+    head = objects[0]
+    assert part_names(head) == [o["metadata"]["name"] for o in objects[1:-1]] and part_names(head)
+    assert part_names({"data": {"config.json": "{}"}}) == [] and part_names(None) == []
