@@ -31,7 +31,7 @@ import openai
 import pytest
 import yaml
 
-from tests.kube.controlplane import ControlPlane, free_port
+from tests.kube.controlplane import ControlPlane, _die_with_parent, free_port
 from tests.upstreams import FakeUpstream
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +58,8 @@ class Process:
         self.name, self.log = name, log
         with log.open("ab") as out:
             self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -125,11 +126,56 @@ class Upstreams:
         self.started.append(fake)
         return fake
 
+    def forwarder(self, target: tuple[str, int]) -> Forwarder:
+        forwarder = Forwarder(self, target)
+        forwarder.restore()
+        return forwarder
+
     def close(self) -> None:
         for fake in self.started:
             self._run(fake.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+
+
+class Forwarder:
+    """A TCP relay (to the API server) that a test can cut and restore."""
+
+    def __init__(self, upstreams: Upstreams, target: tuple[str, int]) -> None:
+        self.upstreams, self.target, self.port = upstreams, target, free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    def restore(self) -> None:
+        async def listen() -> asyncio.Server:
+            return await asyncio.start_server(self._relay, "127.0.0.1", self.port, reuse_address=True)
+
+        self._server = self.upstreams._run(listen())
+
+    def cut(self) -> None:
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+            for writer in self._writers:
+                writer.close()
+            self._writers.clear()
+
+        self.upstreams._run(close())
 
 
 @dataclass
@@ -156,13 +202,14 @@ class Lockgate:
         )
 
     def start_proxy(self, name: str = "proxy", ports: tuple[int, int] | None = None, register: bool = True,
-                    wait_ready: bool = True) -> Proxy:
+                    wait_ready: bool = True, kubeconfig: Path | None = None) -> Proxy:
         port, admin_port = ports or (free_port(), free_port())
         if register:
             self.register_proxy(name, admin_port)
         process = self._spawn(
             name, "proxy", "--config-map", f"{self.namespace}/lockgate-config",
             "--port", str(port), "--admin-port", str(admin_port), "--log-level", "INFO",
+            *(("--kubeconfig", str(kubeconfig)) if kubeconfig else ()),
         )
         proxy = Proxy(process, port, admin_port)
         if wait_ready:
@@ -177,6 +224,16 @@ class Lockgate:
              "spec": {"ports": [{"name": "admin", "port": 9090}]}},
             endpoint_slice(f"{PROXY_SERVICE}-{name}", PROXY_SERVICE, "admin", admin_port),
         ])
+
+    def kubeconfig_via(self, forwarder: Forwarder) -> Path:
+        """The admin kubeconfig, reaching the API server through `forwarder`."""
+        config = yaml.safe_load(self.kube.kubeconfig.read_text())
+        for cluster in config["clusters"]:
+            cluster["cluster"]["server"] = f"https://127.0.0.1:{forwarder.port}"
+        path = self.workdir / "via-forwarder.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
 
     # -- objects -----------------------------------------------------------
 
