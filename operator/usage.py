@@ -1,10 +1,12 @@
 """ApiKey usage mirrored from the proxies: pure aggregation and conditions.
 
 Each replica answers GET /usage with {key id: {"month", "tokens", "remaining",
-"requests", ...}}. With a shared store (Redis) every replica reports the same
-totals, so the largest report is the truth; with per-replica memory stores
-each counts only its own traffic, so reports add up. A report says which by
-`"shared": true`.
+"requests", "limits", ...}}. With a shared store (Redis) every replica reports
+the same totals, so one report is the truth; with per-replica memory stores
+each counts only its own traffic, so reports add up. A report may say which
+(`"shared": true`); otherwise identical reports from several replicas are
+taken as one shared count (independent counters agreeing exactly is unlikely
+and would only make the mirror undercount).
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ def merge_usage(reports: Iterable[Mapping[str, Any] | None]) -> dict[str, dict[s
 def _merge_one(items: list[Mapping[str, Any]]) -> dict[str, Any]:
     month = max(str(u.get("month", "")) for u in items)
     current = [u for u in items if str(u.get("month", "")) == month]
-    shared = any(u.get("shared") for u in current)
+    counts = {(u.get("tokens"), u.get("requests")) for u in current}
+    shared = any(u.get("shared") for u in current) or (len(current) > 1 and len(counts) == 1)
     combine = max if shared else sum
     tokens = int(combine(int(u.get("tokens") or 0) for u in current))
     requests = int(combine(int(u.get("requests") or 0) for u in current))
-    # Each report's budget is what it has left plus what it counted.
-    budgets = [int(u["remaining"]) + int(u.get("tokens") or 0) for u in current if u.get("remaining") is not None]
+    # The budget is the key's monthly limit, or what a report has left plus what it counted.
+    budgets = [int((u.get("limits") or {}).get("monthly_tokens") or 0) for u in current]
+    budgets = [b for b in budgets if b] or [
+        int(u["remaining"]) + int(u.get("tokens") or 0) for u in current if u.get("remaining") is not None]
     remaining = max(0, max(budgets) - tokens) if budgets else None
     return {"month": month, "tokens": tokens, "remaining": remaining, "requests": requests}
 

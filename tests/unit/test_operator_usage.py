@@ -21,6 +21,8 @@ def test_per_replica_usage_adds_up() -> None:
 def test_shared_store_reports_are_not_double_counted() -> None:
     report = {"ns/a": {"month": "2026-03", "tokens": 100, "remaining": 900, "requests": 2, "shared": True}}
     assert merge_usage([report, report])["ns/a"]["tokens"] == 100
+    same = {"ns/a": {"month": "2026-03", "tokens": 70, "requests": 3, "limits": {"monthly_tokens": 1000}}}
+    assert merge_usage([same, same])["ns/a"] == {"month": "2026-03", "tokens": 70, "remaining": 930, "requests": 3}
 
 
 def test_last_month_reports_are_ignored() -> None:
