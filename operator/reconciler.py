@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from lockgate.operator.key_secrets import KeySecrets
+from lockgate.operator.peering import PeeringGate
 from lockgate.operator.programmed import ProxyFleet, Rollout, replica_urls, rollout
 from lockgate.operator.publish import Publisher
 from lockgate.operator.settings import OperatorSettings
@@ -66,13 +67,14 @@ class Inventory:
 class Reconciler:
     def __init__(self, settings: OperatorSettings, api: KubeApi, objects: Callable[[], Iterable[Mapping[str, Any]]],
                  publisher: Publisher | None = None, fleet: ProxyFleet | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 peering: PeeringGate | None = None, clock: Callable[[], datetime] = utcnow) -> None:
         self.settings, self.api, self._objects, self._clock = settings, api, objects, clock
         self.publisher = publisher or Publisher(api, settings.publish_namespace, settings.config_map,
                                                 settings.credentials_secret)
         self.fleet = fleet or ProxyFleet()
         self.keys = KeySecrets(api)
         self.statuses = StatusWriter(api)
+        self.peering = peering
         self.started = asyncio.Event()
         self.translation: Translation | None = None
         self.rollout: Rollout | None = None
@@ -97,6 +99,9 @@ class Reconciler:
             if self._dirty:
                 await asyncio.sleep(self.settings.debounce)  # gather a burst of changes into one render
             self._wake.clear()
+            if self.peering is not None and not await self.peering.active():
+                await self._standby()
+                continue
             try:
                 await self.reconcile()
                 failures = 0
@@ -114,6 +119,15 @@ class Reconciler:
                 await asyncio.wait_for(self._wake.wait(), wait)
             except asyncio.TimeoutError:
                 pass
+
+    async def _standby(self) -> None:
+        """Another replica is active: write nothing. When this one takes over,
+        Kopf re-lists everything and its events start a fresh render."""
+        self.started.clear()
+        self.publisher.forget()
+        self.translation = None
+        await asyncio.sleep(self.settings.rollout_poll)
+        await self.started.wait()
 
     async def reconcile(self) -> None:
         now, tick = self._clock(), time.monotonic()

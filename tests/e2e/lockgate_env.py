@@ -195,10 +195,11 @@ class Lockgate:
         self.processes.append(process)
         return process
 
-    def start_operator(self, *extra: str) -> Process:
+    def start_operator(self, *extra: str, standalone: bool = True) -> Process:
+        name = f"operator-{sum(p.name.startswith('operator') for p in self.processes) + 1}"
         return self._spawn(
-            "operator", "operator", "--namespace", self.namespace, "--publish-namespace", self.namespace,
-            "--proxy-service", PROXY_SERVICE, "--standalone", *extra,
+            name, "operator", "--namespace", self.namespace, "--publish-namespace", self.namespace,
+            "--proxy-service", PROXY_SERVICE, *(("--standalone",) if standalone else ()), *extra,
         )
 
     def start_proxy(self, name: str = "proxy", ports: tuple[int, int] | None = None, register: bool = True,

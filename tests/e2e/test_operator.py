@@ -8,7 +8,7 @@ import threading
 import time
 
 from tests.e2e.lockgate_env import (  # noqa: F401  (fixtures)
-    Lockgate, Proxy, apikey, backend, crds, endpoint_slice, lockgate, route, wait_for,
+    REPO, Lockgate, Proxy, apikey, backend, crds, endpoint_slice, lockgate, route, wait_for,
 )
 from tests.kube.controlplane import free_port
 
@@ -169,3 +169,24 @@ def test_restarting_the_operator_changes_nothing_served(lockgate: Lockgate) -> N
              for kind, name in (("configmap", "lockgate-config"), ("secret", "lockgate-credentials"))}
     assert after == before and proxy.loaded_hash() == served
     assert failures == [] and answered > 0
+
+
+def test_peering_keeps_one_operator_active_and_fails_over(lockgate: Lockgate) -> None:
+    lockgate.kube.install_crds([REPO / "charts" / "lockgate" / "crds" / "kopf.dev_peerings.yaml"])
+    lockgate.apply_objects([{"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "lockgate"}}])
+    upstream = lockgate.upstreams.start("peered")
+    peering = ("--peering", "lockgate", "--peering-lifetime", "3")
+    active = lockgate.start_operator(*peering, "--priority", "200", standalone=False)
+    standby = lockgate.start_operator(*peering, "--priority", "100", standalone=False)
+    proxy = lockgate.start_proxy()
+    lockgate.apply_objects([*backend("a", upstream.port), route(), apikey("team")])
+    key = wait_for(lambda: lockgate.secret_value("team-key"), 20, "the generated key")
+    lockgate.works(proxy, key, "peered")
+    served = proxy.loaded_hash()
+    assert "rendered" in active.output() and "rendered" not in standby.output()
+
+    active.kill()
+    lockgate.apply_objects([apikey("after-failover")])
+    later = wait_for(lambda: lockgate.secret_value("after-failover-key"), 30, "the standby to take over")
+    lockgate.works(proxy, later, timeout=10)
+    assert "configuration " + served[:12] in standby.output()  # it first re-rendered what was served
