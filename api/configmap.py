@@ -28,6 +28,7 @@ CREDENTIALS_KEY = "credentials.json"
 HASH_ANNOTATION = "lockgate.io/config-hash"
 CREDENTIALS_HASH_ANNOTATION = "lockgate.io/credentials-hash"
 MANAGED_LABELS = {"app.kubernetes.io/managed-by": "lockgate", "app.kubernetes.io/part-of": "lockgate"}
+CONFIG_SET_LABEL = "lockgate.io/config-set"  # the head's name, on the head and its parts: one label selector lists them
 
 GZIP_ABOVE = 256 * 1024  # bytes of JSON past which the config is compressed
 PART_BYTES = 900 * 1024  # a ConfigMap holds at most 1 MiB of data
@@ -47,7 +48,7 @@ def encode(
     if not config.hash:
         config = config.with_hash()
     raw = canonical_json(config.model_dump(mode="json")).encode()
-    head = _object("ConfigMap", config_map, namespace, config.hash)
+    head = _object("ConfigMap", config_map, namespace, config.hash, config_map)
     if len(raw) <= gzip_above:
         head["data"] = {CONFIG_KEY: raw.decode()}
         objects = [head]
@@ -63,7 +64,7 @@ def encode(
             head["data"] = {INDEX_KEY: canonical_json(index)}
             objects = [head]
             for name, chunk in zip(names, chunks, strict=True):
-                part = _object("ConfigMap", name, namespace, config.hash)
+                part = _object("ConfigMap", name, namespace, config.hash, config_map)
                 part["binaryData"] = {PART_KEY: _b64(chunk)}
                 objects.append(part)
     creds = _object("Secret", secret, namespace, config.hash)
@@ -120,14 +121,17 @@ def _is_head(cm: dict[str, Any]) -> bool:
     return bool(keys & {CONFIG_KEY, GZIP_KEY, INDEX_KEY})
 
 
-def _object(kind: str, name: str, namespace: str, config_hash: str) -> dict[str, Any]:
+def _object(kind: str, name: str, namespace: str, config_hash: str, config_set: str | None = None) -> dict[str, Any]:
+    labels = dict(MANAGED_LABELS)
+    if config_set is not None:
+        labels[CONFIG_SET_LABEL] = config_set
     return {
         "apiVersion": "v1",
         "kind": kind,
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": dict(MANAGED_LABELS),
+            "labels": labels,
             "annotations": {HASH_ANNOTATION: config_hash},
         },
     }

@@ -114,7 +114,7 @@ def crd(kind: KindInfo) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": kind.crd_name, "labels": {"app.kubernetes.io/part-of": "lockgate"}},
+        "metadata": {"name": kind.crd_name},  # the chart adds its own labels
         "spec": {
             "group": GROUP,
             "names": {

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
-from lockgate.cli.serving import add_serving_arguments, configure_logging, run_loop, settings_from
+from lockgate.cli.serving import add_serving_arguments, configure_logging, missing_paths, run_loop, settings_from
 
 log = logging.getLogger("lockgate.dev")
 QUICKSTART = Path("examples/quickstart")
@@ -60,6 +61,10 @@ def run_quickstart(args: argparse.Namespace) -> int:
         log.warning("the quickstart provider calls port %d; --upstream-port %d leaves it unanswered",
                     QUICKSTART_UPSTREAM_PORT, args.upstream_port)
     args.paths = args.paths or [str(QUICKSTART)]
+    missing = missing_paths(args.paths)
+    if missing:
+        print(f"error: no such file or folder: {', '.join(missing)} (run from the repository root)", file=sys.stderr)
+        return 2
     return run_loop(_quickstart(args))
 
 

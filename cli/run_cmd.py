@@ -6,9 +6,10 @@ Serves the manifests in PATH (files or folders) and reloads them on change.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from lockgate.cli.serving import add_serving_arguments, configure_logging, run_loop, settings_from
+from lockgate.cli.serving import add_serving_arguments, configure_logging, missing_paths, run_loop, settings_from
 
 
 def register(subparsers: Any) -> None:
@@ -21,6 +22,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
+    missing = missing_paths(args.paths)
+    if missing:
+        print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
     from lockgate.proxy.server import serve
     from lockgate.proxy.source_files import FileSource, default_state_dir
 

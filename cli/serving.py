@@ -22,7 +22,7 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quota-store", default="memory", help="memory, or redis://host:port/db")
     parser.add_argument("--quota-fail-mode", choices=("open", "closed"), default="open",
                         help="when the quota store is unreachable: let requests through (open) or refuse them (closed)")
-    parser.add_argument("--replicas-hint", type=int, default=1, help="proxy replicas sharing a memory quota store")
+    parser.add_argument("--replicas-hint", type=int, default=1, help="proxy replicas sharing the quota store (fail-open: each enforces limit / replicas)")
     parser.add_argument("--gateway-name", default="lockgate", help="the gateway label in metrics")
     parser.add_argument("--log-level", default=os.environ.get("LOCKGATE_LOG_LEVEL", "INFO"))
 
@@ -43,10 +43,19 @@ def configure_logging(level: str) -> None:
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> int:
+    """Runs until the server stops; Ctrl-C ends it without a traceback."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every platform we serve from
-        asyncio.run(main)
+        runner: Any = asyncio.run
     else:
-        uvloop.run(main)
+        runner = uvloop.run
+    try:
+        runner(main)
+    except KeyboardInterrupt:
+        return 130
     return 0
+
+
+def missing_paths(paths: list[str]) -> list[str]:
+    return [p for p in paths if not os.path.exists(p)]

@@ -9,6 +9,9 @@
 #   ${LOCKGATE_CACHE:-$HOME/.cache/lockgate}/helm/<helm version>/bin/helm
 # A binary that is present is never rebuilt, so running this again is cheap.
 #
+# LOCKGATE_ETCD=/usr/bin/etcd skips building etcd (Debian's 3.4 works with
+# kube-apiserver 1.33 for tests).
+#
 # Usage: hack/k8s-binaries.sh [--print-env]
 #   --print-env  after building, print KEY=path lines on stdout (build logs
 #                always go to stderr), for tools and fixtures to read.
@@ -115,7 +118,8 @@ EOF
 }
 
 build_k8s() {
-  local want=(kube-apiserver etcd)
+  local want=(kube-apiserver)
+  [ -n "${LOCKGATE_ETCD:-}" ] || want+=(etcd)
   command -v kubectl >/dev/null || want+=(kubectl)
   local missing=()
   for b in "${want[@]}"; do [ -x "$K8S_DIR/bin/$b" ] || missing+=("$b"); done
@@ -163,10 +167,15 @@ build_helm
 if [ "$print_env" -eq 1 ]; then
   kubectl_path=$(command -v kubectl || echo "$K8S_DIR/bin/kubectl")
   echo "LOCKGATE_K8S_VERSION=$K8S_VERSION"
-  echo "LOCKGATE_ETCD_VERSION=$(cat "$K8S_DIR/etcd-version" 2>/dev/null || echo unknown)"
+  if [ -n "${LOCKGATE_ETCD:-}" ]; then
+    etcd_version=v$("$LOCKGATE_ETCD" --version | awk '/^etcd Version:/ { print $3 }')
+  else
+    etcd_version=$(cat "$K8S_DIR/etcd-version")
+  fi
+  echo "LOCKGATE_ETCD_VERSION=$etcd_version"
   echo "LOCKGATE_HELM_VERSION=$HELM_VERSION"
   echo "LOCKGATE_KUBE_APISERVER=$K8S_DIR/bin/kube-apiserver"
-  echo "LOCKGATE_ETCD=$K8S_DIR/bin/etcd"
+  echo "LOCKGATE_ETCD=${LOCKGATE_ETCD:-$K8S_DIR/bin/etcd}"
   echo "LOCKGATE_KUBECTL=$kubectl_path"
   echo "LOCKGATE_HELM=$HELM_DIR/bin/helm"
 fi

@@ -51,7 +51,8 @@ def collect(objects: Iterable[Mapping[str, Any]]) -> Bundle:
         api_version = str(obj.get("apiVersion") or "")
         key = (namespace_of(obj), name_of(obj))
         if kind in LOCKGATE_KINDS and api_version.startswith(f"{GROUP}/"):
-            bundle.resources[str(kind)].append(obj)
+            if not (obj.get("metadata") or {}).get("deletionTimestamp"):  # on its way out: serve it no more
+                bundle.resources[str(kind)].append(obj)
         elif kind == "Secret" and api_version == "v1":
             bundle.secrets[key] = _secret(obj)
         elif kind == "Service" and api_version == "v1":

@@ -7,14 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from lockgate.api import ir
-from lockgate.api.apikey import GENERATED_KEY_FIELD, KeyLimits
+from lockgate.api.apikey import GENERATED_KEY_FIELD, PREVIOUS_KEY_EXPIRES_ANNOTATION, PREVIOUS_KEY_FIELD, KeyLimits
 from lockgate.api.resources import ApiKey
 from lockgate.operator.translate.bundle import Bundle
 from lockgate.operator.translate.conditions import NotReady
 from lockgate.operator.translate.secrets import secret_value
 
-PREVIOUS_KEY_FIELD = "previous-api-key"
-PREVIOUS_KEY_EXPIRES_ANNOTATION = "lockgate.io/previous-key-expires"
 HASH_PREFIX_CHARS = 12
 
 

@@ -18,8 +18,8 @@ ENGINE_METRICS: dict[str, tuple[str, str, str]] = {
     "vllm": ("vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc"),
     "sglang": ("sglang:num_queue_reqs", "sglang:num_running_reqs", "sglang:token_usage"),
 }
-# Older vLLM releases name the cache gauge differently; the scraper may try it.
-VLLM_LEGACY_CACHE_METRIC = "vllm:gpu_cache_usage_perc"
+# Older releases name the cache gauge differently; the scraper tries these next.
+CACHE_METRIC_ALTERNATIVES: dict[str, tuple[str, ...]] = {"vllm": ("vllm:gpu_cache_usage_perc",)}
 
 
 def credential_id(namespace: str, name: str) -> str:
@@ -142,5 +142,6 @@ def _engine_metrics(m: EngineMetrics, engine: str) -> ir.EngineMetrics:
         waiting_metric=waiting,
         running_metric=running,
         cache_metric=cache,
+        cache_metric_alternatives=() if m.cache_metric else CACHE_METRIC_ALTERNATIVES.get(engine, ()),
         stale_after=parse_duration(m.stale_after),
     )

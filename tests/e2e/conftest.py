@@ -6,7 +6,7 @@ Go on first use, cached outside the repository) and yields a ControlPlane:
     def test_something(kube: ControlPlane, namespace: str) -> None:
         kube.kubectl("create", "configmap", "c", "-n", namespace)
         sa = kube.service_account_kubeconfig(namespace, "proxy", create=True)
-        subprocess.run([helm, "install", ...], env=kube.env)
+        subprocess.run([str(kube.binaries.helm), "install", ...], env=kube.env, check=True)
 
 Every test under tests/e2e/ gets the `e2e` marker (`pytest -m "not e2e"`).
 """

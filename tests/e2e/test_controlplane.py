@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,12 +22,13 @@ def test_server_runs_the_pinned_release(kube: ControlPlane) -> None:
 
 
 def test_kubectl_creates_a_namespace_and_a_configmap(kube: ControlPlane) -> None:
-    kube.kubectl("create", "namespace", "cp-smoke")
-    kube.kubectl("create", "configmap", "settings", "-n", "cp-smoke", "--from-literal=mode=strict")
+    ns = f"cp-smoke-{uuid.uuid4().hex[:6]}"
+    kube.kubectl("create", "namespace", ns)
+    kube.kubectl("create", "configmap", "settings", "-n", ns, "--from-literal=mode=strict")
 
-    got = json.loads(kube.kubectl("get", "configmap", "settings", "-n", "cp-smoke", "-o", "json").stdout)
+    got = json.loads(kube.kubectl("get", "configmap", "settings", "-n", ns, "-o", "json").stdout)
     assert got["data"] == {"mode": "strict"}
-    phase = kube.kubectl("get", "namespace", "cp-smoke", "-o", "jsonpath={.status.phase}").stdout
+    phase = kube.kubectl("get", "namespace", ns, "-o", "jsonpath={.status.phase}").stdout
     assert phase == "Active"
 
 
@@ -40,7 +42,8 @@ def _read_secret(api: client.CoreV1Api, namespace: str, name: str) -> int:
 
 
 def _as(kubeconfig: Path) -> client.CoreV1Api:
-    return client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+    api_client = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    return client.CoreV1Api(api_client)
 
 
 def test_token_request_identity(kube: ControlPlane, namespace: str) -> None:

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "hack" / "k8s-binaries.sh"
 SERVICE_CIDR = "10.0.0.0/24"
 SERVICE_IP = "10.0.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
+_ETCD_PREFIX = "lockgate-etcd-"
 
 
 class ControlPlaneError(RuntimeError):
@@ -66,7 +67,8 @@ def locate_binaries(build: bool = True) -> Binaries:
     """Build (if needed) and find the binaries via hack/k8s-binaries.sh.
 
     The script owns the version pins and the cache layout; this only reads
-    its `--print-env` output. Build logs go to our stderr.
+    its `--print-env` output. Build logs go to our stderr. With build=False
+    the paths come from the same LOCKGATE_* variables in our environment.
     """
     if not build:
         env = {k: v for k, v in os.environ.items() if k.startswith("LOCKGATE_")}
@@ -169,6 +171,8 @@ class ControlPlane:
         self._apiserver: _Process | None = None
         self._etcd_data: Path | None = None
         self._ssl: ssl.SSLContext | None = None
+        self._pki = self.workdir / "pki"
+        self._etcd_url = ""
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -272,13 +276,13 @@ class ControlPlane:
         With create=True the namespace and ServiceAccount are created if missing.
         """
         if create:
-            for path, obj in (
+            for url, obj in (
                 ("/api/v1/namespaces", {"metadata": {"name": namespace}}),
                 (f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": name}}),
             ):
-                status, body = self.api("POST", path, obj)
-                if status not in (201, 409):
-                    raise ControlPlaneError(f"POST {path}: {status} {body}")
+                status, body = self.api("POST", url, obj)
+                if status not in (201, 409):  # 409: already there
+                    raise ControlPlaneError(f"POST {url}: {status} {body}")
         token = self.service_account_token(namespace, name, expiration_seconds)
         path = self.workdir / f"sa-{namespace}-{name}.kubeconfig"
         self._write_kubeconfig(path, f"{namespace}-{name}", {"token": token})
@@ -300,7 +304,7 @@ class ControlPlane:
     # -- internals ---------------------------------------------------------
 
     def _write_pki(self) -> None:
-        d = self.workdir / "pki"
+        d = self._pki
         d.mkdir(exist_ok=True)
         serving_ca = certs.new_ca("lockgate-test-serving-ca")
         serving = certs.serving_cert(serving_ca, SERVICE_IP)
@@ -316,7 +320,6 @@ class ControlPlane:
         certs.write_private(d / "admin.key", self._admin.key_pem)
         (d / "sa.pub").write_bytes(certs.public_pem(sa_key))
         certs.write_private(d / "sa.key", certs.private_pem(sa_key))
-        self._pki = d
         self._serving_ca_pem = serving_ca.cert_pem
 
         self._ssl = ssl.create_default_context(cafile=str(d / "serving-ca.crt"))
@@ -329,10 +332,12 @@ class ControlPlane:
         # tmpfs: etcd fsyncs every write; on disk that makes the API slow.
         shm = Path("/dev/shm")
         base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-        self._etcd_data = Path(tempfile.mkdtemp(prefix="lockgate-etcd-", dir=base))
+        _remove_orphaned_etcd_dirs(Path(base or tempfile.gettempdir()))
+        self._etcd_data = Path(tempfile.mkdtemp(prefix=_ETCD_PREFIX, dir=base))
+        (self._etcd_data / "owner.pid").write_text(str(os.getpid()))
         client, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
         argv = [
-            str(self.binaries.etcd), "--name=default", f"--data-dir={self._etcd_data}",
+            str(self.binaries.etcd), "--name=default", f"--data-dir={self._etcd_data / 'data'}",
             f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
             f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
             f"--initial-cluster=default={peer}", "--log-level=warn",
@@ -368,6 +373,9 @@ class ControlPlane:
             # No controller would create the tokens this plugin waits for.
             "--disable-admission-plugins=ServiceAccount",
             "--allow-privileged=true",
+            # The `kubernetes` Endpoints may not hold a loopback address; without
+            # this the apiserver logs a failed sync every ten seconds.
+            "--endpoint-reconciler-type=none",
         ]
         self._apiserver = _Process("kube-apiserver", argv, self.workdir / "kube-apiserver.log")
         apiserver = self._apiserver
@@ -398,6 +406,17 @@ class ControlPlane:
         certs.write_private(path, yaml.safe_dump(config, sort_keys=False).encode())
 
 
+def _remove_orphaned_etcd_dirs(base: Path) -> None:
+    """etcd data of runs that were killed outright: it sits in RAM on tmpfs."""
+    for d in base.glob(f"{_ETCD_PREFIX}*"):
+        try:
+            os.kill(int((d / "owner.pid").read_text()), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (OSError, ValueError):
+            pass  # another user's, or being created right now
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -418,13 +437,6 @@ def _http_ok(url: str, expect: bytes, ctx: ssl.SSLContext | None = None) -> bool
         return False
 
 
-@contextlib.contextmanager
-def running(binaries: Binaries | None = None, workdir: Path | None = None) -> Iterator[ControlPlane]:
-    cp = ControlPlane(binaries or locate_binaries(), workdir)
-    with cp:
-        yield cp
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a control plane in the foreground until Ctrl-C (for `make dev-cluster`)."""
     import argparse
@@ -436,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     binaries = locate_binaries()
-    with running(binaries) as cp:
+    with ControlPlane(binaries) as cp:
         names = cp.install_crds(args.crds)
         kubeconfig = cp.kubeconfig
         if args.kubeconfig:

@@ -53,6 +53,7 @@ def test_config_past_one_object_is_split_with_an_index() -> None:
     names = [m["metadata"]["name"] for m in maps]
     assert names[0] == "cfg" and INDEX_KEY in maps[0]["data"]
     assert names[1:] == [f"cfg-{i}" for i in range(1, len(maps))] and len(maps) > 2
+    assert {m["metadata"]["labels"]["lockgate.io/config-set"] for m in maps} == {"cfg"}
     shuffled = list(reversed(maps))  # the reader may list them in any order
     assert decode(shuffled, secret)[0] == config
 
