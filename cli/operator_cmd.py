@@ -30,6 +30,8 @@ def register(subparsers: Any) -> None:
                    help="Service in front of the proxies; its ready endpoints are asked what they loaded (Programmed)")
     p.add_argument("--proxy-admin-port", type=int, default=9090,
                    help="admin port of the proxies when their EndpointSlices name no 'admin' port")
+    p.add_argument("--usage-interval", type=float, default=10.0, metavar="SECONDS",
+                   help="how often ApiKey usage is mirrored from the proxies into status")
     p.add_argument("--liveness", metavar="URL", help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
     p.add_argument("--peering", metavar="NAME", help="Kopf peering object: one active operator among replicas")
     p.add_argument("--priority", type=int, default=None,
@@ -54,7 +56,7 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
         publish_namespace=publish, config_map=config_map, credentials_secret=args.credentials_secret,
         proxy_service=args.proxy_service, proxy_admin_port=args.proxy_admin_port,
         peering=None if args.standalone else args.peering, priority=priority, identity=identity,
-        peering_lifetime=args.peering_lifetime,
+        peering_lifetime=args.peering_lifetime, usage_interval=args.usage_interval,
     )
 
 

@@ -114,7 +114,7 @@ class Reconciler:
                 await asyncio.sleep(min(10.0, 0.2 * 2 ** min(failures, 6)))
                 continue
             pending = self.rollout is not None and not self.rollout.complete
-            wait = self.settings.rollout_poll if pending else self.settings.settle_poll
+            wait = self.settings.rollout_poll if pending else min(self.settings.settle_poll, self.settings.usage_interval)
             try:
                 await asyncio.wait_for(self._wake.wait(), wait)
             except asyncio.TimeoutError:

@@ -203,13 +203,15 @@ class Lockgate:
         )
 
     def start_proxy(self, name: str = "proxy", ports: tuple[int, int] | None = None, register: bool = True,
-                    wait_ready: bool = True, kubeconfig: Path | None = None) -> Proxy:
+                    wait_ready: bool = True, kubeconfig: Path | None = None,
+                    config_map: str = "lockgate-config") -> Proxy:
         port, admin_port = ports or (free_port(), free_port())
         if register:
             self.register_proxy(name, admin_port)
         process = self._spawn(
-            name, "proxy", "--config-map", f"{self.namespace}/lockgate-config",
+            name, "proxy", "--config-map", f"{self.namespace}/{config_map}",
             "--port", str(port), "--admin-port", str(admin_port), "--log-level", "INFO",
+            "--state-dir", str(self.workdir / f"{name}-state"),
             *(("--kubeconfig", str(kubeconfig)) if kubeconfig else ()),
         )
         proxy = Proxy(process, port, admin_port)
