@@ -3,10 +3,13 @@ published -> served, status conditions, keys, discovery, restarts."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
 import urllib.request
+
+import yaml
 
 from tests.e2e.lockgate_env import (  # noqa: F401  (fixtures)
     REPO, Lockgate, Proxy, apikey, backend, crds, endpoint_slice, lockgate, route, wait_for,
@@ -217,3 +220,21 @@ def test_usage_is_mirrored_into_apikey_status_with_expiry(lockgate: Lockgate) ->
     assert "2024-01-01" in expired["message"]
     old_key = wait_for(lambda: lockgate.secret_value("old-key"), 10, "the expired key's Secret")
     assert lockgate.status_of(proxy, old_key) == 401
+
+
+def test_one_operator_serves_objects_of_several_namespaces(lockgate: Lockgate) -> None:
+    other = f"{lockgate.namespace[:50]}-b"
+    lockgate.kube.kubectl("create", "namespace", other)
+    upstream = lockgate.upstreams.start("from the other namespace")
+    lockgate.start_operator("--namespace", other)
+    proxy = lockgate.start_proxy()
+    lockgate.kube.kubectl("apply", "-n", other, "-f", "-",
+                          input=yaml.safe_dump_all([*backend("a", upstream.port), route(), apikey("team")]))
+
+    def key() -> str | None:
+        out = lockgate.kube.kubectl("get", "secret", "team-key", "-n", other, "-o", "jsonpath={.data.api-key}",
+                                    check=False)
+        return base64.b64decode(out.stdout).decode() if out.returncode == 0 and out.stdout else None
+
+    assert lockgate.works(proxy, wait_for(key, 15, "the key in the other namespace")) == "from the other namespace"
+    assert lockgate.get("configmap", "lockgate-config") is not None  # published in the publish namespace
