@@ -84,6 +84,8 @@ class Reconciler:
         self._usage: dict[str, dict[str, Any]] = {}
         self._next_usage = 0.0
         self._next_resync = 0.0
+        self._listed: list[str] = []  # replicas listed from the API (proxy namespace not watched)
+        self._listed_until = 0.0
 
     def poke(self) -> None:
         """Something changed: re-render soon. The first poke also means every
@@ -146,41 +148,42 @@ class Reconciler:
             log.info("rendered %d objects: configuration %s %s", len(inventory.lockgate),
                      translation.config.hash[:12], "published" if wrote else "unchanged")
         inventory, translation = self._inventory, self.translation
-        self.rollout = await self._check_rollout(translation, inventory)
-        if tick >= self._next_usage and self.settings.proxy_service:
+        urls = await self._replica_urls(inventory)
+        self.rollout = await self._check_rollout(translation, urls)
+        if tick >= self._next_usage and urls:
             self._next_usage = tick + self.settings.usage_interval
-            self._usage = merge_usage((await self.fleet.collect(self._proxy_urls(inventory), "/usage")).values())
+            self._usage = merge_usage((await self.fleet.collect(urls, "/usage")).values())
         await self.statuses.write(inventory.lockgate, translation.statuses, self.rollout, inventory.secrets,
                                   self._usage, now)
 
-    async def _check_rollout(self, translation: Translation, inventory: Inventory) -> Rollout:
+    async def _check_rollout(self, translation: Translation, urls: list[str]) -> Rollout:
         config_hash, credentials_hash = translation.config.hash, translation.credentials.content_hash()
         if not self.settings.proxy_service:
             return Rollout(config_hash, credentials_hash, 0, 0, discovery=False)
-        urls = self._proxy_urls(inventory)
-        if not urls:
-            urls = await self._proxy_urls_from_api()
-        reports = await self.fleet.collect(urls, "/config")
-        return rollout(config_hash, credentials_hash, reports)
+        return rollout(config_hash, credentials_hash, await self.fleet.collect(urls, "/config"))
+
+    async def _replica_urls(self, inventory: Inventory) -> list[str]:
+        """Admin URLs of the proxy replicas: from the EndpointSlice index when
+        the proxy's namespace is watched, else listed (at most every settle_poll)."""
+        if not self.settings.proxy_service:
+            return []
+        ns, name = self._proxy_service()
+        if self.settings.watches(ns):
+            slices = [s for s in inventory.slices if s["metadata"]["namespace"] == ns
+                      and (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == name]
+            return replica_urls(slices, self.settings.proxy_admin_port)
+        tick = time.monotonic()
+        if tick >= self._listed_until:
+            listing = await self.api.request("GET", resource_path("discovery.k8s.io/v1", "endpointslices", ns),
+                                             params={"labelSelector": f"{SERVICE_NAME_LABEL}={name}"})
+            self._listed = replica_urls(listing.get("items", []), self.settings.proxy_admin_port)
+            self._listed_until = tick + self.settings.settle_poll
+        return self._listed
 
     def _proxy_service(self) -> tuple[str, str]:
         value = self.settings.proxy_service or ""
         ns, _, name = value.rpartition("/")
         return ns or self.settings.publish_namespace, name
-
-    def _proxy_urls(self, inventory: Inventory) -> list[str]:
-        ns, name = self._proxy_service()
-        slices = [s for s in inventory.slices
-                  if s["metadata"]["namespace"] == ns and (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == name]
-        return replica_urls(slices, self.settings.proxy_admin_port)
-
-    async def _proxy_urls_from_api(self) -> list[str]:
-        ns, name = self._proxy_service()
-        if self.settings.watches(ns):
-            return []  # the index is authoritative: there are no replicas
-        listing = await self.api.request("GET", resource_path("discovery.k8s.io/v1", "endpointslices", ns),
-                                         params={"labelSelector": f"{SERVICE_NAME_LABEL}={name}"})
-        return replica_urls(listing.get("items", []), self.settings.proxy_admin_port)
 
     async def close(self) -> None:
         await self.fleet.close()
