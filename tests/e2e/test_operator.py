@@ -44,6 +44,8 @@ def test_apply_makes_requests_through_the_proxy_succeed(lockgate: Lockgate) -> N
     secret = lockgate.get("secret", "team-key")
     assert secret["metadata"]["ownerReferences"][0]["kind"] == "ApiKey"
     assert proxy.loaded_hash() == lockgate.published_hash()
+    row = lockgate.kubectl("get", "apikeys", "team", "--no-headers").stdout.split()
+    assert row[:3] == ["team", "team", "team-key"] and row[-2] == "True"  # NAME CONSUMER SECRET ... READY AGE
 
 
 def test_crds_print_columns_and_cel_refuses_invalid_objects(lockgate: Lockgate) -> None:
