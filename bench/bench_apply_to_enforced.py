@@ -3,7 +3,9 @@
 A real kube-apiserver (the test control plane), the operator and one proxy as
 processes, a loopback upstream. For each of --count rounds it creates an
 ApiKey and measures until a request with its generated key succeeds through
-the proxy, then deletes it and measures until that key gets 401. Objects are
+the proxy, then deletes it and measures until that key gets 401; then it moves
+a Service's EndpointSlice between two upstreams and measures until the
+answers come from the new one. Objects are
 written and polled with the Python Kubernetes client (no kubectl process per
 poll), the proxy with plain HTTP every 10 ms. Prints p50/p99/max per phase.
 
@@ -31,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from kubernetes import client, config  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 
-from tests.e2e.lockgate_env import Lockgate, Proxy, backend, route  # noqa: E402
+from tests.e2e.lockgate_env import Lockgate, Proxy, apikey, backend, route  # noqa: E402
 from tests.kube.controlplane import ControlPlane, locate_binaries  # noqa: E402
 
 POLL = 0.01
@@ -50,15 +52,23 @@ def poll(check: Callable[[], T | None], timeout: float = 30.0) -> T:
         time.sleep(POLL)
 
 
-def status_with(proxy: Proxy, key: str) -> int:
+def answer_with(proxy: Proxy, key: str) -> tuple[int, str]:
+    """Status and answer text of one chat request."""
     conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
     body = json.dumps({"model": "m1", "messages": [{"role": "user", "content": "hi"}]})
     try:
         conn.request("POST", "/v1/chat/completions", body=body,
                      headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-        return conn.getresponse().status
+        resp = conn.getresponse()
+        payload = json.loads(resp.read() or b"{}")
+        text = payload["choices"][0]["message"]["content"] if resp.status == 200 else ""
+        return resp.status, text
     finally:
         conn.close()
+
+
+def status_with(proxy: Proxy, key: str) -> int:
+    return answer_with(proxy, key)[0]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -77,12 +87,12 @@ def main() -> int:
         cp.kubectl("create", "namespace", namespace)
         env = Lockgate(cp, namespace, Path(tmp))
         try:
-            upstream = env.upstreams.start("ok")
+            upstreams = {"a": env.upstreams.start("a"), "b": env.upstreams.start("b")}
             env.start_operator()
             proxy = env.start_proxy()
-            env.apply_objects([*backend("a", upstream.port), route()])
+            env.apply_objects([*backend("a", upstreams["a"].port), route(), apikey("steady")])
             config.load_kube_config(config_file=str(cp.kubeconfig))
-            custom, core = client.CustomObjectsApi(), client.CoreV1Api()
+            custom, core, discovery = client.CustomObjectsApi(), client.CoreV1Api(), client.DiscoveryV1Api()
 
             def secret_key(name: str) -> str | None:
                 try:
@@ -91,7 +101,7 @@ def main() -> int:
                     return None
                 return base64.b64decode(data["api-key"]).decode() if "api-key" in data else None
 
-            created, secret_ready, deleted = [], [], []
+            created, secret_ready, deleted, moved = [], [], [], []
             for i in range(args.count):
                 name = f"k{i}"
                 body = {"apiVersion": "lockgate.io/v1alpha1", "kind": "ApiKey", "metadata": {"name": name},
@@ -107,6 +117,15 @@ def main() -> int:
                 custom.delete_namespaced_custom_object("lockgate.io", "v1alpha1", namespace, "apikeys", name)
                 poll(lambda: True if status_with(proxy, key) == 401 else None)
                 deleted.append(time.monotonic() - start)
+
+            steady = poll(lambda: secret_key("steady-key"))
+            for i in range(args.count):
+                target = "b" if i % 2 == 0 else "a"
+                start = time.monotonic()
+                discovery.patch_namespaced_endpoint_slice("a-1", namespace, {
+                    "ports": [{"name": "http", "port": upstreams[target].port, "protocol": "TCP"}]})
+                poll(lambda: True if answer_with(proxy, steady) == (200, target) else None)
+                moved.append(time.monotonic() - start)
         finally:
             env.close()
 
@@ -116,7 +135,8 @@ def main() -> int:
     missed = []
     for label, values in (("create ApiKey -> Secret with key", secret_ready),
                           ("create ApiKey -> key works (200)", created),
-                          ("delete ApiKey -> key refused (401)", deleted)):
+                          ("delete ApiKey -> key refused (401)", deleted),
+                          ("EndpointSlice change -> traffic moved", moved)):
         print(f"{label:<40} {percentile(values, 0.5) * 1000:8.0f} {percentile(values, 0.99) * 1000:8.0f} "
               f"{max(values) * 1000:8.0f} {statistics.fmean(values) * 1000:8.0f}")
         if percentile(values, 0.99) > GOAL_P99:
