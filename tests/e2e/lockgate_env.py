@@ -39,7 +39,7 @@ PROXY_SERVICE = "lockgate-proxy"
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
     """Poll until `check` returns something truthy; that value, or fail."""
     deadline = time.monotonic() + timeout
     while True:
@@ -252,6 +252,12 @@ class Lockgate:
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
         out = self.kubectl("get", kind, name, "-o", "json", check=False)
         return json.loads(out.stdout) if out.returncode == 0 else None
+
+    def obj(self, kind: str, name: str) -> dict[str, Any]:
+        """The object, which must exist."""
+        found = self.get(kind, name)
+        assert found is not None, f"{kind}/{name} does not exist"
+        return found
 
     def condition(self, kind: str, name: str, type_: str) -> dict[str, Any] | None:
         obj = self.get(kind, name) or {}

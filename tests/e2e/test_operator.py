@@ -37,10 +37,10 @@ def test_apply_makes_requests_through_the_proxy_succeed(lockgate: Lockgate) -> N
     for kind, name in (("modelprovider", "a"), ("route", "api"), ("apikey", "team")):
         for type_ in ("Accepted", "ResolvedRefs", "Ready", "Programmed"):
             c = wait_for(lambda: lockgate.condition_is(kind, name, type_, "True"), 15, f"{kind}/{name} {type_}")
-            assert c["observedGeneration"] == lockgate.get(kind, name)["metadata"]["generation"]
-    status = lockgate.get("apikey", "team")["status"]
+            assert c["observedGeneration"] == lockgate.obj(kind, name)["metadata"]["generation"]
+    status = lockgate.obj("apikey", "team")["status"]
     assert status["secretName"] == "team-key" and len(status["keyHashPrefix"]) == 12
-    assert lockgate.get("modelprovider", "a")["status"]["readyEndpoints"] == 1
+    assert lockgate.obj("modelprovider", "a")["status"]["readyEndpoints"] == 1
     secret = lockgate.get("secret", "team-key")
     assert secret["metadata"]["ownerReferences"][0]["kind"] == "ApiKey"
     assert proxy.loaded_hash() == lockgate.published_hash()
@@ -152,7 +152,7 @@ def test_an_invalid_route_is_refused_with_a_reason_while_others_keep_working(loc
 def test_restarting_the_operator_changes_nothing_served(lockgate: Lockgate) -> None:
     proxy, key = serving(lockgate)
     wait_for(lambda: lockgate.condition_is("apikey", "team", "Programmed", "True"), 10, "Programmed")
-    before = {kind: lockgate.get(kind, name)["metadata"]["resourceVersion"]
+    before = {kind: lockgate.obj(kind, name)["metadata"]["resourceVersion"]
               for kind, name in (("configmap", "lockgate-config"), ("secret", "lockgate-credentials"))}
     served = proxy.loaded_hash()
 
@@ -181,7 +181,7 @@ def test_restarting_the_operator_changes_nothing_served(lockgate: Lockgate) -> N
         worker.join(10)
 
     assert "configuration " + served[:12] + " unchanged" in second.output()
-    after = {kind: lockgate.get(kind, name)["metadata"]["resourceVersion"]
+    after = {kind: lockgate.obj(kind, name)["metadata"]["resourceVersion"]
              for kind, name in (("configmap", "lockgate-config"), ("secret", "lockgate-credentials"))}
     assert after == before and proxy.loaded_hash() == served
     assert failures == [] and answered > 0
