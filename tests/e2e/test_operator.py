@@ -1,0 +1,171 @@
+"""The operator and proxies as processes on a real kube-apiserver: apply ->
+published -> served, status conditions, keys, discovery, restarts."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from tests.e2e.lockgate_env import (  # noqa: F401  (fixtures)
+    Lockgate, Proxy, apikey, backend, crds, endpoint_slice, lockgate, route, wait_for,
+)
+from tests.kube.controlplane import free_port
+
+
+def serving(lockgate: Lockgate, text: str = "served by a") -> tuple[Proxy, str]:
+    """Operator, one proxy, one backend, a Route and an ApiKey; the working key."""
+    upstream = lockgate.upstreams.start(text)
+    lockgate.start_operator()
+    proxy = lockgate.start_proxy()
+    lockgate.apply_objects([*backend("a", upstream.port), route(), apikey("team")])
+    key = wait_for(lambda: lockgate.secret_value("team-key"), 15, "the generated key")
+    lockgate.works(proxy, key, text)
+    return proxy, key
+
+
+def test_apply_makes_requests_through_the_proxy_succeed(lockgate: Lockgate) -> None:
+    proxy, key = serving(lockgate)
+    assert key.startswith("lg-") and len(key) >= 3 + 43
+
+    for kind, name in (("modelprovider", "a"), ("route", "api"), ("apikey", "team")):
+        for type_ in ("Accepted", "ResolvedRefs", "Ready", "Programmed"):
+            c = wait_for(lambda: lockgate.condition_is(kind, name, type_, "True"), 15, f"{kind}/{name} {type_}")
+            assert c["observedGeneration"] == lockgate.get(kind, name)["metadata"]["generation"]
+    status = lockgate.get("apikey", "team")["status"]
+    assert status["secretName"] == "team-key" and len(status["keyHashPrefix"]) == 12
+    assert lockgate.get("modelprovider", "a")["status"]["readyEndpoints"] == 1
+    secret = lockgate.get("secret", "team-key")
+    assert secret["metadata"]["ownerReferences"][0]["kind"] == "ApiKey"
+    assert proxy.loaded_hash() == lockgate.published_hash()
+
+
+def test_crds_print_columns_and_cel_refuses_invalid_objects(lockgate: Lockgate) -> None:
+    lockgate.apply_objects([apikey("cols", expiresAt="2030-01-01T00:00:00Z")])
+    header = lockgate.kubectl("get", "apikeys").stdout.splitlines()[0].split()
+    assert header == ["NAME", "CONSUMER", "SECRET", "EXPIRES", "READY", "AGE"]
+    assert "TOKENS" in lockgate.kubectl("get", "apikeys", "-o", "wide").stdout.splitlines()[0]
+
+    both = apikey("both", existingSecret={"name": "s", "key": "k"})
+    refused = lockgate.apply(json.dumps(both), check=False)
+    assert refused.returncode != 0 and "set exactly one of secretName and existingSecret" in refused.stderr
+    neither = {"apiVersion": "lockgate.io/v1alpha1", "kind": "ModelProvider", "metadata": {"name": "p"},
+               "spec": {"type": "openai", "models": [{"name": "m"}]}}
+    refused = lockgate.apply(json.dumps(neither), check=False)
+    assert refused.returncode != 0 and "set exactly one of endpoint and service" in refused.stderr
+    template = route("t", type="chatTemplate")
+    refused = lockgate.apply(json.dumps(template), check=False)
+    assert refused.returncode != 0 and "a chatTemplate route needs path and chatTemplate" in refused.stderr
+    assert lockgate.get("apikey", "both") is None and lockgate.get("modelprovider", "p") is None
+
+
+def test_programmed_turns_true_only_after_the_proxy_loaded_the_config(lockgate: Lockgate) -> None:
+    upstream = lockgate.upstreams.start("served")
+    ports = (free_port(), free_port())
+    lockgate.register_proxy("proxy", ports[1])  # the replica is known but not running yet
+    lockgate.start_operator()
+    lockgate.apply_objects([*backend("a", upstream.port), route()])
+
+    wait_for(lambda: lockgate.condition_is("route", "api", "Accepted", "True"), 15, "the route accepted")
+    published = wait_for(lockgate.published_hash, 15, "the configuration published")
+    pending = wait_for(lambda: lockgate.condition_is("route", "api", "Programmed", "False"), 15, "Programmed=False")
+    assert pending["reason"] == "Pending" and "0 of 1" in pending["message"]
+
+    proxy = lockgate.start_proxy(ports=ports, register=False)
+    wait_for(lambda: lockgate.condition_is("route", "api", "Programmed", "True"), 10, "Programmed=True")
+    assert proxy.loaded_hash() == published
+    events = lockgate.kubectl("get", "events", "--field-selector", "involvedObject.name=api", "-o", "json").stdout
+    assert any(e["reason"] == "Programmed" for e in json.loads(events)["items"])
+
+
+def test_an_endpointslice_change_moves_traffic_within_2s(lockgate: Lockgate) -> None:
+    proxy, key = serving(lockgate, "from a")
+    b = lockgate.upstreams.start("from b")
+
+    started = time.monotonic()
+    lockgate.apply_objects([endpoint_slice("a-1", "a", "http", b.port)])
+    lockgate.works(proxy, key, "from b", timeout=2.0)
+    assert time.monotonic() - started < 2.0
+
+
+def test_new_apikey_works_and_deleted_apikey_gets_401_within_2s(lockgate: Lockgate) -> None:
+    proxy, key = serving(lockgate)
+
+    lockgate.apply_objects([apikey("newcomer")])
+    new_key = wait_for(lambda: lockgate.secret_value("newcomer-key"), 10, "the newcomer's key")
+    assert new_key != key
+    lockgate.works(proxy, new_key, timeout=10)
+
+    started = time.monotonic()
+    lockgate.kubectl("delete", "apikey", "team", "--wait=false")
+    wait_for(lambda: lockgate.status_of(proxy, key) == 401, 2.0, "401 for the deleted key")
+    assert time.monotonic() - started < 2.0
+    assert isinstance(lockgate.status_of(proxy, new_key), str)
+
+
+def test_rotation_keeps_the_previous_key_for_its_grace(lockgate: Lockgate) -> None:
+    proxy, old = serving(lockgate)
+    lockgate.kubectl("annotate", "apikey", "team", "lockgate.io/rotate=first")
+
+    new = wait_for(lambda: (lambda k: k if k and k != old else None)(lockgate.secret_value("team-key")), 10,
+                   "the rotated key")
+    assert lockgate.secret_value("team-key", "previous-api-key") == old
+    lockgate.works(proxy, new, timeout=10)
+    assert isinstance(lockgate.status_of(proxy, old), str)
+    # the same annotation value never rotates twice
+    lockgate.kubectl("annotate", "apikey", "team", "--overwrite", "unrelated=1")
+    time.sleep(1.0)  # no event to await: the absence of a rotation is the point
+    assert lockgate.secret_value("team-key") == new
+
+
+def test_an_invalid_route_is_refused_with_a_reason_while_others_keep_working(lockgate: Lockgate) -> None:
+    proxy, key = serving(lockgate)
+    lockgate.apply_objects([route("broken", hosts=["broken.example"],
+                                  aliases=[{"name": "x", "targets": [{"model": "no-such-model"}]}])])
+
+    refused = wait_for(lambda: lockgate.condition_is("route", "broken", "Accepted", "False"), 10, "Accepted=False")
+    assert refused["reason"] == "UnknownModel" and "no-such-model" in refused["message"]
+    assert lockgate.condition_is("route", "broken", "Programmed", "False")["reason"] == "NotAccepted"
+    assert lockgate.condition_is("route", "api", "Accepted", "True")
+    assert lockgate.works(proxy, key) == "served by a"
+    events = lockgate.kubectl("get", "events", "--field-selector", "involvedObject.name=broken", "-o", "json").stdout
+    warnings = [e for e in json.loads(events)["items"] if e["type"] == "Warning"]
+    assert any(e["reason"] == "UnknownModel" for e in warnings)
+
+
+def test_restarting_the_operator_changes_nothing_served(lockgate: Lockgate) -> None:
+    proxy, key = serving(lockgate)
+    wait_for(lambda: lockgate.condition_is("apikey", "team", "Programmed", "True"), 10, "Programmed")
+    before = {kind: lockgate.get(kind, name)["metadata"]["resourceVersion"]
+              for kind, name in (("configmap", "lockgate-config"), ("secret", "lockgate-credentials"))}
+    served = proxy.loaded_hash()
+
+    failures: list[object] = []
+    answered = 0
+    stop = threading.Event()
+
+    def traffic() -> None:
+        nonlocal answered
+        while not stop.is_set():
+            answer = lockgate.status_of(proxy, key)
+            if isinstance(answer, str):
+                answered += 1
+            else:
+                failures.append(answer)
+
+    worker = threading.Thread(target=traffic)
+    worker.start()
+    try:
+        lockgate.processes[0].kill()
+        second = lockgate.start_operator()
+        wait_for(lambda: "rendered" in second.output(), 30, "the new operator's first render")
+        wait_for(lambda: lockgate.condition_is("apikey", "team", "Programmed", "True"), 10, "still Programmed")
+    finally:
+        stop.set()
+        worker.join(10)
+
+    assert "configuration " + served[:12] + " unchanged" in second.output()
+    after = {kind: lockgate.get(kind, name)["metadata"]["resourceVersion"]
+             for kind, name in (("configmap", "lockgate-config"), ("secret", "lockgate-credentials"))}
+    assert after == before and proxy.loaded_hash() == served
+    assert failures == [] and answered > 0
