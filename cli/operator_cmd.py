@@ -31,6 +31,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--liveness", metavar="URL", help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
     p.add_argument("--peering", metavar="NAME", help="Kopf peering object: one active operator among replicas")
     p.add_argument("--standalone", action="store_true", help="no peering at all")
+    p.add_argument("--no-cluster-scan", action="store_true",
+                   help="do not list or watch namespaces and CRDs cluster-wide (Kopf's restricted mode, for "
+                        "RBAC without cluster-scope reads): the CRDs must exist when the operator starts")
     p.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
     p.add_argument("--verbose", "-v", action="store_true")
     p.set_defaults(func=run)
@@ -58,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
     kopf.configure(verbose=args.verbose, log_prefix=True)
     logging.getLogger("lockgate").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     memo = OperatorContext(settings=settings, kubeconfig=args.kubeconfig)
+    kopf_settings = kopf.OperatorSettings()
+    kopf_settings.scanning.disabled = args.no_cluster_scan  # else Kopf retries each 403 for a minute first
     asyncio.run(kopf.operator(
-        registry=build_registry(), memo=memo, clusterwide=settings.all_namespaces,
+        registry=build_registry(), memo=memo, settings=kopf_settings, clusterwide=settings.all_namespaces,
         namespaces=settings.namespaces, liveness_endpoint=args.liveness,
         peering_name=args.peering, standalone=True if args.standalone else None,
     ))
