@@ -152,6 +152,9 @@ def test_the_flow_works_with_exactly_the_charts_service_accounts(release: Releas
         for type_ in ("Ready", "Programmed"):  # status written and proxies asked, under the chart's RBAC
             wait_for(lambda: lockgate.condition_is(kind, name, type_, "True"), 15, f"{kind}/{name} {type_}")
     assert proxy.loaded_hash() == lockgate.published_hash()
+    # Written under OwnerReferencesPermissionEnforcement: the chart grants apikeys/finalizers.
+    (owner,) = lockgate.get("secret", "team-key")["metadata"]["ownerReferences"]
+    assert owner["kind"] == "ApiKey" and owner["blockOwnerDeletion"] is True
     wait_for(lambda: http_status(f"http://127.0.0.1:{liveness}/healthz") == 200, 10, "Kopf's liveness probe")
     for process in lockgate.processes:
         assert process.alive(), process.output()
@@ -171,6 +174,10 @@ def test_the_flow_works_with_exactly_the_charts_service_accounts(release: Releas
     assert kube.api("GET", secrets, token=operator_token)[0] == 200
     assert kube.api("GET", "/api/v1/namespaces/default/secrets", token=operator_token)[0] == 403
     assert kube.api("GET", f"/api/v1/namespaces/{ns}/pods", token=operator_token)[0] == 403
+    configmaps = f"/api/v1/namespaces/{ns}/configmaps"
+    assert kube.api("DELETE", f"{configmaps}/lockgate-config-1", token=operator_token)[0] == 404  # allowed, absent
+    assert kube.api("DELETE", f"{configmaps}/lockgate-config", token=operator_token)[0] == 403
+    assert kube.api("DELETE", f"{secrets}/team-key", token=operator_token)[0] == 403
 
 
 def chart_with_new_route_field(dest: Path) -> Path:

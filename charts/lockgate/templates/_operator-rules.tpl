@@ -11,6 +11,12 @@ proxy's ConfigMaps and credentials Secret and reads the proxy's Service.
 - apiGroups: ["lockgate.io"]
   resources: ["modelproviders/status", "apikeys/status", "routes/status", "mcpservers/status"]
   verbs: ["get", "patch"]
+# Key Secrets name their ApiKey as owner with blockOwnerDeletion; where owner
+# references are enforced (OwnerReferencesPermissionEnforcement, as on
+# OpenShift) that takes the right to set finalizers on the ApiKey.
+- apiGroups: ["lockgate.io"]
+  resources: ["apikeys/finalizers"]
+  verbs: ["update"]
 {{ include "lockgate.operatorCoreRules" . }}
 {{- if .Values.operator.peering.enabled }}
 - apiGroups: ["kopf.dev"]
@@ -45,4 +51,9 @@ proxy's ConfigMaps and credentials Secret and reads the proxy's Service.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "update", "patch"]
+# Split parts left over when the configuration shrinks; nothing else is deleted.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  resourceNames: {{ include "lockgate.configMapPartNames" . }}
+  verbs: ["delete"]
 {{- end -}}
