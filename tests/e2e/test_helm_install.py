@@ -91,8 +91,10 @@ def http_status(url: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def release(kube: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Release:
-    """The chart with its default values, installed once for this module."""
+def release(kube: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+    """The chart with its default values, installed once for this module.
+    The CRDs are cluster-wide and shared with the session's other tests: they
+    are put back as the repository defines them afterwards."""
     if kube.binaries.helm is None:
         pytest.skip("helm was not built (hack/setup.d/35-helm.sh)")
     namespace = f"helm-{uuid.uuid4().hex[:6]}"
@@ -102,7 +104,9 @@ def release(kube: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Rel
     installed.helm("install", RELEASE, str(CHART), "--timeout", "60s")
     for crd in LOCKGATE_CRDS:
         kube.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{crd}")
-    return installed
+    yield installed
+    files = [a for crd in sorted((REPO / "crds").glob("lockgate.io_*.yaml")) for a in ("-f", str(crd))]
+    kube.kubectl("apply", "--server-side", "--force-conflicts", *files)
 
 
 @pytest.fixture
