@@ -7,6 +7,8 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
+import socket
 from typing import Any
 
 from lockgate.operator.settings import OperatorSettings
@@ -28,8 +30,14 @@ def register(subparsers: Any) -> None:
                    help="Service in front of the proxies; its ready endpoints are asked what they loaded (Programmed)")
     p.add_argument("--proxy-admin-port", type=int, default=9090,
                    help="admin port of the proxies when their EndpointSlices name no 'admin' port")
+    p.add_argument("--usage-interval", type=float, default=10.0, metavar="SECONDS",
+                   help="how often ApiKey usage is mirrored from the proxies into status")
     p.add_argument("--liveness", metavar="URL", help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
     p.add_argument("--peering", metavar="NAME", help="Kopf peering object: one active operator among replicas")
+    p.add_argument("--priority", type=int, default=None,
+                   help="peering priority; the highest live replica is active (default: random, so replicas differ)")
+    p.add_argument("--peering-lifetime", type=int, default=60, metavar="SECONDS",
+                   help="how long a silent peer is still taken as alive (failover time)")
     p.add_argument("--standalone", action="store_true", help="no peering at all")
     p.add_argument("--no-cluster-scan", action="store_true",
                    help="do not list or watch namespaces and CRDs cluster-wide (Kopf's restricted mode, for "
@@ -41,12 +49,17 @@ def register(subparsers: Any) -> None:
 
 def settings_from(args: argparse.Namespace) -> OperatorSettings:
     ns, _, config_map = args.config_map.rpartition("/")
+    # Kopf pauses every replica when two share a priority: pick distinct ones.
+    priority = args.priority if args.priority is not None else secrets.randbelow(10_000) + 1
+    identity = f"{os.environ.get('POD_ID') or socket.gethostname()}-{secrets.token_hex(4)}"
     publish = args.publish_namespace or ns or os.environ.get("POD_NAMESPACE") or \
         (args.namespace[0] if args.namespace else "default")
     return OperatorSettings(
         namespaces=tuple(args.namespace), all_namespaces=args.all_namespaces or not args.namespace,
         publish_namespace=publish, config_map=config_map, credentials_secret=args.credentials_secret,
         proxy_service=args.proxy_service, proxy_admin_port=args.proxy_admin_port,
+        peering=None if args.standalone else args.peering, priority=priority, identity=identity,
+        peering_lifetime=args.peering_lifetime, usage_interval=args.usage_interval,
     )
 
 
@@ -66,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     asyncio.run(kopf.operator(
         registry=build_registry(), memo=memo, settings=kopf_settings, clusterwide=settings.all_namespaces,
         namespaces=settings.namespaces, liveness_endpoint=args.liveness,
-        peering_name=args.peering, standalone=True if args.standalone else None,
+        peering_name=settings.peering, standalone=True if args.standalone or not settings.peering else None,
+        priority=settings.priority, identity=settings.identity,
     ))
     return 0

@@ -17,6 +17,7 @@ from typing import Any
 
 import kopf
 
+from lockgate.operator.peering import PeeringGate
 from lockgate.operator.reconciler import Reconciler
 from lockgate.operator.settings import OperatorSettings
 from lockgate.proxy.kube_api import KubeApi, resource_path
@@ -112,9 +113,15 @@ def build_registry() -> kopf.OperatorRegistry:
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 270
         settings.watching.client_timeout = 300
+        settings.peering.lifetime = memo.settings.peering_lifetime
         indices = {w.index_id: kwargs[w.index_id] for w in WATCHED}
         api = KubeApi.from_kubeconfig(memo.kubeconfig)
-        memo.reconciler = Reconciler(memo.settings, api, lambda: indexed_objects(indices))
+        ours: OperatorSettings = memo.settings
+        gate = None
+        if ours.peering:
+            namespace = None if ours.all_namespaces else ours.namespaces[0]
+            gate = PeeringGate(api, ours.peering, namespace, ours.identity, ours.priority)
+        memo.reconciler = Reconciler(ours, api, lambda: indexed_objects(indices), peering=gate)
         memo.tasks = (
             asyncio.create_task(memo.reconciler.run(), name="lockgate reconciler"),
             asyncio.create_task(_start_if_empty(memo.reconciler, api, memo.settings), name="lockgate empty check"),

@@ -57,8 +57,10 @@ def secret_value(secret: Mapping[str, Any] | None, field: str) -> str | None:
 
 def owner_reference(apikey: Mapping[str, Any]) -> dict[str, Any]:
     meta = apikey["metadata"]
+    # No blockOwnerDeletion: with OwnerReferencesPermissionEnforcement it would
+    # need update rights on apikeys/finalizers, and nothing waits on the key.
     return {"apiVersion": apikey.get("apiVersion", "lockgate.io/v1alpha1"), "kind": "ApiKey",
-            "name": meta["name"], "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}
+            "name": meta["name"], "uid": meta["uid"], "controller": True}
 
 
 def new_key_secret(apikey: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -122,5 +122,8 @@ class Publisher:
         for item in listing.get("items", []):
             name = item["metadata"]["name"]
             if belongs_to(name, self.config_map) and name not in keep:
-                await self.api.delete(resource_path("v1", "configmaps", self.namespace, name))
+                try:
+                    await self.api.delete(resource_path("v1", "configmaps", self.namespace, name))
+                except ApiError as e:  # harmless: the head's index no longer names it
+                    log.warning("stale config part %s not deleted: %s", name, e)
                 self._live.pop(("ConfigMap", name), None)

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from lockgate.operator.key_secrets import KeySecrets
+from lockgate.operator.peering import PeeringGate
 from lockgate.operator.programmed import ProxyFleet, Rollout, replica_urls, rollout
 from lockgate.operator.publish import Publisher
 from lockgate.operator.settings import OperatorSettings
@@ -66,13 +67,14 @@ class Inventory:
 class Reconciler:
     def __init__(self, settings: OperatorSettings, api: KubeApi, objects: Callable[[], Iterable[Mapping[str, Any]]],
                  publisher: Publisher | None = None, fleet: ProxyFleet | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 peering: PeeringGate | None = None, clock: Callable[[], datetime] = utcnow) -> None:
         self.settings, self.api, self._objects, self._clock = settings, api, objects, clock
         self.publisher = publisher or Publisher(api, settings.publish_namespace, settings.config_map,
                                                 settings.credentials_secret)
         self.fleet = fleet or ProxyFleet()
         self.keys = KeySecrets(api)
         self.statuses = StatusWriter(api)
+        self.peering = peering
         self.started = asyncio.Event()
         self.translation: Translation | None = None
         self.rollout: Rollout | None = None
@@ -82,6 +84,8 @@ class Reconciler:
         self._usage: dict[str, dict[str, Any]] = {}
         self._next_usage = 0.0
         self._next_resync = 0.0
+        self._listed: list[str] = []  # replicas listed from the API (proxy namespace not watched)
+        self._listed_until = 0.0
 
     def poke(self) -> None:
         """Something changed: re-render soon. The first poke also means every
@@ -97,6 +101,9 @@ class Reconciler:
             if self._dirty:
                 await asyncio.sleep(self.settings.debounce)  # gather a burst of changes into one render
             self._wake.clear()
+            if self.peering is not None and not await self.peering.active():
+                await self._standby()
+                continue
             try:
                 await self.reconcile()
                 failures = 0
@@ -109,11 +116,20 @@ class Reconciler:
                 await asyncio.sleep(min(10.0, 0.2 * 2 ** min(failures, 6)))
                 continue
             pending = self.rollout is not None and not self.rollout.complete
-            wait = self.settings.rollout_poll if pending else self.settings.settle_poll
+            wait = self.settings.rollout_poll if pending else min(self.settings.settle_poll, self.settings.usage_interval)
             try:
                 await asyncio.wait_for(self._wake.wait(), wait)
             except asyncio.TimeoutError:
                 pass
+
+    async def _standby(self) -> None:
+        """Another replica is active: write nothing. When this one takes over,
+        Kopf re-lists everything and its events start a fresh render."""
+        self.started.clear()
+        self.publisher.forget()
+        self.translation = None
+        await asyncio.sleep(self.settings.rollout_poll)
+        await self.started.wait()
 
     async def reconcile(self) -> None:
         now, tick = self._clock(), time.monotonic()
@@ -132,41 +148,42 @@ class Reconciler:
             log.info("rendered %d objects: configuration %s %s", len(inventory.lockgate),
                      translation.config.hash[:12], "published" if wrote else "unchanged")
         inventory, translation = self._inventory, self.translation
-        self.rollout = await self._check_rollout(translation, inventory)
-        if tick >= self._next_usage and self.settings.proxy_service:
+        urls = await self._replica_urls(inventory)
+        self.rollout = await self._check_rollout(translation, urls)
+        if tick >= self._next_usage and urls:
             self._next_usage = tick + self.settings.usage_interval
-            self._usage = merge_usage((await self.fleet.collect(self._proxy_urls(inventory), "/usage")).values())
+            self._usage = merge_usage((await self.fleet.collect(urls, "/usage")).values())
         await self.statuses.write(inventory.lockgate, translation.statuses, self.rollout, inventory.secrets,
                                   self._usage, now)
 
-    async def _check_rollout(self, translation: Translation, inventory: Inventory) -> Rollout:
+    async def _check_rollout(self, translation: Translation, urls: list[str]) -> Rollout:
         config_hash, credentials_hash = translation.config.hash, translation.credentials.content_hash()
         if not self.settings.proxy_service:
             return Rollout(config_hash, credentials_hash, 0, 0, discovery=False)
-        urls = self._proxy_urls(inventory)
-        if not urls:
-            urls = await self._proxy_urls_from_api()
-        reports = await self.fleet.collect(urls, "/config")
-        return rollout(config_hash, credentials_hash, reports)
+        return rollout(config_hash, credentials_hash, await self.fleet.collect(urls, "/config"))
+
+    async def _replica_urls(self, inventory: Inventory) -> list[str]:
+        """Admin URLs of the proxy replicas: from the EndpointSlice index when
+        the proxy's namespace is watched, else listed (at most every settle_poll)."""
+        if not self.settings.proxy_service:
+            return []
+        ns, name = self._proxy_service()
+        if self.settings.watches(ns):
+            slices = [s for s in inventory.slices if s["metadata"]["namespace"] == ns
+                      and (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == name]
+            return replica_urls(slices, self.settings.proxy_admin_port)
+        tick = time.monotonic()
+        if tick >= self._listed_until:
+            listing = await self.api.request("GET", resource_path("discovery.k8s.io/v1", "endpointslices", ns),
+                                             params={"labelSelector": f"{SERVICE_NAME_LABEL}={name}"})
+            self._listed = replica_urls(listing.get("items", []), self.settings.proxy_admin_port)
+            self._listed_until = tick + self.settings.settle_poll
+        return self._listed
 
     def _proxy_service(self) -> tuple[str, str]:
         value = self.settings.proxy_service or ""
         ns, _, name = value.rpartition("/")
         return ns or self.settings.publish_namespace, name
-
-    def _proxy_urls(self, inventory: Inventory) -> list[str]:
-        ns, name = self._proxy_service()
-        slices = [s for s in inventory.slices
-                  if s["metadata"]["namespace"] == ns and (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == name]
-        return replica_urls(slices, self.settings.proxy_admin_port)
-
-    async def _proxy_urls_from_api(self) -> list[str]:
-        ns, name = self._proxy_service()
-        if self.settings.watches(ns):
-            return []  # the index is authoritative: there are no replicas
-        listing = await self.api.request("GET", resource_path("discovery.k8s.io/v1", "endpointslices", ns),
-                                         params={"labelSelector": f"{SERVICE_NAME_LABEL}={name}"})
-        return replica_urls(listing.get("items", []), self.settings.proxy_admin_port)
 
     async def close(self) -> None:
         await self.fleet.close()

@@ -19,6 +19,10 @@ class OperatorSettings:
     rollout_poll: float = 0.2  # how often proxies are asked while a rollout is pending
     settle_poll: float = 5.0  # ... and once it completed (replicas come and go)
     usage_interval: float = 10.0  # ApiKey usage mirrored from the proxies
+    peering: str | None = None  # Kopf peering object; None: standalone, always active
+    priority: int = 0  # this replica's peering priority (the highest live one is active)
+    identity: str = ""  # this replica's id in the peering object
+    peering_lifetime: int = 60  # seconds a silent peer is still taken as alive
 
     def watches(self, namespace: str) -> bool:
         return self.all_namespaces or namespace in self.namespaces

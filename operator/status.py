@@ -105,10 +105,14 @@ class Transition:
 
 
 def transitions(current: Iterable[Mapping[str, Any]], merged: Iterable[Mapping[str, Any]]) -> list[Transition]:
+    """Conditions whose status changed. A condition appearing for the first
+    time counts only when it is bad news (a new object is not an event)."""
     before = {c.get("type"): c.get("status") for c in current}
     changes = []
     for cond in merged:
         if cond.get("type") in OWNED_CONDITIONS and before.get(cond["type"]) != cond.get("status"):
-            changes.append(Transition(cond["type"], before.get(cond["type"]), cond["status"],
-                                      cond.get("reason", ""), cond.get("message", "")))
+            change = Transition(cond["type"], before.get(cond["type"]), cond["status"],
+                                cond.get("reason", ""), cond.get("message", ""))
+            if change.old is not None or change.warning:
+                changes.append(change)
     return changes

@@ -195,20 +195,23 @@ class Lockgate:
         self.processes.append(process)
         return process
 
-    def start_operator(self, *extra: str) -> Process:
+    def start_operator(self, *extra: str, standalone: bool = True) -> Process:
+        name = f"operator-{sum(p.name.startswith('operator') for p in self.processes) + 1}"
         return self._spawn(
-            "operator", "operator", "--namespace", self.namespace, "--publish-namespace", self.namespace,
-            "--proxy-service", PROXY_SERVICE, "--standalone", *extra,
+            name, "operator", "--namespace", self.namespace, "--publish-namespace", self.namespace,
+            "--proxy-service", PROXY_SERVICE, *(("--standalone",) if standalone else ()), *extra,
         )
 
     def start_proxy(self, name: str = "proxy", ports: tuple[int, int] | None = None, register: bool = True,
-                    wait_ready: bool = True, kubeconfig: Path | None = None) -> Proxy:
+                    wait_ready: bool = True, kubeconfig: Path | None = None,
+                    config_map: str = "lockgate-config") -> Proxy:
         port, admin_port = ports or (free_port(), free_port())
         if register:
             self.register_proxy(name, admin_port)
         process = self._spawn(
-            name, "proxy", "--config-map", f"{self.namespace}/lockgate-config",
+            name, "proxy", "--config-map", f"{self.namespace}/{config_map}",
             "--port", str(port), "--admin-port", str(admin_port), "--log-level", "INFO",
+            "--state-dir", str(self.workdir / f"{name}-state"),
             *(("--kubeconfig", str(kubeconfig)) if kubeconfig else ()),
         )
         proxy = Proxy(process, port, admin_port)

@@ -156,9 +156,9 @@ def test_the_flow_works_with_exactly_the_charts_service_accounts(release: Releas
         for type_ in ("Ready", "Programmed"):  # status written and proxies asked, under the chart's RBAC
             wait_for(lambda: lockgate.condition_is(kind, name, type_, "True"), 15, f"{kind}/{name} {type_}")
     assert proxy.loaded_hash() == lockgate.published_hash()
-    # Written under OwnerReferencesPermissionEnforcement: the chart grants apikeys/finalizers.
+    # Written under OwnerReferencesPermissionEnforcement with no rights on apikeys/finalizers.
     (owner,) = lockgate.get("secret", "team-key")["metadata"]["ownerReferences"]
-    assert owner["kind"] == "ApiKey" and owner["blockOwnerDeletion"] is True
+    assert owner["kind"] == "ApiKey" and owner["controller"] is True
     wait_for(lambda: http_status(f"http://127.0.0.1:{liveness}/healthz") == 200, 10, "Kopf's liveness probe")
     for process in lockgate.processes:
         assert process.alive(), process.output()

@@ -3,20 +3,24 @@ published -> served, status conditions, keys, discovery, restarts."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
+import urllib.request
+
+import yaml
 
 from tests.e2e.lockgate_env import (  # noqa: F401  (fixtures)
-    Lockgate, Proxy, apikey, backend, crds, endpoint_slice, lockgate, route, wait_for,
+    REPO, Lockgate, Proxy, apikey, backend, crds, endpoint_slice, lockgate, route, wait_for,
 )
 from tests.kube.controlplane import free_port
 
 
-def serving(lockgate: Lockgate, text: str = "served by a") -> tuple[Proxy, str]:
+def serving(lockgate: Lockgate, text: str = "served by a", operator_args: tuple[str, ...] = ()) -> tuple[Proxy, str]:
     """Operator, one proxy, one backend, a Route and an ApiKey; the working key."""
     upstream = lockgate.upstreams.start(text)
-    lockgate.start_operator()
+    lockgate.start_operator(*operator_args)
     proxy = lockgate.start_proxy()
     lockgate.apply_objects([*backend("a", upstream.port), route(), apikey("team")])
     key = wait_for(lambda: lockgate.secret_value("team-key"), 15, "the generated key")
@@ -25,8 +29,10 @@ def serving(lockgate: Lockgate, text: str = "served by a") -> tuple[Proxy, str]:
 
 
 def test_apply_makes_requests_through_the_proxy_succeed(lockgate: Lockgate) -> None:
-    proxy, key = serving(lockgate)
+    liveness = free_port()
+    proxy, key = serving(lockgate, operator_args=("--liveness", f"http://127.0.0.1:{liveness}/healthz"))
     assert key.startswith("lg-") and len(key) >= 3 + 43
+    assert urllib.request.urlopen(f"http://127.0.0.1:{liveness}/healthz", timeout=2).status == 200
 
     for kind, name in (("modelprovider", "a"), ("route", "api"), ("apikey", "team")):
         for type_ in ("Accepted", "ResolvedRefs", "Ready", "Programmed"):
@@ -169,3 +175,66 @@ def test_restarting_the_operator_changes_nothing_served(lockgate: Lockgate) -> N
              for kind, name in (("configmap", "lockgate-config"), ("secret", "lockgate-credentials"))}
     assert after == before and proxy.loaded_hash() == served
     assert failures == [] and answered > 0
+
+
+def test_peering_keeps_one_operator_active_and_fails_over(lockgate: Lockgate) -> None:
+    lockgate.kube.install_crds([REPO / "charts" / "lockgate" / "crds" / "kopf.dev_peerings.yaml"])
+    lockgate.apply_objects([{"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "lockgate"}}])
+    upstream = lockgate.upstreams.start("peered")
+    peering = ("--peering", "lockgate", "--peering-lifetime", "3")
+    active = lockgate.start_operator(*peering, "--priority", "200", standalone=False)
+    standby = lockgate.start_operator(*peering, "--priority", "100", standalone=False)
+    proxy = lockgate.start_proxy()
+    lockgate.apply_objects([*backend("a", upstream.port), route(), apikey("team")])
+    key = wait_for(lambda: lockgate.secret_value("team-key"), 20, "the generated key")
+    lockgate.works(proxy, key, "peered")
+    served = proxy.loaded_hash()
+    assert "rendered" in active.output() and "rendered" not in standby.output()
+
+    active.kill()
+    lockgate.apply_objects([apikey("after-failover")])
+    later = wait_for(lambda: lockgate.secret_value("after-failover-key"), 30, "the standby to take over")
+    lockgate.works(proxy, later, timeout=10)
+    assert "configuration " + served[:12] in standby.output()  # it first re-rendered what was served
+
+
+def test_usage_is_mirrored_into_apikey_status_with_expiry(lockgate: Lockgate) -> None:
+    upstream = lockgate.upstreams.start("counted")
+    lockgate.start_operator("--usage-interval", "0.5")
+    proxy = lockgate.start_proxy()
+    lockgate.apply_objects([*backend("a", upstream.port), route(), apikey("team", limits={"monthlyTokens": 100000}),
+                            apikey("old", expiresAt="2024-01-01T00:00:00Z")])
+    key = wait_for(lambda: lockgate.secret_value("team-key"), 15, "the generated key")
+    lockgate.works(proxy, key)
+    lockgate.chat(proxy, key)
+
+    def usage() -> dict | None:
+        found = ((lockgate.get("apikey", "team") or {}).get("status") or {}).get("usage")
+        return found if found and found["requests"] >= 2 else None
+
+    mirrored = wait_for(usage, 15, "usage in the ApiKey status")
+    assert mirrored["tokens"] == 2 * 18 and mirrored["remaining"] == 100000 - 36  # the upstream reports 11 + 7
+    assert lockgate.condition_is("apikey", "team", "Exhausted", "False")["reason"] == "WithinBudget"
+    assert lockgate.condition_is("apikey", "team", "Expired", "False")
+    expired = wait_for(lambda: lockgate.condition_is("apikey", "old", "Expired", "True"), 10, "Expired=True")
+    assert "2024-01-01" in expired["message"]
+    old_key = wait_for(lambda: lockgate.secret_value("old-key"), 10, "the expired key's Secret")
+    assert lockgate.status_of(proxy, old_key) == 401
+
+
+def test_one_operator_serves_objects_of_several_namespaces(lockgate: Lockgate) -> None:
+    other = f"{lockgate.namespace[:50]}-b"
+    lockgate.kube.kubectl("create", "namespace", other)
+    upstream = lockgate.upstreams.start("from the other namespace")
+    lockgate.start_operator("--namespace", other)
+    proxy = lockgate.start_proxy()
+    lockgate.kube.kubectl("apply", "-n", other, "-f", "-",
+                          input=yaml.safe_dump_all([*backend("a", upstream.port), route(), apikey("team")]))
+
+    def key() -> str | None:
+        out = lockgate.kube.kubectl("get", "secret", "team-key", "-n", other, "-o", "jsonpath={.data.api-key}",
+                                    check=False)
+        return base64.b64decode(out.stdout).decode() if out.returncode == 0 and out.stdout else None
+
+    assert lockgate.works(proxy, wait_for(key, 15, "the key in the other namespace")) == "from the other namespace"
+    assert lockgate.get("configmap", "lockgate-config") is not None  # published in the publish namespace

@@ -82,3 +82,10 @@ def test_an_invalid_configmap_edit_keeps_the_last_good_config(lockgate: Lockgate
     lockgate.kubectl("patch", "configmap", "lockgate-config", "--type", "merge", "-p", '{"data": {"config.json": "{"}}')
     wait_for(lambda: "does not load" in proxy.process.output(), 10, "the proxy to reject the edit")
     assert proxy.loaded_hash() == served and lockgate.works(proxy, key) == "good"
+
+
+def test_proxy_is_not_ready_before_its_first_config(lockgate: Lockgate) -> None:
+    proxy = lockgate.start_proxy(register=False, wait_ready=False, config_map="not-published-yet")
+    wait_for(lambda: proxy.admin("/healthz")[0] == 200, 15, "the proxy to serve its admin port")
+    assert proxy.admin("/readyz")[0] == 503 and proxy.loaded_hash() is None
+    assert proxy.process.alive()

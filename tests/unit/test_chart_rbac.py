@@ -75,7 +75,7 @@ def test_operator_roles_per_namespace() -> None:
         rules = by_ns[ns]
         assert verbs_for(rules, "lockgate.io", "routes") == READ
         assert verbs_for(rules, "lockgate.io", "routes/status") == {"get", "patch"}
-        assert verbs_for(rules, "lockgate.io", "apikeys/finalizers") == {"update"}  # blockOwnerDeletion
+        assert verbs_for(rules, "lockgate.io", "apikeys/finalizers") == set()  # key Secrets set no blockOwnerDeletion
         assert verbs_for(rules, "kopf.dev", "kopfpeerings") == READ | {"patch"}
         assert verbs_for(rules, "", "configmaps") == set(), "config is published only in the release namespace"
         assert verbs_for(rules, "", "secrets") == READ | {"create", "update", "patch"}

@@ -60,6 +60,7 @@ def test_transitions_report_changed_statuses_with_severity() -> None:
              {"type": "Exhausted", "status": "True", "reason": "MonthlyBudgetExhausted", "message": ""},
              {"type": "Ready", "status": "True", "reason": "Ready", "message": ""}]
     changes = {t.type: t for t in transitions(before, after)}
-    assert set(changes) == {"Accepted", "Exhausted", "Ready"}
-    assert changes["Accepted"].warning and changes["Exhausted"].warning and not changes["Ready"].warning
-    assert changes["Ready"].old is None
+    assert set(changes) == {"Accepted", "Exhausted"}  # Ready appearing True is no news
+    assert changes["Accepted"].warning and changes["Exhausted"].warning
+    appearing_bad = transitions([], [{"type": "Ready", "status": "False", "reason": "NoEndpoints"}])
+    assert [t.type for t in appearing_bad] == ["Ready"] and appearing_bad[0].old is None

@@ -11,12 +11,6 @@ proxy's ConfigMaps and credentials Secret and reads the proxy's Service.
 - apiGroups: ["lockgate.io"]
   resources: ["modelproviders/status", "apikeys/status", "routes/status", "mcpservers/status"]
   verbs: ["get", "patch"]
-# Key Secrets name their ApiKey as owner with blockOwnerDeletion; where owner
-# references are enforced (OwnerReferencesPermissionEnforcement, as on
-# OpenShift) that takes the right to set finalizers on the ApiKey.
-- apiGroups: ["lockgate.io"]
-  resources: ["apikeys/finalizers"]
-  verbs: ["update"]
 {{ include "lockgate.operatorCoreRules" . }}
 {{- if .Values.operator.peering.enabled }}
 - apiGroups: ["kopf.dev"]
