@@ -184,6 +184,20 @@ def test_the_flow_works_with_exactly_the_charts_service_accounts(release: Releas
     assert kube.api("DELETE", f"{secrets}/team-key", token=operator_token)[0] == 403
 
 
+def test_observe_cluster_grants_what_kopf_scanning_reads(release: Release, lockgate_in: Lockgate) -> None:
+    release.helm("upgrade", RELEASE, str(CHART), "--reuse-values", "--set", "operator.rbac.observeCluster=true",
+                 "--timeout", "60s")
+    args = with_flags(release.container_args(OPERATOR), {"--liveness": f"http://127.0.0.1:{free_port()}/healthz"})
+    assert "--no-cluster-scan" not in args
+    run_as(lockgate_in, "operator", args, OPERATOR)
+    lockgate_in.apply_objects([apikey("scanned")])
+    wait_for(lambda: lockgate_in.secret_value("scanned-key"), 30, "a key generated with cluster scanning on")
+    wait_for(lambda: lockgate_in.condition_is("apikey", "scanned", "Accepted", "True"), 15, "the key accepted")
+    (operator,) = lockgate_in.processes
+    assert operator.alive() and "Forbidden" not in operator.output(), operator.output()
+    assert "Not enough permissions" not in operator.output()  # Kopf's restricted-mode fallback was not needed
+
+
 def chart_with_new_route_field(dest: Path) -> Path:
     """A copy of the chart whose Route CRD gained an optional spec field."""
     chart = dest / "lockgate"
