@@ -6,6 +6,9 @@ lines and tokens of the chart's own ServiceAccounts (TokenRequest). The
 end-to-end flow then proves the chart's RBAC is enough, and the refusals prove
 it is no more than asked. `helm upgrade` must update a CRD whose schema
 changed, and `helm uninstall` must leave the CRDs (crds.keep).
+
+The CRDs are cluster-wide, so the tests share one release and run in file
+order: the last one upgrades and uninstalls it.
 """
 
 from __future__ import annotations
