@@ -44,6 +44,10 @@ def test_apply_makes_requests_through_the_proxy_succeed(lockgate: Lockgate) -> N
     secret = lockgate.get("secret", "team-key")
     assert secret["metadata"]["ownerReferences"][0]["kind"] == "ApiKey"
     assert proxy.loaded_hash() == lockgate.published_hash()
+    for process in lockgate.processes:  # keys live in their Secret only
+        assert key not in process.output()
+    row = lockgate.kubectl("get", "apikeys", "team", "--no-headers").stdout.split()
+    assert row[:3] == ["team", "team", "team-key"] and row[-2] == "True"  # NAME CONSUMER SECRET ... READY AGE
 
 
 def test_crds_print_columns_and_cel_refuses_invalid_objects(lockgate: Lockgate) -> None:
@@ -65,21 +69,27 @@ def test_crds_print_columns_and_cel_refuses_invalid_objects(lockgate: Lockgate) 
     assert lockgate.get("apikey", "both") is None and lockgate.get("modelprovider", "p") is None
 
 
-def test_programmed_turns_true_only_after_the_proxy_loaded_the_config(lockgate: Lockgate) -> None:
+def test_programmed_turns_true_only_after_every_proxy_loaded_the_config(lockgate: Lockgate) -> None:
     upstream = lockgate.upstreams.start("served")
-    ports = (free_port(), free_port())
-    lockgate.register_proxy("proxy", ports[1])  # the replica is known but not running yet
     lockgate.start_operator()
+    first = lockgate.start_proxy("proxy-1")
+    ports = (free_port(), free_port())
+    lockgate.register_proxy("proxy-2", ports[1])  # a second replica, known but not running yet
     lockgate.apply_objects([*backend("a", upstream.port), route()])
 
     wait_for(lambda: lockgate.condition_is("route", "api", "Accepted", "True"), 15, "the route accepted")
-    published = wait_for(lockgate.published_hash, 15, "the configuration published")
-    pending = wait_for(lambda: lockgate.condition_is("route", "api", "Programmed", "False"), 15, "Programmed=False")
-    assert pending["reason"] == "Pending" and "0 of 1" in pending["message"]
+    published = wait_for(lambda: lockgate.published_hash() if first.loaded_hash() == lockgate.published_hash()
+                         and lockgate.condition_is("route", "api", "Accepted", "True") else None, 15,
+                         "the first replica to load the configuration")
+    def one_of_two() -> dict | None:
+        c = lockgate.condition_is("route", "api", "Programmed", "False")
+        return c if c and "1 of 2" in c["message"] else None
 
-    proxy = lockgate.start_proxy(ports=ports, register=False)
+    assert wait_for(one_of_two, 15, "Programmed=False with one replica of two")["reason"] == "Pending"
+
+    second = lockgate.start_proxy("proxy-2", ports=ports, register=False)
     wait_for(lambda: lockgate.condition_is("route", "api", "Programmed", "True"), 10, "Programmed=True")
-    assert proxy.loaded_hash() == published
+    assert first.loaded_hash() == second.loaded_hash() == published
     events = lockgate.kubectl("get", "events", "--field-selector", "involvedObject.name=api", "-o", "json").stdout
     assert any(e["reason"] == "Programmed" for e in json.loads(events)["items"])
 
