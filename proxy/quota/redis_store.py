@@ -68,7 +68,7 @@ class RedisStore:
             self.client = RedisCluster.from_url(
                 "redis://" + url.removeprefix(CLUSTER_SCHEME), socket_timeout=timeout,
                 socket_connect_timeout=connect_timeout, max_connections=max_connections * 16,
-                retry=Retry(NoBackoff(), 0))  # its pools do not queue callers: room for bursts
+                retry=Retry(NoBackoff(), 0), protocol=2)  # its pools do not queue callers: room for bursts
             self.cluster = True
             return
         self.cluster = False
@@ -77,7 +77,8 @@ class RedisStore:
         # the URL (socket_timeout=...) override these defaults.
         pool = redis.BlockingConnectionPool.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=connect_timeout, max_connections=max_connections,
-            timeout=connect_timeout, retry=Retry(NoBackoff(), 0), health_check_interval=0)
+            timeout=connect_timeout, retry=Retry(NoBackoff(), 0), health_check_interval=0,
+            protocol=2)  # RESP2: a connection is ready after one exchange (no HELLO, no extra handshakes)
         self.client = redis.Redis(connection_pool=pool)
 
     async def _run(self, calls: list[tuple[_Script, list[str], list[Any]]]) -> list[Any]:
