@@ -220,7 +220,14 @@ async def load(port: int, raw: bytes, concurrency: int, seconds: float, pids: li
     async def worker(conn: Conn) -> None:
         while time.perf_counter() < stop_at:
             start = time.perf_counter()
-            status, first = await conn.request(raw)
+            try:
+                status, first = await conn.request(raw)
+            except (asyncio.IncompleteReadError, ConnectionError, ValueError):  # the party dropped the connection
+                result.requests += 1
+                result.errors += 1
+                conn.close()
+                conn = await Conn.open(port)
+                continue
             result.latencies.append(time.perf_counter() - start)
             if first is not None:
                 result.first_bytes.append(first)
@@ -234,7 +241,7 @@ async def load(port: int, raw: bytes, concurrency: int, seconds: float, pids: li
     result.seconds = time.perf_counter() - started
     result.cpu_seconds = process_cpu(pids) - cpu_before
     for conn in conns:
-        conn.close()
+        conn.close()  # (a worker may have replaced its own; those close with the loop)
     return result
 
 
