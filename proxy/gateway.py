@@ -47,6 +47,7 @@ from lockgate.proxy.record import RequestRecord, observe
 from lockgate.proxy.routing import expand_alias, plan
 from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry, OpenAIView, Target, compile_snapshot
 from lockgate.proxy.source import Snapshot
+from lockgate.proxy.resolver import LoopbackNamesResolver
 
 FallbackHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
@@ -75,7 +76,8 @@ class Gateway:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=60)
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=60,
+                                             resolver=LoopbackNamesResolver())
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
                                                   skip_auto_headers=("User-Agent",))
         return self._session

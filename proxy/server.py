@@ -24,6 +24,7 @@ from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.gateway import GATEWAY, Gateway
 from lockgate.proxy.handlers import add_routes, fallback
 from lockgate.proxy.quota import QuotaService, make_quota_service
+from lockgate.proxy.quota import metrics as quota_metrics
 from lockgate.proxy.source import ConfigSource
 
 log = logging.getLogger("lockgate.proxy")
@@ -79,7 +80,8 @@ def build_admin_app(gateway: Gateway) -> web.Application:
         return _json({"status": "not ready", "reason": reason}, 503)
 
     async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=gateway.metrics.exposition(), headers={"Content-Type": "text/plain; version=0.0.4"})
+        body = gateway.metrics.exposition() + quota_metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
     async def config(_: web.Request) -> web.Response:
         snapshot = gateway.snapshot
@@ -89,7 +91,8 @@ def build_admin_app(gateway: Gateway) -> web.Application:
                       "loadedAt": snapshot.loaded_at.isoformat()})
 
     async def usage(_: web.Request) -> web.Response:
-        return _json(await gateway.quota.usage())
+        snapshot = gateway.snapshot  # every key of the loaded config, not only those seen by this replica
+        return _json(await gateway.quota.usage(list(snapshot.config.keys) if snapshot is not None else None))
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

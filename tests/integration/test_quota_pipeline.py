@@ -7,11 +7,13 @@ records what the proxy asks of it (the real stores have their own tests).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import aiohttp
 import openai
 import pytest
 
+from lockgate.api.ir import ConsumerKey
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, Reservation
 from lockgate.proxy.server import ProxyServer, ProxySettings
 from lockgate.proxy.source import StaticSource
@@ -36,7 +38,7 @@ class RecordingQuota:
     async def settle(self, reservation: Reservation, used_tokens: int) -> None:
         self.settled.append((reservation, used_tokens))
 
-    async def usage(self) -> dict[str, dict[str, object]]:
+    async def usage(self, keys: Sequence[ConsumerKey] | None = None) -> dict[str, dict[str, object]]:
         return {"ns/team-a": {"tokens": sum(t for _, t in self.settled)}}
 
     async def close(self) -> None:

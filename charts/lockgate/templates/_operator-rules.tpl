@@ -45,4 +45,9 @@ proxy's ConfigMaps and credentials Secret and reads the proxy's Service.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "update", "patch"]
+# Split parts left over when the configuration shrinks; nothing else is deleted.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  resourceNames: {{ include "lockgate.configMapPartNames" . }}
+  verbs: ["delete"]
 {{- end -}}
