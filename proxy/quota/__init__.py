@@ -34,6 +34,9 @@ class AdmitRequest:
     provider_limits: RateLimits  # the provider model's limits (rpm/tpm across consumers)
     estimated_tokens: int  # prompt estimate + max_tokens (or a cap)
     queue_max_wait: float = 0.0  # seconds a request may wait for provider capacity
+    # The quota id (Reservation.rid) of an earlier admission of the same client request that a failover
+    # settled with nothing: windows that already count it do not count it again, nor does the month.
+    repeat_of: str = ""
 
 
 @dataclass

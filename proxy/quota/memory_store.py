@@ -42,40 +42,41 @@ class MemoryStore:
             self._months = {month: {}, **{m: v for m, v in self._months.items() if m > month}}
         return self._months[month].setdefault(tag, {})
 
-    def _refusal(self, group: Group, cost: int, month: str, now: float) -> Refusal | None:
+    def _refusal(self, group: Group, cost: int, month: str, now: float, repeat_of: str) -> Refusal | None:
         counters = self._counters(month, group.tag)
         for b in group.budgets:
             if b.limit is not None and counters.get(b.field, 0) + cost > b.limit:
                 return Refusal("budget", float("inf"), b.field)
         for spec in group.windows:
-            refused = self._window(group.tag, spec.name).wait(now, spec.rpm, spec.tpm, cost)
+            refused = self._window(group.tag, spec.name).wait(now, spec.rpm, spec.tpm, cost, repeat_of)
             if refused is not None:
                 return Refusal(refused[0], refused[1], spec.name)  # type: ignore[arg-type]
         return None
 
-    def _take(self, group: Group, rid: str, cost: int, month: str, now: float) -> GroupResult:
+    def _take(self, group: Group, rid: str, cost: int, month: str, now: float, repeat: bool) -> GroupResult:
         states = []
         for spec in group.windows:
             w = self._window(group.tag, spec.name)
-            w.add(now, rid, cost)
+            w.add_again(now, rid, cost) if repeat else w.add(now, rid, cost)
             states.append(w.state(now, spec.rpm, spec.tpm))
         counters = self._counters(month, group.tag)
         if group.budgets:
             for b in group.budgets:
                 counters[b.field] = counters.get(b.field, 0) + cost
-            counters[MONTH_REQUESTS] = counters.get(MONTH_REQUESTS, 0) + 1
+            counters[MONTH_REQUESTS] = counters.get(MONTH_REQUESTS, 0) + (0 if repeat else 1)
             self._changed()
         return GroupResult(None, tuple(states), {b.field: counters[b.field] for b in group.budgets})
 
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
-                      month_end: float) -> list[GroupResult]:
+                      month_end: float, repeat: bool = False) -> list[GroupResult]:
         """Every group or none (no await in between: atomic on the event loop)."""
         now = self.clock()
+        repeat_of = rid if repeat else ""
         for group in groups:
-            refusal = self._refusal(group, cost, month, now)
+            refusal = self._refusal(group, cost, month, now, repeat_of)
             if refusal is not None:
                 return [GroupResult(refusal if g is group else None) for g in groups]
-        return [self._take(g, rid, cost, month, now) for g in groups]
+        return [self._take(g, rid, cost, month, now, repeat) for g in groups]
 
     async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
                      delta: int, used: int, release: bool) -> None:
