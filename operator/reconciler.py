@@ -86,6 +86,7 @@ class Reconciler:
         self._next_resync = 0.0
         self._listed: list[str] = []  # replicas listed from the API (proxy namespace not watched)
         self._listed_until = 0.0
+        self._rendered = False
 
     def poke(self) -> None:
         """Something changed: re-render soon. The first poke also means every
@@ -128,6 +129,7 @@ class Reconciler:
         self.started.clear()
         self.publisher.forget()
         self.translation = None
+        self._rendered = False
         await asyncio.sleep(self.settings.rollout_poll)
         await self.started.wait()
 
@@ -145,8 +147,11 @@ class Reconciler:
                 self._dirty = True  # the new Secrets come back through the watch
             wrote = await self.publisher.publish(translation.config, translation.credentials)
             self.translation, self._inventory = translation, inventory
-            log.info("rendered %d objects: configuration %s %s", len(inventory.lockgate),
-                     translation.config.hash[:12], "published" if wrote else "unchanged")
+            # The first render after a start, and every publication, are news.
+            level = logging.INFO if wrote or not self._rendered else logging.DEBUG
+            log.log(level, "rendered %d objects: configuration %s %s", len(inventory.lockgate),
+                    translation.config.hash[:12], "published" if wrote else "unchanged")
+            self._rendered = True
         inventory, translation = self._inventory, self.translation
         urls = await self._replica_urls(inventory)
         self.rollout = await self._check_rollout(translation, urls)
