@@ -136,6 +136,15 @@ def build_registry() -> kopf.OperatorRegistry:
             asyncio.create_task(_start_if_empty(memo.reconciler, api, memo.settings), name="lockgate empty check"),
         )
 
+    @kopf.on.probe(id="reconciler", registry=registry)
+    def reconciler_alive(memo: Any, **_: Any) -> dict[str, Any]:
+        """Liveness fails (and the pod restarts) if the reconciler loop died."""
+        for task in memo.tasks:
+            if task.done() and not task.cancelled() and task.get_name() == "lockgate reconciler":
+                raise RuntimeError(f"the reconciler stopped: {task.exception()!r}")
+        translation = memo.reconciler.translation if memo.reconciler is not None else None
+        return {"configHash": translation.config.hash if translation is not None else None}
+
     @kopf.on.cleanup(registry=registry)
     async def stop(memo: Any, **_: Any) -> None:
         for task in memo.tasks:

@@ -32,7 +32,9 @@ def test_apply_makes_requests_through_the_proxy_succeed(lockgate: Lockgate) -> N
     liveness = free_port()
     proxy, key = serving(lockgate, operator_args=("--liveness", f"http://127.0.0.1:{liveness}/healthz"))
     assert key.startswith("lg-") and len(key) >= 3 + 43
-    assert urllib.request.urlopen(f"http://127.0.0.1:{liveness}/healthz", timeout=2).status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{liveness}/healthz", timeout=2) as health:
+        assert health.status == 200
+        assert json.loads(health.read())["reconciler"]["configHash"] == lockgate.published_hash()
 
     for kind, name in (("modelprovider", "a"), ("route", "api"), ("apikey", "team")):
         for type_ in ("Accepted", "ResolvedRefs", "Ready", "Programmed"):
