@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 import orjson
 from aiohttp import web
 
+from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.gateway import GATEWAY, Gateway
 from lockgate.proxy.handlers import add_routes, fallback
 from lockgate.proxy.quota import QuotaService, make_quota_service
@@ -41,6 +42,7 @@ class ProxySettings:
     drain_seconds: float = 10.0
     state_dir: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024
+    access_log: str | None = "-"  # JSON lines: "-" stdout, a file path, or None for none
 
 
 def _json(value: object, status: int = 200) -> web.Response:
@@ -108,7 +110,8 @@ class ProxyServer:
         self.settings = settings
         quota = quota or make_quota_service(settings.quota_store, settings.quota_fail_mode, settings.replicas_hint,
                                             settings.state_dir)
-        self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes)
+        self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes,
+                               access_log=AccessLog(settings.access_log))
         self._runners: list[web.AppRunner] = []
         self._sites: list[web.TCPSite] = []
         self._loader: asyncio.Task[None] | None = None

@@ -4,7 +4,9 @@ fail-open: each replica enforces its share (limit / replicas) in memory, and
 budgets with what was left when Redis last answered, shared the same way.
 Usage counted meanwhile is folded into Redis when it returns, so the month's
 totals stay whole. fail-closed: admissions raise QuotaStoreUnavailable (503).
-After a failure, Redis is left alone for RETRY_AFTER seconds, then tried again.
+A refused connection, or TIMEOUTS_TO_TRIP timeouts in a row, leave Redis
+alone for RETRY_AFTER seconds, then it is tried again. A single slow answer
+only sends its own call to the fail mode: a busy moment is not an outage.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from lockgate.proxy.quota.window import WindowState
 log = logging.getLogger("lockgate.quota")
 
 RETRY_AFTER = 0.5  # seconds between attempts while Redis is away
+TIMEOUTS_TO_TRIP = 3
 
 
 @dataclass
@@ -46,6 +49,7 @@ class FailoverStore:
         self.local = MemoryStore(window)
         self._down_until = 0.0
         self._up = True
+        self._timeouts = 0  # timeouts in a row
         self._local_rids: set[str] = set()
         self._last_month: dict[str, dict[str, int]] = {}  # group tag -> budget field -> used, as Redis last said
         self._pending: dict[tuple[str, str], _Pending] = {}  # (tag, month) -> usage Redis has not seen
@@ -56,15 +60,19 @@ class FailoverStore:
     def available(self) -> bool:
         return time.monotonic() >= self._down_until
 
-    def _failed(self, error: Exception) -> None:
+    def _failed(self, error: StoreUnavailable) -> None:
+        STORE_ERRORS.inc()
+        self._timeouts = self._timeouts + 1 if error.timed_out else TIMEOUTS_TO_TRIP
+        if self._timeouts < TIMEOUTS_TO_TRIP:
+            return
         if self._up:  # log transitions, not every failed call
             log.warning("quota store unavailable (fail mode %s): %r", self.fail_mode, error)
         self._up = False
-        STORE_ERRORS.inc()
         STORE_UP.set(0)
         self._down_until = time.monotonic() + RETRY_AFTER
 
     def _answered(self) -> None:
+        self._timeouts = 0
         if not self._up:
             log.warning("quota store answers again")
         self._up = True

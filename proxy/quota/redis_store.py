@@ -17,6 +17,7 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lockgate.proxy.quota import lua
 from lockgate.proxy.quota.plan import Group, GroupResult, Refusal
@@ -75,7 +76,7 @@ class RedisStore:
                     await self.client.script_load(script.source)
                 return await self._send(calls)
         except (RedisError, OSError) as e:
-            raise StoreUnavailable(str(e)) from e
+            raise StoreUnavailable(str(e), isinstance(e, (TimeoutError, RedisTimeoutError))) from e
 
     async def _send(self, calls: list[tuple[_Script, list[str], list[Any]]]) -> list[Any]:
         if len(calls) == 1:
@@ -136,7 +137,7 @@ class RedisStore:
                 pipe.expireat(key, int(month_end) + MONTH_GRACE)
                 await pipe.execute()
         except (RedisError, OSError) as e:
-            raise StoreUnavailable(str(e)) from e
+            raise StoreUnavailable(str(e), isinstance(e, (TimeoutError, RedisTimeoutError))) from e
 
     async def peek(self, group: Group, month: str) -> tuple[dict[str, int], list[WindowState]]:
         keys = window_keys(group) + [month_key(group, month)]

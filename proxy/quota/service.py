@@ -151,7 +151,7 @@ class StoreQuotaService:
     async def _key_usage(self, key: ConsumerKey, month: str) -> dict[str, object]:
         windows = [WindowSpec("all", key.limits.rpm, key.limits.tpm)]
         windows += [WindowSpec(model_field(m), lim.rpm, lim.tpm) for m, lim in key.model_limits.items()
-                    if not any(c in m for c in "*?[")]
+                    if not any(c in m for c in "*?[") and (lim.rpm is not None or lim.tpm is not None)]
         counters, states = await self.store.peek(Group(f"key:{key.id}", tuple(windows)), month)
         tokens = counters.get(MONTH_TOKENS, 0)
         models: dict[str, dict[str, object]] = {}

@@ -10,7 +10,11 @@ from lockgate.proxy.quota.window import WindowState
 
 
 class StoreUnavailable(Exception):
-    """The shared store did not answer in time."""
+    """The shared store did not answer: refused the connection (`timed_out` False) or was too slow."""
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class QuotaStore(Protocol):

@@ -21,7 +21,7 @@ def redis_server() -> Iterator[RedisServer]:
     server.kill()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Replicas]:
     """Quota services as replicas see them: one for the memory store, several sharing one Redis."""
     made: list[StoreQuotaService] = []
@@ -39,7 +39,6 @@ async def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         made.extend(services)  # type: ignore[arg-type]
         return services  # type: ignore[return-value]
 
-    make.store = store  # type: ignore[attr-defined]
     yield make
     for s in made:
         await s.close()

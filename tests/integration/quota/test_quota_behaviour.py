@@ -212,3 +212,16 @@ async def test_a_cancelled_admission_leaves_nothing_reserved(replicas: Replicas)
         assert time.monotonic() < end, "a cancelled admission kept its reservation"
         await asyncio.sleep(0.01)
     assert isinstance(await attempt(service, req(k)), Reservation)  # the rpm slots are free again
+
+
+async def test_a_model_budget_is_spent_while_the_key_budget_is_not(replicas: Replicas) -> None:
+    services = replicas(count=2)
+    k = key(limits=RateLimits(monthly_tokens=10_000), model_limits={"gpt-4o": RateLimits(monthly_tokens=500)})
+    await services[0].settle(await services[0].admit(req(k, tokens=300)), 300)
+    refused = await attempt(services[1 % len(services)], req(k, tokens=300))
+    assert isinstance(refused, QuotaRejected) and refused.code == "insufficient_quota"
+    assert "for gpt-4o" in refused.message
+    assert isinstance(await attempt(services[0], req(k, tokens=300, model="gpt-4o-mini")), Reservation)
+    usage = (await services[0].usage([k]))[k.id]
+    assert usage["models"]["gpt-4o"] == {"tokens": 300, "remaining": 200}  # type: ignore[index]
+    assert usage["tokens"] == 600 and usage["remaining"] == 9_400

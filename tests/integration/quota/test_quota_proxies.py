@@ -50,11 +50,14 @@ async def call(proxy: Proxy, stream: bool) -> tuple[int, dict[str, str], str]:
 
 
 @pytest.mark.slow
+@pytest.mark.redis
 async def test_three_proxies_sharing_redis_admit_exactly_the_rpm(
         redis_server: RedisServer, upstream, proxies, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     fake = await upstream("openai")
     manifests = write_manifests(tmp_path / "manifests", fake.url, rpm=RPM)
-    replicas = [proxies(manifests, tmp_path / f"state-{i}", redis_server.url, 3) for i in range(3)]
+    # Patient Redis timeouts: on a busy test host a slow moment must not turn this into a fail-open test.
+    store = redis_server.url + "?socket_timeout=2&socket_connect_timeout=2"
+    replicas = [proxies(manifests, tmp_path / f"state-{i}", store, 3) for i in range(3)]
     await asyncio.gather(*(p.start() for p in replicas))
     outcomes = await asyncio.gather(*(call(replicas[i % 3], stream=i % 2 == 1) for i in range(3 * RPM)))
     ok = [o for o in outcomes if o[0] == 200]
@@ -94,6 +97,7 @@ async def test_a_restarted_standalone_proxy_keeps_the_month(upstream, proxies, t
 
 
 @pytest.mark.slow
+@pytest.mark.redis
 async def test_fail_closed_proxy_answers_503_while_redis_is_away_then_recovers(
         redis_server: RedisServer, upstream, proxies, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     fake = await upstream("openai")

@@ -16,6 +16,8 @@ from lockgate.proxy.quota.service import StoreQuotaService
 
 from tests.integration.quota.redis_server import RedisServer
 
+pytestmark = pytest.mark.redis
+
 KEY = ConsumerKey(id="ns/team", consumer="team", hashes=(), limits=RateLimits(rpm=9, monthly_tokens=100_000))
 
 
@@ -109,12 +111,18 @@ async def test_a_silent_redis_times_out_in_tens_of_milliseconds(fail_mode: str) 
     port = server.sockets[0].getsockname()[1]
     service = make_quota_service(f"redis://127.0.0.1:{port}/0", fail_mode, 1)
     try:
-        outcome, took = await timed_admit(service)  # type: ignore[arg-type]
-        assert took < 0.3
-        if fail_mode == "open":
-            assert isinstance(outcome, Reservation)
-        else:
-            assert isinstance(outcome, QuotaStoreUnavailable)
+        took_each = []
+        for _ in range(4):
+            outcome, took = await timed_admit(service)  # type: ignore[arg-type]
+            took_each.append(took)
+            if fail_mode == "open":
+                assert isinstance(outcome, Reservation)
+            else:
+                assert isinstance(outcome, QuotaStoreUnavailable)
+        # each of the first three waited for its timeout (one slow answer is not an outage)...
+        assert all(0.04 <= t < 0.3 for t in took_each[:3])
+        # ...then Redis is left alone for a while: no more waiting
+        assert took_each[3] < 0.03
     finally:
         await service.close()
         server.close()
