@@ -203,6 +203,8 @@ def test_peering_keeps_one_operator_active_and_fails_over(lockgate: Lockgate) ->
     upstream = lockgate.upstreams.start("peered")
     peering = ("--peering", "lockgate", "--peering-lifetime", "3")
     active = lockgate.start_operator(*peering, "--priority", "200", standalone=False)
+    # (a lower priority replica started alone would rightly be active until this one shows up)
+    wait_for(lambda: "now active" in active.output(), 20, "the first operator to be active")
     standby = lockgate.start_operator(*peering, "--priority", "100", standalone=False)
     proxy = lockgate.start_proxy()
     lockgate.apply_objects([*backend("a", upstream.port), route(), apikey("team")])
