@@ -162,7 +162,7 @@ async def forward(gateway: Gateway, record: RequestRecord, op: Operation, body: 
                                                                  target.model.limits, tokens, provider.queue_max_wait,
                                                                  repeat_of=counted))
         except QuotaRejected as rejected:
-            gateway.metrics.quota_rejected(record.entry.key.consumer, rejected.code)
+            gateway.metrics.quota_rejected(key.consumer, rejected.code, record.host, record.model)
             last_error = quota_error(rejected)
             if rejected.code == "provider_rate_limited" and index + 1 < len(candidates):
                 continue
