@@ -170,8 +170,7 @@ async def forward(gateway: Gateway, record: RequestRecord, op: Operation, body: 
         record.provider, record.upstream_model = provider.id, target.model.upstream_model
         try:
             outcome, error = await _try_provider(gateway, record, op, body, target, reservation, stream=stream,
-                                                 output_tokens=tokens - estimate.prompt_tokens, prefix=prefix,
-                                                 timeout=timeout)
+                                                 max_tokens=estimate.max_tokens or 0, prefix=prefix, timeout=timeout)
         except BaseException:
             await gateway.quota.settle(reservation, 0)
             raise
@@ -192,7 +191,7 @@ def reservation_size(estimate: Estimate, cap: int, key: ConsumerKey, target: Tar
 
 
 async def _try_provider(gateway: Gateway, record: RequestRecord, op: Operation, body: dict[str, Any], target: Target,
-                        reservation: Reservation, *, stream: bool, output_tokens: int, prefix: str,
+                        reservation: Reservation, *, stream: bool, max_tokens: int, prefix: str,
                         timeout: float | None) -> tuple[Outcome | None, ApiError | None]:
     provider = target.provider
     adapter = adapter_for(provider.type)
@@ -207,7 +206,8 @@ async def _try_provider(gateway: Gateway, record: RequestRecord, op: Operation, 
             balancer = gateway.balancer(provider)
             excluded = gateway.outliers.ejected(provider.endpoint_urls()) | tried
             prefix = prefix or prompt_prefix(body, provider.load_balancing.prefix_length)
-            lease = await balancer.pick(PickRequest(target.model.name, prefix, record.prompt_tokens, output_tokens,
+            # The client's own max_tokens (0: none, the balancer assumes its default), not the quota's cap.
+            lease = await balancer.pick(PickRequest(target.model.name, prefix, record.prompt_tokens, max_tokens,
                                                     frozenset(excluded)))
             if lease is None:
                 last_error = last_error or no_upstream("Every endpoint of this model is busy or ejected.")

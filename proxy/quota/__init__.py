@@ -3,7 +3,9 @@
 `QuotaService.admit` either returns a `Reservation` or raises `QuotaRejected`
 carrying the OpenAI error code, the real wait and the x-ratelimit-* headers.
 The proxy calls `settle` exactly once per reservation, with the tokens really
-used (an interrupted stream settles what was produced).
+used (an interrupted stream settles its prompt estimate plus what was produced).
+A failover settles the failed provider's reservation with 0 and admits again
+with `repeat_of` set to its `rid`, so the key counts the client request once.
 
 Error codes (`QuotaRejected.code`) and the HTTP status the data plane answers
 with (`QuotaRejected.status`):
