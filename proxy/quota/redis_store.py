@@ -123,8 +123,8 @@ class RedisStore:
             (result,) = _results([g], reply)
             results.append(result)
             if result.refusal is not None:
-                if i:
-                    await self.settle(groups[:i], rid, month, month_end, -cost, 0, release=True)
+                if i:  # a repeat keeps its first admission's count, with no tokens
+                    await self.settle(groups[:i], rid, month, month_end, -cost, 0, release=not repeat)
                 return results + [GroupResult(None)] * (len(groups) - i - 1)
         return results
 
