@@ -1,0 +1,39 @@
+"""An upstream MCP server consumed by the gateway (aggregate members, era bridging)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lockgate.proxy.mcp import jsonrpc as rpc
+from lockgate.proxy.mcp.backend import CallContext
+from lockgate.proxy.mcp.upstream_client import UpstreamClient
+
+# What the gateway's own handshake-free answers (discover, initialize) advertise for it.
+CAPABILITIES: dict[str, Any] = {"tools": {"listChanged": False}, "prompts": {"listChanged": False},
+                                "resources": {"listChanged": False}, "completions": {}}
+
+
+class UpstreamBackend:
+    def __init__(self, client: UpstreamClient) -> None:
+        self.client = client
+
+    def capabilities(self) -> dict[str, Any]:
+        return CAPABILITIES
+
+    async def request(self, ctx: CallContext, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        params = {k: v for k, v in params.items() if k != "_meta"}
+        if ctx.progress_token is not None:
+            params["_meta"] = {"progressToken": ctx.progress_token}
+
+        async def relay(message: rpc.Message) -> None:
+            if message.get("method") == "notifications/progress":
+                await ctx.emit(message)
+
+        result = await self.client.request(method, params, relay)
+        if self.client.era == "modern":
+            result = {k: v for k, v in result.items() if k not in ("resultType", "ttlMs", "cacheScope")}
+            meta = result.get("_meta")
+            if isinstance(meta, dict):
+                meta = {k: v for k, v in meta.items() if k != rpc.META_SERVER_INFO}
+                result = {**result, "_meta": meta} if meta else {k: v for k, v in result.items() if k != "_meta"}
+        return result
