@@ -22,7 +22,9 @@ def era_of(headers: Mapping[str, str], message: rpc.Message) -> Era:
         return "modern"
     if message.get("method") == "initialize" or version in rpc.LEGACY_VERSIONS:
         return "legacy"
-    if rpc.meta_of(message).get(rpc.META_PROTOCOL_VERSION) in rpc.MODERN_VERSIONS:
+    if version is not None:
+        return "modern"  # an unknown version: answered with the modern UnsupportedProtocolVersion error
+    if rpc.META_PROTOCOL_VERSION in rpc.meta_of(message) or message.get("method") == "server/discover":
         return "modern"
     return "legacy"
 
@@ -30,36 +32,34 @@ def era_of(headers: Mapping[str, str], message: rpc.Message) -> Era:
 def check_modern_headers(headers: Mapping[str, str], message: rpc.Message, require_meta: bool = True) -> None:
     """Raise RpcError(400) when a modern request's headers disagree with its body.
 
-    `require_meta=False` (proxying) leaves the body's own _meta checks to the upstream.
+    `require_meta=False` (proxying) leaves the body's own checks (required
+    _meta, supported versions) to the upstream, which knows its versions.
     """
     version = headers.get("MCP-Protocol-Version")
     meta = rpc.meta_of(message)
     body_version = meta.get(rpc.META_PROTOCOL_VERSION)
-    if version is not None and version not in rpc.MODERN_VERSIONS + rpc.LEGACY_VERSIONS:
-        raise rpc.RpcError(rpc.UNSUPPORTED_PROTOCOL_VERSION, f"unsupported protocol version {version!r}",
-                           {"supported": list(rpc.MODERN_VERSIONS + rpc.LEGACY_VERSIONS), "requested": version},
-                           status=400)
-    if not rpc.is_request(message):
-        if version is not None and body_version is not None and version != body_version:
-            raise _mismatch("MCP-Protocol-Version", version, body_version)
-        return
-    if body_version is None and require_meta:
-        raise rpc.RpcError(rpc.INVALID_PARAMS, f"params._meta[{rpc.META_PROTOCOL_VERSION!r}] is required", status=400)
-    if body_version is not None and body_version not in rpc.MODERN_VERSIONS:
-        raise rpc.RpcError(rpc.UNSUPPORTED_PROTOCOL_VERSION, f"unsupported protocol version {body_version!r}",
-                           {"supported": list(rpc.MODERN_VERSIONS), "requested": body_version}, status=400)
-    if body_version is not None and version != body_version:
+    if version is not None and body_version is not None and version != body_version:
         raise _mismatch("MCP-Protocol-Version", version, body_version)
+    if not rpc.is_request(message):
+        return
     method = message.get("method")
-    if decode_header_value(headers.get("Mcp-Method")) != method:
-        raise _mismatch("Mcp-Method", headers.get("Mcp-Method"), method)
+    if require_meta:
+        if body_version is None or not isinstance(meta.get(rpc.META_CLIENT_CAPABILITIES), dict):
+            raise rpc.RpcError(rpc.INVALID_PARAMS, "params._meta needs io.modelcontextprotocol/protocolVersion "
+                               "and io.modelcontextprotocol/clientCapabilities", status=400)
+        if body_version not in rpc.MODERN_VERSIONS:
+            raise rpc.RpcError(rpc.UNSUPPORTED_PROTOCOL_VERSION, f"unsupported protocol version {body_version!r}",
+                               {"supported": list(rpc.MODERN_VERSIONS), "requested": body_version}, status=400)
+        if version is None:
+            raise _mismatch("MCP-Protocol-Version", version, body_version)
+    if headers.get("Mcp-Method") is not None or require_meta:
+        if decode_header_value(headers.get("Mcp-Method")) != method:
+            raise _mismatch("Mcp-Method", headers.get("Mcp-Method"), method)
     field = rpc.NAMED_METHODS.get(str(method))
-    if field is not None:
+    if field is not None and (headers.get("Mcp-Name") is not None or require_meta):
         name = rpc.params_of(message).get(field)
         if decode_header_value(headers.get("Mcp-Name")) != name:
             raise _mismatch("Mcp-Name", headers.get("Mcp-Name"), name)
-    if require_meta and not isinstance(meta.get(rpc.META_CLIENT_CAPABILITIES), dict) and method != "server/discover":
-        raise rpc.RpcError(rpc.INVALID_PARAMS, f"params._meta[{rpc.META_CLIENT_CAPABILITIES!r}] is required", status=400)
 
 
 def decode_header_value(value: str | None) -> str | None:

@@ -118,6 +118,10 @@ async def proxy_stream(gw: McpGateway, server: McpServer, key: ConsumerKey, head
     """GET (the standalone server stream, or a resumption) and DELETE, within a session."""
     if "Mcp-Session-Id" not in headers:
         return Reply(status=405, headers={"Allow": "POST"})
+    ref = gw.signer.decode(headers["Mcp-Session-Id"])
+    if ref is not None and ref.server == server.id and ref.key_id == key.id and not ref.upstream_url:
+        # A session the gateway serves itself (bridging eras): nothing upstream to stream or end.
+        return Reply(status=200) if method == "DELETE" else Reply(status=405, headers={"Allow": "POST"})
     target = _target(gw, server, key, headers)
     try:
         response = await gw.host.http.request(

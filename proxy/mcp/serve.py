@@ -49,7 +49,7 @@ async def serve_post(gw: McpGateway, server: McpServer, key: ConsumerKey, backen
             ref = gw.signer.decode(token)
             if ref is None or ref.server != server.id or ref.key_id != key.id:
                 return error_reply(request_id, rpc.RpcError(rpc.INVALID_REQUEST, "session not found", status=404))
-    if method in ("ping", "logging/setLevel", "notifications/initialized"):
+    if era == "legacy" and method in ("ping", "logging/setLevel"):
         return Reply(body=rpc.result_message(request_id, _decorate({}, method, era, gw, server)))
     gw.check_access(key, server, message)
     progress_token = rpc.meta_of(message).get("progressToken")

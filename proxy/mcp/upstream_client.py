@@ -53,8 +53,11 @@ class UpstreamClient:
             return
         async with self._lock:
             if self.era is None:
-                era = await self._probe()
-                self.era = era
+                try:
+                    self.era = await self._probe()
+                except BaseException:
+                    self.era = None
+                    raise
             if self.era == "legacy" and self._session_id is None:
                 await self._initialize()
 
@@ -64,17 +67,25 @@ class UpstreamClient:
         return self.eras
 
     async def _probe(self) -> Era:
+        """Try server/discover, then initialize: an upstream may speak either era or both."""
+        modern = True
         try:
-            result = await self._send("server/discover", self._modern_params({}), None)
+            await self._send("server/discover", self._modern_params({}), None)
         except rpc.RpcError as exc:
             if exc.code == rpc.UPSTREAM_ERROR and "unavailable" in exc.message:
                 raise  # down, not legacy: probe again next time
-            self.eras = frozenset({"legacy"})
-            return "legacy"
-        versions = result.get("supportedVersions") or []
-        legacy = any(v in rpc.LEGACY_VERSIONS for v in versions)
-        self.eras = frozenset({"modern", "legacy"} if legacy else {"modern"})
-        return "modern"
+            modern = False
+        self.era = "legacy"
+        try:
+            await self._initialize()
+            legacy = True
+        except rpc.RpcError:
+            legacy = False
+        if modern:
+            await self.close()  # the probe's session is not needed: modern is spoken
+            self._session_id = None
+        self.eras = frozenset({"modern"} if modern else set()) | frozenset({"legacy"} if legacy else set())
+        return "modern" if modern else "legacy"
 
     async def _initialize(self) -> None:
         result = await self._send("initialize", {

@@ -1,0 +1,187 @@
+"""Loopback servers for the MCP gateway tests: fixture upstreams, the gateway, a REST API, an LLM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from lockgate.api.ir import (
+    AggregateMember,
+    ApiKeyHash,
+    ConsumerKey,
+    Credentials,
+    GatewayConfig,
+    HttpTool,
+    McpServer,
+    McpUpstream,
+    ModelTool,
+    Provider,
+    ProviderModel,
+    RateLimits,
+    UpstreamAuth,
+    hash_key,
+)
+from lockgate.proxy.mcp.standalone import StandaloneHost, make_app
+from lockgate.proxy.source import Snapshot
+
+FIXTURE_SERVER = Path(__file__).with_name("upstream_server.py")
+REPO = Path(__file__).resolve().parents[3]
+UPSTREAM_TOKEN = "upstream-secret-token"
+SESSION_SECRET = "test-session-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_for_port(port: int, deadline: float = 20.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+@asynccontextmanager
+async def fixture_upstream(*flags: str) -> AsyncIterator[str]:
+    """The SDK fixture server in its own process; yields its /mcp URL."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(FIXTURE_SERVER), "--port", str(port), *flags],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await wait_for_port(port, process=process)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def gateway(snapshot: Snapshot, secret: str = SESSION_SECRET) -> AsyncIterator[str]:
+    """The MCP gateway in-process on a loopback port; yields its base URL."""
+    async with serve_app(make_app(StandaloneHost(snapshot), session_secret=secret)) as url:
+        yield url
+
+
+@asynccontextmanager
+async def gateway_process(snapshot: Snapshot, tmp: Path, secret: str = SESSION_SECRET) -> AsyncIterator[str]:
+    """The MCP gateway as a separate process (a replica)."""
+    path = tmp / f"snapshot-{free_port()}.json"
+    path.write_text(json.dumps({"config": snapshot.config.model_dump(mode="json"),
+                                "credentials": snapshot.credentials.model_dump(mode="json")}))
+    port = free_port()
+    env = {**os.environ, "LOCKGATE_SESSION_KEY": secret}
+    process = subprocess.Popen([sys.executable, "-m", "lockgate.proxy.mcp.standalone", "--snapshot", str(path),
+                                "--port", str(port)], env=env, cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await wait_for_port(port, process=process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class RestApi:
+    """A loopback REST API that records what reached it."""
+
+    seen: list[dict[str, Any]] = field(default_factory=list)
+
+    def app(self) -> web.Application:
+        async def handle(request: web.Request) -> web.Response:
+            body = await request.text()
+            self.seen.append({"method": request.method, "raw_path": request.raw_path, "path": request.path,
+                              "query": dict(request.query), "headers": dict(request.headers), "body": body,
+                              "host": request.host})
+            return web.json_response({"ok": True, "path": request.path, "query": dict(request.query)})
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        return app
+
+
+def llm_app(words: list[str]) -> web.Application:
+    """An OpenAI-compatible chat endpoint that streams the given words."""
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        prompt = body["messages"][-1]["content"]
+        for word in [*words, f" ({prompt})"]:
+            chunk = {"id": "c1", "object": "chat.completion.chunk", "model": body["model"],
+                     "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+def key(name: str, servers: tuple[str, ...], tools: dict[str, tuple[str, ...]] | None = None,
+        rpm: int | None = None) -> ConsumerKey:
+    return ConsumerKey(id=f"team/{name}", consumer=name, hashes=(ApiKeyHash(sha256=hash_key(f"sk-{name}")),),
+                       mcp_servers=servers, mcp_tools=tools or {}, limits=RateLimits(rpm=rpm))
+
+
+def upstream_server(server_id: str, path: str, urls: tuple[str, ...], description: str = "") -> McpServer:
+    return McpServer(id=server_id, name=server_id.split("/")[-1], path=path, description=description, kind="upstream",
+                     upstream=McpUpstream(urls=urls, auth=UpstreamAuth(credential="mcp-upstream"), timeout=10.0))
+
+
+def snapshot(servers: list[McpServer], keys: list[ConsumerKey], providers: tuple[Provider, ...] = ()) -> Snapshot:
+    config = GatewayConfig(mcp_servers=tuple(servers), keys=tuple(keys), providers=providers).with_hash()
+    return Snapshot(config, Credentials(values={"mcp-upstream": UPSTREAM_TOKEN, "llm": "sk-provider"}))
+
+
+def llm_provider(base_url: str) -> Provider:
+    return Provider(id="team/local-llm", type="openai-compatible", base_url=base_url, credential="llm",
+                    models=(ProviderModel(name="tiny", upstream_model="tiny-1"),))
+
+
+__all__ = ["AggregateMember", "HttpTool", "McpServer", "ModelTool", "RestApi", "fixture_upstream", "gateway",
+           "gateway_process", "key", "llm_app", "llm_provider", "serve_app", "snapshot", "upstream_server"]

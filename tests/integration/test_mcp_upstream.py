@@ -1,0 +1,103 @@
+"""The `upstream` kind through the gateway, with the official SDK on both sides."""
+
+from __future__ import annotations
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp.types import CreateMessageResult, TextContent
+
+from mcp_fixtures.harness import fixture_upstream, gateway, key, snapshot, upstream_server
+from mcp_fixtures.harness import UPSTREAM_TOKEN
+
+SERVER = "team/fixture"
+
+
+def _client(url: str, token: str, **kwargs: object) -> Client:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(20.0))
+    return Client(streamable_http_client(url, http_client=http), **kwargs)  # type: ignore[arg-type]
+
+
+def _text(result: object) -> str:
+    content = result.content  # type: ignore[attr-defined]
+    return "".join(c.text for c in content if isinstance(c, TextContent))
+
+
+@pytest.fixture(params=["stateful", "stateless"])
+async def gw_url(request: pytest.FixtureRequest):
+    flags = ("--stateless", "--json") if request.param == "stateless" else ()
+    async with fixture_upstream(*flags) as upstream:
+        snap = snapshot([upstream_server(SERVER, "/fixture", (upstream,))], [
+            key("full", (SERVER,)),
+            key("narrow", (SERVER,), {SERVER: ("add", "echo", "whoami")}),
+            key("none", ()),
+        ])
+        async with gateway(snap) as base:
+            yield f"{base}/fixture/mcp"
+
+
+@pytest.mark.parametrize("mode", ["2026-07-28", "legacy", "auto"])
+async def test_lists_and_calls_tools_in_each_era(gw_url: str, mode: str) -> None:
+    async with _client(gw_url, "sk-full", mode=mode) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert {"add", "echo", "test_simple_text", "secret_tool"} <= names
+        result = await client.call_tool("add", {"a": 2, "b": 40})
+        assert not result.is_error and _text(result) == "42"
+
+
+async def test_gateway_sends_its_own_credential_upstream(gw_url: str) -> None:
+    async with _client(gw_url, "sk-full", mode="legacy") as client:
+        result = await client.call_tool("whoami", {})
+    assert _text(result) == f"Bearer {UPSTREAM_TOKEN}"
+
+
+async def test_key_sees_and_calls_only_allowed_tools(gw_url: str) -> None:
+    async with _client(gw_url, "sk-narrow", mode="2026-07-28") as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert names == {"add", "echo", "whoami"}
+        with pytest.raises(MCPError, match="unknown tool"):
+            await client.call_tool("secret_tool", {})
+
+
+async def test_key_without_the_server_is_refused(gw_url: str) -> None:
+    async with httpx2.AsyncClient() as http:
+        response = await http.post(gw_url, headers={"Authorization": "Bearer sk-none", "Accept": "application/json, text/event-stream"},
+                                   json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                                       "protocolVersion": "2025-11-25", "capabilities": {},
+                                       "clientInfo": {"name": "t", "version": "1"}}})
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == -32003
+        anonymous = await http.post(gw_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+        assert anonymous.status_code == 401
+
+
+async def test_sampling_is_relayed_in_a_legacy_session() -> None:
+    async with fixture_upstream() as upstream:
+        snap = snapshot([upstream_server(SERVER, "/fixture", (upstream,))], [key("full", (SERVER,))])
+        async with gateway(snap) as base:
+            asked: list[str] = []
+
+            async def sample(context: object, params: object) -> CreateMessageResult:
+                asked.append(params.messages[0].content.text)  # type: ignore[attr-defined]
+                return CreateMessageResult(role="assistant", model="client-model",
+                                           content=TextContent(type="text", text="Paris"))
+
+            async with _client(f"{base}/fixture/mcp", "sk-full", mode="legacy", sampling_callback=sample) as client:
+                result = await client.call_tool("test_sampling", {"prompt": "Capital of France?"})
+    assert asked == ["Capital of France?"]
+    assert _text(result) == "LLM response: Paris"
+
+
+async def test_sse_transport_lists_and_calls() -> None:
+    async with fixture_upstream() as upstream:
+        snap = snapshot([upstream_server(SERVER, "/fixture", (upstream,))], [key("full", (SERVER,))])
+        async with gateway(snap) as base:
+            transport = sse_client(f"{base}/fixture/sse", headers={"Authorization": "Bearer sk-full"})
+            async with Client(transport, mode="legacy") as client:  # type: ignore[arg-type]
+                names = {t.name for t in (await client.list_tools()).tools}
+                assert "echo" in names
+                result = await client.call_tool("echo", {"text": "über / ?&"})
+    assert _text(result) == "über / ?&"
