@@ -10,6 +10,7 @@ from yarl import URL
 
 from lockgate.api.ir import HttpTool
 from lockgate.proxy.mcp import http_tools
+from lockgate.proxy.mcp import jsonrpc as rpc
 from lockgate.proxy.mcp.backend import CallContext, ToolsOnly, text_result
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
@@ -28,7 +29,11 @@ class HttpToolsBackend(ToolsOnly):
 
     async def call(self, ctx: CallContext, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         tool = self._tools[name]
-        call = http_tools.build_call(tool, http_tools.resolve_args(tool, arguments))
+        try:
+            call = http_tools.build_call(tool, http_tools.resolve_args(tool, arguments))
+        except rpc.RpcError as exc:
+            # Bad arguments are a tool error the model can read and correct, not a protocol error.
+            return text_result(f"{tool.name}: {exc.message}", is_error=True)
         try:
             async with self._http.request(
                 call.method, URL(call.url, encoded=True), headers=call.headers, data=call.body,

@@ -1,0 +1,173 @@
+"""Generated HTTP tools, model tools, aggregates, the catalog and cross-replica sessions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import TextContent
+
+from lockgate.api.ir import AggregateMember, HttpTool, McpServer, ModelTool, ToolArg
+from mcp_fixtures.harness import (
+    RestApi,
+    fixture_upstream,
+    gateway,
+    gateway_process,
+    key,
+    llm_app,
+    llm_provider,
+    serve_app,
+    snapshot,
+    upstream_server,
+)
+
+
+def _client(url: str, token: str, **kwargs: object) -> Client:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(20.0))
+    return Client(streamable_http_client(url, http_client=http), **kwargs)  # type: ignore[arg-type]
+
+
+def _text(result: object) -> str:
+    return "".join(c.text for c in result.content if isinstance(c, TextContent))  # type: ignore[attr-defined]
+
+
+def _http_tools_server(api: str) -> McpServer:
+    return McpServer(id="team/orders", name="orders", path="/orders", kind="tools", description="Orders API", tools=(
+        HttpTool(name="get_order", description="One order", method="GET",
+                 url=f"{api}/shops/{{shop}}/orders/{{order_id}}", headers={"X-Static": "1"},
+                 args=(ToolArg(name="shop", required=True, position="path"),
+                       ToolArg(name="order_id", required=True, position="path"),
+                       ToolArg(name="q", position="query"),
+                       ToolArg(name="limit", type="integer", default=10, position="query"),
+                       ToolArg(name="X-Trace", position="header")),
+                 response_template="shop={{ json.path }} q={{ json.query.q }}"),
+        HttpTool(name="create_order", method="POST", url=f"{api}/orders",
+                 args=(ToolArg(name="item", required=True, position="body"),
+                       ToolArg(name="size", enum=("S", "M"), default="M", position="body")),
+                 response_template="{{ status }}"),
+    ))
+
+
+@pytest.mark.parametrize("mode", ["2026-07-28", "legacy"])
+async def test_http_tool_reaches_the_api_with_encoded_arguments(mode: str) -> None:
+    api = RestApi()
+    async with serve_app(api.app()) as api_url:
+        server = _http_tools_server(api_url)
+        async with gateway(snapshot([server], [key("full", ("team/orders",))])) as base:
+            async with _client(f"{base}/orders/mcp", "sk-full", mode=mode) as client:
+                tools = {t.name: t for t in (await client.list_tools()).tools}
+                assert set(tools) == {"get_order", "create_order"}
+                assert tools["get_order"].input_schema["required"] == ["shop", "order_id"]
+                result = await client.call_tool("get_order", {
+                    "shop": "a/b@evil.example:81", "order_id": "..", "q": "x&y=1 ü", "X-Trace": "t-1"})
+                created = await client.call_tool("create_order", {"item": "tea"})
+                bad = await client.call_tool("create_order", {"item": "tea", "size": "XL"})
+    get, post = api.seen[0], api.seen[1]
+    # The path value stays one segment of the path: no new host, port or path step.
+    assert get["host"] == api_url.removeprefix("http://")
+    assert get["raw_path"].startswith("/shops/a%2Fb%40evil.example%3A81/orders/%2E%2E?")
+    assert get["query"] == {"q": "x&y=1 ü", "limit": "10"}
+    assert get["headers"]["X-Trace"] == "t-1" and get["headers"]["X-Static"] == "1"
+    assert "Authorization" not in get["headers"]
+    assert _text(result) == "shop=/shops/a/b@evil.example:81/orders/.. q=x&y=1 ü"
+    assert post["method"] == "POST" and post["body"] == '{"item": "tea", "size": "M"}'
+    assert _text(created) == "200"
+    assert bad.is_error and "must be one of" in _text(bad)
+    assert len(api.seen) == 2  # the refused call never reached the API
+
+
+async def test_model_tool_answers_from_the_llm_with_progress() -> None:
+    async with serve_app(llm_app(["Hello", ", ", "world"])) as llm:
+        server = McpServer(id="team/llm", name="llm", path="/llm", kind="modelTools", model_tools=(
+            ModelTool(model="tiny", tool_name="ask_tiny", description="A tiny model", max_tokens=64),))
+        snap = snapshot([server], [key("full", ("team/llm",))], providers=(llm_provider(f"{llm}/v1"),))
+        async with gateway(snap) as base:
+            progress: list[float] = []
+
+            async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                progress.append(value)
+
+            async with _client(f"{base}/llm/mcp", "sk-full", mode="2026-07-28") as client:
+                tools = (await client.list_tools()).tools
+                assert [t.name for t in tools] == ["ask_tiny"]
+                assert tools[0].input_schema["required"] == ["prompt"]
+                result = await client.call_tool("ask_tiny", {"prompt": "hi", "max_tokens": 5},
+                                                progress_callback=on_progress)
+    assert _text(result) == "Hello, world (hi)"
+    assert progress == [1, 2, 3, 4]
+
+
+async def test_aggregate_prefixes_and_routes_calls() -> None:
+    api = RestApi()
+    async with fixture_upstream() as upstream, serve_app(api.app()) as api_url:
+        servers = [
+            upstream_server("team/fixture", "/fixture", (upstream,)),
+            _http_tools_server(api_url),
+            McpServer(id="team/platform", name="platform", path="/platform", kind="aggregate", members=(
+                AggregateMember(server="team/fixture", prefix="fx"),
+                AggregateMember(server="team/orders", prefix="orders"))),
+        ]
+        keys = [key("full", ("team/platform",)),
+                key("narrow", ("team/platform",), {"team/platform": ("fx__echo", "orders__*")})]
+        async with gateway(snapshot(servers, keys)) as base:
+            for mode in ("2026-07-28", "legacy"):
+                async with _client(f"{base}/platform/mcp", "sk-full", mode=mode) as client:
+                    names = {t.name for t in (await client.list_tools()).tools}
+                    assert {"fx__echo", "fx__add", "orders__get_order", "orders__create_order"} <= names
+                    assert all(len(n) <= 64 for n in names)
+                    assert _text(await client.call_tool("fx__add", {"a": 1, "b": 2})) == "3"
+                    prompts = {p.name for p in (await client.list_prompts()).prompts}
+                    assert "fx__test_simple_prompt" in prompts
+                    created = await client.call_tool("orders__create_order", {"item": "cake"})
+                    assert _text(created) == "200"
+            async with _client(f"{base}/platform/mcp", "sk-narrow", mode="legacy") as client:
+                names = {t.name for t in (await client.list_tools()).tools}
+                assert names == {"fx__echo", "orders__get_order", "orders__create_order"}
+    assert [s["body"] for s in api.seen] == ['{"item": "cake", "size": "M"}'] * 2
+
+
+async def test_catalog_lists_what_the_key_may_use() -> None:
+    api = RestApi()
+    async with serve_app(api.app()) as api_url:
+        orders = _http_tools_server(api_url)
+        other = orders.model_copy(update={"id": "team/other", "name": "other", "path": "/other"})
+        snap = snapshot([orders, other], [key("narrow", ("team/orders",), {"team/orders": ("get_*",)})])
+        async with gateway(snap) as base:
+            async with httpx2.AsyncClient() as http:
+                response = await http.get(f"{base}/v1/mcp/servers", headers={"Authorization": "Bearer sk-narrow"})
+                anonymous = await http.get(f"{base}/v1/mcp/servers")
+    assert response.status_code == 200 and anonymous.status_code == 401
+    entries = response.json()["data"]
+    assert [e["id"] for e in entries] == ["team/orders"]
+    assert entries[0]["url"] == f"{base}/orders/mcp" and entries[0]["description"] == "Orders API"
+    assert [t["name"] for t in entries[0]["tools"]] == ["get_order"]
+
+
+async def test_legacy_session_follows_its_upstream_across_gateway_processes(tmp_path: Path) -> None:
+    async with fixture_upstream() as first, fixture_upstream() as second:
+        snap = snapshot([upstream_server("team/fixture", "/fixture", (first, second))], [key("full", ("team/fixture",))])
+        async with gateway_process(snap, tmp_path) as replica_a, gateway_process(snap, tmp_path) as replica_b:
+            async with httpx2.AsyncClient(timeout=20.0) as http:
+                headers = {"Authorization": "Bearer sk-full", "Accept": "application/json, text/event-stream"}
+                init = await http.post(f"{replica_a}/fixture/mcp", headers=headers, json={
+                    "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+                assert init.status_code == 200
+                session = init.headers["mcp-session-id"]
+                session_headers = {**headers, "Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"}
+                note = await http.post(f"{replica_b}/fixture/mcp", headers=session_headers,
+                                       json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+                assert note.status_code == 202
+                # Every call through either replica lands on the upstream that holds the session.
+                for i, replica in enumerate([replica_b, replica_a, replica_b, replica_b], start=2):
+                    call = await http.post(f"{replica}/fixture/mcp", headers=session_headers, json={
+                        "jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "add", "arguments": {"a": i, "b": 1}}})
+                    assert call.status_code == 200, call.text
+                    assert f'"text":"{i + 1}"' in call.text.replace(" ", "")
+                forged = session[:-2] + ("AA" if not session.endswith("AA") else "BB")
+                refused = await http.post(f"{replica_b}/fixture/mcp", headers={**session_headers, "Mcp-Session-Id": forged},
+                                          json={"jsonrpc": "2.0", "id": 9, "method": "tools/list"})
+                assert refused.status_code == 404
