@@ -185,3 +185,46 @@ def llm_provider(base_url: str) -> Provider:
 
 __all__ = ["AggregateMember", "HttpTool", "McpServer", "ModelTool", "RestApi", "fixture_upstream", "gateway",
            "gateway_process", "key", "llm_app", "llm_provider", "serve_app", "snapshot", "upstream_server"]
+
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length",
+              "proxy-authorization", "proxy-authenticate"}
+
+
+def key_injector(target: str, token: str) -> web.Application:
+    """A client-side forwarder that adds the caller's Lockgate key, as a configured client would.
+
+    Tools that cannot send headers (the conformance suite) reach the gateway through it; every
+    other header, Host and Origin included, passes unchanged.
+    """
+    import aiohttp
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers["Authorization"] = f"Bearer {token}"
+        body = await request.read()
+        session: aiohttp.ClientSession = request.app["http"]
+        async with session.request(request.method, f"{target}{request.path_qs}", headers=headers,
+                                   data=body or None, allow_redirects=False) as upstream:
+            response = web.StreamResponse(status=upstream.status, headers={
+                k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP | {"content-encoding"}})
+            await response.prepare(request)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+            except (ConnectionResetError, aiohttp.ClientError):
+                pass  # either side hung up: nothing left to relay
+            return response
+
+    async def start(app: web.Application) -> None:
+        app["http"] = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
+
+    async def stop(app: web.Application) -> None:
+        await app["http"].close()
+
+    app = web.Application()
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    return app

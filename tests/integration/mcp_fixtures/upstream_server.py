@@ -121,6 +121,7 @@ def build(name: str = "lockgate-fixture") -> MCPServer:
     _input_required_tools(server)
     _resources_and_prompts(server)
     _gateway_test_tools(server)
+    _schema_tool(server)
     return server
 
 
@@ -230,6 +231,15 @@ def _interactive_tools(server: MCPServer) -> None:
             raise MCPError(code=MISSING_REQUIRED_CLIENT_CAPABILITY, message="the client must declare sampling",
                            data={"requiredCapabilities": {"sampling": {}}})
         return "sampling declared"
+
+    @server.tool()
+    async def test_reconnection(ctx: Context) -> str:
+        """Closes its SSE stream mid-call; the client resumes it with Last-Event-ID."""
+        await ctx.info("Before disconnect")
+        await ctx.close_sse_stream()
+        await asyncio.sleep(0.2)
+        await ctx.info("After reconnect")
+        return "Reconnection test completed"
 
     @server.tool()
     async def test_trigger_tool_change(ctx: Context) -> str:
@@ -418,6 +428,29 @@ def _gateway_test_tools(server: MCPServer) -> None:
         return "classified"
 
 
+# The schema the json-schema-2020-12 scenario looks for, keyword by keyword.
+SCHEMA_2020_12: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {"address": {"$anchor": "addressDef", "type": "object",
+                          "properties": {"street": {"type": "string"}, "city": {"type": "string"}}}},
+    "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"},
+                   "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+                   "phone": {"type": "string"}, "email": {"type": "string"}},
+    "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+    "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+    "then": {"required": ["phone"]},
+    "else": {"required": ["email"]},
+    "additionalProperties": False,
+}
+
+
+def _schema_tool(server: MCPServer) -> None:
+    server.add_tool(lambda: "json_schema_2020_12_tool", name="json_schema_2020_12_tool",
+                    description="Carries a JSON Schema 2020-12 input schema.")
+    server._tool_manager.get_tool("json_schema_2020_12_tool").parameters = SCHEMA_2020_12  # no public override
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -428,6 +461,7 @@ def main(argv: list[str] | None = None) -> None:
     server = build(args.name)
     server.run(transport="streamable-http", host="127.0.0.1", port=args.port, stateless_http=args.stateless,
                json_response=args.json, event_store=None if args.stateless else MemoryEvents(),
+               retry_interval=None if args.stateless else 100,
                transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
 
 
