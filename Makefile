@@ -30,8 +30,10 @@ test: deps
 test-unit: venv
 	$(BIN)/pytest -q tests/unit
 
+# The chart carries copies of the CRDs as templates (crds.install / crds.keep).
 crds: venv
 	$(BIN)/lockgate crds -o crds/
+	bash hack/sync-chart-crds.sh
 
 bench: deps
 	bash hack/run-bench.sh

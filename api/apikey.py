@@ -10,6 +10,10 @@ from lockgate.api.meta import DNS_SUBDOMAIN, ApiModel, ResourceStatus, SecretKey
 
 GENERATED_KEY_FIELD = "api-key"
 ROTATE_ANNOTATION = "lockgate.io/rotate"
+# During a rotation the key Secret also holds the previous key, honoured until
+# the RFC 3339 instant in this annotation of the Secret.
+PREVIOUS_KEY_FIELD = "previous-api-key"
+PREVIOUS_KEY_EXPIRES_ANNOTATION = "lockgate.io/previous-key-expires"
 
 
 class KeyLimits(ApiModel):

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-IR_VERSION = "lockgate.io/ir/v1"
+IR_VERSION: Final = "lockgate.io/ir/v1"
 
 
 class IRModel(BaseModel):
@@ -67,6 +67,9 @@ class EngineMetrics(IRModel):
     waiting_metric: str
     running_metric: str
     cache_metric: str
+    cache_metric_alternatives: tuple[str, ...] = Field(
+        default=(), description="Names to try when cache_metric is absent (older engine releases)."
+    )
     stale_after: float = 5.0
 
 

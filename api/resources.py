@@ -93,7 +93,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo(
         "ApiKey", "apikeys", "apikey", ("ak", "lgkey"), ApiKey, ApiKeySpec, ApiKeyStatus,
         "A consumer's key with model allowlists, expiry, rate limits and a monthly token budget.",
-        (_col("Consumer", ".spec.consumer"), _col("Secret", ".status.secretName"), _col("Expires", ".spec.expiresAt", "date"),
+        (_col("Consumer", ".spec.consumer"), _col("Secret", ".status.secretName"), _col("Expires", ".spec.expiresAt"),
          _col("Tokens", ".status.usage.tokens", "integer", 1), _READY, _AGE),
     ),
     KindInfo(

@@ -24,6 +24,7 @@ from lockgate.proxy.mcp.era import Era, era_of
 from lockgate.proxy.mcp.gateway import McpGateway
 from lockgate.proxy.mcp.host import McpHost
 from lockgate.proxy.mcp.legacy_sse import Channels
+from lockgate.proxy.mcp.metrics import McpMetrics
 from lockgate.proxy.mcp.proxy_upstream import proxy_post, proxy_stream
 from lockgate.proxy.mcp.reply import Reply, error_reply
 from lockgate.proxy.mcp.serve import serve_post
@@ -33,10 +34,30 @@ CHANNELS = web.AppKey("lockgate_mcp_channels", Channels)
 CATALOG_PATH = "/v1/mcp/servers"
 
 
-def install(app: web.Application, host: McpHost, *, session_secret: str | None = None,
+def install(app: web.Application, host: McpHost | None = None, *, session_secret: str | None = None,
             allowed_hosts: tuple[str, ...] = (), max_body_bytes: int | None = None) -> McpGateway:
-    """Mount the MCP routes on the proxy's application."""
-    gw = McpGateway(host, session_secret, allowed_hosts, **({"max_body_bytes": max_body_bytes} if max_body_bytes else {}))
+    """Mount the MCP routes on the proxy's application.
+
+    With no `host`, the data plane's gateway at app[GATEWAY] serves as one: the
+    same keys, quotas, metrics registry and chat pipeline as the OpenAI API.
+    """
+    metrics = None
+    if host is None:
+        from lockgate.proxy.gateway import GATEWAY as DATA_PLANE
+        from lockgate.proxy.mcp.dataplane import DataPlaneHost
+
+        data_plane = app[DATA_PLANE]
+        dp_host = DataPlaneHost(data_plane)
+        host = dp_host
+        max_body_bytes = max_body_bytes or data_plane.max_body_bytes
+        metrics = McpMetrics(data_plane.metrics.registry)
+
+        async def close_host(_: web.Application) -> None:
+            await dp_host.close()
+
+        app.on_cleanup.append(close_host)
+    gw = McpGateway(host, session_secret, allowed_hosts, metrics=metrics,
+                    **({"max_body_bytes": max_body_bytes} if max_body_bytes else {}))
     app[GATEWAY] = gw
     app[CHANNELS] = Channels()
     app.router.add_get(CATALOG_PATH, _catalog)

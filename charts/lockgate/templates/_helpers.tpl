@@ -1,0 +1,95 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "lockgate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "lockgate.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "lockgate.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "lockgate.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "lockgate.operatorName" -}}
+{{- printf "%s-operator" (include "lockgate.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "lockgate.proxyName" -}}
+{{- printf "%s-proxy" (include "lockgate.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "lockgate.proxyAdminName" -}}
+{{- printf "%s-proxy-admin" (include "lockgate.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "lockgate.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "lockgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: lockgate
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Selector labels of one component; call with (dict "ctx" $ "component" "proxy"). */}}
+{{- define "lockgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "lockgate.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "lockgate.componentLabels" -}}
+{{ include "lockgate.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "lockgate.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "lockgate.operatorServiceAccount" -}}
+{{- if .Values.operator.serviceAccount.create -}}
+{{- default (include "lockgate.operatorName" .) .Values.operator.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.operator.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "lockgate.proxyServiceAccount" -}}
+{{- if .Values.proxy.serviceAccount.create -}}
+{{- default (include "lockgate.proxyName" .) .Values.proxy.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.proxy.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Namespaces the operator reconciles, as a JSON list (the release namespace when none is given). */}}
+{{- define "lockgate.watchNamespaces" -}}
+{{- $ns := .Values.operator.watchNamespaces | default (list .Release.Namespace) -}}
+{{- $ns | uniq | toJson -}}
+{{- end -}}
+
+{{/* ConfigMap names the proxy may read: the config and its split parts. */}}
+{{- define "lockgate.proxyConfigMapNames" -}}
+{{- $names := list .Values.config.configMapName -}}
+{{- range $i := until (int .Values.config.maxSplitParts) -}}
+{{- $names = append $names (printf "%s-%d" $.Values.config.configMapName (add1 $i)) -}}
+{{- end -}}
+{{- concat $names .Values.proxy.rbac.extraConfigMapNames | uniq | toJson -}}
+{{- end -}}
+
+{{/* Replicas the quota store divides per-replica limits by. */}}
+{{- define "lockgate.proxyReplicasHint" -}}
+{{- if .Values.proxy.autoscaling.enabled -}}
+{{- .Values.proxy.autoscaling.minReplicas -}}
+{{- else -}}
+{{- .Values.proxy.replicas -}}
+{{- end -}}
+{{- end -}}

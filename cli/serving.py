@@ -1,0 +1,61 @@
+"""Flags and start-up shared by the commands that serve traffic (`run`,
+`proxy`, `dev run-quickstart`): one place that turns flags into ProxySettings
+and runs the event loop (uvloop when available)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from collections.abc import Coroutine
+from typing import Any
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address of both ports (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="OpenAI API and MCP port (default 8080)")
+    parser.add_argument("--admin-port", type=int, default=9090, help="/healthz, /readyz, /metrics, /config (default 9090)")
+    parser.add_argument("--state-dir", default=None, help="where generated keys and local state live (default ./.state or $LOCKGATE_STATE_DIR)")
+    parser.add_argument("--quota-store", default="memory", help="memory, or redis://host:port/db")
+    parser.add_argument("--quota-fail-mode", choices=("open", "closed"), default="open",
+                        help="when the quota store is unreachable: let requests through (open) or refuse them (closed)")
+    parser.add_argument("--replicas-hint", type=int, default=1, help="proxy replicas sharing a memory quota store")
+    parser.add_argument("--gateway-name", default="lockgate", help="the gateway label in metrics")
+    parser.add_argument("--log-level", default=os.environ.get("LOCKGATE_LOG_LEVEL", "INFO"))
+
+
+def settings_from(args: argparse.Namespace) -> Any:
+    """ProxySettings from the flags (imported late: the proxy is heavy)."""
+    from lockgate.proxy.server import ProxySettings
+
+    return ProxySettings(
+        host=args.host, port=args.port, admin_port=args.admin_port, gateway_name=args.gateway_name,
+        quota_store=args.quota_store, quota_fail_mode=args.quota_fail_mode, replicas_hint=args.replicas_hint,
+        state_dir=args.state_dir,
+    )
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> int:
+    """Runs until the server stops; Ctrl-C ends it without a traceback."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every platform we serve from
+        runner: Any = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        runner(main)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def missing_paths(paths: list[str]) -> list[str]:
+    return [p for p in paths if not os.path.exists(p)]

@@ -1,0 +1,79 @@
+"""Collect raw manifests into what the translator looks things up in:
+Secrets (decoded), Services, EndpointSlices per Service, and the Lockgate
+resources in a stable order."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lockgate.api.meta import GROUP
+
+LOCKGATE_KINDS = ("ModelProvider", "ApiKey", "Route", "MCPServer")
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+@dataclass(frozen=True)
+class SecretData:
+    values: dict[str, str]
+    annotations: dict[str, str]
+
+
+@dataclass
+class Bundle:
+    secrets: dict[tuple[str, str], SecretData] = field(default_factory=dict)
+    services: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
+    slices: dict[tuple[str, str], list[Mapping[str, Any]]] = field(default_factory=dict)
+    # kind -> raw objects, sorted by namespace/name
+    resources: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
+
+    def secret(self, namespace: str, name: str) -> SecretData | None:
+        return self.secrets.get((namespace, name))
+
+
+def namespace_of(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("namespace") or "default")
+
+
+def name_of(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def collect(objects: Iterable[Mapping[str, Any]]) -> Bundle:
+    bundle = Bundle(resources={k: [] for k in LOCKGATE_KINDS})
+    for obj in objects:
+        if not isinstance(obj, Mapping):
+            continue
+        kind = obj.get("kind")
+        api_version = str(obj.get("apiVersion") or "")
+        key = (namespace_of(obj), name_of(obj))
+        if kind in LOCKGATE_KINDS and api_version.startswith(f"{GROUP}/"):
+            if not (obj.get("metadata") or {}).get("deletionTimestamp"):  # on its way out: serve it no more
+                bundle.resources[str(kind)].append(obj)
+        elif kind == "Secret" and api_version == "v1":
+            bundle.secrets[key] = _secret(obj)
+        elif kind == "Service" and api_version == "v1":
+            bundle.services[key] = obj
+        elif kind == "EndpointSlice" and api_version.startswith("discovery.k8s.io/"):
+            service = ((obj.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL)
+            if service:
+                bundle.slices.setdefault((key[0], str(service)), []).append(obj)
+    for items in bundle.resources.values():
+        items.sort(key=lambda o: (namespace_of(o), name_of(o)))
+    return bundle
+
+
+def _secret(obj: Mapping[str, Any]) -> SecretData:
+    values: dict[str, str] = {}
+    for k, v in (obj.get("data") or {}).items():
+        try:
+            values[str(k)] = base64.b64decode(str(v), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            continue  # not a text credential: nothing Lockgate can use
+    for k, v in (obj.get("stringData") or {}).items():
+        values[str(k)] = str(v)
+    annotations = {str(k): str(v) for k, v in ((obj.get("metadata") or {}).get("annotations") or {}).items()}
+    return SecretData(values=values, annotations=annotations)

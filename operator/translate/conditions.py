@@ -1,0 +1,71 @@
+"""Status conditions the translator writes: Accepted, ResolvedRefs and Ready.
+
+A resource is either rejected (left out of the IR, `Accepted=False`) or
+accepted; an accepted resource may still be unable to serve (`Ready=False`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from lockgate.api.meta import Condition
+from lockgate.operator.translate import ObjectStatus
+
+# Rejections caused by a reference to something missing; they also set
+# ResolvedRefs=False (the Gateway API convention).
+REF_REASONS = frozenset({"SecretNotFound", "UnknownModel", "UnknownServer"})
+
+
+class Rejected(Exception):
+    """Raised by a kind's translation: the resource is left out of the IR."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class NotReady:
+    """An accepted resource that cannot serve yet."""
+
+    reason: str
+    message: str
+
+
+def _cond(type_: str, ok: bool | None, reason: str, message: str, generation: int | None, now: datetime) -> Condition:
+    status = "Unknown" if ok is None else ("True" if ok else "False")
+    return Condition(
+        type=type_, status=status, reason=reason, message=message, observed_generation=generation, last_transition_time=now
+    )
+
+
+def rejected_status(error: Rejected, generation: int | None, now: datetime) -> ObjectStatus:
+    refs_ok: bool | None = False if error.reason in REF_REASONS else None
+    refs_reason = error.reason if error.reason in REF_REASONS else "NotChecked"
+    return ObjectStatus(
+        generation=generation,
+        conditions=[
+            _cond("Accepted", False, error.reason, error.message, generation, now),
+            _cond("ResolvedRefs", refs_ok, refs_reason, error.message if refs_ok is False else "", generation, now),
+            _cond("Ready", False, "NotAccepted", f"not accepted: {error.message}", generation, now),
+        ],
+    )
+
+
+def accepted_status(
+    generation: int | None, now: datetime, not_ready: NotReady | None = None, fields: dict[str, object] | None = None
+) -> ObjectStatus:
+    ready = _cond("Ready", True, "Ready", "", generation, now)
+    if not_ready is not None:
+        ready = _cond("Ready", False, not_ready.reason, not_ready.message, generation, now)
+    return ObjectStatus(
+        generation=generation,
+        conditions=[
+            _cond("Accepted", True, "Accepted", "", generation, now),
+            _cond("ResolvedRefs", True, "ResolvedRefs", "", generation, now),
+            ready,
+        ],
+        fields=dict(fields or {}),
+    )

@@ -1,0 +1,82 @@
+"""ApiKey -> ir.ConsumerKey: the key's SHA-256 (and the previous key's, during
+a rotation), allowlists and limits. The key itself never leaves this module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from lockgate.api import ir
+from lockgate.api.apikey import GENERATED_KEY_FIELD, PREVIOUS_KEY_EXPIRES_ANNOTATION, PREVIOUS_KEY_FIELD, KeyLimits
+from lockgate.api.resources import ApiKey
+from lockgate.operator.translate.bundle import Bundle
+from lockgate.operator.translate.conditions import NotReady
+from lockgate.operator.translate.secrets import secret_value
+
+HASH_PREFIX_CHARS = 12
+
+
+@dataclass
+class KeyOutcome:
+    key: ir.ConsumerKey | None  # None while the key Secret is pending
+    not_ready: NotReady | None = None
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+def translate_key(obj: ApiKey, bundle: Bundle, now: datetime) -> KeyOutcome:
+    spec, ns = obj.spec, obj.metadata.namespace
+    secret_name = spec.secret_name or (spec.existing_secret.name if spec.existing_secret else None)
+    fields: dict[str, object] = {"secretName": secret_name}
+    hashes: list[ir.ApiKeyHash] = []
+    if spec.existing_secret is not None:
+        hashes.append(ir.ApiKeyHash(sha256=ir.hash_key(secret_value(bundle, ns, spec.existing_secret, "spec.existingSecret"))))
+    else:
+        secret = bundle.secret(ns, str(spec.secret_name))
+        current = secret.values.get(GENERATED_KEY_FIELD) if secret else None
+        if secret is None or not current:
+            return KeyOutcome(
+                None,
+                NotReady("KeyPending", f"waiting for the operator to generate the key into Secret {ns}/{spec.secret_name}"),
+                fields,
+            )
+        hashes.append(ir.ApiKeyHash(sha256=ir.hash_key(current)))
+        previous = secret.values.get(PREVIOUS_KEY_FIELD)
+        expires = _previous_expiry(secret.annotations.get(PREVIOUS_KEY_EXPIRES_ANNOTATION))
+        if previous and expires is not None and expires > now:
+            hashes.append(ir.ApiKeyHash(sha256=ir.hash_key(previous), not_after=expires))
+    fields["keyHashPrefix"] = hashes[0].sha256[:HASH_PREFIX_CHARS]
+    key = ir.ConsumerKey(
+        id=f"{ns}/{obj.metadata.name}",
+        consumer=spec.consumer,
+        hashes=tuple(hashes),
+        expires_at=spec.expires_at,
+        models=tuple(spec.models) if spec.models is not None else None,
+        limits=_limits(spec.limits),
+        model_limits={model: _limits(limits) for model, limits in sorted(spec.model_limits.items())},
+        routes=tuple(f"{ns}/{r}" for r in spec.routes) if spec.routes is not None else None,
+        mcp_servers=tuple(f"{ns}/{s}" for s in spec.mcp_servers or ()),
+        mcp_tools={f"{ns}/{s}": tuple(globs) for s, globs in sorted(spec.mcp_tools.items())},
+    )
+    not_ready = None
+    if spec.expires_at is not None and spec.expires_at <= now:
+        not_ready = NotReady("Expired", f"the key expired at {spec.expires_at.isoformat()}; every call gets 401")
+    return KeyOutcome(key, not_ready, fields)
+
+
+def _limits(limits: KeyLimits | None) -> ir.RateLimits:
+    if limits is None:
+        return ir.RateLimits()
+    return ir.RateLimits(rpm=limits.rpm, tpm=limits.tpm, monthly_tokens=limits.monthly_tokens)
+
+
+def _previous_expiry(text: str | None) -> datetime | None:
+    """When the previous key stops working; None (the previous key is not
+    honoured) without a valid RFC 3339 time: a typo must not extend a leaked
+    key's life, nor take the current key down."""
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else None

@@ -1,0 +1,133 @@
+"""MCPServer -> ir.McpServer: proxied upstreams, HTTP tools, aggregates and
+model tools."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+from lockgate.api import ir
+from lockgate.api.duration import parse_duration
+from lockgate.api.mcpserver import HttpTool, McpUpstream
+from lockgate.api.resources import MCPServer
+from lockgate.operator.translate.bundle import Bundle
+from lockgate.operator.translate.conditions import NotReady, Rejected
+from lockgate.operator.translate.discovery import ready_endpoints
+from lockgate.operator.translate.secrets import secret_value
+from lockgate.operator.translate.templates import check_template
+
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def credential_id(namespace: str, name: str) -> str:
+    return f"mcp/{namespace}/{name}"
+
+
+@dataclass
+class McpOutcome:
+    server: ir.McpServer
+    credentials: dict[str, str] = field(default_factory=dict)
+    not_ready: NotReady | None = None
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+def translate_mcp(
+    obj: MCPServer,
+    bundle: Bundle,
+    models: Collection[str],
+    accepted: Mapping[str, ir.McpServer],
+    tool_counts: Mapping[str, int | None],
+) -> McpOutcome:
+    """`accepted`: servers accepted so far by id (aggregates come last);
+    `tool_counts`: their known tool counts (None when only the upstream knows)."""
+    spec, ns, name = obj.spec, obj.metadata.namespace, obj.metadata.name
+    base = {"id": f"{ns}/{name}", "name": name, "path": spec.path, "description": spec.description,
+            "hosts": tuple(spec.hosts) if spec.hosts is not None else None, "kind": spec.kind}
+    fields: dict[str, object] = {"url": f"{spec.path}/mcp", "toolCount": None}
+    if spec.upstream is not None:
+        upstream, credentials, not_ready = _upstream(spec.upstream, bundle, ns, name)
+        return McpOutcome(ir.McpServer(**base, upstream=upstream), credentials, not_ready, fields)
+    if spec.tools is not None:
+        tools = tuple(_http_tool(t, i) for i, t in enumerate(spec.tools))
+        fields["toolCount"] = len(tools)
+        return McpOutcome(ir.McpServer(**base, tools=tools), fields=fields)
+    if spec.aggregate is not None:
+        members = []
+        counts: list[int | None] = []
+        for i, member in enumerate(spec.aggregate.servers):
+            member_id = f"{ns}/{member}"
+            server = accepted.get(member_id)
+            if server is None:
+                raise Rejected(
+                    "UnknownServer",
+                    f"spec.aggregate.servers[{i}]: no accepted MCPServer {member_id} to aggregate"
+                    " (aggregates combine proxied, tool and model-tool servers of the same namespace)",
+                )
+            members.append(ir.AggregateMember(server=member_id, prefix=member))
+            counts.append(tool_counts.get(member_id))
+        fields["toolCount"] = None if any(c is None for c in counts) else sum(c or 0 for c in counts)
+        return McpOutcome(ir.McpServer(**base, members=tuple(members)), fields=fields)
+    model_tools = []
+    for i, tool in enumerate(spec.model_tools or []):
+        if tool.model not in models:
+            raise Rejected(
+                "UnknownModel", f"spec.modelTools[{i}].model: {tool.model!r} is neither a provider model nor an alias"
+            )
+        model_tools.append(ir.ModelTool.model_validate(tool.model_dump()))
+    fields["toolCount"] = len(model_tools)
+    return McpOutcome(ir.McpServer(**base, model_tools=tuple(model_tools)), fields=fields)
+
+
+def _upstream(up: McpUpstream, bundle: Bundle, ns: str, name: str) -> tuple[ir.McpUpstream, dict[str, str], NotReady | None]:
+    credentials: dict[str, str] = {}
+    auth: ir.UpstreamAuth | None = None
+    if up.auth is not None:
+        cred = credential_id(ns, name)
+        credentials[cred] = secret_value(bundle, ns, up.auth.secret_ref, "spec.upstream.auth.secretRef")
+        auth = ir.UpstreamAuth(credential=cred, header=up.auth.header, scheme=up.auth.scheme)
+    not_ready: NotReady | None = None
+    if up.url is not None:
+        urls: tuple[str, ...] = (up.url,)
+    else:
+        assert up.service is not None
+        endpoints = ready_endpoints(bundle, ns, up.service)
+        urls = tuple(f"http://{_host(e.address)}:{e.port}{up.path}" for e in endpoints)
+        if not urls:
+            not_ready = NotReady(
+                "NoEndpoints", f"Service {ns}/{up.service.name} has no ready endpoints on port {up.service.port!r}"
+            )
+    upstream = ir.McpUpstream(urls=urls, transport=up.transport, auth=auth, timeout=parse_duration(up.timeout))
+    return upstream, credentials, not_ready
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def _http_tool(tool: HttpTool, index: int) -> ir.HttpTool:
+    where = f"spec.tools[{index}] ({tool.name})"
+    path_args = {a.name for a in tool.args if a.position == "path"}
+    placeholders = set(PLACEHOLDER.findall(tool.request.url))
+    stray = sorted(placeholders - path_args)
+    if stray:
+        raise Rejected(
+            "InvalidTool", f"{where}: request.url placeholders {', '.join('{' + s + '}' for s in stray)} need args with position: path"
+        )
+    unused = sorted(path_args - placeholders)
+    if unused:
+        raise Rejected("InvalidTool", f"{where}: path args {', '.join(unused)} have no {{name}} placeholder in request.url")
+    if tool.request.body is not None:
+        check_template(tool.request.body, f"{where}.request.body")
+    check_template(tool.response.template, f"{where}.response.template")
+    return ir.HttpTool(
+        name=tool.name,
+        description=tool.description,
+        args=tuple(ir.ToolArg.model_validate(a.model_dump()) for a in tool.args),
+        method=tool.request.method,
+        url=tool.request.url,
+        headers=dict(tool.request.headers),
+        body_template=tool.request.body,
+        response_template=tool.response.template,
+        timeout=parse_duration(tool.request.timeout),
+    )

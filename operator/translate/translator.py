@@ -1,0 +1,151 @@
+"""The translation pass: every Lockgate resource once, in dependency order
+(providers, routes, MCP servers, keys), each either accepted into the IR or
+rejected with a status that says why. One bad resource never stops the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from lockgate.api import ir
+from lockgate.api.resources import ApiKey, MCPServer, ModelProvider, Resource, Route
+from lockgate.operator.translate import ObjectRef, ObjectStatus, Translation
+from lockgate.operator.translate.bundle import Bundle, collect, name_of, namespace_of
+from lockgate.operator.translate.conditions import NotReady, Rejected, accepted_status, rejected_status
+from lockgate.operator.translate.keys import translate_key
+from lockgate.operator.translate.mcp import translate_mcp
+from lockgate.operator.translate.providers import translate_provider
+from lockgate.operator.translate.routes import translate_route
+
+R = TypeVar("R", bound=Resource[Any, Any])
+
+
+class _Pass:
+    def __init__(self, bundle: Bundle, now: datetime) -> None:
+        self.bundle = bundle
+        self.now = now
+        self.statuses: dict[ObjectRef, ObjectStatus] = {}
+        self.credentials: dict[str, str] = {}
+
+    def parsed(self, kind: str, model: type[R]) -> list[R]:
+        """Valid resources of a kind; invalid ones get InvalidSpec now."""
+        out: list[R] = []
+        for raw in self.bundle.resources[kind]:
+            try:
+                out.append(model.model_validate(raw))
+            except ValidationError as exc:
+                ref = ObjectRef(kind, namespace_of(raw), name_of(raw))
+                generation = (raw.get("metadata") or {}).get("generation")
+                self.statuses[ref] = rejected_status(Rejected("InvalidSpec", _describe(exc)), generation, self.now)
+        return out
+
+    def reject(self, obj: Resource[Any, Any], error: Rejected) -> None:
+        self.statuses[_ref(obj)] = rejected_status(error, obj.metadata.generation, self.now)
+
+    def accept(self, obj: Resource[Any, Any], not_ready: NotReady | None = None, fields: dict[str, object] | None = None) -> None:
+        self.statuses[_ref(obj)] = accepted_status(obj.metadata.generation, self.now, not_ready, fields)
+
+
+def translate_objects(objects: Iterable[Mapping[str, Any]], now: datetime) -> Translation:
+    p = _Pass(collect(objects), now)
+
+    providers: list[ir.Provider] = []
+    for obj in p.parsed("ModelProvider", ModelProvider):
+        try:
+            outcome = translate_provider(obj, p.bundle)
+        except Rejected as error:
+            p.reject(obj, error)
+            continue
+        providers.append(outcome.provider)
+        p.credentials.update(outcome.credentials)
+        p.accept(obj, outcome.not_ready, outcome.fields)
+    models = {m.name for provider in providers for m in provider.models}
+
+    routes: list[ir.Route] = []
+    aliases: set[str] = set()
+    claimed: dict[tuple[str, str], str] = {}
+    all_routes = p.parsed("Route", Route)
+    # openai routes first: their aliases may be what a template route calls
+    for obj in sorted(all_routes, key=lambda r: r.spec.type != "openai"):
+        try:
+            route = translate_route(obj, models, aliases)
+            if route.path is not None:
+                _claim(claimed, [(h, route.path) for h in route.hosts], route.id, "host and path", "".join)
+        except Rejected as error:
+            p.reject(obj, error)
+            continue
+        routes.append(route)
+        aliases.update(a.name for a in route.aliases)
+        p.accept(obj)
+
+    servers: dict[str, ir.McpServer] = {}
+    tool_counts: dict[str, int | None] = {}
+    paths: dict[str, str] = {}
+    all_servers = p.parsed("MCPServer", MCPServer)
+    # aggregates last: they need their members' outcome
+    for obj in sorted(all_servers, key=lambda s: s.spec.aggregate is not None):
+        try:
+            members = {k: v for k, v in servers.items() if v.kind != "aggregate"}  # aggregates do not nest
+            outcome = translate_mcp(obj, p.bundle, models | aliases, members, tool_counts)
+            _claim(paths, [outcome.server.path], outcome.server.id, "path")
+        except Rejected as error:
+            p.reject(obj, error)
+            continue
+        servers[outcome.server.id] = outcome.server
+        tool_counts[outcome.server.id] = outcome.fields.get("toolCount")  # type: ignore[assignment]
+        p.credentials.update(outcome.credentials)
+        p.accept(obj, outcome.not_ready, outcome.fields)
+
+    keys: list[ir.ConsumerKey] = []
+    seen_hashes: dict[str, str] = {}
+    for obj in p.parsed("ApiKey", ApiKey):
+        try:
+            key_outcome = translate_key(obj, p.bundle, now)
+            if key_outcome.key is not None:
+                _claim(seen_hashes, [h.sha256 for h in key_outcome.key.hashes], key_outcome.key.id, "key")
+        except Rejected as error:
+            p.reject(obj, error)
+            continue
+        if key_outcome.key is not None:
+            keys.append(key_outcome.key)
+        p.accept(obj, key_outcome.not_ready, key_outcome.fields)
+
+    config = ir.GatewayConfig(
+        providers=tuple(sorted(providers, key=lambda x: x.id)),
+        keys=tuple(sorted(keys, key=lambda x: x.id)),
+        routes=tuple(sorted(routes, key=lambda x: x.id)),
+        mcp_servers=tuple(sorted(servers.values(), key=lambda x: x.id)),
+    ).with_hash()
+    return Translation(config=config, credentials=ir.Credentials(values=dict(sorted(p.credentials.items()))), statuses=p.statuses)
+
+
+K = TypeVar("K")
+
+
+def _claim(claims: dict[K, str], wanted: Iterable[K], owner: str, what: str, show: Callable[[Any], str] = str) -> None:
+    """First come (in namespace/name order) keeps a host+path, a path or a key."""
+    wanted = list(wanted)
+    for item in wanted:
+        holder = claims.get(item)
+        if holder is not None and holder != owner:
+            shown = "" if what == "key" else f" {show(item)}"
+            raise Rejected("Conflict", f"the same {what}{shown} is already used by {holder}")
+    for item in wanted:
+        claims[item] = owner
+
+
+def _ref(obj: Resource[Any, Any]) -> ObjectRef:
+    return ObjectRef(obj.kind, obj.metadata.namespace, obj.metadata.name)
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in error["loc"]).replace(".[", "[")
+        msg = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

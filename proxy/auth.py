@@ -1,0 +1,66 @@
+"""Authentication: the request's key, looked up by its SHA-256 in the snapshot.
+
+Keys come in `Authorization: Bearer`, `x-api-key` (Anthropic SDK) or
+`api-key` (Azure SDK). Missing or unknown keys are refused with 401
+`invalid_api_key`; an expired key with 401 `expired_api_key`; a rotated-out
+hash past its `not_after` counts as unknown. Authorization of models and
+routes is checked here too so every handler uses the same codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+
+from lockgate.proxy.errors import ApiError, forbidden, unauthorized
+from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key the client sent, from whichever header carries it."""
+    value = headers.get("Authorization")
+    if value:
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    for name in ("x-api-key", "api-key"):
+        value = headers.get(name)
+        if value:
+            return value.strip()
+    return None
+
+
+def lookup(snapshot: CompiledSnapshot, key: str | None, now: float | None = None) -> KeyEntry:
+    if not key:
+        raise unauthorized("Missing API key: send it as 'Authorization: Bearer <key>'.")
+    entry = snapshot.keys_by_hash.get(hashlib.sha256(key.encode()).hexdigest())
+    now = time.time() if now is None else now
+    if entry is None or (entry.not_after is not None and now >= entry.not_after):
+        raise unauthorized("Incorrect API key provided.")
+    if entry.expires_at is not None and now >= entry.expires_at:
+        raise unauthorized("This API key has expired.", code="expired_api_key")
+    return entry
+
+
+def authenticate(snapshot: CompiledSnapshot, headers: Mapping[str, str], now: float | None = None) -> KeyEntry:
+    """The key entry of a request, or an ApiError (401)."""
+    return lookup(snapshot, presented_key(headers), now)
+
+
+def check_model(entry: KeyEntry, model: str) -> None:
+    if entry.models is not None and entry.models.match(model) is None:
+        raise forbidden(f"This API key may not use the model '{model}'.", code="model_not_allowed")
+
+
+def may_use_model(entry: KeyEntry, model: str) -> bool:
+    return entry.models is None or entry.models.match(model) is not None
+
+
+def check_route(entry: KeyEntry, route_id: str) -> None:
+    if entry.routes is not None and route_id not in entry.routes and route_id.rsplit("/", 1)[-1] not in entry.routes:
+        raise forbidden("This API key may not call this route.", code="route_not_allowed")
+
+
+
+__all__ = ["ApiError", "authenticate", "check_model", "check_route", "lookup", "may_use_model", "presented_key"]

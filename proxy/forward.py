@@ -1,0 +1,292 @@
+"""Forwarding along a plan: quota admission, endpoint choice, retries and failover.
+
+`forward` walks the ordered targets of a request. For each provider it admits
+the request against quotas, then tries up to 1 + `retries.attempts` times
+(a fresh endpoint each time for self-hosted providers) with exponential
+backoff. Connect errors, timeouts, 429 and 5xx count against the outlier
+detector and move on; other 4xx are the client's fault and are relayed. A
+stream is only handed back once its first event is in hand, so failover
+happens before any byte reaches the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from lockgate.api.ir import Provider
+from lockgate.proxy.balancing import Lease, PickRequest
+from lockgate.proxy.errors import ApiError, no_upstream, upstream_error, upstream_timeout
+from lockgate.proxy.providers import adapter_for
+from lockgate.proxy.providers.anthropic import UpstreamStreamError
+from lockgate.proxy.providers.base import Adapter, Operation, SSESplitter, StreamTranslator, Usage
+from lockgate.proxy.quota import AdmitRequest, QuotaRejected, Reservation
+from lockgate.proxy.record import RequestRecord
+from lockgate.proxy.snapshot import Target
+
+if TYPE_CHECKING:
+    from lockgate.proxy.gateway import Gateway
+
+_CONNECT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError)
+ESTIMATE_CAP = 4096  # output tokens reserved when the request sets no max
+
+
+class _Retryable(Exception):
+    def __init__(self, error: ApiError, retry_after: float | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retry_after = retry_after
+
+
+def quota_error(rejected: QuotaRejected) -> ApiError:
+    headers = {"Retry-After": str(max(1, int(rejected.retry_after + 0.999))), **rejected.headers}
+    provider = rejected.code == "provider_rate_limited"
+    return ApiError(429, rejected.message, type="insufficient_quota" if rejected.code == "insufficient_quota"
+                    else "rate_limit_error", code=rejected.code,
+                    error_type="provider_rate_limited" if provider else "policy_rate_limited", headers=headers)
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+@dataclass
+class Outcome:
+    """A successful (or relayed) upstream exchange. `close` must be awaited exactly once."""
+
+    gateway: Gateway
+    record: RequestRecord
+    op: Operation
+    status: int
+    reservation: Reservation | None
+    lease: Lease | None
+    body: bytes = b""  # whole answer (not streamed)
+    response: aiohttp.ClientResponse | None = None  # open stream
+    translator: StreamTranslator | None = None
+    pending: list[bytes] = field(default_factory=list)  # client events ready to send
+    splitter: SSESplitter | None = None
+    deadline: float = 0.0
+    _closed: bool = False
+
+    async def events(self):  # type: ignore[no-untyped-def]
+        """Client SSE events, the pending ones first. Raises UpstreamStreamError/_CONNECT_ERRORS mid-stream."""
+        assert self.response is not None and self.translator is not None and self.splitter is not None
+        record = self.record
+        pending, self.pending = self.pending, []
+        for event in pending:
+            yield event
+        content = self.response.content
+        translator, splitter = self.translator, self.splitter
+        async with asyncio.timeout_at(self.deadline):
+            while True:
+                t0 = time.perf_counter()
+                chunk = await content.readany()
+                record.upstream_seconds += time.perf_counter() - t0
+                if not chunk:
+                    break
+                for event in splitter.feed(chunk):
+                    for out in translator.feed(event):
+                        yield out
+        rest = splitter.rest()
+        if rest:
+            for out in translator.feed(rest):
+                yield out
+        for out in translator.finish():
+            yield out
+
+    def usage(self) -> Usage:
+        if self.translator is None:
+            return self.record.usage
+        usage = self.translator.usage
+        if not usage.reported:
+            chunks = getattr(self.translator, "chunks", 0)
+            return Usage(usage.input_tokens, max(usage.output_tokens, chunks), False)
+        return usage
+
+    async def close(self, ok: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.response is not None:
+            self.response.close()  # an unfinished stream drops its upstream connection at once
+        usage = self.usage()
+        self.record.usage = usage
+        if self.lease is not None:
+            self.lease.release(ok, usage.output_tokens)
+        if self.reservation is not None:
+            await self.gateway.quota.settle(self.reservation, usage.input_tokens + usage.output_tokens)
+
+
+async def forward(gateway: Gateway, record: RequestRecord, op: Operation, body: dict[str, Any], plan: list[Target],
+                  *, stream: bool, estimate: int, prefix: str = "", timeout: float | None = None) -> Outcome:
+    """The first upstream that answers, along the plan; raises ApiError when none is left."""
+    assert record.entry is not None
+    last_error: ApiError | None = None
+    candidates = [t for t in plan if adapter_for(t.provider.type).supports(op)]
+    if not candidates:
+        raise ApiError(400, f"The model '{record.model}' is not served for this API.", code="unsupported_operation",
+                       param="model")
+    for index, target in enumerate(candidates):
+        provider = target.provider
+        if provider.base_url is not None and gateway.outliers.is_ejected(provider.id):
+            last_error = last_error or no_upstream("Every upstream for this model is ejected after failures.")
+            continue
+        try:
+            reservation = await gateway.quota.admit(AdmitRequest(record.entry.key, target.model.name, provider.id,
+                                                                 target.model.limits, estimate, provider.queue_max_wait))
+        except QuotaRejected as rejected:
+            gateway.metrics.quota_rejections.labels(gateway.name, record.entry.key.consumer, rejected.code).inc()
+            last_error = quota_error(rejected)
+            if rejected.code == "provider_rate_limited" and index + 1 < len(candidates):
+                continue
+            raise last_error from None
+        record.provider, record.upstream_model = provider.id, target.model.upstream_model
+        try:
+            outcome, error = await _try_provider(gateway, record, op, body, target, reservation, stream=stream,
+                                                 estimate=estimate, prefix=prefix, timeout=timeout)
+        except BaseException:
+            await gateway.quota.settle(reservation, 0)
+            raise
+        if outcome is not None:
+            return outcome
+        await gateway.quota.settle(reservation, 0)
+        last_error = error or last_error
+    raise last_error or no_upstream("No upstream is available for this model.")
+
+
+async def _try_provider(gateway: Gateway, record: RequestRecord, op: Operation, body: dict[str, Any], target: Target,
+                        reservation: Reservation, *, stream: bool, estimate: int, prefix: str,
+                        timeout: float | None) -> tuple[Outcome | None, ApiError | None]:
+    provider = target.provider
+    adapter = adapter_for(provider.type)
+    credential = record.snapshot.credential(provider)
+    last_error: ApiError | None = None
+    tried: set[str] = set()
+    for attempt in range(1 + max(0, provider.retries.attempts)):
+        if attempt:
+            await asyncio.sleep(provider.retries.backoff * (2 ** (attempt - 1)))
+        lease: Lease | None = None
+        if provider.base_url is None:
+            balancer = gateway.balancer(provider)
+            excluded = gateway.outliers.ejected(provider.endpoint_urls()) | tried
+            lease = await balancer.pick(PickRequest(target.model.name, prefix, estimate, 0, frozenset(excluded)))
+            if lease is None:
+                last_error = last_error or no_upstream("Every endpoint of this model is busy or ejected.")
+                break
+            base_url = outlier_key = lease.url
+        else:
+            if attempt and gateway.outliers.is_ejected(provider.id):
+                break
+            base_url, outlier_key = provider.base_url.rstrip("/"), provider.id
+        tried.add(base_url)
+        record.attempts += 1
+        try:
+            outcome = await _attempt(gateway, record, op, body, target, adapter, base_url, credential, lease,
+                                     reservation, stream=stream, timeout=timeout)
+        except _Retryable as failure:
+            gateway.outliers.failure(outlier_key, provider.outlier_detection, failure.retry_after)
+            if lease is not None:
+                lease.release(False)
+            last_error = failure.error
+            continue
+        except BaseException:
+            if lease is not None:
+                lease.release(False)
+            raise
+        gateway.outliers.success(outlier_key)
+        return outcome, None
+    return None, last_error
+
+
+async def _attempt(gateway: Gateway, record: RequestRecord, op: Operation, body: dict[str, Any], target: Target,
+                   adapter: Adapter, base_url: str, credential: str | None, lease: Lease | None,
+                   reservation: Reservation, *, stream: bool, timeout: float | None) -> Outcome:
+    provider: Provider = target.provider
+    timeouts = provider.timeouts
+    call, client_wants_usage = adapter.build(op, body, provider, target.model, base_url, credential, record.request_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (timeout if timeout is not None else timeouts.request)
+    first_deadline = min(deadline, loop.time() + timeouts.first_token)
+    client_timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_connect=timeouts.connect)
+    t0 = time.perf_counter()
+    response: aiohttp.ClientResponse | None = None
+    try:
+        async with asyncio.timeout_at(first_deadline) as limit:
+            response = await gateway.session.post(call.url, data=call.body, headers=call.headers, timeout=client_timeout)
+            status = response.status
+            if status == 429 or status >= 500:
+                await response.read()
+                retry_after = _retry_after(response.headers)
+                if status == 429:
+                    raise _Retryable(ApiError(429, "The upstream provider is rate limiting.", type="rate_limit_error",
+                                              code="provider_rate_limited", error_type="provider_rate_limited",
+                                              headers={"Retry-After": str(int(retry_after))} if retry_after else {}),
+                                     retry_after)
+                raise _Retryable(upstream_error(f"The upstream answered {status}."),
+                                 retry_after if status == 503 else None)
+            if status >= 400 or not stream:
+                limit.reschedule(deadline)  # the headers were the first byte; the body may take the rest
+                data = await response.read()
+                record.upstream_seconds += time.perf_counter() - t0
+                record.first_byte()
+                response.release()
+                if status >= 400:
+                    return Outcome(gateway, record, op, status, reservation, lease, body=adapter.error_body(op, data))
+                answer = adapter.answer(op, data, provider, record.model)
+                record.usage = answer.usage
+                return Outcome(gateway, record, op, status, reservation, lease, body=answer.body)
+            outcome = Outcome(gateway, record, op, status, reservation, lease, response=response,
+                              translator=adapter.stream(op, provider, record.model, client_wants_usage),
+                              splitter=SSESplitter(), deadline=deadline)
+            await _first_events(outcome)
+            record.upstream_seconds += time.perf_counter() - t0
+            if lease is not None:
+                lease.first_token()
+            record.first_byte()
+            return outcome
+    except _Retryable:
+        if response is not None:
+            response.release()
+        record.upstream_seconds += time.perf_counter() - t0
+        raise
+    except TimeoutError:
+        if response is not None:
+            response.close()
+        record.upstream_seconds += time.perf_counter() - t0
+        raise _Retryable(upstream_timeout()) from None
+    except (*_CONNECT_ERRORS, UpstreamStreamError) as exc:
+        if response is not None:
+            response.close()
+        record.upstream_seconds += time.perf_counter() - t0
+        raise _Retryable(upstream_error(f"The upstream failed: {type(exc).__name__}.")) from None
+    except BaseException:
+        if response is not None:
+            response.close()
+        raise
+
+
+async def _first_events(outcome: Outcome) -> None:
+    """Read until the first client event is ready (before any byte goes to the client)."""
+    assert outcome.response is not None and outcome.translator is not None and outcome.splitter is not None
+    content = outcome.response.content
+    while not outcome.pending:
+        chunk = await content.readany()
+        if not chunk:
+            rest = outcome.splitter.rest()
+            events = outcome.translator.feed(rest) if rest else []
+            outcome.pending.extend(events)
+            if not outcome.pending:
+                raise aiohttp.ServerDisconnectedError("the stream ended before its first event")
+            return
+        for event in outcome.splitter.feed(chunk):
+            outcome.pending.extend(outcome.translator.feed(event))

@@ -1,0 +1,245 @@
+"""The proxy's shared state and its internal API, at `app[GATEWAY]`.
+
+Handlers in this package and the MCP module (`lockgate.proxy.mcp`, whose
+`install(app)` the server calls when it exists) use only what is listed here:
+
+- `gateway.snapshot`: the current `CompiledSnapshot`. Read it once per request
+  and keep using that object; a config swap replaces the attribute, never
+  the object a request holds. `begin()` does this for you.
+- `gateway.authenticate(snapshot, headers) -> KeyEntry`: the caller's key
+  (`entry.key` is the IR `ConsumerKey`); raises `ApiError` (401).
+- `gateway.session`: the one pooled `aiohttp.ClientSession` for upstreams.
+- `gateway.quota`: the `QuotaService`; `gateway.metrics`: the `Metrics`.
+- `gateway.begin(request) -> RequestRecord` / `gateway.finish(record)`: the
+  in-flight count, request id, metrics and the access log line of a request.
+- `gateway.chat_deltas(entry, body, record=None)`: run an OpenAI chat
+  completion through the full pipeline (model checks, alias and provider
+  choice, failover, quotas, metrics) and yield the answer's text deltas.
+- `gateway.fallback_handlers`: handlers `(request) -> Response | None` asked
+  for paths no fixed route serves, before the 404.
+- `ApiError.response(request_id)` renders any error as OpenAI error JSON.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from lockgate.api.ir import Alias, Provider
+from lockgate.proxy.auth import authenticate, check_model
+from lockgate.proxy.balancing import Balancer, make_balancer
+from lockgate.proxy.errors import ApiError, model_not_found
+from lockgate.proxy.forward import ESTIMATE_CAP, forward
+from lockgate.proxy.filters.params import max_output_tokens
+from lockgate.proxy.metrics import Metrics, make_metrics
+from lockgate.proxy.outlier import OutlierDetector
+from lockgate.proxy.quota import QuotaService
+from lockgate.proxy.record import RequestRecord, observe
+from lockgate.proxy.routing import expand_alias, plan
+from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry, OpenAIView, Target, compile_snapshot
+from lockgate.proxy.source import Snapshot
+
+FallbackHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
+
+
+class Gateway:
+    def __init__(self, name: str, quota: QuotaService, *, max_body_bytes: int = 10 * 1024 * 1024) -> None:
+        self.name = name
+        self.quota = quota
+        self.max_body_bytes = max_body_bytes
+        self.metrics: Metrics = make_metrics()
+        self.outliers = OutlierDetector()
+        self.snapshot: CompiledSnapshot | None = None
+        self.draining = False
+        self.in_flight = 0
+        self.rng = random.Random()
+        self.fallback_handlers: list[FallbackHandler] = []
+        self._balancers: dict[str, tuple[str, Balancer]] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._in_flight_gauge = self.metrics.in_flight.labels(name)
+
+    # --- lifecycle -------------------------------------------------------
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=60)
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                                  skip_auto_headers=("User-Agent",))
+        return self._session
+
+    @property
+    def ready(self) -> bool:
+        return self.snapshot is not None and not self.draining
+
+    async def apply(self, snapshot: Snapshot, loaded_at: datetime | None = None) -> CompiledSnapshot:
+        """Compile and swap in a new configuration; requests in flight keep theirs."""
+        compiled = compile_snapshot(snapshot, loaded_at)
+        await self._update_balancers(compiled)
+        self.snapshot = compiled
+        return compiled
+
+    async def _update_balancers(self, compiled: CompiledSnapshot) -> None:
+        keep: dict[str, tuple[str, Balancer]] = {}
+        for provider in compiled.config.providers:
+            if provider.base_url is not None:
+                continue
+            fingerprint = provider.load_balancing.model_dump_json()
+            old = self._balancers.pop(provider.id, None)
+            if old is not None and old[0] == fingerprint:
+                old[1].update(provider.endpoint_urls())
+                keep[provider.id] = old
+            else:
+                if old is not None:
+                    await old[1].close()
+                keep[provider.id] = (fingerprint, make_balancer(provider))
+        for _, balancer in self._balancers.values():
+            await balancer.close()
+        self._balancers = keep
+
+    def balancer(self, provider: Provider) -> Balancer:
+        entry = self._balancers.get(provider.id)
+        if entry is None:  # a provider of an older snapshot still in flight
+            entry = (provider.load_balancing.model_dump_json(), make_balancer(provider))
+            self._balancers[provider.id] = entry
+        return entry[1]
+
+    async def close(self) -> None:
+        for _, balancer in self._balancers.values():
+            await balancer.close()
+        self._balancers = {}
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        await self.quota.close()
+
+    # --- per request -----------------------------------------------------
+
+    def begin(self, request: web.Request) -> RequestRecord:
+        snapshot = self.snapshot
+        if snapshot is None:
+            raise ApiError(503, "The gateway has no configuration yet.", type="api_error", code="not_ready",
+                           error_type="no_upstream")
+        request_id = request.headers.get("x-request-id") or os.urandom(12).hex()
+        self.in_flight += 1
+        self._in_flight_gauge.inc()
+        return RequestRecord(request_id, snapshot, request.method, request.path, host_label(snapshot, request.host))
+
+    def finish(self, record: RequestRecord) -> None:
+        self.in_flight -= 1
+        self._in_flight_gauge.dec()
+        observe(self.metrics, self.name, record)
+
+    def authenticate(self, snapshot: CompiledSnapshot, headers: Mapping[str, str]) -> KeyEntry:
+        return authenticate(snapshot, headers)
+
+    def plan(self, record: RequestRecord, view: OpenAIView | None, model: str, *,
+             aliases: Mapping[str, Alias] | None = None, check_key: bool = True) -> list[Target]:
+        """The targets for a model on a host, after the key's checks (404 unknown, 403 not allowed).
+
+        With no view (MCP model tools, chat templates) every served model is visible.
+        """
+        assert record.entry is not None
+        snapshot = record.snapshot
+        if view is not None:
+            if not view.shows(model):
+                raise model_not_found(model)
+            aliases = view.aliases
+        alias = aliases.get(model) if aliases else None
+        models = expand_alias(alias, self.rng) if alias is not None else [model]
+        targets = plan(models, snapshot.tiers, self.rng)
+        if not targets:
+            raise model_not_found(model)
+        if check_key:
+            check_model(record.entry, model)
+        return targets
+
+    async def chat_deltas(self, entry: KeyEntry, body: dict[str, Any],
+                          record: RequestRecord | None = None) -> AsyncIterator[str]:
+        """Text deltas of a streamed chat completion run through the whole pipeline.
+
+        With no `record`, the call is accounted as its own request (metrics and
+        access log). Raises ApiError before the first delta on any refusal.
+        """
+        own = record is None
+        if record is None:
+            snapshot = self.snapshot
+            if snapshot is None:
+                raise ApiError(503, "The gateway has no configuration yet.", type="api_error", code="not_ready",
+                               error_type="no_upstream")
+            record = RequestRecord(os.urandom(12).hex(), snapshot, "POST", "(internal)/chat", "*")
+            self.in_flight += 1
+            self._in_flight_gauge.inc()
+        record.entry = entry
+        model = body.get("model")
+        record.model = model if isinstance(model, str) else ""
+        record.stream = True
+        ok = False
+        outcome = None
+        try:
+            targets = self.plan(record, None, record.model)
+            body = {**body, "stream": True}
+            outcome = await forward(self, record, "chat", body, targets, stream=True, estimate=estimate_tokens(body))
+            if outcome.status >= 400:
+                raise ApiError(outcome.status, _error_message(outcome.body), type="api_error", code="upstream_error",
+                               error_type="upstream_error")
+            record.status = 200
+            async for event in outcome.events():
+                for text in _deltas(event):
+                    yield text
+            ok = True
+        except ApiError as error:
+            record.fail(error)
+            raise
+        finally:
+            if not ok and not record.error_type:
+                record.status, record.error_type = 499, "client_closed"
+            if outcome is not None:
+                await outcome.close(ok)
+            if own:
+                self.finish(record)
+
+
+def _deltas(event: bytes) -> list[str]:
+    if not event.startswith(b"data: {"):
+        return []
+    payload = orjson.loads(event[6:])
+    out = []
+    for choice in payload.get("choices") or ():
+        text = (choice.get("delta") or {}).get("content")
+        if text:
+            out.append(text)
+    return out
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        return str(orjson.loads(body)["error"]["message"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return "The upstream refused the request."
+
+
+def estimate_tokens(body: dict[str, Any], raw_length: int | None = None) -> int:
+    """Tokens reserved before forwarding: prompt characters / 4 plus the output cap."""
+    if raw_length is None:
+        raw_length = len(orjson.dumps(body))
+    return raw_length // 4 + (max_output_tokens(body) or ESTIMATE_CAP)
+
+
+def host_label(snapshot: CompiledSnapshot, host: str) -> str:
+    """A metric label for the host: a configured host name, or '*' (never free-form client text)."""
+    host = host.lower()
+    if host in snapshot.exact_hosts:
+        return host
+    bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return bare if bare in snapshot.exact_hosts else "*"
+
+
+GATEWAY: web.AppKey[Gateway] = web.AppKey("lockgate_gateway", Gateway)

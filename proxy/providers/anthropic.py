@@ -1,0 +1,133 @@
+"""Anthropic: OpenAI chat translated to the Messages API, and /v1/messages passed through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from lockgate.api.ir import Provider, ProviderModel
+from lockgate.proxy.providers.anthropic_translate import (
+    StreamToOpenAI,
+    error_to_openai,
+    request_to_anthropic,
+    response_to_openai,
+)
+from lockgate.proxy.providers.base import DONE, Answer, Operation, UpstreamCall, Usage, event_data, event_name, sse
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+def _loads(data: bytes | None) -> dict[str, Any] | None:
+    if not data:
+        return None
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _messages_usage(usage: dict[str, Any] | None) -> Usage:
+    usage = usage or {}
+    prompt = sum(int(usage.get(k) or 0) for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
+    return Usage(prompt, int(usage.get("output_tokens") or 0), True)
+
+
+class AnthropicAdapter:
+    def supports(self, op: Operation) -> bool:
+        return op in ("chat", "messages")
+
+    def build(self, op: Operation, body: dict[str, Any], provider: Provider, model: ProviderModel, base_url: str,
+              credential: str | None, request_id: str) -> tuple[UpstreamCall, bool]:
+        if op == "chat":
+            out = request_to_anthropic(body, model.upstream_model)
+            options = body.get("stream_options")
+            client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        else:
+            out = {**body, "model": model.upstream_model}
+            client_wants_usage = True
+        headers = {"Content-Type": "application/json", "anthropic-version": ANTHROPIC_VERSION, "x-request-id": request_id}
+        if credential:
+            headers["x-api-key"] = credential
+        return UpstreamCall(base_url + "/v1/messages", headers, orjson.dumps(out)), client_wants_usage
+
+    def answer(self, op: Operation, data: bytes, provider: Provider, requested_model: str) -> Answer:
+        payload = _loads(data)
+        if payload is None:
+            return Answer(data, Usage())
+        usage = _messages_usage(payload.get("usage"))
+        if op == "messages":
+            return Answer(data, usage)
+        return Answer(orjson.dumps(response_to_openai(payload, requested_model)), usage)
+
+    def error_body(self, op: Operation, data: bytes) -> bytes:
+        if op == "messages":
+            return data
+        return orjson.dumps(error_to_openai(_loads(data)))
+
+    def stream(self, op: Operation, provider: Provider, requested_model: str, client_wants_usage: bool
+               ) -> MessagesToChunks | MessagesPassthrough:
+        if op == "messages":
+            return MessagesPassthrough()
+        return MessagesToChunks(requested_model, client_wants_usage)
+
+
+class MessagesPassthrough:
+    """/v1/messages streamed as is; usage read from message_start and message_delta."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+
+    def feed(self, event: bytes) -> list[bytes]:
+        name = event_name(event)
+        if name in (b"message_start", b"message_delta"):
+            payload = _loads(event_data(event)) or {}
+            if name == b"message_start":
+                self.usage = _messages_usage((payload.get("message") or {}).get("usage"))
+            else:
+                output = (payload.get("usage") or {}).get("output_tokens")
+                if output is not None:
+                    self.usage.output_tokens = int(output)
+        return [event + b"\n\n"]
+
+    def finish(self) -> list[bytes]:
+        return []
+
+
+class MessagesToChunks:
+    """Messages stream events turned into OpenAI chunks, ending with usage (if asked) and [DONE]."""
+
+    def __init__(self, model: str, client_wants_usage: bool) -> None:
+        self.translator = StreamToOpenAI(model)
+        self.client_wants_usage = client_wants_usage
+        self.usage = Usage()
+        self.done = False
+
+    def feed(self, event: bytes) -> list[bytes]:
+        payload = _loads(event_data(event))
+        if payload is None:
+            return []
+        kind = payload.get("type") or (event_name(event) or b"").decode()
+        if kind == "error":
+            raise UpstreamStreamError(error_to_openai(payload))
+        if kind == "message_stop":
+            return self.finish()
+        out = [sse(orjson.dumps(chunk)) for chunk in self.translator.event(kind, payload)]
+        self.usage = Usage(self.translator.input_tokens, self.translator.output_tokens, True)
+        return out
+
+    def finish(self) -> list[bytes]:
+        if self.done:
+            return []
+        self.done = True
+        out = [sse(orjson.dumps(self.translator.usage_chunk()))] if self.client_wants_usage else []
+        return [*out, DONE]
+
+
+class UpstreamStreamError(Exception):
+    """The upstream reported an error inside its stream; `body` is OpenAI's error JSON."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(str(body))
+        self.body = body

@@ -1,0 +1,114 @@
+"""What every provider adapter provides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from lockgate.api.ir import Provider, ProviderModel
+
+# chat: /v1/chat/completions, completions, embeddings, responses: OpenAI; messages: Anthropic's /v1/messages.
+Operation = Literal["chat", "completions", "embeddings", "responses", "messages"]
+
+OPENAI_PATHS: dict[str, str] = {
+    "chat": "/chat/completions",
+    "completions": "/completions",
+    "embeddings": "/embeddings",
+    "responses": "/responses",
+}
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reported: bool = False  # the upstream reported it (else it was counted)
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A whole (non-streamed) answer in the client's format."""
+
+    body: bytes
+    usage: Usage
+
+
+class StreamTranslator(Protocol):
+    """Turns upstream SSE events into client SSE events (each a complete `data: ...\\n\\n`)."""
+
+    usage: Usage
+
+    def feed(self, event: bytes) -> list[bytes]: ...
+
+    def finish(self) -> list[bytes]: ...
+
+
+class Adapter(Protocol):
+    def supports(self, op: Operation) -> bool: ...
+
+    def build(self, op: Operation, body: dict[str, Any], provider: Provider, model: ProviderModel, base_url: str,
+              credential: str | None, request_id: str) -> tuple[UpstreamCall, bool]:
+        """The upstream request, and whether the client asked for stream usage itself."""
+        ...
+
+    def answer(self, op: Operation, data: bytes, provider: Provider, requested_model: str) -> Answer:
+        """A whole upstream answer (2xx) in the client's format."""
+        ...
+
+    def error_body(self, op: Operation, data: bytes) -> bytes:
+        """An upstream error body (4xx) in the client's format."""
+        ...
+
+    def stream(self, op: Operation, provider: Provider, requested_model: str, client_wants_usage: bool) -> StreamTranslator:
+        ...
+
+
+def sse(data: bytes) -> bytes:
+    return b"data: " + data + b"\n\n"
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+def event_data(event: bytes) -> bytes | None:
+    """The data of one SSE event (lines joined), or None when it carries none."""
+    if event.startswith(b"data:") and b"\n" not in event:
+        return event[5:].lstrip(b" ")
+    parts = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
+    return b"\n".join(parts) if parts else None
+
+
+def event_name(event: bytes) -> bytes | None:
+    for line in event.split(b"\n"):
+        if line.startswith(b"event:"):
+            return line[6:].strip()
+    return None
+
+
+class SSESplitter:
+    """Splits a byte stream into SSE events (without their blank-line terminator)."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\n\n" not in buffer:
+            self._buffer = buffer
+            return []
+        events = buffer.split(b"\n\n")
+        self._buffer = events.pop()
+        return [e for e in events if e]
+
+    def rest(self) -> bytes:
+        rest, self._buffer = self._buffer.strip(), b""
+        return rest

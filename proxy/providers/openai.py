@@ -1,0 +1,159 @@
+"""OpenAI-shaped providers: OpenAI, Azure OpenAI and self-hosted OpenAI-compatible engines.
+
+Requests go out with the provider's parameter fixes; answers come back as the
+upstream sent them, byte for byte, unless a reasoning filter or the dropped
+usage chunk requires a rewrite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from lockgate.api.ir import Provider, ProviderModel
+from lockgate.proxy.filters.params import rewrite_request, with_usage_requested
+from lockgate.proxy.filters.reasoning import ReasoningSplitter, split_reasoning
+from lockgate.proxy.providers.base import OPENAI_PATHS, Answer, Operation, UpstreamCall, Usage, event_data, sse
+
+
+def usage_of(payload: dict[str, Any]) -> Usage | None:
+    usage = payload.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    input_tokens = usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0
+    output_tokens = usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0
+    return Usage(int(input_tokens), int(output_tokens), True)
+
+
+class OpenAIAdapter:
+    def supports(self, op: Operation) -> bool:
+        return op != "messages"
+
+    def url(self, op: Operation, base_url: str, model: ProviderModel, provider: Provider) -> str:
+        return base_url + OPENAI_PATHS[op]
+
+    def auth_headers(self, credential: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {credential}"} if credential else {}
+
+    def build(self, op: Operation, body: dict[str, Any], provider: Provider, model: ProviderModel, base_url: str,
+              credential: str | None, request_id: str) -> tuple[UpstreamCall, bool]:
+        out = rewrite_request(body, model.upstream_model, provider.compat)
+        client_wants_usage = True
+        if op in ("chat", "completions") and out.get("stream"):
+            out, client_wants_usage = with_usage_requested(out)
+        headers = {"Content-Type": "application/json", "x-request-id": request_id, **self.auth_headers(credential)}
+        return UpstreamCall(self.url(op, base_url, model, provider), headers, orjson.dumps(out)), client_wants_usage
+
+    def answer(self, op: Operation, data: bytes, provider: Provider, requested_model: str) -> Answer:
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return Answer(data, Usage())
+        if not isinstance(payload, dict):
+            return Answer(data, Usage())
+        usage = usage_of(payload) or Usage()
+        compat = provider.compat
+        if op == "chat" and compat.reasoning != "keep":
+            for choice in payload.get("choices") or ():
+                message = choice.get("message") or {}
+                content = message.get("content")
+                if isinstance(content, str):
+                    text, reasoning = split_reasoning(content, *compat.reasoning_tags)
+                    message["content"] = text
+                    if reasoning and compat.reasoning == "separate":
+                        message["reasoning_content"] = reasoning
+            data = orjson.dumps(payload)
+        return Answer(data, usage)
+
+    def error_body(self, op: Operation, data: bytes) -> bytes:
+        return data
+
+    def stream(self, op: Operation, provider: Provider, requested_model: str, client_wants_usage: bool) -> OpenAIStream:
+        compat = provider.compat
+        reasoning = compat.reasoning if op == "chat" else "keep"
+        return OpenAIStream(client_wants_usage, reasoning, compat.reasoning_tags)
+
+
+class AzureOpenAIAdapter(OpenAIAdapter):
+    """Azure OpenAI: deployment URLs with api-version, and the api-key header."""
+
+    def supports(self, op: Operation) -> bool:
+        return op in ("chat", "completions", "embeddings")
+
+    def url(self, op: Operation, base_url: str, model: ProviderModel, provider: Provider) -> str:
+        version = provider.api_version or "2024-10-21"
+        return f"{base_url}/openai/deployments/{model.upstream_model}{OPENAI_PATHS[op]}?api-version={version}"
+
+    def auth_headers(self, credential: str | None) -> dict[str, str]:
+        return {"api-key": credential} if credential else {}
+
+
+class OpenAIStream:
+    """OpenAI chunks passed through; usage recorded; the injected usage chunk dropped; reasoning split."""
+
+    def __init__(self, client_wants_usage: bool, reasoning: str, tags: tuple[str, str]) -> None:
+        self.usage = Usage()
+        self.client_wants_usage = client_wants_usage
+        self.reasoning = reasoning
+        self.splitter = ReasoningSplitter(*tags) if reasoning != "keep" else None
+        self.chunks = 0
+        self._last: dict[str, Any] | None = None  # a recent chunk, template for a flushed remainder
+
+    def feed(self, event: bytes) -> list[bytes]:
+        data = event_data(event)
+        if data is None:
+            return []
+        if data == b"[DONE]":
+            return [*self.finish(), sse(data)]
+        if self.splitter is None and b'"usage":{' not in data and b'"usage": {' not in data:
+            self.chunks += 1
+            return [event + b"\n\n"]  # the fast path: forwarded untouched
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return [event + b"\n\n"]
+        usage = usage_of(payload)
+        if usage is None and isinstance(payload.get("response"), dict):  # Responses API: response.completed
+            usage = usage_of(payload["response"])
+            if usage is not None:
+                self.usage = usage
+                return [event + b"\n\n"]
+        if usage is not None:
+            self.usage = usage
+            if not self.client_wants_usage:
+                if not payload.get("choices"):
+                    return []
+                payload.pop("usage", None)
+        else:
+            self.chunks += 1
+        if self.splitter is not None:
+            self._split(payload)
+        return [sse(orjson.dumps(payload))]
+
+    def _split(self, payload: dict[str, Any]) -> None:
+        assert self.splitter is not None
+        for choice in payload.get("choices") or ():
+            delta = choice.get("delta") or {}
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                content, reasoning = self.splitter.feed(text)
+                delta["content"] = content
+                if reasoning and self.reasoning == "separate":
+                    delta["reasoning_content"] = reasoning
+                self._last = payload
+
+    def finish(self) -> list[bytes]:
+        if self.splitter is None or self._last is None:
+            return []
+        content, reasoning = self.splitter.flush()
+        if not content and not (reasoning and self.reasoning == "separate"):
+            return []
+        delta: dict[str, Any] = {"content": content}
+        if reasoning and self.reasoning == "separate":
+            delta["reasoning_content"] = reasoning
+        last = self._last
+        self._last = None
+        chunk = {k: last[k] for k in ("id", "object", "created", "model") if k in last}
+        chunk["choices"] = [{"index": 0, "delta": delta, "finish_reason": None}]
+        return [sse(orjson.dumps(chunk))]

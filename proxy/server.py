@@ -1,0 +1,209 @@
+"""The proxy process: the public API app, the admin app, and their lifecycle.
+
+`serve(source, settings)` loads configurations from the source (not ready
+until the first), serves until cancelled or SIGTERM/SIGINT, then turns
+readiness off, drains requests in flight for `drain_seconds` and exits.
+`ProxyServer` is the same as an async context manager with the bound ports,
+for tests and embedding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import orjson
+from aiohttp import web
+
+from lockgate.proxy.gateway import GATEWAY, Gateway
+from lockgate.proxy.handlers import add_routes, fallback
+from lockgate.proxy.quota import QuotaService, make_quota_service
+from lockgate.proxy.source import ConfigSource
+
+log = logging.getLogger("lockgate.proxy")
+
+
+@dataclass
+class ProxySettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_port: int = 9090
+    gateway_name: str = "lockgate"
+    quota_store: str = "memory"  # or "redis://..."
+    quota_fail_mode: str = "open"  # open | closed
+    replicas_hint: int = 1
+    drain_seconds: float = 10.0
+    state_dir: str | None = None
+    max_body_bytes: int = 10 * 1024 * 1024
+
+
+def _json(value: object, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(value), content_type="application/json")
+
+
+def build_app(gateway: Gateway) -> web.Application:
+    app = web.Application(client_max_size=gateway.max_body_bytes)
+    app[GATEWAY] = gateway
+    add_routes(app)
+    try:  # the MCP module mounts its routes before the catch-all
+        mcp = importlib.import_module("lockgate.proxy.mcp")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("lockgate.proxy.mcp",):
+            raise
+    else:
+        install = getattr(mcp, "install", None)
+        if install is not None:
+            install(app)
+    app.router.add_route("*", "/{tail:.*}", fallback)
+    return app
+
+
+def build_admin_app(gateway: Gateway) -> web.Application:
+    app = web.Application()
+    app[GATEWAY] = gateway
+
+    async def healthz(_: web.Request) -> web.Response:
+        return _json({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        if gateway.ready:
+            return _json({"status": "ready"})
+        reason = "draining" if gateway.draining else "no configuration loaded yet"
+        return _json({"status": "not ready", "reason": reason}, 503)
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=gateway.metrics.exposition(), headers={"Content-Type": "text/plain; version=0.0.4"})
+
+    async def config(_: web.Request) -> web.Response:
+        snapshot = gateway.snapshot
+        if snapshot is None:
+            return _json({"hash": None, "credentialsHash": None, "loadedAt": None}, 503)
+        return _json({"hash": snapshot.config.hash, "credentialsHash": snapshot.credentials_hash,
+                      "loadedAt": snapshot.loaded_at.isoformat()})
+
+    async def usage(_: web.Request) -> web.Response:
+        return _json(await gateway.quota.usage())
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/config", config)
+    app.router.add_get("/usage", usage)
+    return app
+
+
+class ProxyServer:
+    """A running proxy: `async with ProxyServer(source, settings) as server: server.port ...`."""
+
+    def __init__(self, source: ConfigSource, settings: ProxySettings, quota: QuotaService | None = None) -> None:
+        self.source = source
+        self.settings = settings
+        quota = quota or make_quota_service(settings.quota_store, settings.quota_fail_mode, settings.replicas_hint,
+                                            settings.state_dir)
+        self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes)
+        self._runners: list[web.AppRunner] = []
+        self._sites: list[web.TCPSite] = []
+        self._loader: asyncio.Task[None] | None = None
+        self._loaded = asyncio.Event()
+        self.port = 0
+        self.admin_port = 0
+
+    async def start(self) -> None:
+        self._loader = asyncio.create_task(self._load())
+        for app, port in ((build_app(self.gateway), self.settings.port),
+                          (build_admin_app(self.gateway), self.settings.admin_port)):
+            # handler_cancellation: a client that disconnects cancels its handler, and so its upstream request.
+            runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                                   shutdown_timeout=self.settings.drain_seconds)
+            await runner.setup()
+            site = web.TCPSite(runner, self.settings.host, port, reuse_address=True)
+            await site.start()
+            self._runners.append(runner)
+            self._sites.append(site)
+        self.port = _bound_port(self._runners[0])
+        self.admin_port = _bound_port(self._runners[1])
+        log.info("serving on %s:%d, admin on %s:%d", self.settings.host, self.port, self.settings.host,
+                 self.admin_port)
+
+    async def _load(self) -> None:
+        async for snapshot in self.source.updates():
+            try:
+                compiled = await self.gateway.apply(snapshot, datetime.now(timezone.utc))
+            except Exception:  # a config that cannot compile must not stop serving the last good one
+                log.exception("configuration %s could not be loaded; keeping the previous one",
+                              snapshot.config.hash[:12])
+                continue
+            log.info("configuration %s loaded", compiled.config.hash[:12])
+            self._loaded.set()
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self._loaded.wait(), timeout)
+
+    async def drain(self) -> None:
+        """Readiness off, then wait (up to drain_seconds) for requests in flight to finish."""
+        self.gateway.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.drain_seconds
+        while self.gateway.in_flight > 0 and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self._loader is not None:
+            self._loader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._loader
+            self._loader = None
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners = []
+        await self.gateway.close()
+
+    async def __aenter__(self) -> ProxyServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            return int(address[1])
+    return 0
+
+
+async def serve(source: ConfigSource, settings: ProxySettings) -> None:
+    """Serve until cancelled, or until SIGTERM/SIGINT (then drain and return)."""
+    server = ProxyServer(source, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        await server.start()
+        await stop.wait()
+        log.info("stopping: draining requests in flight")
+        await server.drain()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await asyncio.shield(server.stop())
+
+
+def run(source: ConfigSource, settings: ProxySettings) -> None:
+    """Run `serve` on uvloop (when installed) until it returns."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(source, settings))
+    else:
+        uvloop.run(serve(source, settings))

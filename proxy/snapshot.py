@@ -1,0 +1,189 @@
+"""A configuration compiled once into look-up tables for the request path.
+
+`compile_snapshot` turns a `Snapshot` (IR + credentials) into a frozen
+`CompiledSnapshot`: key hash -> key, host -> what the host serves, model ->
+provider tiers, alias and glob tables. A request reads the snapshot current
+when it started and keeps it to the end, so a swap never changes a request
+in flight.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from lockgate.api.ir import Alias, ConsumerKey, GatewayConfig, Provider, ProviderModel, Route
+from lockgate.proxy.source import Snapshot
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    key: ConsumerKey
+    not_after: float | None  # epoch seconds after which this hash is refused (rotated out)
+    expires_at: float | None  # epoch seconds of the key's expiry
+    models: re.Pattern[str] | None  # compiled model globs; None = every model
+    routes: frozenset[str] | None  # route ids and names; None = every route
+
+
+@dataclass(frozen=True)
+class Target:
+    """One provider serving one model."""
+
+    provider: Provider
+    model: ProviderModel
+
+
+@dataclass(frozen=True)
+class OpenAIView:
+    """The OpenAI API as one host sees it (the union of its openai Routes)."""
+
+    route_ids: tuple[str, ...]
+    models: re.Pattern[str] | None  # None = every model
+    aliases: dict[str, Alias]
+
+    def shows(self, model: str) -> bool:
+        return model in self.aliases or self.models is None or self.models.match(model) is not None
+
+
+@dataclass(frozen=True)
+class HostView:
+    openai: OpenAIView | None
+    templates: dict[str, Route]  # path -> chatTemplate Route
+
+
+@dataclass(frozen=True)
+class CompiledSnapshot:
+    config: GatewayConfig
+    credentials: dict[str, str]
+    loaded_at: datetime
+    credentials_hash: str
+    keys_by_hash: dict[str, KeyEntry]
+    providers: dict[str, Provider]
+    tiers: dict[str, tuple[tuple[Target, ...], ...]]  # model -> priority tiers (0 first)
+    exact_hosts: dict[str, HostView]
+    suffix_hosts: tuple[tuple[str, HostView], ...]  # ".example.com" -> view, longest first
+    any_host: HostView | None
+    served_models: tuple[str, ...] = field(default=())
+
+    def host_view(self, host: str) -> HostView | None:
+        view = self.exact_hosts.get(host)
+        if view is not None:
+            return view
+        bare = _strip_port(host)
+        view = self.exact_hosts.get(bare)
+        if view is not None:
+            return view
+        for suffix, candidate in self.suffix_hosts:
+            if bare.endswith(suffix):
+                return candidate
+        return self.any_host
+
+    def credential(self, provider: Provider) -> str | None:
+        return self.credentials.get(provider.credential) if provider.credential else None
+
+
+def _strip_port(host: str) -> str:
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end > 0 else host
+    head, sep, tail = host.rpartition(":")
+    return head if sep and tail.isdigit() else host
+
+
+def compile_globs(globs: tuple[str, ...] | None) -> re.Pattern[str] | None:
+    """One regex for a list of globs; None when the list allows everything."""
+    if globs is None or "*" in globs:
+        return None
+    if not globs:
+        return re.compile(r"(?!)")  # matches nothing
+    return re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in globs))
+
+
+def _epoch(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+def _route_names(route_ids: tuple[str, ...] | None) -> frozenset[str] | None:
+    if route_ids is None:
+        return None
+    # Keys may name routes by id (ns/name) or by bare name.
+    return frozenset(route_ids) | frozenset(r.rsplit("/", 1)[-1] for r in route_ids)
+
+
+def _compile_keys(config: GatewayConfig) -> dict[str, KeyEntry]:
+    table: dict[str, KeyEntry] = {}
+    for key in config.keys:
+        models = compile_globs(key.models)
+        routes = _route_names(key.routes)
+        for h in key.hashes:
+            table[h.sha256.lower()] = KeyEntry(key, _epoch(h.not_after), _epoch(key.expires_at), models, routes)
+    return table
+
+
+def _compile_tiers(providers: tuple[Provider, ...]) -> dict[str, tuple[tuple[Target, ...], ...]]:
+    by_model: dict[str, dict[int, list[Target]]] = {}
+    for provider in providers:
+        for model in provider.models:
+            by_model.setdefault(model.name, {}).setdefault(provider.priority, []).append(Target(provider, model))
+    return {name: tuple(tuple(tiers[p]) for p in sorted(tiers)) for name, tiers in by_model.items()}
+
+
+def _view(routes: list[Route], with_openai: bool) -> HostView:
+    openai_routes = [r for r in routes if r.type == "openai"]
+    templates = {r.path: r for r in routes if r.type == "chatTemplate" and r.path}
+    if not openai_routes:
+        openai = OpenAIView((), None, {}) if with_openai else None
+        return HostView(openai, templates)
+    globs: list[str] = [g for r in openai_routes for g in r.models]
+    aliases = {a.name: a for r in openai_routes for a in r.aliases}
+    return HostView(OpenAIView(tuple(r.id for r in openai_routes), compile_globs(tuple(globs)), aliases), templates)
+
+
+def _compile_hosts(config: GatewayConfig) -> tuple[dict[str, HostView], tuple[tuple[str, HostView], ...], HostView | None]:
+    # With no openai Route at all, the OpenAI API (every model) is served on every host.
+    open_everywhere = not any(r.type == "openai" for r in config.routes)
+    by_host: dict[str, list[Route]] = {}
+    for route in config.routes:
+        for host in route.hosts:
+            by_host.setdefault(host.lower(), []).append(route)
+    exact: dict[str, HostView] = {}
+    suffixes: list[tuple[str, HostView]] = []
+    any_host: HostView | None = None
+    star_routes = by_host.get("*", [])
+    for host, routes in by_host.items():
+        if host == "*":
+            continue
+        view = _view(routes + star_routes, open_everywhere)
+        if host.startswith("*."):
+            suffixes.append((host[1:], view))
+        else:
+            exact[host] = view
+    if star_routes or open_everywhere:
+        any_host = _view(star_routes, open_everywhere)
+    suffixes.sort(key=lambda item: -len(item[0]))
+    return exact, tuple(suffixes), any_host
+
+
+def compile_snapshot(snapshot: Snapshot, loaded_at: datetime | None = None) -> CompiledSnapshot:
+    config = snapshot.config
+    exact, suffixes, any_host = _compile_hosts(config)
+    tiers = _compile_tiers(config.providers)
+    return CompiledSnapshot(
+        config=config,
+        credentials=dict(snapshot.credentials.values),
+        loaded_at=loaded_at or datetime.now(timezone.utc),
+        credentials_hash=snapshot.credentials.content_hash(),
+        keys_by_hash=_compile_keys(config),
+        providers={p.id: p for p in config.providers},
+        tiers=tiers,
+        exact_hosts=exact,
+        suffix_hosts=suffixes,
+        any_host=any_host,
+        served_models=tuple(sorted(tiers)),
+    )

@@ -1,0 +1,480 @@
+"""A real Kubernetes control plane on loopback: etcd + kube-apiserver, no Docker.
+
+Used by the e2e session fixture and by `make dev-cluster`:
+
+    with ControlPlane(locate_binaries()) as cp:
+        cp.kubectl("create", "namespace", "demo")
+        sa_config = cp.service_account_kubeconfig("demo", "proxy")
+
+No controllers run (no kube-controller-manager, no kubelet): objects are stored
+and served, RBAC and admission apply, but nothing garbage-collects, no default
+ServiceAccount appears and namespaces stay Terminating when deleted.
+
+`python -m tests.kube.controlplane` runs one in the foreground until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ctypes
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from tests.kube import certs
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO / "hack" / "k8s-binaries.sh"
+SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_IP = "10.0.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
+_ETCD_PREFIX = "lockgate-etcd-"
+
+
+class ControlPlaneError(RuntimeError):
+    pass
+
+
+class GoMissing(ControlPlaneError):
+    """The binaries are not cached and there is no Go to build them."""
+
+
+@dataclass(frozen=True)
+class Binaries:
+    kube_apiserver: Path
+    etcd: Path
+    kubectl: Path
+    helm: Path | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def locate_binaries(build: bool = True) -> Binaries:
+    """Build (if needed) and find the binaries via hack/k8s-binaries.sh.
+
+    The script owns the version pins and the cache layout; this only reads
+    its `--print-env` output. Build logs go to our stderr. With build=False
+    the paths come from the same LOCKGATE_* variables in our environment.
+    """
+    if not build:
+        env = {k: v for k, v in os.environ.items() if k.startswith("LOCKGATE_")}
+    else:
+        out = subprocess.run(
+            ["bash", str(BUILD_SCRIPT), "--print-env"],
+            stdout=subprocess.PIPE, text=True, check=False, timeout=3600,
+        )
+        if out.returncode == 3:  # the script's code for "no Go"
+            raise GoMissing(f"{BUILD_SCRIPT} needs Go to build the missing binaries")
+        if out.returncode != 0:
+            raise ControlPlaneError(f"{BUILD_SCRIPT} failed with exit code {out.returncode}")
+        env = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    try:
+        helm = Path(env["LOCKGATE_HELM"]) if env.get("LOCKGATE_HELM") else None
+        return Binaries(
+            kube_apiserver=Path(env["LOCKGATE_KUBE_APISERVER"]),
+            etcd=Path(env["LOCKGATE_ETCD"]),
+            kubectl=Path(env.get("LOCKGATE_KUBECTL") or shutil.which("kubectl") or "kubectl"),
+            helm=helm,
+            versions={k.removeprefix("LOCKGATE_").removesuffix("_VERSION").lower(): v
+                      for k, v in env.items() if k.endswith("_VERSION")},
+        )
+    except KeyError as e:
+        raise ControlPlaneError(f"binary path {e} not provided") from None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    # Linux: SIGTERM the child when the Python that started it dies, so a
+    # killed test run leaves no apiserver or etcd behind.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    """Poll `check` until it is true, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise ControlPlaneError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+class _Process:
+    """A child process with its log in a file, stopped gently then firmly."""
+
+    def __init__(self, name: str, argv: Sequence[str], log: Path) -> None:
+        self.name, self.log = name, log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us, we stop children in order
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def ensure_alive(self) -> None:
+        if not self.alive():
+            raise ControlPlaneError(
+                f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}"
+            )
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout: float = 15) -> None:
+        if not self.alive():
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+class ControlPlane:
+    """etcd + kube-apiserver on 127.0.0.1 with fresh certificates.
+
+    Attributes once started: `server` (https URL), `kubeconfig` (admin, in
+    system:masters), `workdir` (certs, logs, kubeconfigs).
+    """
+
+    def __init__(self, binaries: Binaries, workdir: Path | None = None) -> None:
+        self.binaries = binaries
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="lockgate-kube-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig = self.workdir / "admin.kubeconfig"
+        self.server = ""
+        self._etcd: _Process | None = None
+        self._apiserver: _Process | None = None
+        self._etcd_data: Path | None = None
+        self._ssl: ssl.SSLContext | None = None
+        self._pki = self.workdir / "pki"
+        self._etcd_url = ""
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self, timeout: float = 90) -> None:
+        try:
+            self._write_pki()
+            self._start_etcd(timeout)
+            self._start_apiserver(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def processes(self) -> list[_Process]:
+        return [p for p in (self._etcd, self._apiserver) if p is not None]
+
+    def stop(self) -> None:
+        # The apiserver first: it would log etcd errors while shutting down.
+        for proc in (self._apiserver, self._etcd):
+            if proc is not None:
+                proc.stop()
+        if self._etcd_data is not None:
+            shutil.rmtree(self._etcd_data, ignore_errors=True)
+            self._etcd_data = None
+        if self._own_workdir and not os.environ.get("LOCKGATE_KEEP_KUBE_WORKDIR"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- what tests use ------------------------------------------------------
+
+    @property
+    def env(self) -> dict[str, str]:
+        """os.environ with KUBECONFIG pointing at the admin: for kubectl, helm, kopf."""
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+    def kubectl(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        kubeconfig: Path | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl as admin (or with another kubeconfig); output is text."""
+        argv = [str(self.binaries.kubectl), "--kubeconfig", str(kubeconfig or self.kubeconfig), *args]
+        res = subprocess.run(
+            argv, input=input, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and res.returncode != 0:
+            raise ControlPlaneError(
+                f"kubectl {' '.join(args)} failed ({res.returncode}): {res.stderr.strip()}"
+            )
+        return res
+
+    def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+        """One raw API call as admin (or as `token`): (status, decoded JSON body)."""
+        assert self._ssl is not None, "control plane not started"
+        ctx = self._ssl if token is None else self._ca_only_ssl()
+        port = int(self.server.rsplit(":", 1)[1])
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+        try:
+            headers = {"Accept": "application/json", "Content-Type": "application/json"}
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            conn.request(method, path, json.dumps(body) if body is not None else None, headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        finally:
+            conn.close()
+        try:
+            return resp.status, json.loads(raw) if raw else None
+        except ValueError:
+            return resp.status, raw.decode(errors="replace")
+
+    def service_account_token(
+        self, namespace: str, name: str, expiration_seconds: int = 3600
+    ) -> str:
+        """A bound token for an existing ServiceAccount, via TokenRequest."""
+        status, body = self.api(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+             "spec": {"expirationSeconds": expiration_seconds}},
+        )
+        if status != 201:
+            raise ControlPlaneError(f"TokenRequest for {namespace}/{name}: {status} {body}")
+        return str(body["status"]["token"])
+
+    def service_account_kubeconfig(
+        self, namespace: str, name: str, *, create: bool = False, expiration_seconds: int = 3600
+    ) -> Path:
+        """A kubeconfig that acts as system:serviceaccount:<namespace>:<name>.
+
+        With create=True the namespace and ServiceAccount are created if missing.
+        """
+        if create:
+            for url, obj in (
+                ("/api/v1/namespaces", {"metadata": {"name": namespace}}),
+                (f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": name}}),
+            ):
+                status, body = self.api("POST", url, obj)
+                if status not in (201, 409):  # 409: already there
+                    raise ControlPlaneError(f"POST {url}: {status} {body}")
+        token = self.service_account_token(namespace, name, expiration_seconds)
+        path = self.workdir / f"sa-{namespace}-{name}.kubeconfig"
+        self._write_kubeconfig(path, f"{namespace}-{name}", {"token": token})
+        return path
+
+    def install_crds(self, paths: Sequence[Path], timeout: float = 60) -> list[str]:
+        """Apply CRD manifests and wait until the apiserver serves them."""
+        files = [p for path in paths for p in ([path] if path.is_file() else sorted(path.glob("*.yaml")))]
+        if not files:
+            return []
+        args = [a for f in files for a in ("-f", str(f))]
+        out = self.kubectl("apply", "--server-side", "-o", "name", *args, timeout=timeout)
+        names = [n for n in out.stdout.split() if n.startswith("customresourcedefinition")]
+        if names:
+            self.kubectl("wait", "--for=condition=Established", f"--timeout={int(timeout)}s",
+                         *names, timeout=timeout + 10)
+        return names
+
+    # -- internals ---------------------------------------------------------
+
+    def _write_pki(self) -> None:
+        d = self._pki
+        d.mkdir(exist_ok=True)
+        serving_ca = certs.new_ca("lockgate-test-serving-ca")
+        serving = certs.serving_cert(serving_ca, SERVICE_IP)
+        client_ca = certs.new_ca("lockgate-test-client-ca")
+        self._admin = certs.client_cert(client_ca, "admin", ("system:masters",))
+        sa_key = certs.signing_key()
+
+        (d / "serving-ca.crt").write_bytes(serving_ca.cert_pem)
+        (d / "apiserver.crt").write_bytes(serving.cert_pem + serving_ca.cert_pem)
+        certs.write_private(d / "apiserver.key", serving.key_pem)
+        (d / "client-ca.crt").write_bytes(client_ca.cert_pem)
+        (d / "admin.crt").write_bytes(self._admin.cert_pem)
+        certs.write_private(d / "admin.key", self._admin.key_pem)
+        (d / "sa.pub").write_bytes(certs.public_pem(sa_key))
+        certs.write_private(d / "sa.key", certs.private_pem(sa_key))
+        self._serving_ca_pem = serving_ca.cert_pem
+
+        self._ssl = ssl.create_default_context(cafile=str(d / "serving-ca.crt"))
+        self._ssl.load_cert_chain(str(d / "admin.crt"), str(d / "admin.key"))
+
+    def _ca_only_ssl(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self._pki / "serving-ca.crt"))
+
+    def _start_etcd(self, timeout: float) -> None:
+        # tmpfs: etcd fsyncs every write; on disk that makes the API slow.
+        shm = Path("/dev/shm")
+        base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+        _remove_orphaned_etcd_dirs(Path(base or tempfile.gettempdir()))
+        self._etcd_data = Path(tempfile.mkdtemp(prefix=_ETCD_PREFIX, dir=base))
+        (self._etcd_data / "owner.pid").write_text(str(os.getpid()))
+        client, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+        argv = [
+            str(self.binaries.etcd), "--name=default", f"--data-dir={self._etcd_data / 'data'}",
+            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=default={peer}", "--log-level=warn",
+        ]
+        if _has_flag(self.binaries.etcd, "--unsafe-no-fsync"):  # etcd >= 3.5
+            argv.append("--unsafe-no-fsync")
+        self._etcd = _Process("etcd", argv, self.workdir / "etcd.log")
+        self._etcd_url = client
+        etcd = self._etcd
+
+        def healthy() -> bool:
+            etcd.ensure_alive()
+            return _http_ok(f"{client}/health", b'"health":"true"')
+
+        wait_until(healthy, timeout, "etcd /health")
+
+    def _start_apiserver(self, timeout: float) -> None:
+        port = free_port()
+        self.server = f"https://127.0.0.1:{port}"
+        d = self._pki
+        argv = [
+            str(self.binaries.kube_apiserver),
+            f"--etcd-servers={self._etcd_url}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
+            f"--cert-dir={self.workdir / 'apiserver-certs'}",
+            f"--tls-cert-file={d / 'apiserver.crt'}", f"--tls-private-key-file={d / 'apiserver.key'}",
+            f"--client-ca-file={d / 'client-ca.crt'}",
+            "--authorization-mode=RBAC",
+            f"--service-account-issuer={self.server}",
+            f"--service-account-key-file={d / 'sa.pub'}",
+            f"--service-account-signing-key-file={d / 'sa.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # No controller would create the tokens this plugin waits for.
+            "--disable-admission-plugins=ServiceAccount",
+            "--allow-privileged=true",
+            # The `kubernetes` Endpoints may not hold a loopback address; without
+            # this the apiserver logs a failed sync every ten seconds.
+            "--endpoint-reconciler-type=none",
+        ]
+        self._apiserver = _Process("kube-apiserver", argv, self.workdir / "kube-apiserver.log")
+        apiserver = self._apiserver
+        assert self._ssl is not None
+        ctx = self._ssl
+
+        def ready() -> bool:
+            apiserver.ensure_alive()
+            return _http_ok(f"{self.server}/readyz", b"ok", ctx)
+
+        wait_until(ready, timeout, "kube-apiserver /readyz")
+        self._write_kubeconfig(
+            self.kubeconfig, "admin",
+            {"client-certificate-data": _b64(self._admin.cert_pem),
+             "client-key-data": _b64(self._admin.key_pem)},
+        )
+
+    def _write_kubeconfig(self, path: Path, user: str, credentials: dict[str, str]) -> None:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "lockgate", "cluster": {
+                "server": self.server, "certificate-authority-data": _b64(self._serving_ca_pem)}}],
+            "users": [{"name": user, "user": credentials}],
+            "contexts": [{"name": user, "context": {"cluster": "lockgate", "user": user}}],
+            "current-context": user,
+        }
+        certs.write_private(path, yaml.safe_dump(config, sort_keys=False).encode())
+
+
+def _remove_orphaned_etcd_dirs(base: Path) -> None:
+    """etcd data of runs that were killed outright: it sits in RAM on tmpfs."""
+    for d in base.glob(f"{_ETCD_PREFIX}*"):
+        try:
+            os.kill(int((d / "owner.pid").read_text()), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (OSError, ValueError):
+            pass  # another user's, or being created right now
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _has_flag(binary: Path, flag: str) -> bool:
+    out = subprocess.run([str(binary), "--help"], capture_output=True, text=True, timeout=30, check=False)
+    return flag in out.stdout + out.stderr
+
+
+def _http_ok(url: str, expect: bytes, ctx: ssl.SSLContext | None = None) -> bool:
+    """One short GET; any connection error just means 'not yet'."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
+            return resp.status == 200 and expect in resp.read()
+    except OSError:
+        return False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a control plane in the foreground until Ctrl-C (for `make dev-cluster`)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m tests.kube.controlplane", description=main.__doc__)
+    p.add_argument("--kubeconfig", type=Path, help="also copy the admin kubeconfig here")
+    p.add_argument("--crds", type=Path, action="append", default=[],
+                   help="CRD file or folder of *.yaml to install (repeatable)")
+    args = p.parse_args(argv)
+
+    binaries = locate_binaries()
+    with ControlPlane(binaries) as cp:
+        names = cp.install_crds(args.crds)
+        kubeconfig = cp.kubeconfig
+        if args.kubeconfig:
+            args.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cp.kubeconfig, args.kubeconfig)
+            os.chmod(args.kubeconfig, 0o600)
+            kubeconfig = args.kubeconfig
+        v = binaries.versions
+        print(f"kube-apiserver {v.get('k8s', '?')}, etcd {v.get('etcd', '?')} at {cp.server}")
+        for n in names:
+            print(f"installed {n}")
+        print(f"logs: {cp.workdir}")
+        print(f"\nexport KUBECONFIG={kubeconfig}\n\nCtrl-C stops the cluster (its data is discarded).",
+              flush=True)
+        # Block the stop signals and wait for them: wakes at once on Ctrl-C,
+        # and once a second to notice a crashed child.
+        stop_signals = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        while signal.sigtimedwait(stop_signals, 1) is None:
+            for proc in cp.processes():
+                if not proc.alive():
+                    print(f"{proc.name} died:\n{proc.tail()}", file=sys.stderr)
+                    return 1
+        print("stopping", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Argo CD health checks of the four kinds, run over their health_test.yaml cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.unit.argocd_lua import run_health
+
+REPO = Path(__file__).resolve().parents[2]
+HEALTH = REPO / "deploy" / "argocd" / "health" / "lockgate.io"
+KINDS = ("ModelProvider", "ApiKey", "Route", "MCPServer")
+
+
+def cases() -> list[Any]:
+    found = []
+    for kind in KINDS:
+        spec = yaml.safe_load((HEALTH / kind / "health_test.yaml").read_text(encoding="utf-8"))
+        for test in spec["tests"]:
+            found.append(pytest.param(kind, test["inputPath"], test["healthStatus"], id=f"{kind}-{test['inputPath']}"))
+    return found
+
+
+def load(kind: str, input_path: str) -> dict[str, Any]:
+    obj: dict[str, Any] = yaml.safe_load((HEALTH / kind / input_path).read_text(encoding="utf-8"))
+    return obj
+
+
+@pytest.mark.parametrize("kind, input_path, expected", cases())
+def test_health_case(kind: str, input_path: str, expected: dict[str, str]) -> None:
+    obj = load(kind, input_path)
+    assert obj["kind"] == kind, "testdata of another kind"
+    script = (HEALTH / kind / "health.lua").read_text(encoding="utf-8")
+    assert run_health(script, obj) == expected
+
+
+def test_every_kind_has_every_outcome() -> None:
+    for kind in KINDS:
+        spec = yaml.safe_load((HEALTH / kind / "health_test.yaml").read_text(encoding="utf-8"))
+        assert {t["healthStatus"]["status"] for t in spec["tests"]} == {"Healthy", "Progressing", "Degraded"}
+        listed = {t["inputPath"] for t in spec["tests"]}
+        on_disk = {f"testdata/{p.name}" for p in (HEALTH / kind / "testdata").glob("*.yaml")}
+        assert listed == on_disk, f"{kind}: testdata files and health_test.yaml disagree"
+
+
+def test_kinds_share_one_script() -> None:
+    scripts = {(HEALTH / kind / "health.lua").read_text(encoding="utf-8") for kind in KINDS}
+    assert len(scripts) == 1, "the four health.lua files drifted apart"
+
+
+def test_sandbox_has_no_string_library() -> None:
+    """The runner must be as strict as Argo CD, or the tests prove nothing."""
+    with pytest.raises(Exception, match="string"):
+        run_health('return {status = string.upper("x")}', {})
+
+
+def test_degraded_wins_over_ready_true_when_not_accepted() -> None:
+    obj = load("Route", "testdata/healthy.yaml")
+    obj["status"]["conditions"][0].update(status="False", reason="InvalidSpec", message="")
+    script = (HEALTH / "Route" / "health.lua").read_text(encoding="utf-8")
+    assert run_health(script, obj) == {"status": "Degraded", "message": "InvalidSpec"}

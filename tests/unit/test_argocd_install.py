@@ -1,0 +1,59 @@
+"""The argocd-cm patch and docs/argocd.md carry exactly the health.lua files;
+the example Applications sync the chart before the resources."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+HEALTH = REPO / "deploy" / "argocd" / "health" / "lockgate.io"
+KINDS = ("ApiKey", "MCPServer", "ModelProvider", "Route")
+
+
+def health_keys(data: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in data.items() if k.startswith("resource.customizations.health.")}
+
+
+def expected() -> dict[str, str]:
+    return {f"resource.customizations.health.lockgate.io_{kind}": (HEALTH / kind / "health.lua").read_text("utf-8")
+            for kind in KINDS}
+
+
+def test_patch_file_matches_the_lua_files() -> None:
+    patch = yaml.safe_load((REPO / "deploy" / "argocd" / "argocd-cm-health.yaml").read_text(encoding="utf-8"))
+    assert health_keys(patch["data"]) == expected()
+
+
+def test_docs_snippet_matches_the_lua_files() -> None:
+    doc = (REPO / "docs" / "argocd.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"<!-- BEGIN argocd-cm-health[^>]*-->\n```yaml\n(.*?)```\n<!-- END", doc, re.S)
+    assert len(blocks) == 1
+    assert health_keys(yaml.safe_load(blocks[0])["data"]) == expected()
+
+
+def test_generator_check_mode_agrees() -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "hack" / "argocd_cm.py"), "--check"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def wave(app: dict[str, Any]) -> int:
+    return int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+
+
+def test_applications_sync_chart_before_resources() -> None:
+    apps = {a["metadata"]["name"]: a for a in yaml.safe_load_all(
+        (REPO / "deploy" / "argocd" / "applications.yaml").read_text(encoding="utf-8"))}
+    chart, resources = apps["lockgate"], apps["lockgate-resources"]
+    assert wave(chart) < wave(resources)
+    assert (REPO / chart["spec"]["source"]["path"] / "Chart.yaml").is_file()
+    assert "ServerSideApply=true" in chart["spec"]["syncPolicy"]["syncOptions"]
+    assert "SkipDryRunOnMissingResource=true" in resources["spec"]["syncPolicy"]["syncOptions"]
+    watched = chart["spec"]["source"]["helm"]["valuesObject"]["operator"]["watchNamespaces"]
+    assert resources["spec"]["destination"]["namespace"] in watched

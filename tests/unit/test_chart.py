@@ -1,0 +1,244 @@
+"""The Helm chart: lint, render, and check what it renders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.unit.chart_support import CHART, NAMESPACE, REPO, Obj, of_kind, one, render, render_notes, run_helm, template_args
+
+FULL = REPO / "tests" / "fixtures" / "chart-full-values.yaml"
+LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by",
+          "app.kubernetes.io/part-of", "app.kubernetes.io/version", "helm.sh/chart")
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "CustomResourceDefinition"}
+
+
+@pytest.fixture(scope="module")
+def default_objs() -> list[Obj]:
+    return render()
+
+
+@pytest.fixture(scope="module")
+def full_objs() -> list[Obj]:
+    return render([FULL])
+
+
+def containers(deploy: Obj) -> list[dict[str, Any]]:
+    spec = deploy["spec"]["template"]["spec"]
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def container_port(container: dict[str, Any], name: str) -> int:
+    return next(int(p["containerPort"]) for p in container["ports"] if p["name"] == name)
+
+
+@pytest.mark.parametrize("values", [[], [FULL]], ids=["default", "full"])
+def test_lint_strict(values: list[Path]) -> None:
+    args = ["lint", "--strict", str(CHART)]
+    for path in values:
+        args += ["--values", str(path)]
+    proc = run_helm(args)
+    assert "0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize("which", ["default_objs", "full_objs"])
+def test_every_object_is_labelled_and_placed(which: str, request: pytest.FixtureRequest) -> None:
+    objs: list[Obj] = request.getfixturevalue(which)
+    assert len(objs) >= 10
+    for obj in objs:
+        meta = obj["metadata"]
+        missing = [k for k in LABELS if k not in meta.get("labels", {})]
+        assert not missing, f"{obj['kind']}/{meta['name']} lacks labels {missing}"
+        if obj["kind"] not in CLUSTER_SCOPED:
+            assert meta.get("namespace"), f"{obj['kind']}/{meta['name']} has no namespace"
+
+
+@pytest.mark.parametrize("which", ["default_objs", "full_objs"])
+def test_pods_are_locked_down(which: str, request: pytest.FixtureRequest) -> None:
+    deploys = of_kind(request.getfixturevalue(which), "Deployment")
+    assert {d["metadata"]["name"].rsplit("-", 1)[-1] for d in deploys} == {"operator", "proxy"}
+    for deploy in deploys:
+        pod = deploy["spec"]["template"]["spec"]["securityContext"]
+        assert pod["runAsNonRoot"] is True
+        assert pod["runAsUser"] > 0 and pod["runAsGroup"] > 0
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+        for c in containers(deploy):
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["capabilities"] == {"drop": ["ALL"]}
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+            assert sc.get("privileged", False) is False
+            # A read-only root needs a writable /tmp.
+            assert any(m["mountPath"] == "/tmp" for m in c["volumeMounts"])
+
+
+def test_pod_user_matches_the_image_user(default_objs: list[Obj]) -> None:
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    user_lines = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("USER ")]
+    uid, _, gid = user_lines[-1].partition(":")
+    pod = one(default_objs, "Deployment", "-proxy")["spec"]["template"]["spec"]["securityContext"]
+    assert (str(pod["runAsUser"]), str(pod["runAsGroup"])) == (uid, gid)
+
+
+def test_operator_probe_and_args(default_objs: list[Obj]) -> None:
+    (c,) = containers(one(default_objs, "Deployment", "-operator"))
+    probe = c["livenessProbe"]["httpGet"]
+    assert probe["path"] == "/healthz" and container_port(c, probe["port"]) == 8081
+    assert "readinessProbe" not in c
+    args = c["args"]
+    assert args[0] == "operator"
+    assert f"--namespace={NAMESPACE}" in args and "--all-namespaces" not in args
+    assert "--liveness=http://0.0.0.0:8081/healthz" in args
+    assert "--config-map=lockgate-config" in args
+    assert "--credentials-secret=lockgate-credentials" in args
+    assert "--proxy-service=lg-lockgate-proxy" in args
+    assert "--peering=lockgate" in args
+    assert {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in c["env"]
+    assert one(default_objs, "Deployment", "-operator")["spec"]["replicas"] == 1
+
+
+def test_operator_watches_listed_namespaces_or_all(full_objs: list[Obj]) -> None:
+    (c,) = containers(one(full_objs, "Deployment", "-operator"))
+    assert [a for a in c["args"] if a.startswith("--namespace")] == ["--namespace=ai-gateway", "--namespace=team-b"]
+    (c,) = containers(one(render(sets=["operator.allNamespaces=true"]), "Deployment", "-operator"))
+    assert "--all-namespaces" in c["args"]
+    assert not [a for a in c["args"] if a.startswith("--namespace")]
+
+
+def test_proxy_probes_ports_and_args(default_objs: list[Obj]) -> None:
+    (c,) = containers(one(default_objs, "Deployment", "-proxy"))
+    assert container_port(c, "http") == 8080 and container_port(c, "admin") == 9090
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
+    assert c["args"] == [
+        "proxy", f"--config-map={NAMESPACE}/lockgate-config", f"--credentials-secret={NAMESPACE}/lockgate-credentials",
+        "--host=0.0.0.0", "--port=8080", "--admin-port=9090", "--quota-store=memory", "--replicas-hint=2",
+    ]
+
+
+def test_proxy_redis_url_comes_from_the_secret(full_objs: list[Obj]) -> None:
+    (c,) = containers(one(full_objs, "Deployment", "-proxy"))
+    assert "--quota-store=$(LOCKGATE_QUOTA_STORE_URL)" in c["args"]
+    assert "--quota-fail-mode=closed" in c["args"]
+    env = {e["name"]: e for e in c["env"]}
+    ref = env["LOCKGATE_QUOTA_STORE_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "lockgate-redis", "key": "url"}
+
+
+def test_services(default_objs: list[Obj], full_objs: list[Obj]) -> None:
+    svc = one(default_objs, "Service", "-proxy")
+    assert svc["spec"]["type"] == "ClusterIP" and svc["spec"]["ports"][0]["targetPort"] == "http"
+    admin = one(default_objs, "Service", "-proxy-admin")
+    assert admin["spec"]["ports"] == [{"name": "admin", "port": 9090, "targetPort": "admin", "protocol": "TCP"}]
+    node = one(full_objs, "Service", "-proxy")["spec"]
+    assert node["type"] == "NodePort" and node["ports"][0]["nodePort"] == 30080
+
+
+def test_optional_objects_follow_values(default_objs: list[Obj], full_objs: list[Obj]) -> None:
+    kinds = {o["kind"] for o in default_objs}
+    assert "PodDisruptionBudget" in kinds
+    assert not kinds & {"HorizontalPodAutoscaler", "NetworkPolicy", "ServiceMonitor"}
+    assert one(default_objs, "Deployment", "-proxy")["spec"]["replicas"] == 2
+
+    assert not of_kind(render(sets=["proxy.pdb.enabled=false"]), "PodDisruptionBudget")
+    assert one(full_objs, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
+
+    hpa = one(full_objs, "HorizontalPodAutoscaler")["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 12)
+    assert hpa["scaleTargetRef"]["name"] == "lg-lockgate-proxy"
+    # The HPA owns the replica count once it exists.
+    assert "replicas" not in one(full_objs, "Deployment", "-proxy")["spec"]
+
+    policies = of_kind(full_objs, "NetworkPolicy")
+    assert len(policies) == 2
+    proxy_np = one(full_objs, "NetworkPolicy", "-proxy")["spec"]
+    assert [r["ports"][0]["port"] for r in proxy_np["ingress"]] == ["http", "admin"]
+
+    sm = one(full_objs, "ServiceMonitor")
+    admin_labels = one(full_objs, "Service", "-proxy-admin")["metadata"]["labels"]
+    assert sm["spec"]["selector"]["matchLabels"].items() <= admin_labels.items()
+    assert sm["spec"]["endpoints"][0]["port"] == "admin" and sm["metadata"]["labels"]["release"] == "prometheus"
+    # The traffic Service must not match the ServiceMonitor: metrics live only on the admin port.
+    traffic_labels = one(full_objs, "Service", "-proxy")["metadata"]["labels"]
+    assert not sm["spec"]["selector"]["matchLabels"].items() <= traffic_labels.items()
+
+
+def test_proxy_spreads_over_zones_and_nodes(default_objs: list[Obj]) -> None:
+    spec = one(default_objs, "Deployment", "-proxy")["spec"]
+    constraints = spec["template"]["spec"]["topologySpreadConstraints"]
+    assert {c["topologyKey"] for c in constraints} == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    for c in constraints:
+        assert c["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+
+
+def test_peering_objects(default_objs: list[Obj], full_objs: list[Obj]) -> None:
+    assert [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in of_kind(default_objs, "KopfPeering")] == [
+        (NAMESPACE, "lockgate")]
+    assert sorted(p["metadata"]["namespace"] for p in of_kind(full_objs, "KopfPeering")) == ["ai-gateway", "team-b"]
+    cluster = render(sets=["operator.allNamespaces=true"])
+    assert not of_kind(cluster, "KopfPeering") and len(of_kind(cluster, "ClusterKopfPeering")) == 1
+    assert not of_kind(render(sets=["operator.peering.enabled=false"]), "KopfPeering")
+
+
+def test_service_accounts_exist(default_objs: list[Obj]) -> None:
+    accounts = {sa["metadata"]["name"] for sa in of_kind(default_objs, "ServiceAccount")}
+    for deploy in of_kind(default_objs, "Deployment"):
+        assert deploy["spec"]["template"]["spec"]["serviceAccountName"] in accounts
+
+
+def test_schema_is_self_contained() -> None:
+    refs: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            refs.extend(v for k, v in node.items() if k == "$ref")
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(json.loads((CHART / "values.schema.json").read_text(encoding="utf-8")))
+    assert refs and all(r.startswith("#/") for r in refs)
+
+
+@pytest.mark.parametrize("bad, error", [
+    ("proxy.quota.store=etcd", "proxy.quota.store"),
+    ("proxy.replicas=-1", "proxy.replicas"),
+    ("proxy.service.type=Ingress", "proxy.service.type"),
+    ("proxy.tpyo=1", "tpyo"),
+    ("podSecurityContext.runAsNonRoot=false", "runAsNonRoot"),
+    ("podSecurityContext.runAsUser=0", "runAsUser"),
+    ("containerSecurityContext.allowPrivilegeEscalation=true", "allowPrivilegeEscalation"),
+    ("operator.watchNamespaces={Not_A_Namespace}", "watchNamespaces"),
+    ("proxy.quota.redis.url=http://cache:6379", "proxy.quota.redis.url"),
+])
+def test_schema_rejects_bad_values(bad: str, error: str) -> None:
+    proc = run_helm(template_args(sets=[bad]), check=False)
+    assert proc.returncode != 0
+    # helm <3.18 names the field proxy.quota.store, later ones /proxy/quota/store.
+    assert "schema" in proc.stderr
+    assert error in proc.stderr or error.replace(".", "/") in proc.stderr, proc.stderr
+
+
+def test_redis_store_needs_an_address() -> None:
+    proc = run_helm(template_args(sets=["proxy.quota.store=redis"]), check=False)
+    assert proc.returncode != 0 and "proxy.quota.redis.url" in proc.stderr
+    (c,) = containers(one(render(sets=["proxy.quota.store=redis", "proxy.quota.redis.url=redis://r:6379/0"]),
+                          "Deployment", "-proxy"))
+    assert {"name": "LOCKGATE_QUOTA_STORE_URL", "value": "redis://r:6379/0"} in c["env"]
+    assert not any(a.startswith("--replicas-hint") for a in c["args"])
+
+
+def test_notes() -> None:
+    notes = render_notes()
+    assert "port-forward svc/lg-lockgate-proxy 8080:80" in notes
+    assert "lg-lockgate-proxy-admin.lockgate-system.svc:9090/metrics" in notes
+    assert "quotas are counted in memory" in notes, "two replicas with memory quotas deserve a warning"
+    redis = render_notes(["proxy.quota.store=redis", "proxy.quota.redis.url=redis://r:6379/0",
+                          "proxy.service.type=NodePort"])
+    assert "quotas are counted in memory" not in redis and "NODE_PORT" in redis
+    assert "crds.install is false" in render_notes(["crds.install=false"])

@@ -1,0 +1,88 @@
+"""Focused translator rules that golden files show less directly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from lockgate.api.ir import hash_key
+from lockgate.operator.translate import ObjectRef, translate
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _provider(name: str, **spec: Any) -> dict[str, Any]:
+    body = {"type": "openai-compatible", "endpoint": "http://127.0.0.1:1/v1", "models": [{"name": name}]}
+    body.update(spec)
+    return {"apiVersion": "lockgate.io/v1alpha1", "kind": "ModelProvider", "metadata": {"name": name, "namespace": "ns"}, "spec": body}
+
+
+def _secret(name: str, **values: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "ns"}, "stringData": values}
+
+
+def test_credentials_never_reach_the_config() -> None:
+    objects = [
+        _secret("s", token="sk-very-secret"),
+        _provider("p", type="openai", endpoint="https://api.openai.com/v1", credentials={"secretRef": {"name": "s", "key": "token"}}),
+    ]
+    result = translate(objects, NOW)
+    assert result.credentials.values == {"provider/ns/p": "sk-very-secret"}
+    assert "sk-very-secret" not in result.config.model_dump_json()
+    assert result.config.providers[0].credential == "provider/ns/p"
+
+
+def test_string_data_wins_over_data_as_the_api_server_does() -> None:
+    secret = _secret("s", token="from-string-data")
+    secret["data"] = {"token": "ZnJvbS1kYXRh"}
+    result = translate([secret, _provider("p", credentials={"secretRef": {"name": "s", "key": "token"}})], NOW)
+    assert result.credentials.values["provider/ns/p"] == "from-string-data"
+
+
+def test_max_tokens_param_auto_depends_on_the_provider_type() -> None:
+    objects = [
+        _provider("a", type="openai", endpoint="https://api.openai.com/v1"),
+        _provider("b"),
+        _provider("c", compat={"maxTokensParam": "max_completion_tokens"}),
+    ]
+    by_id = {p.id: p.compat.max_tokens_param for p in translate(objects, NOW).config.providers}
+    assert by_id == {"ns/a": "max_completion_tokens", "ns/b": "max_tokens", "ns/c": "max_completion_tokens"}
+
+
+def test_ipv6_endpoints_and_endpoints_without_ready_condition() -> None:
+    slice_ = {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "s-1", "namespace": "ns", "labels": {"kubernetes.io/service-name": "s"}},
+        "addressType": "IPv6", "ports": [{"name": "http", "port": 8000}],
+        "endpoints": [{"addresses": ["fd00::1"]}, {"addresses": ["fd00::2"], "conditions": {"ready": False}}],
+    }
+    provider = _provider("p", service={"name": "s", "port": "http"}, basePath="/v1")
+    del provider["spec"]["endpoint"]
+    result = translate([slice_, provider], NOW)
+    assert result.config.providers[0].endpoint_urls() == ["http://[fd00::1]:8000/v1"]
+    assert result.statuses[ObjectRef("ModelProvider", "ns", "p")].fields["readyEndpoints"] == 1
+
+
+def test_a_rotated_out_key_keeps_working_until_its_expiry() -> None:
+    secret = _secret("k", **{"api-key": "lg-new", "previous-api-key": "lg-old"})
+    secret["metadata"]["annotations"] = {"lockgate.io/previous-key-expires": "2026-01-01T00:30:00Z"}
+    key = {"apiVersion": "lockgate.io/v1alpha1", "kind": "ApiKey", "metadata": {"name": "k", "namespace": "ns"},
+           "spec": {"consumer": "c", "secretName": "k"}}
+    before = translate([secret, key], NOW).config.keys[0]
+    assert [h.sha256 for h in before.hashes] == [hash_key("lg-new"), hash_key("lg-old")]
+    assert before.hashes[1].not_after == datetime(2026, 1, 1, 0, 30, tzinfo=UTC)
+    after = translate([secret, key], datetime(2026, 1, 1, 1, tzinfo=UTC)).config.keys[0]
+    assert [h.sha256 for h in after.hashes] == [hash_key("lg-new")]
+
+
+def test_translation_is_deterministic_whatever_the_input_order() -> None:
+    objects = [_provider("a"), _provider("b"), _secret("s", x="y")]
+    assert translate(objects, NOW).config.hash == translate(list(reversed(objects)), NOW).config.hash
+
+
+def test_conditions_carry_the_generation() -> None:
+    provider = _provider("p")
+    provider["metadata"]["generation"] = 7
+    status = translate([provider], NOW).statuses[ObjectRef("ModelProvider", "ns", "p")]
+    assert {c.observed_generation for c in status.conditions} == {7}
+    assert status.accepted
