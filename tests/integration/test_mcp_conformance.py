@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mcp_fixtures import node_tools
-from mcp_fixtures.harness import fixture_upstream, gateway, key, key_injector, serve_app, snapshot, upstream_server
+from tests.integration.mcp_fixtures import node_tools
+from tests.integration.mcp_fixtures.harness import fixture_upstream, gateway, key, key_injector, serve_app, snapshot, upstream_server
 
 SERVER = "team/fixture"
 

@@ -11,7 +11,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import TextContent
 
 from lockgate.api.ir import AggregateMember, HttpTool, McpServer, ModelTool, ToolArg
-from mcp_fixtures.harness import (
+from tests.integration.mcp_fixtures.harness import (
     RestApi,
     fixture_upstream,
     gateway,

@@ -10,8 +10,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CreateMessageResult, TextContent
 
-from mcp_fixtures.harness import fixture_upstream, gateway, key, snapshot, upstream_server
-from mcp_fixtures.harness import UPSTREAM_TOKEN
+from tests.integration.mcp_fixtures.harness import fixture_upstream, gateway, key, snapshot, upstream_server
+from tests.integration.mcp_fixtures.harness import UPSTREAM_TOKEN
 
 SERVER = "team/fixture"
 

@@ -34,7 +34,8 @@ from lockgate.api.ir import (
     hash_key,
 )
 from lockgate.proxy.mcp.standalone import StandaloneHost, make_app
-from lockgate.proxy.source import Snapshot
+from lockgate.proxy.server import ProxyServer, ProxySettings
+from lockgate.proxy.source import Snapshot, StaticSource
 
 FIXTURE_SERVER = Path(__file__).with_name("upstream_server.py")
 REPO = Path(__file__).resolve().parents[3]
@@ -94,8 +95,20 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def gateway(snapshot: Snapshot, secret: str = SESSION_SECRET) -> AsyncIterator[str]:
-    """The MCP gateway in-process on a loopback port; yields its base URL."""
+async def gateway(snapshot: Snapshot) -> AsyncIterator[str]:
+    """The proxy (data plane with the MCP routes mounted) in-process on a loopback port; yields its base URL."""
+    server = ProxyServer(StaticSource(snapshot), ProxySettings(port=0, admin_port=0, drain_seconds=0.5))
+    await server.start()
+    try:
+        await server.wait_ready()
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        await server.stop()
+
+
+@asynccontextmanager
+async def standalone_gateway(snapshot: Snapshot, secret: str = SESSION_SECRET) -> AsyncIterator[str]:
+    """The MCP routes alone (no data plane) in-process; yields the base URL."""
     async with serve_app(make_app(StandaloneHost(snapshot), session_secret=secret)) as url:
         yield url
 
