@@ -110,6 +110,8 @@ def render(source: str, context: dict[str, Any]) -> str:
         return _template(source).render(**context)
     except TemplateError as exc:
         raise rpc.RpcError(rpc.INTERNAL_ERROR, f"template error: {exc}") from None
+    except (TypeError, ValueError, LookupError, ArithmeticError) as exc:  # a template's own runtime fault
+        raise rpc.RpcError(rpc.INTERNAL_ERROR, f"template error: {type(exc).__name__}: {exc}") from None
 
 
 @lru_cache(maxsize=256)
