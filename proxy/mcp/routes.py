@@ -20,6 +20,7 @@ from lockgate.proxy.mcp import access
 from lockgate.proxy.mcp import jsonrpc as rpc
 from lockgate.proxy.mcp import reply as replies
 from lockgate.proxy.mcp.catalog import catalog_entries
+from lockgate.proxy.mcp.dataplane import DataPlaneHost
 from lockgate.proxy.mcp.era import Era, era_of
 from lockgate.proxy.mcp.gateway import McpGateway
 from lockgate.proxy.mcp.host import McpHost
@@ -42,20 +43,14 @@ def install(app: web.Application, host: McpHost | None = None, *, session_secret
     same keys, quotas, metrics registry and chat pipeline as the OpenAI API.
     """
     metrics = None
+    owned: DataPlaneHost | None = None
     if host is None:
         from lockgate.proxy.gateway import GATEWAY as DATA_PLANE
-        from lockgate.proxy.mcp.dataplane import DataPlaneHost
 
         data_plane = app[DATA_PLANE]
-        dp_host = DataPlaneHost(data_plane)
-        host = dp_host
+        host = owned = DataPlaneHost(data_plane)
         max_body_bytes = max_body_bytes or data_plane.max_body_bytes
         metrics = McpMetrics(data_plane.metrics.registry)
-
-        async def close_host(_: web.Application) -> None:
-            await dp_host.close()
-
-        app.on_cleanup.append(close_host)
     gw = McpGateway(host, session_secret, allowed_hosts, metrics=metrics,
                     **({"max_body_bytes": max_body_bytes} if max_body_bytes else {}))
     app[GATEWAY] = gw
@@ -66,7 +61,9 @@ def install(app: web.Application, host: McpHost | None = None, *, session_secret
     app.router.add_post("/{path:.+}/message", _sse_message)
 
     async def close(_: web.Application) -> None:
-        await gw.close()
+        await gw.close()  # ends upstream sessions: before the host's HTTP pool goes
+        if owned is not None:
+            await owned.close()
 
     app.on_cleanup.append(close)
     return gw

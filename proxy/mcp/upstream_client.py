@@ -185,8 +185,8 @@ class UpstreamClient:
                 async with self._http.delete(self.url, headers={**self._headers, "Mcp-Session-Id": self._session_id},
                                              timeout=aiohttp.ClientTimeout(total=self._timeout)):
                     pass
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                pass
+            except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError):
+                pass  # best effort: the upstream expires idle sessions anyway
 
 
 class _SessionGone(Exception):

@@ -10,7 +10,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CreateMessageResult, TextContent
 
-from tests.integration.mcp_fixtures.harness import fixture_upstream, gateway, key, snapshot, upstream_server
+from tests.integration.mcp_fixtures.harness import fixture_upstream, gateway, key, one_era_only, serve_app, snapshot, upstream_server
 from tests.integration.mcp_fixtures.harness import UPSTREAM_TOKEN
 
 SERVER = "team/fixture"
@@ -101,3 +101,16 @@ async def test_sse_transport_lists_and_calls() -> None:
                 assert "echo" in names
                 result = await client.call_tool("echo", {"text": "über / ?&"})
     assert _text(result) == "über / ?&"
+
+
+@pytest.mark.parametrize("upstream_era, client_mode", [("legacy", "2026-07-28"), ("modern", "legacy"),
+                                                       ("legacy", "legacy"), ("modern", "2026-07-28")])
+async def test_gateway_speaks_each_upstream_its_own_era(upstream_era: str, client_mode: str) -> None:
+    async with fixture_upstream() as dual, serve_app(one_era_only(dual, upstream_era)) as front:
+        snap = snapshot([upstream_server(SERVER, "/fixture", (f"{front}/mcp",))], [key("full", (SERVER,))])
+        async with gateway(snap) as base:
+            async with _client(f"{base}/fixture/mcp", "sk-full", mode=client_mode) as client:
+                names = {t.name for t in (await client.list_tools()).tools}
+                assert "add" in names
+                assert _text(await client.call_tool("add", {"a": 5, "b": 6})) == "11"
+                assert _text(await client.call_tool("whoami", {})) == f"Bearer {UPSTREAM_TOKEN}"

@@ -241,3 +241,45 @@ def key_injector(target: str, token: str) -> web.Application:
     app.on_cleanup.append(stop)
     app.router.add_route("*", "/{tail:.*}", forward)
     return app
+
+
+def one_era_only(target: str, era: str) -> web.Application:
+    """In front of the dual-era fixture: answer as a server of one era only would.
+
+    `legacy`: a pre-2026 server, which knows no server/discover and wants a session.
+    `modern`: a 2026-07-28-only server, which has no initialize, GET stream or DELETE.
+    """
+    import aiohttp
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        method = json.loads(body).get("method") if body else None
+        modern = request.headers.get("MCP-Protocol-Version") == "2026-07-28" or method == "server/discover"
+        if era == "legacy" and modern:
+            return web.Response(status=400, text="Bad Request: No valid session ID provided")
+        if era == "modern" and request.method in ("GET", "DELETE"):
+            return web.Response(status=405)
+        if era == "modern" and not modern:
+            return web.json_response({"jsonrpc": "2.0", "id": json.loads(body).get("id") if body else None,
+                                      "error": {"code": -32601, "message": f"method not found: {method}"}}, status=404)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | {"host"}}
+        async with request.app["http"].request(request.method, target, headers=headers, data=body or None) as upstream:
+            response = web.StreamResponse(status=upstream.status, headers={
+                k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP | {"content-encoding"}})
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+
+    async def start(app: web.Application) -> None:
+        app["http"] = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
+
+    async def stop(app: web.Application) -> None:
+        await app["http"].close()
+
+    app = web.Application()
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    app.router.add_route("*", "/mcp", forward)
+    return app
