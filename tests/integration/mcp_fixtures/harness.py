@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from lockgate.api.ir import (
@@ -200,6 +201,7 @@ __all__ = ["AggregateMember", "HttpTool", "McpServer", "ModelTool", "RestApi", "
            "gateway_process", "key", "llm_app", "llm_provider", "serve_app", "snapshot", "upstream_server"]
 
 
+FORWARD_HTTP = web.AppKey("forward_http", aiohttp.ClientSession)
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length",
               "proxy-authorization", "proxy-authenticate"}
 
@@ -210,13 +212,11 @@ def key_injector(target: str, token: str) -> web.Application:
     Tools that cannot send headers (the conformance suite) reach the gateway through it; every
     other header, Host and Origin included, passes unchanged.
     """
-    import aiohttp
-
     async def forward(request: web.Request) -> web.StreamResponse:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         headers["Authorization"] = f"Bearer {token}"
         body = await request.read()
-        session: aiohttp.ClientSession = request.app["http"]
+        session = request.app[FORWARD_HTTP]
         async with session.request(request.method, f"{target}{request.path_qs}", headers=headers,
                                    data=body or None, allow_redirects=False) as upstream:
             response = web.StreamResponse(status=upstream.status, headers={
@@ -231,10 +231,10 @@ def key_injector(target: str, token: str) -> web.Application:
             return response
 
     async def start(app: web.Application) -> None:
-        app["http"] = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
+        app[FORWARD_HTTP] = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
 
     async def stop(app: web.Application) -> None:
-        await app["http"].close()
+        await app[FORWARD_HTTP].close()
 
     app = web.Application()
     app.on_startup.append(start)
@@ -249,8 +249,6 @@ def one_era_only(target: str, era: str) -> web.Application:
     `legacy`: a pre-2026 server, which knows no server/discover and wants a session.
     `modern`: a 2026-07-28-only server, which has no initialize, GET stream or DELETE.
     """
-    import aiohttp
-
     async def forward(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         method = json.loads(body).get("method") if body else None
@@ -263,7 +261,7 @@ def one_era_only(target: str, era: str) -> web.Application:
             return web.json_response({"jsonrpc": "2.0", "id": json.loads(body).get("id") if body else None,
                                       "error": {"code": -32601, "message": f"method not found: {method}"}}, status=404)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | {"host"}}
-        async with request.app["http"].request(request.method, target, headers=headers, data=body or None) as upstream:
+        async with request.app[FORWARD_HTTP].request(request.method, target, headers=headers, data=body or None) as upstream:
             response = web.StreamResponse(status=upstream.status, headers={
                 k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP | {"content-encoding"}})
             await response.prepare(request)
@@ -273,10 +271,10 @@ def one_era_only(target: str, era: str) -> web.Application:
             return response
 
     async def start(app: web.Application) -> None:
-        app["http"] = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
+        app[FORWARD_HTTP] = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
 
     async def stop(app: web.Application) -> None:
-        await app["http"].close()
+        await app[FORWARD_HTTP].close()
 
     app = web.Application()
     app.on_startup.append(start)
