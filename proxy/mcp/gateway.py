@@ -14,6 +14,7 @@ from lockgate.proxy.mcp.backend import Backend
 from lockgate.proxy.mcp.host import McpHost
 from lockgate.proxy.mcp.metrics import McpMetrics, shared_metrics
 from lockgate.proxy.mcp.model_tools import ModelToolsBackend
+from lockgate.proxy.mcp.sse_upstream_client import SseUpstreamClient
 from lockgate.proxy.mcp.session_token import SessionSigner, session_key
 from lockgate.proxy.mcp.tools_backend import HttpToolsBackend
 from lockgate.proxy.mcp.upstream_backend import UpstreamBackend
@@ -36,7 +37,7 @@ class McpGateway:
         self._built_for: tuple[str, str] | None = None
         self._backends: dict[str, Backend] = {}
         self._by_path: dict[str, McpServer] = {}
-        self._clients: dict[tuple[str, str], UpstreamClient] = {}
+        self._clients: dict[tuple[str, str, str], UpstreamClient | SseUpstreamClient] = {}
 
     # -- configuration ------------------------------------------------------------------
 
@@ -74,12 +75,13 @@ class McpGateway:
             raise rpc.RpcError(rpc.UPSTREAM_ERROR, "the upstream credential is missing")
         return {upstream.auth.header: f"{upstream.auth.scheme} {value}".strip() if upstream.auth.scheme else value}
 
-    def upstream_client(self, url: str, upstream: McpUpstream) -> UpstreamClient:
+    def upstream_client(self, url: str, upstream: McpUpstream) -> UpstreamClient | SseUpstreamClient:
         headers = self.upstream_headers(upstream)
-        key = (url, repr(sorted(headers.items())))
+        key = (url, upstream.transport, repr(sorted(headers.items())))
         client = self._clients.get(key)
         if client is None:
-            client = self._clients[key] = UpstreamClient(self.host.http, url, headers, upstream.timeout)
+            kind = SseUpstreamClient if upstream.transport == "sse" else UpstreamClient
+            client = self._clients[key] = kind(self.host.http, url, headers, upstream.timeout)
         return client
 
     def backend(self, server: McpServer, depth: int = 0) -> Backend:

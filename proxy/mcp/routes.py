@@ -115,6 +115,8 @@ async def handle_message(gw: McpGateway, server: McpServer, key: ConsumerKey, he
 async def _bridged(gw: McpGateway, server: McpServer, era: Era) -> bool:
     """Whether the gateway must translate: the upstream does not speak the client's era."""
     assert server.upstream is not None
+    if server.upstream.transport == "sse":
+        return True  # an HTTP+SSE upstream is always spoken to by the gateway itself
     if not server.upstream.urls:
         return False
     client = gw.upstream_client(server.upstream.urls[0], server.upstream)

@@ -6,6 +6,7 @@ from typing import Any
 
 from lockgate.proxy.mcp import jsonrpc as rpc
 from lockgate.proxy.mcp.backend import CallContext
+from lockgate.proxy.mcp.sse_upstream_client import SseUpstreamClient
 from lockgate.proxy.mcp.upstream_client import UpstreamClient
 
 # What the gateway's own handshake-free answers (discover, initialize) advertise for it.
@@ -14,7 +15,7 @@ CAPABILITIES: dict[str, Any] = {"tools": {"listChanged": False}, "prompts": {"li
 
 
 class UpstreamBackend:
-    def __init__(self, client: UpstreamClient) -> None:
+    def __init__(self, client: UpstreamClient | SseUpstreamClient) -> None:
         self.client = client
 
     def capabilities(self) -> dict[str, Any]:

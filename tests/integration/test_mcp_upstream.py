@@ -114,3 +114,17 @@ async def test_gateway_speaks_each_upstream_its_own_era(upstream_era: str, clien
                 assert "add" in names
                 assert _text(await client.call_tool("add", {"a": 5, "b": 6})) == "11"
                 assert _text(await client.call_tool("whoami", {})) == f"Bearer {UPSTREAM_TOKEN}"
+
+
+@pytest.mark.parametrize("mode", ["2026-07-28", "legacy"])
+async def test_http_sse_upstream_is_served_in_both_eras(mode: str) -> None:
+    async with fixture_upstream("--sse") as upstream:
+        snap = snapshot([upstream_server(SERVER, "/fixture", (upstream,), transport="sse")], [
+            key("full", (SERVER,)), key("narrow", (SERVER,), {SERVER: ("echo",)})])
+        async with gateway(snap) as base:
+            async with _client(f"{base}/fixture/mcp", "sk-full", mode=mode) as client:
+                assert "add" in {t.name for t in (await client.list_tools()).tools}
+                assert _text(await client.call_tool("add", {"a": 1, "b": 2})) == "3"
+                assert _text(await client.call_tool("whoami", {})) == f"Bearer {UPSTREAM_TOKEN}"
+            async with _client(f"{base}/fixture/mcp", "sk-narrow", mode=mode) as client:
+                assert {t.name for t in (await client.list_tools()).tools} == {"echo"}

@@ -72,7 +72,7 @@ async def fixture_upstream(*flags: str) -> AsyncIterator[str]:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         await wait_for_port(port, process=process)
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://127.0.0.1:{port}/sse" if "--sse" in flags else f"http://127.0.0.1:{port}/mcp"
     finally:
         process.terminate()
         try:
@@ -182,9 +182,11 @@ def key(name: str, servers: tuple[str, ...], tools: dict[str, tuple[str, ...]] |
                        mcp_servers=servers, mcp_tools=tools or {}, limits=RateLimits(rpm=rpm))
 
 
-def upstream_server(server_id: str, path: str, urls: tuple[str, ...], description: str = "") -> McpServer:
+def upstream_server(server_id: str, path: str, urls: tuple[str, ...], description: str = "",
+                    transport: str = "streamable-http") -> McpServer:
     return McpServer(id=server_id, name=server_id.split("/")[-1], path=path, description=description, kind="upstream",
-                     upstream=McpUpstream(urls=urls, auth=UpstreamAuth(credential="mcp-upstream"), timeout=10.0))
+                     upstream=McpUpstream(urls=urls, auth=UpstreamAuth(credential="mcp-upstream"), timeout=10.0,
+                                          transport=transport))  # type: ignore[arg-type]
 
 
 def snapshot(servers: list[McpServer], keys: list[ConsumerKey], providers: tuple[Provider, ...] = ()) -> Snapshot:

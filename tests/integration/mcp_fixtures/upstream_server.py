@@ -457,8 +457,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stateless", action="store_true")
     parser.add_argument("--json", action="store_true", help="answer with JSON instead of SSE")
     parser.add_argument("--name", default="lockgate-fixture")
+    parser.add_argument("--sse", action="store_true", help="serve the older HTTP+SSE transport at /sse")
     args = parser.parse_args(argv)
     server = build(args.name)
+    if args.sse:
+        server.run(transport="sse", host="127.0.0.1", port=args.port,
+                   transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
+        return
     server.run(transport="streamable-http", host="127.0.0.1", port=args.port, stateless_http=args.stateless,
                json_response=args.json, event_store=None if args.stateless else MemoryEvents(),
                retry_interval=None if args.stateless else 100,
