@@ -97,5 +97,24 @@ def meta_of(message: Message) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
+def loads_message(text: str) -> Message | None:
+    """One JSON-RPC message from an SSE event's data, or None for anything else."""
+    try:
+        message = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def result_of(answer: Message) -> dict[str, Any]:
+    """The result of a response, or its error raised as RpcError."""
+    if "error" in answer:
+        error = answer["error"] if isinstance(answer["error"], dict) else {}
+        raise RpcError(int(error.get("code", UPSTREAM_ERROR)), str(error.get("message", "upstream error")),
+                       error.get("data"))
+    result = answer.get("result")
+    return result if isinstance(result, dict) else {}
+
+
 def dumps(message: Message) -> bytes:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()

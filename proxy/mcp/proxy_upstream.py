@@ -10,7 +10,6 @@ lists (filtered per key) and failures (JSON-RPC errors, never a hang).
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -102,11 +101,8 @@ async def proxy_post(gw: McpGateway, server: McpServer, key: ConsumerKey, header
         await gw.settle(reservation)
     if not raw:
         return Reply(status=response.status, headers=session_header)
-    try:
-        answer = json.loads(raw)
-    except ValueError:
-        answer = None
-    if isinstance(answer, dict):
+    answer = rpc.loads_message(raw.decode(errors="replace"))
+    if answer is not None:
         return Reply(status=response.status, headers=session_header, body=_filtered(gw, server, key, method, answer))
     if request_id is not None and response.status >= 500:
         return error_reply(request_id, rpc.RpcError(rpc.UPSTREAM_ERROR, f"upstream answered HTTP {response.status}"))
@@ -142,27 +138,25 @@ async def proxy_stream(gw: McpGateway, server: McpServer, key: ConsumerKey, head
 async def _relay_events(gw: McpGateway, server: McpServer, key: ConsumerKey, response: aiohttp.ClientResponse,
                         method: str, request_id: Any, reservation: Any) -> AsyncIterator[sse.Event]:
     answered = request_id is None
+    resumable = False  # events with ids: a closed stream is resumed by the client (GET + Last-Event-ID)
     try:
         async for event in sse.parse(response.content.iter_any()):
-            if event.data:
-                try:
-                    message = json.loads(event.data)
-                except ValueError:
-                    message = None
-                if isinstance(message, dict) and rpc.is_response(message) and message.get("id") == request_id:
-                    answered = True
-                    filtered = _filtered(gw, server, key, method, message)
-                    if filtered is not message:
-                        event.data = rpc.dumps(filtered).decode()
+            resumable = resumable or event.id is not None
+            message = rpc.loads_message(event.data)
+            if message is not None and rpc.is_response(message) and message.get("id") == request_id:
+                answered = True
+                filtered = _filtered(gw, server, key, method, message)
+                if filtered is not message:
+                    event.data = rpc.dumps(filtered).decode()
             yield event
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        if not answered:
+        if not answered and not resumable:
             yield sse.Event(rpc.dumps(_unreachable(request_id, exc).body or {}).decode())
             answered = True
     finally:
         response.release()
         await gw.settle(reservation)
-    if not answered:
+    if not answered and not resumable:
         error = rpc.error_message(request_id, rpc.UPSTREAM_ERROR, "the upstream closed the stream without answering")
         yield sse.Event(rpc.dumps(error).decode())
 

@@ -6,7 +6,6 @@ HTTP+SSE transport forwards its messages onto the client's open stream.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -36,13 +35,8 @@ async def messages_of(reply: Reply) -> AsyncIterator[rpc.Message]:
         yield reply.body
     if reply.events is not None:
         async for event in reply.events:
-            if not event.data:
-                continue
-            try:
-                message = json.loads(event.data)
-            except ValueError:
-                continue
-            if isinstance(message, dict):
+            message = rpc.loads_message(event.data)
+            if message is not None:
                 yield message
 
 

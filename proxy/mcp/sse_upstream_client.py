@@ -9,7 +9,6 @@ and the next request reconnects.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -42,13 +41,7 @@ class SseUpstreamClient:
 
     async def request(self, method: str, params: dict[str, Any], on_message: OnMessage | None = None) -> dict[str, Any]:
         await self._connect()
-        answer = await self._call(method, params, on_message)
-        if "error" in answer:
-            error = answer["error"] if isinstance(answer["error"], dict) else {}
-            raise rpc.RpcError(int(error.get("code", rpc.UPSTREAM_ERROR)), str(error.get("message", "upstream error")),
-                               error.get("data"))
-        result = answer.get("result")
-        return result if isinstance(result, dict) else {}
+        return rpc.result_of(await self._call(method, params, on_message))
 
     async def _connect(self) -> None:
         if self._reader is not None and not self._reader.done():
@@ -121,11 +114,8 @@ class SseUpstreamClient:
         return url
 
     async def _dispatch(self, data: str) -> None:
-        try:
-            message = json.loads(data)
-        except ValueError:
-            return
-        if not isinstance(message, dict):
+        message = rpc.loads_message(data)
+        if message is None:
             return
         if rpc.is_response(message):
             pending = self._pending.get(message.get("id"))  # type: ignore[arg-type]

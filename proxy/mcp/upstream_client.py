@@ -10,7 +10,6 @@ sent, never the client's.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -107,12 +106,7 @@ class UpstreamClient:
         answer = await self._post(message, on_message, legacy_init)
         if answer is None:
             raise rpc.RpcError(rpc.UPSTREAM_ERROR, f"upstream {method}: no response")
-        if "error" in answer:
-            error = answer["error"] if isinstance(answer["error"], dict) else {}
-            raise rpc.RpcError(int(error.get("code", rpc.UPSTREAM_ERROR)), str(error.get("message", "upstream error")),
-                               error.get("data"))
-        result = answer.get("result")
-        return result if isinstance(result, dict) else {}
+        return rpc.result_of(answer)
 
     def _request_headers(self, message: rpc.Message) -> dict[str, str]:
         headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json", **self._headers}
@@ -147,12 +141,8 @@ class UpstreamClient:
                 content_type = response.headers.get("Content-Type", "")
                 if content_type.startswith("text/event-stream"):
                     return await self._read_stream(response, message["id"], on_message)
-                raw = await response.read()
-                try:
-                    answer = json.loads(raw)
-                except ValueError:
-                    answer = None
-                if isinstance(answer, dict) and ("result" in answer or "error" in answer):
+                answer = rpc.loads_message((await response.read()).decode(errors="replace"))
+                if answer is not None and rpc.is_response(answer):
                     return answer
                 raise rpc.RpcError(rpc.UPSTREAM_ERROR, f"upstream answered HTTP {response.status}")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -161,13 +151,8 @@ class UpstreamClient:
     async def _read_stream(self, response: aiohttp.ClientResponse, request_id: Any,
                            on_message: OnMessage | None) -> rpc.Message | None:
         async for event in sse.parse(response.content.iter_any()):
-            if not event.data:
-                continue
-            try:
-                message = json.loads(event.data)
-            except ValueError:
-                continue
-            if not isinstance(message, dict):
+            message = rpc.loads_message(event.data)
+            if message is None:
                 continue
             if rpc.is_response(message) and message.get("id") == request_id:
                 return message

@@ -6,9 +6,6 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.types import TextContent
 
 from lockgate.api.ir import AggregateMember, HttpTool, McpServer, ModelTool, ToolArg
 from tests.integration.mcp_fixtures.harness import (
@@ -19,19 +16,14 @@ from tests.integration.mcp_fixtures.harness import (
     key,
     llm_app,
     llm_provider,
+    mcp_client,
     serve_app,
     snapshot,
+    text_of,
     upstream_server,
 )
 
 
-def _client(url: str, token: str, **kwargs: object) -> Client:
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(20.0))
-    return Client(streamable_http_client(url, http_client=http), **kwargs)  # type: ignore[arg-type]
-
-
-def _text(result: object) -> str:
-    return "".join(c.text for c in result.content if isinstance(c, TextContent))  # type: ignore[attr-defined]
 
 
 def _http_tools_server(api: str) -> McpServer:
@@ -57,7 +49,7 @@ async def test_http_tool_reaches_the_api_with_encoded_arguments(mode: str) -> No
     async with serve_app(api.app()) as api_url:
         server = _http_tools_server(api_url)
         async with gateway(snapshot([server], [key("full", ("team/orders",))])) as base:
-            async with _client(f"{base}/orders/mcp", "sk-full", mode=mode) as client:
+            async with mcp_client(f"{base}/orders/mcp", "sk-full", mode=mode) as client:
                 tools = {t.name: t for t in (await client.list_tools()).tools}
                 assert set(tools) == {"get_order", "create_order"}
                 assert tools["get_order"].input_schema["required"] == ["shop", "order_id"]
@@ -72,10 +64,10 @@ async def test_http_tool_reaches_the_api_with_encoded_arguments(mode: str) -> No
     assert get["query"] == {"q": "x&y=1 ü", "limit": "10"}
     assert get["headers"]["X-Trace"] == "t-1" and get["headers"]["X-Static"] == "1"
     assert "Authorization" not in get["headers"]
-    assert _text(result) == "shop=/shops/a/b@evil.example:81/orders/.. q=x&y=1 ü"
+    assert text_of(result) == "shop=/shops/a/b@evil.example:81/orders/.. q=x&y=1 ü"
     assert post["method"] == "POST" and post["body"] == '{"item": "tea", "size": "M"}'
-    assert _text(created) == "200"
-    assert bad.is_error and "must be one of" in _text(bad)
+    assert text_of(created) == "200"
+    assert bad.is_error and "must be one of" in text_of(bad)
     assert len(api.seen) == 2  # the refused call never reached the API
 
 
@@ -90,13 +82,13 @@ async def test_model_tool_answers_from_the_llm_with_progress() -> None:
             async def on_progress(value: float, total: float | None, message: str | None) -> None:
                 progress.append(value)
 
-            async with _client(f"{base}/llm/mcp", "sk-full", mode="2026-07-28") as client:
+            async with mcp_client(f"{base}/llm/mcp", "sk-full", mode="2026-07-28") as client:
                 tools = (await client.list_tools()).tools
                 assert [t.name for t in tools] == ["ask_tiny"]
                 assert tools[0].input_schema["required"] == ["prompt"]
                 result = await client.call_tool("ask_tiny", {"prompt": "hi", "max_tokens": 5},
                                                 progress_callback=on_progress)
-    assert _text(result) == "Hello, world (hi)"
+    assert text_of(result) == "Hello, world (hi)"
     assert progress == [1, 2, 3, 4]
 
 
@@ -114,16 +106,16 @@ async def test_aggregate_prefixes_and_routes_calls() -> None:
                 key("narrow", ("team/platform",), {"team/platform": ("fx__echo", "orders__*")})]
         async with gateway(snapshot(servers, keys)) as base:
             for mode in ("2026-07-28", "legacy"):
-                async with _client(f"{base}/platform/mcp", "sk-full", mode=mode) as client:
+                async with mcp_client(f"{base}/platform/mcp", "sk-full", mode=mode) as client:
                     names = {t.name for t in (await client.list_tools()).tools}
                     assert {"fx__echo", "fx__add", "orders__get_order", "orders__create_order"} <= names
                     assert all(len(n) <= 64 for n in names)
-                    assert _text(await client.call_tool("fx__add", {"a": 1, "b": 2})) == "3"
+                    assert text_of(await client.call_tool("fx__add", {"a": 1, "b": 2})) == "3"
                     prompts = {p.name for p in (await client.list_prompts()).prompts}
                     assert "fx__test_simple_prompt" in prompts
                     created = await client.call_tool("orders__create_order", {"item": "cake"})
-                    assert _text(created) == "200"
-            async with _client(f"{base}/platform/mcp", "sk-narrow", mode="legacy") as client:
+                    assert text_of(created) == "200"
+            async with mcp_client(f"{base}/platform/mcp", "sk-narrow", mode="legacy") as client:
                 names = {t.name for t in (await client.list_tools()).tools}
                 assert names == {"fx__echo", "orders__get_order", "orders__create_order"}
     assert [s["body"] for s in api.seen] == ['{"item": "cake", "size": "M"}'] * 2

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -12,13 +10,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx2
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import MCPError
-from mcp.types import TextContent
 import pytest
+from mcp.shared.exceptions import MCPError
 
-from tests.integration.mcp_fixtures.harness import RestApi, fixture_upstream, free_port, llm_app, serve_app, wait_for_port
+from tests.integration.mcp_fixtures.harness import (
+    RestApi,
+    fixture_upstream,
+    free_port,
+    llm_app,
+    mcp_client,
+    running,
+    serve_app,
+    text_of,
+)
 
 KEY = "sk-mcp-test-key-0001"
 NARROW_KEY = "sk-mcp-test-key-0002"
@@ -102,34 +106,15 @@ spec:
 @asynccontextmanager
 async def lockgate_run(folder: Path) -> AsyncIterator[tuple[str, str]]:
     port, admin = free_port(), free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lockgate.cli.main", "run", "-f", str(folder), "--port", str(port),
-         "--admin-port", str(admin), "--state-dir", str(folder / "state")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "LOCKGATE_SESSION_KEY": "t"})
-    try:
-        await wait_for_port(admin, process=process)
+    argv = [sys.executable, "-m", "lockgate.cli.main", "run", "-f", str(folder), "--port", str(port),
+            "--admin-port", str(admin), "--state-dir", str(folder / "state")]
+    async with running(argv, admin, {"LOCKGATE_SESSION_KEY": "t"}):
         async with httpx2.AsyncClient() as http:
             deadline = time.monotonic() + 20
             while (await http.get(f"http://127.0.0.1:{admin}/readyz")).status_code != 200:
                 assert time.monotonic() < deadline, "lockgate run never became ready"
                 await asyncio.sleep(0.05)
         yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _client(url: str, token: str, mode: str) -> Client:
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(20.0))
-    return Client(streamable_http_client(url, http_client=http), mode=mode)  # type: ignore[arg-type]
-
-
-def _text(result: object) -> str:
-    return "".join(c.text for c in result.content if isinstance(c, TextContent))  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow
@@ -140,18 +125,18 @@ async def test_every_kind_through_lockgate_run(tmp_path: Path) -> None:
         (tmp_path / "manifests.yaml").write_text(_manifests(upstream, api_url, llm))
         async with lockgate_run(tmp_path) as (base, admin):
             for mode in ("2026-07-28", "legacy"):
-                async with _client(f"{base}/fixture/mcp", KEY, mode) as client:
-                    assert _text(await client.call_tool("whoami", {})) == f"Bearer {UPSTREAM_SECRET}"
-                async with _client(f"{base}/orders/mcp", KEY, mode) as client:
-                    assert _text(await client.call_tool("find_orders", {"customer": "ann marie/1"})) == \
+                async with mcp_client(f"{base}/fixture/mcp", KEY, mode=mode) as client:
+                    assert text_of(await client.call_tool("whoami", {})) == f"Bearer {UPSTREAM_SECRET}"
+                async with mcp_client(f"{base}/orders/mcp", KEY, mode=mode) as client:
+                    assert text_of(await client.call_tool("find_orders", {"customer": "ann marie/1"})) == \
                         "/customers/ann marie/1/orders open"
-                async with _client(f"{base}/llm/mcp", KEY, mode) as client:
-                    assert _text(await client.call_tool("ask_tiny", {"prompt": "6x7"})) == "forty-two (6x7)"
-                async with _client(f"{base}/platform/mcp", KEY, mode) as client:
+                async with mcp_client(f"{base}/llm/mcp", KEY, mode=mode) as client:
+                    assert text_of(await client.call_tool("ask_tiny", {"prompt": "6x7"})) == "forty-two (6x7)"
+                async with mcp_client(f"{base}/platform/mcp", KEY, mode=mode) as client:
                     names = {t.name for t in (await client.list_tools()).tools}
                     assert {"fixture__add", "orders__find_orders", "llm__ask_tiny"} <= names
-                    assert _text(await client.call_tool("fixture__add", {"a": 40, "b": 2})) == "42"
-            async with _client(f"{base}/fixture/mcp", NARROW_KEY, "legacy") as client:
+                    assert text_of(await client.call_tool("fixture__add", {"a": 40, "b": 2})) == "42"
+            async with mcp_client(f"{base}/fixture/mcp", NARROW_KEY, mode="legacy") as client:
                 names = {t.name for t in (await client.list_tools()).tools}
                 assert "echo" in names and "add" not in names and "whoami" not in names
                 with pytest.raises(MCPError):

@@ -6,24 +6,25 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CreateMessageResult, TextContent
 
-from tests.integration.mcp_fixtures.harness import fixture_upstream, gateway, key, one_era_only, serve_app, snapshot, upstream_server
-from tests.integration.mcp_fixtures.harness import UPSTREAM_TOKEN
+from tests.integration.mcp_fixtures.harness import (
+    UPSTREAM_TOKEN,
+    fixture_upstream,
+    gateway,
+    key,
+    mcp_client,
+    one_era_only,
+    serve_app,
+    snapshot,
+    text_of,
+    upstream_server,
+)
 
 SERVER = "team/fixture"
 
 
-def _client(url: str, token: str, **kwargs: object) -> Client:
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(20.0))
-    return Client(streamable_http_client(url, http_client=http), **kwargs)  # type: ignore[arg-type]
-
-
-def _text(result: object) -> str:
-    content = result.content  # type: ignore[attr-defined]
-    return "".join(c.text for c in content if isinstance(c, TextContent))
 
 
 @pytest.fixture(params=["stateful", "stateless"])
@@ -41,21 +42,21 @@ async def gw_url(request: pytest.FixtureRequest):
 
 @pytest.mark.parametrize("mode", ["2026-07-28", "legacy", "auto"])
 async def test_lists_and_calls_tools_in_each_era(gw_url: str, mode: str) -> None:
-    async with _client(gw_url, "sk-full", mode=mode) as client:
+    async with mcp_client(gw_url, "sk-full", mode=mode) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         assert {"add", "echo", "test_simple_text", "secret_tool"} <= names
         result = await client.call_tool("add", {"a": 2, "b": 40})
-        assert not result.is_error and _text(result) == "42"
+        assert not result.is_error and text_of(result) == "42"
 
 
 async def test_gateway_sends_its_own_credential_upstream(gw_url: str) -> None:
-    async with _client(gw_url, "sk-full", mode="legacy") as client:
+    async with mcp_client(gw_url, "sk-full", mode="legacy") as client:
         result = await client.call_tool("whoami", {})
-    assert _text(result) == f"Bearer {UPSTREAM_TOKEN}"
+    assert text_of(result) == f"Bearer {UPSTREAM_TOKEN}"
 
 
 async def test_key_sees_and_calls_only_allowed_tools(gw_url: str) -> None:
-    async with _client(gw_url, "sk-narrow", mode="2026-07-28") as client:
+    async with mcp_client(gw_url, "sk-narrow", mode="2026-07-28") as client:
         names = {t.name for t in (await client.list_tools()).tools}
         assert names == {"add", "echo", "whoami"}
         with pytest.raises(MCPError, match="unknown tool"):
@@ -85,10 +86,10 @@ async def test_sampling_is_relayed_in_a_legacy_session() -> None:
                 return CreateMessageResult(role="assistant", model="client-model",
                                            content=TextContent(type="text", text="Paris"))
 
-            async with _client(f"{base}/fixture/mcp", "sk-full", mode="legacy", sampling_callback=sample) as client:
+            async with mcp_client(f"{base}/fixture/mcp", "sk-full", mode="legacy", sampling_callback=sample) as client:
                 result = await client.call_tool("test_sampling", {"prompt": "Capital of France?"})
     assert asked == ["Capital of France?"]
-    assert _text(result) == "LLM response: Paris"
+    assert text_of(result) == "LLM response: Paris"
 
 
 async def test_sse_transport_lists_and_calls() -> None:
@@ -100,7 +101,7 @@ async def test_sse_transport_lists_and_calls() -> None:
                 names = {t.name for t in (await client.list_tools()).tools}
                 assert "echo" in names
                 result = await client.call_tool("echo", {"text": "über / ?&"})
-    assert _text(result) == "über / ?&"
+    assert text_of(result) == "über / ?&"
 
 
 @pytest.mark.parametrize("upstream_era, client_mode", [("legacy", "2026-07-28"), ("modern", "legacy"),
@@ -109,11 +110,11 @@ async def test_gateway_speaks_each_upstream_its_own_era(upstream_era: str, clien
     async with fixture_upstream() as dual, serve_app(one_era_only(dual, upstream_era)) as front:
         snap = snapshot([upstream_server(SERVER, "/fixture", (f"{front}/mcp",))], [key("full", (SERVER,))])
         async with gateway(snap) as base:
-            async with _client(f"{base}/fixture/mcp", "sk-full", mode=client_mode) as client:
+            async with mcp_client(f"{base}/fixture/mcp", "sk-full", mode=client_mode) as client:
                 names = {t.name for t in (await client.list_tools()).tools}
                 assert "add" in names
-                assert _text(await client.call_tool("add", {"a": 5, "b": 6})) == "11"
-                assert _text(await client.call_tool("whoami", {})) == f"Bearer {UPSTREAM_TOKEN}"
+                assert text_of(await client.call_tool("add", {"a": 5, "b": 6})) == "11"
+                assert text_of(await client.call_tool("whoami", {})) == f"Bearer {UPSTREAM_TOKEN}"
 
 
 @pytest.mark.parametrize("mode", ["2026-07-28", "legacy"])
@@ -122,9 +123,9 @@ async def test_http_sse_upstream_is_served_in_both_eras(mode: str) -> None:
         snap = snapshot([upstream_server(SERVER, "/fixture", (upstream,), transport="sse")], [
             key("full", (SERVER,)), key("narrow", (SERVER,), {SERVER: ("echo",)})])
         async with gateway(snap) as base:
-            async with _client(f"{base}/fixture/mcp", "sk-full", mode=mode) as client:
+            async with mcp_client(f"{base}/fixture/mcp", "sk-full", mode=mode) as client:
                 assert "add" in {t.name for t in (await client.list_tools()).tools}
-                assert _text(await client.call_tool("add", {"a": 1, "b": 2})) == "3"
-                assert _text(await client.call_tool("whoami", {})) == f"Bearer {UPSTREAM_TOKEN}"
-            async with _client(f"{base}/fixture/mcp", "sk-narrow", mode=mode) as client:
+                assert text_of(await client.call_tool("add", {"a": 1, "b": 2})) == "3"
+                assert text_of(await client.call_tool("whoami", {})) == f"Bearer {UPSTREAM_TOKEN}"
+            async with mcp_client(f"{base}/fixture/mcp", "sk-narrow", mode=mode) as client:
                 assert {t.name for t in (await client.list_tools()).tools} == {"echo"}

@@ -35,6 +35,10 @@ from lockgate.api.ir import (
     hash_key,
 )
 from lockgate.proxy.mcp.standalone import StandaloneHost, make_app
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import TextContent
 from lockgate.proxy.server import ProxyServer, ProxySettings
 from lockgate.proxy.source import Snapshot, StaticSource
 
@@ -65,21 +69,28 @@ async def wait_for_port(port: int, deadline: float = 20.0, process: subprocess.P
 
 
 @asynccontextmanager
-async def fixture_upstream(*flags: str) -> AsyncIterator[str]:
-    """The SDK fixture server in its own process; yields its /mcp URL."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, str(FIXTURE_SERVER), "--port", str(port), *flags],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+async def running(argv: list[str], port: int, env: dict[str, str] | None = None) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """A process that serves on `port`, stopped (SIGTERM, then SIGKILL) on the way out."""
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+                               env={**os.environ, **(env or {})})
     try:
         await wait_for_port(port, process=process)
-        yield f"http://127.0.0.1:{port}/sse" if "--sse" in flags else f"http://127.0.0.1:{port}/mcp"
+        yield process
     finally:
         process.terminate()
         try:
-            process.wait(5)
+            process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@asynccontextmanager
+async def fixture_upstream(*flags: str) -> AsyncIterator[str]:
+    """The SDK fixture server in its own process; yields its /mcp (or, with --sse, /sse) URL."""
+    port = free_port()
+    async with running([sys.executable, str(FIXTURE_SERVER), "--port", str(port), *flags], port):
+        yield f"http://127.0.0.1:{port}/sse" if "--sse" in flags else f"http://127.0.0.1:{port}/mcp"
 
 
 @asynccontextmanager
@@ -121,20 +132,19 @@ async def gateway_process(snapshot: Snapshot, tmp: Path, secret: str = SESSION_S
     path.write_text(json.dumps({"config": snapshot.config.model_dump(mode="json"),
                                 "credentials": snapshot.credentials.model_dump(mode="json")}))
     port = free_port()
-    env = {**os.environ, "LOCKGATE_SESSION_KEY": secret}
-    process = subprocess.Popen([sys.executable, "-m", "lockgate.proxy.mcp.standalone", "--snapshot", str(path),
-                                "--port", str(port)], env=env, cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        await wait_for_port(port, process=process)
+    argv = [sys.executable, "-m", "lockgate.proxy.mcp.standalone", "--snapshot", str(path), "--port", str(port)]
+    async with running(argv, port, {"LOCKGATE_SESSION_KEY": secret}):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+
+
+def mcp_client(url: str, token: str, **options: Any) -> Client:
+    """The official SDK client, sending a Lockgate key."""
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(20.0))
+    return Client(streamable_http_client(url, http_client=http), **options)
+
+
+def text_of(result: Any) -> str:
+    return "".join(c.text for c in result.content if isinstance(c, TextContent))
 
 
 @dataclass
@@ -208,30 +218,23 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
               "proxy-authorization", "proxy-authenticate"}
 
 
-def key_injector(target: str, token: str) -> web.Application:
-    """A client-side forwarder that adds the caller's Lockgate key, as a configured client would.
+async def _relay(request: web.Request, method: str, url: str, headers: dict[str, str], body: bytes) -> web.StreamResponse:
+    """Send a request on and stream its answer back unchanged."""
+    async with request.app[FORWARD_HTTP].request(method, url, headers=headers, data=body or None,
+                                                 allow_redirects=False) as upstream:
+        response = web.StreamResponse(status=upstream.status, headers={
+            k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP | {"content-encoding"}})
+        await response.prepare(request)
+        try:
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+        except (ConnectionResetError, aiohttp.ClientError):
+            pass  # either side hung up: nothing left to relay
+        return response
 
-    Tools that cannot send headers (the conformance suite) reach the gateway through it; every
-    other header, Host and Origin included, passes unchanged.
-    """
-    async def forward(request: web.Request) -> web.StreamResponse:
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        headers["Authorization"] = f"Bearer {token}"
-        body = await request.read()
-        session = request.app[FORWARD_HTTP]
-        async with session.request(request.method, f"{target}{request.path_qs}", headers=headers,
-                                   data=body or None, allow_redirects=False) as upstream:
-            response = web.StreamResponse(status=upstream.status, headers={
-                k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP | {"content-encoding"}})
-            await response.prepare(request)
-            try:
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                await response.write_eof()
-            except (ConnectionResetError, aiohttp.ClientError):
-                pass  # either side hung up: nothing left to relay
-            return response
 
+def _forwarding_app(handler: Any, path: str) -> web.Application:
     async def start(app: web.Application) -> None:
         app[FORWARD_HTTP] = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
 
@@ -241,8 +244,22 @@ def key_injector(target: str, token: str) -> web.Application:
     app = web.Application()
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
-    app.router.add_route("*", "/{tail:.*}", forward)
+    app.router.add_route("*", path, handler)
     return app
+
+
+def key_injector(target: str, token: str) -> web.Application:
+    """A client-side forwarder that adds the caller's Lockgate key, as a configured client would.
+
+    Tools that cannot send headers (the conformance suite) reach the gateway through it; every
+    other header, Host and Origin included, passes unchanged.
+    """
+    async def forward(request: web.Request) -> web.StreamResponse:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers["Authorization"] = f"Bearer {token}"
+        return await _relay(request, request.method, f"{target}{request.path_qs}", headers, await request.read())
+
+    return _forwarding_app(forward, "/{tail:.*}")
 
 
 def one_era_only(target: str, era: str) -> web.Application:
@@ -263,23 +280,6 @@ def one_era_only(target: str, era: str) -> web.Application:
             return web.json_response({"jsonrpc": "2.0", "id": json.loads(body).get("id") if body else None,
                                       "error": {"code": -32601, "message": f"method not found: {method}"}}, status=404)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | {"host"}}
-        async with request.app[FORWARD_HTTP].request(request.method, target, headers=headers, data=body or None) as upstream:
-            response = web.StreamResponse(status=upstream.status, headers={
-                k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP | {"content-encoding"}})
-            await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
-            return response
+        return await _relay(request, request.method, target, headers, body)
 
-    async def start(app: web.Application) -> None:
-        app[FORWARD_HTTP] = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
-
-    async def stop(app: web.Application) -> None:
-        await app[FORWARD_HTTP].close()
-
-    app = web.Application()
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
-    app.router.add_route("*", "/mcp", forward)
-    return app
+    return _forwarding_app(forward, "/mcp")
