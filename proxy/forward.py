@@ -20,6 +20,7 @@ import aiohttp
 
 from lockgate.api.ir import Provider
 from lockgate.proxy.balancing import Lease, PickRequest
+from lockgate.proxy.balancing.prefix import prompt_prefix
 from lockgate.proxy.errors import ApiError, no_upstream, upstream_error, upstream_timeout
 from lockgate.proxy.providers import adapter_for
 from lockgate.proxy.providers.anthropic import UpstreamStreamError
@@ -179,6 +180,7 @@ async def _try_provider(gateway: Gateway, record: RequestRecord, op: Operation, 
         if provider.base_url is None:
             balancer = gateway.balancer(provider)
             excluded = gateway.outliers.ejected(provider.endpoint_urls()) | tried
+            prefix = prefix or prompt_prefix(body, provider.load_balancing.prefix_length)
             lease = await balancer.pick(PickRequest(target.model.name, prefix, estimate, 0, frozenset(excluded)))
             if lease is None:
                 last_error = last_error or no_upstream("Every endpoint of this model is busy or ejected.")

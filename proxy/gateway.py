@@ -35,6 +35,7 @@ from aiohttp import web
 from lockgate.api.ir import Alias, Provider
 from lockgate.proxy.auth import authenticate, check_model
 from lockgate.proxy.balancing import Balancer, make_balancer
+from lockgate.proxy.balancing.metrics import BalancerCollector
 from lockgate.proxy.errors import ApiError, model_not_found
 from lockgate.proxy.forward import ESTIMATE_CAP, forward
 from lockgate.proxy.filters.params import max_output_tokens
@@ -64,6 +65,8 @@ class Gateway:
         self._balancers: dict[str, tuple[str, Balancer]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._in_flight_gauge = self.metrics.in_flight.labels(name)
+        self.metrics.registry.register(
+            BalancerCollector(name, lambda: [(pid, b) for pid, (_, b) in self._balancers.items()]))
 
     # --- lifecycle -------------------------------------------------------
 
