@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx2
 import pytest
 from mcp import Client
@@ -129,3 +131,59 @@ async def test_http_sse_upstream_is_served_in_both_eras(mode: str) -> None:
                 assert text_of(await client.call_tool("whoami", {})) == f"Bearer {UPSTREAM_TOKEN}"
             async with mcp_client(f"{base}/fixture/mcp", "sk-narrow", mode=mode) as client:
                 assert {t.name for t in (await client.list_tools()).tools} == {"echo"}
+
+
+async def test_safety_checks_answer_with_proper_errors() -> None:
+    from tests.integration.mcp_fixtures.harness import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/mcp"  # nothing listens there
+    snap = snapshot([upstream_server(SERVER, "/fixture", (dead,))], [key("full", (SERVER,))])
+    async with gateway(snap) as base:
+        url = f"{base}/fixture/mcp"
+        headers = {"Authorization": "Bearer sk-full", "Accept": "application/json, text/event-stream"}
+        call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "add", "arguments": {}}}
+        async with httpx2.AsyncClient(timeout=10.0) as http:
+            down = await http.post(url, headers=headers, json=call)
+            assert down.status_code == 200 and down.json()["id"] == 7
+            assert down.json()["error"]["code"] == -32000 and "upstream" in down.json()["error"]["message"]
+            rebinding = await http.post(url, headers={**headers, "Origin": "http://evil.example.com"}, json=call)
+            assert rebinding.status_code == 403
+            wrong_host = await http.post(url, headers={**headers, "Host": "evil.example.com"}, json=call)
+            assert wrong_host.status_code == 403
+            huge = await http.post(url, headers=headers, content=b'{"jsonrpc":"2.0","id":1,"method":"x","params":{"p":"'
+                                   + b"a" * (11 * 1024 * 1024) + b'"}}')
+            assert huge.status_code == 413
+            garbage = await http.post(url, headers=headers, content=b"{not json")
+            assert garbage.status_code == 400 and garbage.json()["error"]["code"] == -32700
+            mismatch = await http.post(url, headers={**headers, "MCP-Protocol-Version": "2026-07-28",
+                                                     "Mcp-Method": "tools/call", "Mcp-Name": "other"}, json=call)
+            assert mismatch.status_code == 400 and mismatch.json()["error"]["code"] == -32020
+            stream = await http.get(url, headers=headers)
+            assert stream.status_code == 405
+            unknown = await http.post(f"{base}/nothing/mcp", headers=headers, json=call)
+            assert unknown.status_code == 404
+
+
+async def test_a_silent_upstream_times_out_into_an_error() -> None:
+    from aiohttp import web
+
+    never = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await never.wait()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/mcp", hang)
+    async with serve_app(app) as silent:
+        server = upstream_server(SERVER, "/fixture", (f"{silent}/mcp",))
+        server = server.model_copy(update={"upstream": server.upstream.model_copy(update={"timeout": 1.0})})  # type: ignore[union-attr]
+        async with gateway(snapshot([server], [key("full", (SERVER,))])) as base:
+            async with httpx2.AsyncClient(timeout=10.0) as http:
+                started = asyncio.get_running_loop().time()
+                answer = await http.post(f"{base}/fixture/mcp", headers={"Authorization": "Bearer sk-full"},
+                                         json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
+                elapsed = asyncio.get_running_loop().time() - started
+        never.set()
+    assert answer.json()["error"]["code"] == -32000 and answer.json()["id"] == 3
+    assert 0.9 < elapsed < 5
