@@ -12,17 +12,25 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from lockgate.proxy.mcp import jsonrpc as rpc
 from lockgate.proxy.mcp.backend import Backend, CallContext
+from lockgate.proxy.mcp.upstream_client import ACKNOWLEDGED
 
 log = logging.getLogger(__name__)
 MAX_NAME = 64
 SEPARATOR = "__"
 LISTING_TTL = 10.0
 MAX_PAGES = 20
+
+
+READY = "ready"  # not a notification: every member's stream is open
+LISTEN_READY_WAIT = 5.0
+_LISTING_OF = {"notifications/tools/list_changed": "tools", "notifications/prompts/list_changed": "prompts",
+               "notifications/resources/list_changed": "resources"}
 
 
 def prefixed(prefix: str, name: str) -> str:
@@ -52,8 +60,47 @@ class AggregateBackend:
         self._listings: dict[str, _Listing] = {}
 
     def capabilities(self) -> dict[str, Any]:
-        return {"tools": {"listChanged": False}, "prompts": {"listChanged": False},
-                "resources": {"listChanged": False}}
+        return {"tools": {"listChanged": True}, "prompts": {"listChanged": True},
+                "resources": {"listChanged": True}}
+
+    async def changes(self) -> AsyncIterator[str]:
+        """List-changed notification methods from every member, merged; each drops the cached listing.
+
+        The first item is READY, once every member's stream is live (or after LISTEN_READY_WAIT).
+        """
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        live = 0
+        followers = [m for m in self._members if hasattr(m.backend, "notes")]
+
+        async def follow(member: Member) -> None:
+            nonlocal live
+            async for note in member.backend.notes():  # type: ignore[attr-defined]
+                method = str(note.get("method"))
+                if method == ACKNOWLEDGED:
+                    live += 1
+                    if live == len(followers):
+                        await queue.put(READY)
+                    continue
+                self._listings.pop(_LISTING_OF.get(method, ""), None)
+                await queue.put(method)
+
+        tasks = [asyncio.ensure_future(follow(m)) for m in followers]
+        try:
+            if followers:
+                try:
+                    first = await asyncio.wait_for(queue.get(), LISTEN_READY_WAIT)
+                except asyncio.TimeoutError:
+                    first = READY
+                if first != READY:
+                    yield READY
+                yield first
+            else:
+                yield READY
+            while True:
+                yield await queue.get()
+        finally:
+            for task in tasks:
+                task.cancel()
 
     async def request(self, ctx: CallContext, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "tools/list":

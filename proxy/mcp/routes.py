@@ -28,7 +28,7 @@ from lockgate.proxy.mcp.legacy_sse import Channels
 from lockgate.proxy.mcp.metrics import McpMetrics
 from lockgate.proxy.mcp.proxy_upstream import proxy_post, proxy_stream
 from lockgate.proxy.mcp.reply import Reply, error_reply
-from lockgate.proxy.mcp.serve import serve_post
+from lockgate.proxy.mcp.serve import serve_get, serve_post
 
 GATEWAY = web.AppKey("lockgate_mcp_gateway", McpGateway)
 CHANNELS = web.AppKey("lockgate_mcp_channels", Channels)
@@ -150,6 +150,8 @@ async def _streamable_reply(gw: McpGateway, request: web.Request) -> tuple[Reply
             return await proxy_stream(gw, server, key, request.headers, request.method), info
         if request.method == "DELETE" and "Mcp-Session-Id" in request.headers:
             return Reply(status=200), info  # gateway-served sessions hold no state to end
+        if request.method == "GET":
+            return serve_get(gw, server, key, gw.backend(server), request.headers), info
         return Reply(status=405, headers={"Allow": "POST"}), info
     return Reply(status=405, headers={"Allow": "GET, POST, DELETE"}), info
 

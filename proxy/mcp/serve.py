@@ -49,6 +49,8 @@ async def serve_post(gw: McpGateway, server: McpServer, key: ConsumerKey, backen
             ref = gw.signer.decode(token)
             if ref is None or ref.server != server.id or ref.key_id != key.id:
                 return error_reply(request_id, rpc.RpcError(rpc.INVALID_REQUEST, "session not found", status=404))
+    if era == "modern" and method == "subscriptions/listen":
+        return _listen(backend, request_id, params)
     if era == "legacy" and method in ("ping", "logging/setLevel"):
         return Reply(body=rpc.result_message(request_id, _decorate({}, method, era, gw, server)))
     gw.check_access(key, server, message)
@@ -139,3 +141,48 @@ def _initialize(gw: McpGateway, server: McpServer, key: ConsumerKey, backend: Ba
         result["instructions"] = server.description
     session = gw.signer.encode(SessionRef(server.id, key.id))
     return Reply(body=rpc.result_message(request_id, result), headers={"Mcp-Session-Id": session})
+
+
+# Filter field of subscriptions/listen -> the notification it lets through.
+LISTEN_FILTERS = {"toolsListChanged": "notifications/tools/list_changed",
+                  "promptsListChanged": "notifications/prompts/list_changed",
+                  "resourcesListChanged": "notifications/resources/list_changed"}
+
+
+def serve_get(gw: McpGateway, server: McpServer, key: ConsumerKey, backend: Backend,
+              headers: Mapping[str, str]) -> Reply:
+    """A legacy session's standalone stream: the backend's list changes, or 405 when it has none."""
+    changes = getattr(backend, "changes", None)
+    ref = gw.signer.decode(headers.get("Mcp-Session-Id", ""))
+    if changes is None or ref is None or ref.server != server.id or ref.key_id != key.id:
+        return Reply(status=405, headers={"Allow": "POST"})
+    return Reply(events=sse.with_keepalives(_change_events(changes(), set(LISTEN_FILTERS.values()), None)))
+
+
+def _listen(backend: Backend, request_id: Any, params: dict[str, Any]) -> Reply:
+    changes = getattr(backend, "changes", None)
+    if changes is None:
+        return error_reply(request_id, rpc.RpcError(rpc.METHOD_NOT_FOUND, "this server's lists never change", status=404))
+    wanted = params.get("notifications") if isinstance(params.get("notifications"), dict) else {}
+    methods = {note for field, note in LISTEN_FILTERS.items() if wanted.get(field)}
+    ack = rpc.notification("notifications/subscriptions/acknowledged",
+                           {"_meta": {"io.modelcontextprotocol/subscriptionId": request_id}})
+
+    async def events() -> AsyncIterator[sse.Event]:
+        source = changes()
+        await anext(source, None)  # READY: the members listen before the client is told it does
+        yield sse.Event(rpc.dumps(ack).decode())
+        async for event in _change_events(source, methods, request_id):
+            yield event
+
+    return Reply(events=sse.with_keepalives(events()))
+
+
+async def _change_events(changes: AsyncIterator[str], methods: set[str], subscription: Any) -> AsyncIterator[sse.Event]:
+    async for method in changes:
+        if method not in methods:
+            continue
+        params: dict[str, Any] = {}
+        if subscription is not None:
+            params["_meta"] = {"io.modelcontextprotocol/subscriptionId": subscription}
+        yield sse.Event(rpc.dumps(rpc.notification(method, params)).decode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -12,8 +13,11 @@ class Event:
     event: str | None = None
     id: str | None = None
     retry: int | None = None
+    comment: str | None = None  # a ": ..." line alone (keep-alives)
 
     def encode(self) -> bytes:
+        if self.comment is not None:
+            return f": {self.comment}\n\n".encode()
         lines: list[str] = []
         if self.id is not None:
             lines.append(f"id: {self.id}")
@@ -27,6 +31,29 @@ class Event:
 
 
 KEEPALIVE = b": keep-alive\n\n"
+KEEPALIVE_SECONDS = 15.0
+
+
+async def with_keepalives(events: AsyncIterator[Event], every: float = KEEPALIVE_SECONDS) -> AsyncIterator[Event]:
+    """The events, with a comment whenever `every` seconds pass without one (proxies drop idle streams)."""
+    pending: asyncio.Future[Event] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(events))
+            done, _ = await asyncio.wait({pending}, timeout=every)
+            if not done:
+                yield Event(comment="keep-alive")
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            yield event
+    finally:
+        if pending is not None:
+            pending.cancel()
 HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from lockgate.proxy.mcp import jsonrpc as rpc
@@ -15,11 +16,18 @@ CAPABILITIES: dict[str, Any] = {"tools": {"listChanged": False}, "prompts": {"li
 
 
 class UpstreamBackend:
+    """Requests and list changes of one upstream, spoken to by the gateway itself."""
+
     def __init__(self, client: UpstreamClient | SseUpstreamClient) -> None:
         self.client = client
 
     def capabilities(self) -> dict[str, Any]:
         return CAPABILITIES
+
+    def notes(self) -> AsyncIterator[rpc.Message]:
+        """List-changed notifications (and the stream's acknowledgement) of the upstream."""
+        changes = getattr(self.client, "changes", None)
+        return changes() if changes is not None else _nothing()
 
     async def request(self, ctx: CallContext, method: str, params: dict[str, Any]) -> dict[str, Any]:
         params = {k: v for k, v in params.items() if k != "_meta"}
@@ -38,3 +46,8 @@ class UpstreamBackend:
                 meta = {k: v for k, v in meta.items() if k != rpc.META_SERVER_INFO}
                 result = {**result, "_meta": meta} if meta else {k: v for k, v in result.items() if k != "_meta"}
         return result
+
+
+async def _nothing() -> AsyncIterator[rpc.Message]:
+    return
+    yield

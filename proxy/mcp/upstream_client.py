@@ -10,7 +10,7 @@ sent, never the client's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -20,6 +20,7 @@ from lockgate.proxy.mcp import sse
 from lockgate.proxy.mcp.era import Era, encode_header_value
 
 OnMessage = Callable[[rpc.Message], Awaitable[None]]
+ACKNOWLEDGED = "notifications/subscriptions/acknowledged"
 CLIENT_INFO = {"name": "lockgate-mcp-gateway", "version": "0.1.0"}
 
 
@@ -163,6 +164,39 @@ class UpstreamClient:
             elif on_message is not None:
                 await on_message(message)
         return None
+
+    async def changes(self) -> AsyncIterator[rpc.Message]:
+        """The upstream's list-changed notifications, as long as its stream stays open.
+
+        Modern: a `subscriptions/listen` request; legacy: the session's GET stream.
+        """
+        await self._ensure_era()
+        if self.era == "modern":
+            self._next_id += 1
+            message = {"jsonrpc": "2.0", "id": f"lockgate-listen-{self._next_id}", "method": "subscriptions/listen",
+                       "params": self._modern_params({"notifications": {
+                           "toolsListChanged": True, "promptsListChanged": True, "resourcesListChanged": True}})}
+            request = self._http.post(self.url, data=rpc.dumps(message), headers=self._request_headers(message),
+                                      timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout))
+        else:
+            headers = {"Accept": "text/event-stream", **self._headers, "MCP-Protocol-Version": self._legacy_version}
+            if self._session_id:
+                headers["Mcp-Session-Id"] = self._session_id
+            request = self._http.get(self.url, headers=headers,
+                                     timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout))
+        try:
+            async with request as response:
+                if response.status != 200 or not response.headers.get("Content-Type", "").startswith("text/event-stream"):
+                    return
+                if self.era != "modern":
+                    yield rpc.notification(ACKNOWLEDGED, {})  # a legacy stream is live once its headers arrive
+                async for event in sse.parse(response.content.iter_any()):
+                    message = rpc.loads_message(event.data)
+                    method = str(message.get("method", "")) if message is not None else ""
+                    if message is not None and (method.endswith("/list_changed") or method == ACKNOWLEDGED):
+                        yield message
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return
 
     async def close(self) -> None:
         if self.era == "legacy" and self._session_id:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import httpx2
@@ -163,3 +165,57 @@ async def test_legacy_session_follows_its_upstream_across_gateway_processes(tmp_
                 refused = await http.post(f"{replica_b}/fixture/mcp", headers={**session_headers, "Mcp-Session-Id": forged},
                                           json={"jsonrpc": "2.0", "id": 9, "method": "tools/list"})
                 assert refused.status_code == 404
+
+
+async def _first_line_with(lines: object, needle: str) -> dict:
+    async for line in lines:  # type: ignore[attr-defined]
+        if line.startswith("data:") and needle in line:
+            return json.loads(line[5:])
+    raise AssertionError(f"stream ended before {needle}")
+
+
+async def test_aggregate_merges_list_changed_notifications() -> None:
+    async with fixture_upstream() as upstream:
+        servers = [upstream_server("team/fixture", "/fixture", (upstream,)),
+                   McpServer(id="team/platform", name="platform", path="/platform", kind="aggregate",
+                             members=(AggregateMember(server="team/fixture", prefix="fx"),))]
+        async with gateway(snapshot(servers, [key("full", ("team/platform",))])) as base:
+            url = f"{base}/platform/mcp"
+            headers = {"Authorization": "Bearer sk-full", "Accept": "application/json, text/event-stream"}
+            meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": {}}
+            modern = {**headers, "MCP-Protocol-Version": "2026-07-28"}
+            trigger = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                       "params": {"name": "fx__test_trigger_tool_change", "arguments": {}, "_meta": meta}}
+            async with httpx2.AsyncClient(timeout=20.0) as http:
+                listen = {"jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen",
+                          "params": {"notifications": {"toolsListChanged": True}, "_meta": meta}}
+                async with http.stream("POST", url, json=listen,
+                                       headers={**modern, "Mcp-Method": "subscriptions/listen"}) as stream:
+                    lines = stream.aiter_lines()
+                    ack = await _first_line_with(lines, "acknowledged")
+                    assert ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "sub-1"
+                    called = await http.post(url, json=trigger, headers={
+                        **modern, "Mcp-Method": "tools/call", "Mcp-Name": "fx__test_trigger_tool_change"})
+                    assert "tool list changed" in called.text
+                    changed = await asyncio.wait_for(_first_line_with(lines, "list_changed"), 10)
+                assert changed["method"] == "notifications/tools/list_changed"
+                assert changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "sub-1"
+                init = await http.post(url, headers=headers, json={
+                    "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+                assert init.json()["result"]["capabilities"]["tools"]["listChanged"] is True
+                legacy = {**headers, "Mcp-Session-Id": init.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+                async with http.stream("GET", url, headers=legacy) as stream:
+                    assert stream.status_code == 200
+                    lines = stream.aiter_lines()
+                    for _ in range(50):  # the GET stream carries no acknowledgement: trigger until one arrives
+                        await http.post(url, headers=legacy, json={
+                            "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                            "params": {"name": "fx__test_trigger_tool_change", "arguments": {}}})
+                        try:
+                            changed = await asyncio.wait_for(_first_line_with(lines, "list_changed"), 0.2)
+                            break
+                        except asyncio.TimeoutError:
+                            continue
+                assert changed["method"] == "notifications/tools/list_changed"
