@@ -8,7 +8,7 @@ backend in either protocol era.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lockgate.api.ir import ConsumerKey, McpServer
@@ -29,6 +29,7 @@ class CallContext:
     era: Era
     progress_token: Any = None
     emit: Emit = _drop  # notifications for the client on this request's stream
+    meta: dict[str, Any] = field(default_factory=dict)  # the client's params._meta
 
     async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         if self.progress_token is None:

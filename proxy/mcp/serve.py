@@ -58,7 +58,7 @@ async def serve_post(gw: McpGateway, server: McpServer, key: ConsumerKey, backen
     wants_stream = "text/event-stream" in headers.get("Accept", "")
     if progress_token is not None and wants_stream:
         return Reply(events=_streamed(gw, server, key, backend, message, era, progress_token))
-    ctx = CallContext(key, server, era)
+    ctx = CallContext(key, server, era, meta=rpc.meta_of(message))
     result = await _call(gw, server, key, backend, ctx, message)
     return Reply(body=rpc.result_message(request_id, _decorate(result, method, era, gw, server)))
 
@@ -82,7 +82,7 @@ async def _streamed(gw: McpGateway, server: McpServer, key: ConsumerKey, backend
         await queue.put(note)
 
     async def run() -> rpc.Message:
-        ctx = CallContext(key, server, era, progress_token, emit)
+        ctx = CallContext(key, server, era, progress_token, emit, rpc.meta_of(message))
         try:
             result = await _call(gw, server, key, backend, ctx, message)
             return rpc.result_message(message["id"], _decorate(result, str(message["method"]), era, gw, server))
@@ -163,7 +163,8 @@ def _listen(backend: Backend, request_id: Any, params: dict[str, Any]) -> Reply:
     changes = getattr(backend, "changes", None)
     if changes is None:
         return error_reply(request_id, rpc.RpcError(rpc.METHOD_NOT_FOUND, "this server's lists never change", status=404))
-    wanted = params.get("notifications") if isinstance(params.get("notifications"), dict) else {}
+    filters = params.get("notifications")
+    wanted: dict[str, Any] = filters if isinstance(filters, dict) else {}
     methods = {note for field, note in LISTEN_FILTERS.items() if wanted.get(field)}
     ack = rpc.notification("notifications/subscriptions/acknowledged",
                            {"_meta": {"io.modelcontextprotocol/subscriptionId": request_id}})

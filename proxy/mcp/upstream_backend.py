@@ -10,6 +10,9 @@ from lockgate.proxy.mcp.backend import CallContext
 from lockgate.proxy.mcp.sse_upstream_client import SseUpstreamClient
 from lockgate.proxy.mcp.upstream_client import UpstreamClient
 
+# Client _meta an upstream needs to see (what the client can do, how much it wants logged).
+FORWARDED_META = (rpc.META_CLIENT_CAPABILITIES, "io.modelcontextprotocol/logLevel", "io.modelcontextprotocol/clientInfo")
+
 # What the gateway's own handshake-free answers (discover, initialize) advertise for it.
 CAPABILITIES: dict[str, Any] = {"tools": {"listChanged": False}, "prompts": {"listChanged": False},
                                 "resources": {"listChanged": False}, "completions": {}}
@@ -31,8 +34,11 @@ class UpstreamBackend:
 
     async def request(self, ctx: CallContext, method: str, params: dict[str, Any]) -> dict[str, Any]:
         params = {k: v for k, v in params.items() if k != "_meta"}
+        meta = {k: v for k, v in ctx.meta.items() if k in FORWARDED_META}
         if ctx.progress_token is not None:
-            params["_meta"] = {"progressToken": ctx.progress_token}
+            meta["progressToken"] = ctx.progress_token
+        if meta:
+            params["_meta"] = meta
 
         async def relay(message: rpc.Message) -> None:
             if message.get("method") == "notifications/progress":
@@ -40,11 +46,13 @@ class UpstreamBackend:
 
         result = await self.client.request(method, params, relay)
         if self.client.era == "modern":
-            result = {k: v for k, v in result.items() if k not in ("resultType", "ttlMs", "cacheScope")}
-            meta = result.get("_meta")
-            if isinstance(meta, dict):
-                meta = {k: v for k, v in meta.items() if k != rpc.META_SERVER_INFO}
-                result = {**result, "_meta": meta} if meta else {k: v for k, v in result.items() if k != "_meta"}
+            # The gateway sets its own cache hints and serverInfo; an input_required result passes unchanged.
+            dropped = ("ttlMs", "cacheScope") + (("resultType",) if result.get("resultType") == "complete" else ())
+            result = {k: v for k, v in result.items() if k not in dropped}
+            upstream_meta = result.get("_meta")
+            if isinstance(upstream_meta, dict):
+                kept = {k: v for k, v in upstream_meta.items() if k != rpc.META_SERVER_INFO}
+                result = {**result, "_meta": kept} if kept else {k: v for k, v in result.items() if k != "_meta"}
         return result
 
 

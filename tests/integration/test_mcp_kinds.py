@@ -219,3 +219,26 @@ async def test_aggregate_merges_list_changed_notifications() -> None:
                         except asyncio.TimeoutError:
                             continue
                 assert changed["method"] == "notifications/tools/list_changed"
+
+
+async def test_input_required_results_pass_through_an_aggregate() -> None:
+    from mcp.types import ElicitResult
+
+    async with fixture_upstream() as upstream:
+        servers = [upstream_server("team/fixture", "/fixture", (upstream,)),
+                   McpServer(id="team/platform", name="platform", path="/platform", kind="aggregate",
+                             members=(AggregateMember(server="team/fixture", prefix="fx"),))]
+        async with gateway(snapshot(servers, [key("full", ("team/platform",))])) as base:
+            asked: list[str] = []
+
+            async def elicit(context: object, params: object) -> ElicitResult:
+                asked.append(params.message)  # type: ignore[attr-defined]
+                return ElicitResult(action="accept", content={"name": "Ada"})
+
+            async with mcp_client(f"{base}/platform/mcp", "sk-full", mode="2026-07-28",
+                                  elicitation_callback=elicit) as client:
+                result = await client.call_tool("fx__test_input_required_result_elicitation", {})
+                rounds = await client.call_tool("fx__test_input_required_result_multi_round", {})
+    assert text_of(result) == "Hello, Ada!"
+    assert asked[0] == "What is your name?"
+    assert text_of(rounds) == "Ada likes None."  # the second answer names no color: the state still round-tripped
