@@ -1,36 +1,14 @@
-"""Who may reach what: key lookup, per-key server and tool access, Host/Origin checks."""
+"""Who may reach what: per-key server and tool access, Host/Origin checks."""
 
 from __future__ import annotations
 
 import fnmatch
-import hmac
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
-from lockgate.api.ir import ConsumerKey, GatewayConfig, McpServer, hash_key
+from lockgate.api.ir import ConsumerKey, GatewayConfig, McpServer
 
 LOOPBACK_HOSTS: frozenset[str] = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-def find_key(config: GatewayConfig, token: str, now: datetime | None = None) -> ConsumerKey | None:
-    """The consumer key a token is, unless it expired or its hash was rotated out."""
-    now = now or datetime.now(timezone.utc)
-    digest = hash_key(token)
-    for key in config.keys:
-        if key.expires_at is not None and key.expires_at <= now:
-            continue
-        for known in key.hashes:
-            if hmac.compare_digest(known.sha256, digest) and (known.not_after is None or known.not_after > now):
-                return key
-    return None
 
 
 def may_use_server(key: ConsumerKey, server: McpServer) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import httpx2
 import pytest
@@ -14,7 +13,6 @@ from tests.integration.mcp_fixtures.harness import (
     RestApi,
     fixture_upstream,
     gateway,
-    gateway_process,
     key,
     llm_app,
     llm_provider,
@@ -138,33 +136,6 @@ async def test_catalog_lists_what_the_key_may_use() -> None:
     assert [e["id"] for e in entries] == ["team/orders"]
     assert entries[0]["url"] == f"{base}/orders/mcp" and entries[0]["description"] == "Orders API"
     assert [t["name"] for t in entries[0]["tools"]] == ["get_order"]
-
-
-async def test_legacy_session_follows_its_upstream_across_gateway_processes(tmp_path: Path) -> None:
-    async with fixture_upstream() as first, fixture_upstream() as second:
-        snap = snapshot([upstream_server("team/fixture", "/fixture", (first, second))], [key("full", ("team/fixture",))])
-        async with gateway_process(snap, tmp_path) as replica_a, gateway_process(snap, tmp_path) as replica_b:
-            async with httpx2.AsyncClient(timeout=20.0) as http:
-                headers = {"Authorization": "Bearer sk-full", "Accept": "application/json, text/event-stream"}
-                init = await http.post(f"{replica_a}/fixture/mcp", headers=headers, json={
-                    "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
-                assert init.status_code == 200
-                session = init.headers["mcp-session-id"]
-                session_headers = {**headers, "Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"}
-                note = await http.post(f"{replica_b}/fixture/mcp", headers=session_headers,
-                                       json={"jsonrpc": "2.0", "method": "notifications/initialized"})
-                assert note.status_code == 202
-                # Every call through either replica lands on the upstream that holds the session.
-                for i, replica in enumerate([replica_b, replica_a, replica_b, replica_b], start=2):
-                    call = await http.post(f"{replica}/fixture/mcp", headers=session_headers, json={
-                        "jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "add", "arguments": {"a": i, "b": 1}}})
-                    assert call.status_code == 200, call.text
-                    assert f'"text":"{i + 1}"' in call.text.replace(" ", "")
-                forged = session[:-2] + ("AA" if not session.endswith("AA") else "BB")
-                refused = await http.post(f"{replica_b}/fixture/mcp", headers={**session_headers, "Mcp-Session-Id": forged},
-                                          json={"jsonrpc": "2.0", "id": 9, "method": "tools/list"})
-                assert refused.status_code == 404
 
 
 async def _first_line_with(lines: object, needle: str) -> dict:

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx2
@@ -16,10 +11,9 @@ from mcp.shared.exceptions import MCPError
 from tests.integration.mcp_fixtures.harness import (
     RestApi,
     fixture_upstream,
-    free_port,
     llm_app,
+    lockgate_run,
     mcp_client,
-    running,
     serve_app,
     text_of,
 )
@@ -103,27 +97,14 @@ spec:
 """
 
 
-@asynccontextmanager
-async def lockgate_run(folder: Path) -> AsyncIterator[tuple[str, str]]:
-    port, admin = free_port(), free_port()
-    argv = [sys.executable, "-m", "lockgate.cli.main", "run", "-f", str(folder), "--port", str(port),
-            "--admin-port", str(admin), "--state-dir", str(folder / "state")]
-    async with running(argv, admin, {"LOCKGATE_SESSION_KEY": "t"}):
-        async with httpx2.AsyncClient() as http:
-            deadline = time.monotonic() + 20
-            while (await http.get(f"http://127.0.0.1:{admin}/readyz")).status_code != 200:
-                assert time.monotonic() < deadline, "lockgate run never became ready"
-                await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}"
-
-
 @pytest.mark.slow
 async def test_every_kind_through_lockgate_run(tmp_path: Path) -> None:
     api = RestApi()
     async with fixture_upstream() as upstream, serve_app(api.app()) as api_url, \
             serve_app(llm_app(["forty", "-two"])) as llm:
-        (tmp_path / "manifests.yaml").write_text(_manifests(upstream, api_url, llm))
-        async with lockgate_run(tmp_path) as (base, admin):
+        (tmp_path / "manifests").mkdir()
+        (tmp_path / "manifests" / "all.yaml").write_text(_manifests(upstream, api_url, llm))
+        async with lockgate_run(tmp_path / "manifests") as (base, admin):
             for mode in ("2026-07-28", "legacy"):
                 async with mcp_client(f"{base}/fixture/mcp", KEY, mode=mode) as client:
                     assert text_of(await client.call_tool("whoami", {})) == f"Bearer {UPSTREAM_SECRET}"
@@ -153,3 +134,78 @@ async def test_every_kind_through_lockgate_run(tmp_path: Path) -> None:
     assert 'tool="find_orders"' in metrics
     # The model tool went through the OpenAI pipeline: its requests are counted there too.
     assert 'lockgate_requests_total{' in metrics and 'model="tiny"' in metrics
+
+
+def _replica_manifests(ports: list[int]) -> str:
+    slices = "".join(f"""
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: fixture-{i}
+  namespace: tools
+  labels: {{kubernetes.io/service-name: fixture}}
+addressType: IPv4
+ports: [{{name: http, port: {port}, protocol: TCP}}]
+endpoints: [{{addresses: ["127.0.0.1"], conditions: {{ready: true}}}}]""" for i, port in enumerate(ports))
+    return f"""
+apiVersion: v1
+kind: Secret
+metadata: {{name: keys, namespace: tools}}
+stringData: {{full: {KEY}}}
+---
+apiVersion: lockgate.io/v1alpha1
+kind: ApiKey
+metadata: {{name: full, namespace: tools}}
+spec: {{consumer: full, existingSecret: {{name: keys, key: full}}, mcpServers: [fixture]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: fixture, namespace: tools}}
+spec: {{ports: [{{name: http, port: 80, protocol: TCP}}]}}
+---
+apiVersion: lockgate.io/v1alpha1
+kind: MCPServer
+metadata: {{name: fixture, namespace: tools}}
+spec:
+  path: /fixture
+  upstream: {{service: {{name: fixture, port: http}}, path: /mcp}}
+{slices}
+"""
+
+
+@pytest.mark.slow
+async def test_legacy_session_keeps_to_its_upstream_across_two_gateway_processes(tmp_path: Path) -> None:
+    async with fixture_upstream("--name", "first") as first, fixture_upstream("--name", "second") as second:
+        ports = [int(url.split(":")[2].split("/")[0]) for url in (first, second)]
+        (tmp_path / "manifests").mkdir()
+        (tmp_path / "manifests" / "all.yaml").write_text(_replica_manifests(ports))
+        async with lockgate_run(tmp_path / "manifests") as (replica_a, _), \
+                lockgate_run(tmp_path / "manifests") as (replica_b, _):
+            async with httpx2.AsyncClient(timeout=20.0) as http:
+                headers = {"Authorization": f"Bearer {KEY}", "Accept": "application/json, text/event-stream"}
+                init = await http.post(f"{replica_a}/fixture/mcp", headers=headers, json={
+                    "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+                assert init.status_code == 200, init.text
+                session = init.headers["mcp-session-id"]
+                session_headers = {**headers, "Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"}
+                note = await http.post(f"{replica_b}/fixture/mcp", headers=session_headers,
+                                       json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+                assert note.status_code == 202
+                # Either replica sends every call to the endpoint holding the session (the other would answer 404).
+                for i, replica in enumerate([replica_b, replica_a, replica_b, replica_a, replica_b, replica_b], start=2):
+                    call = await http.post(f"{replica}/fixture/mcp", headers=session_headers, json={
+                        "jsonrpc": "2.0", "id": i, "method": "tools/call",
+                        "params": {"name": "add", "arguments": {"a": i, "b": 1}}})
+                    assert call.status_code == 200, call.text
+                    assert f'"text":"{i + 1}"' in call.text.replace(" ", "")
+                forged = session[:-2] + ("AA" if not session.endswith("AA") else "BB")
+                refused = await http.post(f"{replica_b}/fixture/mcp", headers={**session_headers, "Mcp-Session-Id": forged},
+                                          json={"jsonrpc": "2.0", "id": 9, "method": "tools/list"})
+                assert refused.status_code == 404
+                ended = await http.delete(f"{replica_b}/fixture/mcp", headers=session_headers)
+                assert ended.status_code == 200
+                gone = await http.post(f"{replica_a}/fixture/mcp", headers=session_headers, json={
+                    "jsonrpc": "2.0", "id": 10, "method": "tools/list"})
+                assert gone.status_code == 404

@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx2
 from aiohttp import web
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import TextContent
 
 from lockgate.api.ir import (
     AggregateMember,
@@ -34,11 +38,6 @@ from lockgate.api.ir import (
     UpstreamAuth,
     hash_key,
 )
-from lockgate.proxy.mcp.standalone import StandaloneHost, make_app
-import httpx2
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.types import TextContent
 from lockgate.proxy.server import ProxyServer, ProxySettings
 from lockgate.proxy.source import Snapshot, StaticSource
 
@@ -119,22 +118,18 @@ async def gateway(snapshot: Snapshot) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def standalone_gateway(snapshot: Snapshot, secret: str = SESSION_SECRET) -> AsyncIterator[str]:
-    """The MCP routes alone (no data plane) in-process; yields the base URL."""
-    async with serve_app(make_app(StandaloneHost(snapshot), session_secret=secret)) as url:
-        yield url
-
-
-@asynccontextmanager
-async def gateway_process(snapshot: Snapshot, tmp: Path, secret: str = SESSION_SECRET) -> AsyncIterator[str]:
-    """The MCP gateway as a separate process (a replica)."""
-    path = tmp / f"snapshot-{free_port()}.json"
-    path.write_text(json.dumps({"config": snapshot.config.model_dump(mode="json"),
-                                "credentials": snapshot.credentials.model_dump(mode="json")}))
-    port = free_port()
-    argv = [sys.executable, "-m", "lockgate.proxy.mcp.standalone", "--snapshot", str(path), "--port", str(port)]
-    async with running(argv, port, {"LOCKGATE_SESSION_KEY": secret}):
-        yield f"http://127.0.0.1:{port}"
+async def lockgate_run(folder: Path) -> AsyncIterator[tuple[str, str]]:
+    """`lockgate run -f folder` as its own process (replicas share the session key); yields (base, admin) URLs."""
+    port, admin = free_port(), free_port()
+    argv = [sys.executable, "-m", "lockgate.cli.main", "run", "-f", str(folder), "--port", str(port),
+            "--admin-port", str(admin), "--state-dir", str(folder.parent / f"state-{port}")]
+    async with running(argv, admin, {"LOCKGATE_SESSION_KEY": SESSION_SECRET}):
+        async with httpx2.AsyncClient() as http:
+            deadline = time.monotonic() + 20
+            while (await http.get(f"http://127.0.0.1:{admin}/readyz")).status_code != 200:
+                assert time.monotonic() < deadline, "lockgate run never became ready"
+                await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}"
 
 
 def mcp_client(url: str, token: str, **options: Any) -> Client:
@@ -209,8 +204,6 @@ def llm_provider(base_url: str) -> Provider:
                     models=(ProviderModel(name="tiny", upstream_model="tiny-1"),))
 
 
-__all__ = ["AggregateMember", "HttpTool", "McpServer", "ModelTool", "RestApi", "fixture_upstream", "gateway",
-           "gateway_process", "key", "llm_app", "llm_provider", "serve_app", "snapshot", "upstream_server"]
 
 
 FORWARD_HTTP = web.AppKey("forward_http", aiohttp.ClientSession)
