@@ -23,15 +23,12 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import TextContent
 
 from lockgate.api.ir import (
-    AggregateMember,
     ApiKeyHash,
     ConsumerKey,
     Credentials,
     GatewayConfig,
-    HttpTool,
     McpServer,
     McpUpstream,
-    ModelTool,
     Provider,
     ProviderModel,
     RateLimits,
