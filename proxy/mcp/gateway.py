@@ -134,7 +134,8 @@ class McpGateway:
         try:
             return await self.host.quota.admit(request)
         except QuotaRejected as exc:
-            raise rpc.RpcError(rpc.RATE_LIMITED, exc.message, {"retryAfter": exc.retry_after}, status=429) from None
+            raise rpc.RpcError(rpc.RATE_LIMITED, exc.message, {"retryAfter": exc.retry_after, "reason": exc.code},
+                               status=429, headers=exc.headers) from None
 
     async def settle(self, reservation: Reservation | None) -> None:
         if reservation is not None:

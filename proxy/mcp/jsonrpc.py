@@ -36,12 +36,14 @@ NAMED_METHODS: dict[str, str] = {"tools/call": "name", "prompts/get": "name", "r
 class RpcError(Exception):
     """A JSON-RPC error to answer with; `status` is the HTTP status to use."""
 
-    def __init__(self, code: int, message: str, data: Any = None, status: int = 200) -> None:
+    def __init__(self, code: int, message: str, data: Any = None, status: int = 200,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.data = data
         self.status = status
+        self.headers = headers or {}
 
     def to_message(self, request_id: Any) -> Message:
         return error_message(request_id, self.code, self.message, self.data)

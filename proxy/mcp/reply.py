@@ -26,7 +26,7 @@ class Reply:
 
 
 def error_reply(request_id: object, error: rpc.RpcError) -> Reply:
-    return Reply(status=error.status, body=error.to_message(request_id))
+    return Reply(status=error.status, headers=error.headers, body=error.to_message(request_id))
 
 
 async def messages_of(reply: Reply) -> AsyncIterator[rpc.Message]:

@@ -213,3 +213,25 @@ async def test_input_required_results_pass_through_an_aggregate() -> None:
     assert text_of(result) == "Hello, Ada!"
     assert asked[0] == "What is your name?"
     assert text_of(rounds) == "Ada likes None."  # the second answer names no color: the state still round-tripped
+
+
+async def test_tool_calls_count_against_the_keys_rpm() -> None:
+    from lockgate.proxy.quota import UnlimitedQuota, make_quota_service
+
+    if isinstance(make_quota_service(), UnlimitedQuota):
+        pytest.skip("the quota service is still the admit-everything placeholder on this branch")
+    api = RestApi()
+    async with serve_app(api.app()) as api_url:
+        snap = snapshot([_http_tools_server(api_url)], [key("slow", ("team/orders",), rpm=2)])
+        async with gateway(snap) as base:
+            async with httpx2.AsyncClient(timeout=10.0) as http:
+                headers = {"Authorization": "Bearer sk-slow", "Accept": "application/json, text/event-stream"}
+                answers = [await http.post(f"{base}/orders/mcp", headers=headers, json={
+                    "jsonrpc": "2.0", "id": i, "method": "tools/call",
+                    "params": {"name": "create_order", "arguments": {"item": "tea"}}}) for i in range(3)]
+                listing = await http.post(f"{base}/orders/mcp", headers=headers,
+                                          json={"jsonrpc": "2.0", "id": 9, "method": "tools/list"})
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].json()["error"]["code"] == -32001
+    assert listing.status_code == 200  # listing is not a call
+    assert len(api.seen) == 2
