@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from lockgate.api.ir import ConsumerKey, GatewayConfig, McpServer
 
 LOOPBACK_HOSTS: frozenset[str] = frozenset({"localhost", "127.0.0.1", "::1"})
+CLUSTER_SUFFIXES: frozenset[str] = frozenset({"*.svc", "*.svc.cluster.local"})
 
 
 def may_use_server(key: ConsumerKey, server: McpServer) -> bool:
@@ -24,11 +25,13 @@ def tool_allowed(key: ConsumerKey, server_id: str, tool: str) -> bool:
 
 
 def allowed_hosts(server: McpServer, config: GatewayConfig, extra: Iterable[str] = ()) -> frozenset[str]:
-    """Host names a request may name in Host or Origin (DNS-rebinding protection)."""
-    if server.hosts:
-        return frozenset(h.lower() for h in server.hosts) | LOOPBACK_HOSTS
-    route_hosts = {h.lower() for route in config.routes for h in route.hosts if "*" not in h}
-    return frozenset(route_hosts | {h.lower() for h in extra}) | LOOPBACK_HOSTS
+    """Host names (or "*.suffix" patterns) a request may name in Host or Origin (DNS-rebinding protection).
+
+    The server's own hosts when it lists them, else the Routes' hosts; always loopback and the
+    cluster's own service names, which no outside DNS can point a browser at.
+    """
+    names = server.hosts if server.hosts else [h for route in config.routes for h in route.hosts if h != "*"]
+    return frozenset(h.lower() for h in [*names, *extra]) | LOOPBACK_HOSTS | CLUSTER_SUFFIXES
 
 
 def host_name(value: str) -> str:
@@ -39,11 +42,18 @@ def host_name(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
+def name_allowed(name: str, allowed: frozenset[str]) -> bool:
+    name = name.lower().rstrip(".")
+    if name in allowed:
+        return True
+    return any(pattern.startswith("*.") and name.endswith(pattern[1:]) for pattern in allowed)
+
+
 def origin_allowed(host: str | None, origin: str | None, allowed: frozenset[str]) -> bool:
-    if host is not None and host_name(host) not in allowed:
+    if host is not None and not name_allowed(host_name(host), allowed):
         return False
     if origin is not None:
         name = urlsplit(origin).hostname
-        if name is None or name.lower() not in allowed:
+        if name is None or not name_allowed(name, allowed):
             return False
     return True

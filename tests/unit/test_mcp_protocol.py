@@ -80,7 +80,7 @@ def test_session_ids_are_signed_and_bound() -> None:
 def test_keys_tools_and_hosts() -> None:
     key = ConsumerKey(id="ns/k", consumer="c", hashes=(ApiKeyHash(sha256=hash_key("new")),),
                       mcp_servers=("ns/s",), mcp_tools={"ns/s": ("get_*", "echo")})
-    config = GatewayConfig(keys=(key,), routes=(Route(id="ns/r", type="openai", hosts=("ai.example.com", "*")),))
+    config = GatewayConfig(keys=(key,), routes=(Route(id="ns/r", type="openai", hosts=("ai.example.com", "*.corp.example", "*")),))
     assert access.tool_allowed(key, "ns/s", "get_logs") and access.tool_allowed(key, "ns/s", "echo")
     assert not access.tool_allowed(key, "ns/s", "delete_all")
     assert access.tool_allowed(key, "ns/other", "anything")
@@ -90,6 +90,9 @@ def test_keys_tools_and_hosts() -> None:
     assert access.origin_allowed("127.0.0.1:8080", None, allowed)
     assert access.origin_allowed("[::1]:80", "http://localhost:3000", allowed)
     assert not access.origin_allowed("evil.example.com", None, allowed)
+    assert access.origin_allowed("tools.corp.example", "https://app.corp.example", allowed)
+    assert access.origin_allowed("lockgate.ai-gateway.svc:8080", None, allowed)
+    assert not access.origin_allowed("corp.example.evil.com", None, allowed)
     assert not access.origin_allowed("localhost", "http://evil.example.com", allowed)
     assert not access.origin_allowed("localhost", "null", allowed)
 
