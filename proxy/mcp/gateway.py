@@ -20,6 +20,7 @@ from lockgate.proxy.mcp.tools_backend import HttpToolsBackend
 from lockgate.proxy.mcp.upstream_backend import UpstreamBackend
 from lockgate.proxy.mcp.upstream_client import UpstreamClient
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, Reservation
+from lockgate.proxy.source import Snapshot
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 ALLOWED_HOSTS_ENV = "LOCKGATE_MCP_ALLOWED_HOSTS"
@@ -34,6 +35,7 @@ class McpGateway:
         self.extra_hosts = tuple(allowed_hosts) + tuple(env_hosts)
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics or shared_metrics()
+        self._snapshot: Snapshot | None = None
         self._built_for: tuple[str, str] | None = None
         self._backends: dict[str, Backend] = {}
         self._by_path: dict[str, McpServer] = {}
@@ -45,7 +47,9 @@ class McpGateway:
         snapshot = self.host.snapshot()
         if snapshot is None:
             raise rpc.RpcError(rpc.INTERNAL_ERROR, "the gateway has no configuration yet", status=503)
-        self._refresh(snapshot.config, snapshot.credentials)
+        if snapshot is not self._snapshot:
+            self._snapshot = snapshot
+            self._refresh(snapshot.config, snapshot.credentials)
         return snapshot.config, snapshot.credentials
 
     def server_at(self, path: str) -> McpServer | None:
