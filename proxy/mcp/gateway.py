@@ -12,6 +12,7 @@ from lockgate.proxy.mcp import jsonrpc as rpc
 from lockgate.proxy.mcp.aggregate import AggregateBackend, Member
 from lockgate.proxy.mcp.backend import Backend
 from lockgate.proxy.mcp.host import McpHost
+from lockgate.proxy.mcp.input_relay import InputRelay
 from lockgate.proxy.mcp.metrics import McpMetrics, shared_metrics
 from lockgate.proxy.mcp.model_tools import ModelToolsBackend
 from lockgate.proxy.mcp.sse_upstream_client import SseUpstreamClient
@@ -35,6 +36,7 @@ class McpGateway:
         self.extra_hosts = tuple(allowed_hosts) + tuple(env_hosts)
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics or shared_metrics()
+        self.inputs = InputRelay()
         self._snapshot: Snapshot | None = None
         self._built_for: tuple[str, str] | None = None
         self._backends: dict[str, Backend] = {}

@@ -32,8 +32,11 @@ def server_info(gw: McpGateway, server: McpServer) -> dict[str, Any]:
 
 async def serve_post(gw: McpGateway, server: McpServer, key: ConsumerKey, backend: Backend,
                      headers: Mapping[str, str], message: rpc.Message, era: Era) -> Reply:
+    if rpc.is_response(message):
+        gw.inputs.answer(headers.get("Mcp-Session-Id", ""), message)  # an answer to an input request, if awaited
+        return Reply(status=202)
     if not rpc.is_request(message):
-        return Reply(status=202)  # notifications and client responses need no answer here
+        return Reply(status=202)  # notifications need no answer
     request_id = message["id"]
     method = str(message.get("method"))
     params = rpc.params_of(message)
@@ -56,8 +59,10 @@ async def serve_post(gw: McpGateway, server: McpServer, key: ConsumerKey, backen
     gw.check_access(key, server, message)
     progress_token = rpc.meta_of(message).get("progressToken")
     wants_stream = "text/event-stream" in headers.get("Accept", "")
-    if progress_token is not None and wants_stream:
-        return Reply(events=_streamed(gw, server, key, backend, message, era, progress_token))
+    may_ask = era == "legacy" and method in rpc.NAMED_METHODS  # its answer may need input from the client
+    if wants_stream and (progress_token is not None or may_ask):
+        session = headers.get("Mcp-Session-Id", "")
+        return Reply(events=_streamed(gw, server, key, backend, message, era, progress_token, session))
     ctx = CallContext(key, server, era, meta=rpc.meta_of(message))
     result = await _call(gw, server, key, backend, ctx, message)
     return Reply(body=rpc.result_message(request_id, _decorate(result, method, era, gw, server)))
@@ -75,7 +80,7 @@ async def _call(gw: McpGateway, server: McpServer, key: ConsumerKey, backend: Ba
 
 
 async def _streamed(gw: McpGateway, server: McpServer, key: ConsumerKey, backend: Backend, message: rpc.Message,
-                    era: Era, progress_token: Any) -> AsyncIterator[sse.Event]:
+                    era: Era, progress_token: Any, session: str) -> AsyncIterator[sse.Event]:
     queue: asyncio.Queue[rpc.Message] = asyncio.Queue()
 
     async def emit(note: rpc.Message) -> None:
@@ -83,8 +88,17 @@ async def _streamed(gw: McpGateway, server: McpServer, key: ConsumerKey, backend
 
     async def run() -> rpc.Message:
         ctx = CallContext(key, server, era, progress_token, emit, rpc.meta_of(message))
+
+        async def retry(answers: dict[str, Any], state: Any) -> dict[str, Any]:
+            params = {**rpc.params_of(message), "inputResponses": answers}
+            if state is not None:
+                params["requestState"] = state
+            return await _call(gw, server, key, backend, ctx, {**message, "params": params})
+
         try:
             result = await _call(gw, server, key, backend, ctx, message)
+            if era == "legacy":
+                result = await gw.inputs.resolve(session, result, retry, emit)
             return rpc.result_message(message["id"], _decorate(result, str(message["method"]), era, gw, server))
         except rpc.RpcError as exc:
             return exc.to_message(message["id"])

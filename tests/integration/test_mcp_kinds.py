@@ -235,3 +235,23 @@ async def test_tool_calls_count_against_the_keys_rpm() -> None:
     assert answers[2].json()["error"]["code"] == -32001
     assert listing.status_code == 200  # listing is not a call
     assert len(api.seen) == 2
+
+
+async def test_legacy_clients_answer_input_requests_as_sampling_through_an_aggregate() -> None:
+    from mcp.types import CreateMessageResult, TextContent
+
+    async with fixture_upstream() as upstream:
+        servers = [upstream_server("team/fixture", "/fixture", (upstream,)),
+                   McpServer(id="team/platform", name="platform", path="/platform", kind="aggregate",
+                             members=(AggregateMember(server="team/fixture", prefix="fx"),))]
+        async with gateway(snapshot(servers, [key("full", ("team/platform",))])) as base:
+            asked: list[str] = []
+
+            async def sample(context: object, params: object) -> CreateMessageResult:
+                asked.append(params.messages[0].content.text)  # type: ignore[attr-defined]
+                return CreateMessageResult(role="assistant", model="m", content=TextContent(type="text", text="Paris"))
+
+            async with mcp_client(f"{base}/platform/mcp", "sk-full", mode="legacy", sampling_callback=sample) as client:
+                result = await client.call_tool("fx__test_input_required_result_sampling", {})
+    assert asked == ["What is the capital of France?"]
+    assert text_of(result) == "Model said: Paris"

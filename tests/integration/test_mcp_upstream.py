@@ -187,3 +187,19 @@ async def test_a_silent_upstream_times_out_into_an_error() -> None:
         never.set()
     assert answer.json()["error"]["code"] == -32000 and answer.json()["id"] == 3
     assert 0.9 < elapsed < 5
+
+
+async def test_legacy_client_answers_a_modern_only_upstreams_input_requests() -> None:
+    from mcp.types import ElicitResult
+
+    async with fixture_upstream() as dual, serve_app(one_era_only(dual, "modern")) as front:
+        snap = snapshot([upstream_server(SERVER, "/fixture", (f"{front}/mcp",))], [key("full", (SERVER,))])
+        async with gateway(snap) as base:
+            async def elicit(context: object, params: object) -> ElicitResult:
+                return ElicitResult(action="accept", content={"name": "Grace"})
+
+            async with mcp_client(f"{base}/fixture/mcp", "sk-full", mode="legacy", elicitation_callback=elicit) as client:
+                result = await client.call_tool("test_input_required_result_elicitation", {})
+                rounds = await client.call_tool("test_input_required_result_multi_round", {})
+    assert text_of(result) == "Hello, Grace!"
+    assert text_of(rounds) == "Grace likes None."
