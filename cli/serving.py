@@ -22,7 +22,7 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quota-store", default="memory", help="memory, or redis://host:port/db")
     parser.add_argument("--quota-fail-mode", choices=("open", "closed"), default="open",
                         help="when the quota store is unreachable: let requests through (open) or refuse them (closed)")
-    parser.add_argument("--replicas-hint", type=int, default=1, help="proxy replicas sharing a memory quota store")
+    parser.add_argument("--replicas-hint", type=int, default=1, help="proxy replicas sharing the quota store (fail-open: each enforces limit / replicas)")
     parser.add_argument("--gateway-name", default="lockgate", help="the gateway label in metrics")
     parser.add_argument("--log-level", default=os.environ.get("LOCKGATE_LOG_LEVEL", "INFO"))
 

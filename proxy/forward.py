@@ -12,6 +12,7 @@ happens before any byte reaches the client.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from lockgate.proxy.balancing.prefix import prompt_prefix
 from lockgate.proxy.errors import ApiError, no_upstream, upstream_error, upstream_timeout
 from lockgate.proxy.providers import adapter_for
 from lockgate.proxy.providers.anthropic import UpstreamStreamError
-from lockgate.proxy.providers.base import Adapter, Operation, SSESplitter, StreamTranslator, Usage
+from lockgate.proxy.providers.base import Adapter, Operation, StreamTranslator, Usage
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, Reservation
 from lockgate.proxy.record import RequestRecord
 from lockgate.proxy.snapshot import Target
@@ -34,6 +35,13 @@ if TYPE_CHECKING:
 
 _CONNECT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError)
 ESTIMATE_CAP = 4096  # output tokens reserved when the request sets no max
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(connect: float) -> aiohttp.ClientTimeout:
+    # sock_connect only: it applies to new connections alone, so a pooled one costs no timer; waiting
+    # for a connection from the pool is bounded by the first-token deadline around the request.
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect)
 
 
 class _Retryable(Exception):
@@ -46,6 +54,9 @@ class _Retryable(Exception):
 def quota_error(rejected: QuotaRejected) -> ApiError:
     headers = {"Retry-After": str(max(1, int(rejected.retry_after + 0.999))), **rejected.headers}
     provider = rejected.code == "provider_rate_limited"
+    if rejected.status == 503:  # QuotaStoreUnavailable: fail mode "closed" while Redis is away
+        return ApiError(503, rejected.message, type="api_error", code=rejected.code, error_type="internal",
+                        headers=headers)
     return ApiError(429, rejected.message, type="insufficient_quota" if rejected.code == "insufficient_quota"
                     else "rate_limit_error", code=rejected.code,
                     error_type="provider_rate_limited" if provider else "policy_rate_limited", headers=headers)
@@ -61,7 +72,7 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """A successful (or relayed) upstream exchange. `close` must be awaited exactly once."""
 
@@ -75,19 +86,18 @@ class Outcome:
     response: aiohttp.ClientResponse | None = None  # open stream
     translator: StreamTranslator | None = None
     pending: list[bytes] = field(default_factory=list)  # client events ready to send
-    splitter: SSESplitter | None = None
     deadline: float = 0.0
     _closed: bool = False
 
     async def events(self):  # type: ignore[no-untyped-def]
-        """Client SSE events, the pending ones first. Raises UpstreamStreamError/_CONNECT_ERRORS mid-stream."""
-        assert self.response is not None and self.translator is not None and self.splitter is not None
+        """Client SSE bytes (whole events), the pending ones first. Raises mid-stream failures."""
+        assert self.response is not None and self.translator is not None
         record = self.record
         pending, self.pending = self.pending, []
-        for event in pending:
-            yield event
+        for block in pending:
+            yield block
         content = self.response.content
-        translator, splitter = self.translator, self.splitter
+        translator = self.translator
         async with asyncio.timeout_at(self.deadline):
             while True:
                 t0 = time.perf_counter()
@@ -95,14 +105,11 @@ class Outcome:
                 record.upstream_seconds += time.perf_counter() - t0
                 if not chunk:
                     break
-                for event in splitter.feed(chunk):
-                    for out in translator.feed(event):
-                        yield out
-        rest = splitter.rest()
-        if rest:
-            for out in translator.feed(rest):
-                yield out
-        for out in translator.finish():
+                out = translator.feed_bytes(chunk)
+                if out:
+                    yield out
+        out = translator.end()
+        if out:
             yield out
 
     def usage(self) -> Usage:
@@ -146,7 +153,7 @@ async def forward(gateway: Gateway, record: RequestRecord, op: Operation, body: 
             reservation = await gateway.quota.admit(AdmitRequest(record.entry.key, target.model.name, provider.id,
                                                                  target.model.limits, estimate, provider.queue_max_wait))
         except QuotaRejected as rejected:
-            gateway.metrics.quota_rejections.labels(gateway.name, record.entry.key.consumer, rejected.code).inc()
+            gateway.metrics.quota_rejected(record.entry.key.consumer, rejected.code)
             last_error = quota_error(rejected)
             if rejected.code == "provider_rate_limited" and index + 1 < len(candidates):
                 continue
@@ -219,7 +226,7 @@ async def _attempt(gateway: Gateway, record: RequestRecord, op: Operation, body:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (timeout if timeout is not None else timeouts.request)
     first_deadline = min(deadline, loop.time() + timeouts.first_token)
-    client_timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_connect=timeouts.connect)
+    client_timeout = _client_timeout(timeouts.connect)
     t0 = time.perf_counter()
     response: aiohttp.ClientResponse | None = None
     try:
@@ -237,7 +244,8 @@ async def _attempt(gateway: Gateway, record: RequestRecord, op: Operation, body:
                 raise _Retryable(upstream_error(f"The upstream answered {status}."),
                                  retry_after if status == 503 else None)
             if status >= 400 or not stream:
-                limit.reschedule(deadline)  # the headers were the first byte; the body may take the rest
+                if not response.content.is_eof():  # the headers were the first byte; the body may take the rest
+                    limit.reschedule(deadline)
                 data = await response.read()
                 record.upstream_seconds += time.perf_counter() - t0
                 record.first_byte()
@@ -249,7 +257,7 @@ async def _attempt(gateway: Gateway, record: RequestRecord, op: Operation, body:
                 return Outcome(gateway, record, op, status, reservation, lease, body=answer.body)
             outcome = Outcome(gateway, record, op, status, reservation, lease, response=response,
                               translator=adapter.stream(op, provider, record.model, client_wants_usage),
-                              splitter=SSESplitter(), deadline=deadline)
+                              deadline=deadline)
             await _first_events(outcome)
             record.upstream_seconds += time.perf_counter() - t0
             if lease is not None:
@@ -278,17 +286,17 @@ async def _attempt(gateway: Gateway, record: RequestRecord, op: Operation, body:
 
 
 async def _first_events(outcome: Outcome) -> None:
-    """Read until the first client event is ready (before any byte goes to the client)."""
-    assert outcome.response is not None and outcome.translator is not None and outcome.splitter is not None
+    """Read until the first client bytes are ready (before any byte goes to the client)."""
+    assert outcome.response is not None and outcome.translator is not None
     content = outcome.response.content
     while not outcome.pending:
         chunk = await content.readany()
         if not chunk:
-            rest = outcome.splitter.rest()
-            events = outcome.translator.feed(rest) if rest else []
-            outcome.pending.extend(events)
-            if not outcome.pending:
+            out = outcome.translator.end()
+            if not out:
                 raise aiohttp.ServerDisconnectedError("the stream ended before its first event")
+            outcome.pending.append(out)
             return
-        for event in outcome.splitter.feed(chunk):
-            outcome.pending.extend(outcome.translator.feed(event))
+        out = outcome.translator.feed_bytes(chunk)
+        if out:
+            outcome.pending.append(out)

@@ -33,6 +33,7 @@ import orjson
 from aiohttp import web
 
 from lockgate.api.ir import Alias, Provider
+from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.auth import authenticate, check_model
 from lockgate.proxy.balancing import Balancer, make_balancer
 from lockgate.proxy.balancing.metrics import BalancerCollector
@@ -46,16 +47,19 @@ from lockgate.proxy.record import RequestRecord, observe
 from lockgate.proxy.routing import expand_alias, plan
 from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry, OpenAIView, Target, compile_snapshot
 from lockgate.proxy.source import Snapshot
+from lockgate.proxy.resolver import LoopbackNamesResolver
 
 FallbackHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
 
 class Gateway:
-    def __init__(self, name: str, quota: QuotaService, *, max_body_bytes: int = 10 * 1024 * 1024) -> None:
+    def __init__(self, name: str, quota: QuotaService, *, max_body_bytes: int = 10 * 1024 * 1024,
+                 access_log: AccessLog | None = None) -> None:
         self.name = name
+        self.access_log = access_log or AccessLog(None)
         self.quota = quota
         self.max_body_bytes = max_body_bytes
-        self.metrics: Metrics = make_metrics()
+        self.metrics: Metrics = make_metrics(name)
         self.outliers = OutlierDetector()
         self.snapshot: CompiledSnapshot | None = None
         self.draining = False
@@ -64,7 +68,6 @@ class Gateway:
         self.fallback_handlers: list[FallbackHandler] = []
         self._balancers: dict[str, tuple[str, Balancer]] = {}
         self._session: aiohttp.ClientSession | None = None
-        self._in_flight_gauge = self.metrics.in_flight.labels(name)
         self.metrics.registry.register(
             BalancerCollector(name, lambda: [(pid, b) for pid, (_, b) in self._balancers.items()]))
 
@@ -73,7 +76,8 @@ class Gateway:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=60)
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=60,
+                                             resolver=LoopbackNamesResolver())
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
                                                   skip_auto_headers=("User-Agent",))
         return self._session
@@ -122,6 +126,7 @@ class Gateway:
             await self._session.close()
             self._session = None
         await self.quota.close()
+        self.access_log.close()
 
     # --- per request -----------------------------------------------------
 
@@ -130,15 +135,15 @@ class Gateway:
         if snapshot is None:
             raise ApiError(503, "The gateway has no configuration yet.", type="api_error", code="not_ready",
                            error_type="no_upstream")
-        request_id = request.headers.get("x-request-id") or os.urandom(12).hex()
+        request_id = request_id_of(request)
         self.in_flight += 1
-        self._in_flight_gauge.inc()
+        self.metrics.in_flight += 1
         return RequestRecord(request_id, snapshot, request.method, request.path, host_label(snapshot, request.host))
 
     def finish(self, record: RequestRecord) -> None:
         self.in_flight -= 1
-        self._in_flight_gauge.dec()
-        observe(self.metrics, self.name, record)
+        self.metrics.in_flight -= 1
+        observe(self.metrics, record, self.access_log)
 
     def authenticate(self, snapshot: CompiledSnapshot, headers: Mapping[str, str]) -> KeyEntry:
         return authenticate(snapshot, headers)
@@ -156,8 +161,11 @@ class Gateway:
                 raise model_not_found(model)
             aliases = view.aliases
         alias = aliases.get(model) if aliases else None
-        models = expand_alias(alias, self.rng) if alias is not None else [model]
-        targets = plan(models, snapshot.tiers, self.rng)
+        if alias is None and model in snapshot.fixed_plans:  # one provider: nothing to draw
+            targets = snapshot.fixed_plans[model]
+        else:
+            models = expand_alias(alias, self.rng) if alias is not None else [model]
+            targets = plan(models, snapshot.tiers, self.rng)
         if not targets:
             raise model_not_found(model)
         if check_key:
@@ -179,7 +187,7 @@ class Gateway:
                                error_type="no_upstream")
             record = RequestRecord(os.urandom(12).hex(), snapshot, "POST", "(internal)/chat", "*")
             self.in_flight += 1
-            self._in_flight_gauge.inc()
+            self.metrics.in_flight += 1
         record.entry = entry
         model = body.get("model")
         record.model = model if isinstance(model, str) else ""
@@ -210,15 +218,21 @@ class Gateway:
                 self.finish(record)
 
 
-def _deltas(event: bytes) -> list[str]:
-    if not event.startswith(b"data: {"):
-        return []
-    payload = orjson.loads(event[6:])
+def request_id_of(request: web.Request) -> str:
+    """The client's x-request-id, or a new one."""
+    return request.headers.get("x-request-id") or os.urandom(12).hex()
+
+
+def _deltas(block: bytes) -> list[str]:
     out = []
-    for choice in payload.get("choices") or ():
-        text = (choice.get("delta") or {}).get("content")
-        if text:
-            out.append(text)
+    for event in block.split(b"\n\n"):
+        if not event.startswith(b"data: {"):
+            continue
+        payload = orjson.loads(event[6:])
+        for choice in payload.get("choices") or ():
+            text = (choice.get("delta") or {}).get("content")
+            if text:
+                out.append(text)
     return out
 
 

@@ -16,7 +16,7 @@ from lockgate.api.ir import Route
 from lockgate.proxy.auth import check_route, may_use_model
 from lockgate.proxy.errors import ApiError, bad_request, path_not_found
 from lockgate.proxy.forward import _CONNECT_ERRORS, Outcome, forward
-from lockgate.proxy.gateway import GATEWAY, Gateway, estimate_tokens
+from lockgate.proxy.gateway import GATEWAY, Gateway, estimate_tokens, request_id_of
 from lockgate.proxy.providers.anthropic import UpstreamStreamError
 from lockgate.proxy.providers.base import Operation, sse
 from lockgate.proxy.record import RequestRecord
@@ -66,12 +66,16 @@ def openai_handler(op: Operation):  # type: ignore[no-untyped-def]
         try:
             record = gateway.begin(request)
         except ApiError as error:
-            return error.response("")
+            return error.response(request_id_of(request))
         try:
             return await _serve(gateway, request, record, op)
         except ApiError as error:
             record.fail(error)
             return error.response(record.request_id)
+        except asyncio.CancelledError:  # the client went away
+            if not record.error_type:
+                record.status, record.error_type = 499, "client_closed"
+            raise
         finally:
             gateway.finish(record)
 
@@ -89,7 +93,8 @@ async def _serve(gateway: Gateway, request: web.Request, record: RequestRecord, 
     targets = gateway.plan(record, view.openai, record.model)
     stream = bool(body.get("stream")) and op != "embeddings"
     record.stream = stream
-    outcome = await forward(gateway, record, op, body, targets, stream=stream, estimate=estimate_tokens(body, size))
+    outcome = await forward(gateway, record, op, body, targets, stream=stream, estimate=estimate_tokens(body, size),
+                            timeout=view.openai.timeout)
     if outcome.response is None:
         await outcome.close(outcome.status < 400)
         record.status = outcome.status
@@ -140,7 +145,7 @@ async def list_models(request: web.Request) -> web.Response:
     try:
         record = gateway.begin(request)
     except ApiError as error:
-        return error.response("")
+        return error.response(request_id_of(request))
     try:
         snapshot = record.snapshot
         entry = record.entry = gateway.authenticate(snapshot, request.headers)
@@ -226,7 +231,7 @@ async def fallback(request: web.Request) -> web.StreamResponse:
         response = await handler(request)
         if response is not None:
             return response
-    request_id = request.headers.get("x-request-id") or ""
+    request_id = request_id_of(request)
     if request.path in _API_PATHS:
         return ApiError(405, f"Method {request.method} is not allowed on {request.path}.", code="method_not_allowed",
                         error_type="bad_request").response(request_id)

@@ -1,53 +1,132 @@
 """Prometheus metrics of the data plane (names after the OpenTelemetry GenAI conventions).
 
-One registry per gateway, so several gateways in one process (tests) keep
-separate counts. Dashboards depend on these names and labels.
+Dashboards depend on these names and labels. Requests are counted into plain
+Python numbers (the event loop is single-threaded, so no locks) and turned
+into Prometheus families only when /metrics is scraped: prometheus_client's
+own children take a lock per increment, which costs more than the rest of a
+request's accounting. One registry per gateway, so several gateways in one
+process (tests) keep separate counts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 REQUEST_LABELS = ("gateway", "host", "consumer", "provider", "model", "upstream_model", "status_code", "error_type")
-TOKEN_LABELS = ("gateway", "consumer", "provider", "model", "upstream_model", "token_type")
 MODEL_LABELS = ("gateway", "consumer", "provider", "model", "upstream_model")
 
-_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
-_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
-_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+MAX_SERIES = 100_000  # labels come from config, not from clients; this only guards memory
 
 
 @dataclass
+class Histogram:
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip(self.bounds, self.counts):
+            running += count
+            out.append((_bound(bound), running))
+        out.append(("+Inf", running + self.counts[-1]))
+        return out
+
+
+def _bound(value: float) -> str:
+    return repr(float(value))
+
+
+@dataclass
+class Series:
+    """Everything counted for one (host, consumer, provider, model, upstream model, status, error) combination."""
+
+    requests: int = 0
+    duration: Histogram = field(default_factory=lambda: Histogram(DURATION_BUCKETS))
+    ttft: Histogram = field(default_factory=lambda: Histogram(DURATION_BUCKETS))
+    input_tokens: Histogram = field(default_factory=lambda: Histogram(TOKEN_BUCKETS))
+    output_tokens: Histogram = field(default_factory=lambda: Histogram(TOKEN_BUCKETS))
+
+
 class Metrics:
-    registry: CollectorRegistry
-    duration: Histogram
-    tokens: Histogram
-    ttft: Histogram
-    requests: Counter
-    in_flight: Gauge
-    overhead: Histogram
-    quota_rejections: Counter
+    def __init__(self, gateway: str) -> None:
+        self.gateway = gateway
+        self.series_by_labels: dict[tuple[str, ...], Series] = {}
+        self.overhead = Histogram(OVERHEAD_BUCKETS)
+        self.in_flight = 0
+        self.quota_rejections: dict[tuple[str, str], int] = {}
+        self.registry = CollectorRegistry()
+        self.registry.register(_Collector(self))
+
+    def series(self, host: str, consumer: str, provider: str, model: str, upstream_model: str, status: str,
+               error_type: str) -> Series:
+        key = (host, consumer, provider, model, upstream_model, status, error_type)
+        series = self.series_by_labels.get(key)
+        if series is None:
+            series = Series()
+            if len(self.series_by_labels) < MAX_SERIES:
+                self.series_by_labels[key] = series
+        return series
+
+    def quota_rejected(self, consumer: str, reason: str) -> None:
+        key = (consumer, reason)
+        self.quota_rejections[key] = self.quota_rejections.get(key, 0) + 1
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 
-def make_metrics() -> Metrics:
-    registry = CollectorRegistry()
-    return Metrics(
-        registry=registry,
-        duration=Histogram("gen_ai_client_operation_duration_seconds", "Duration of a GenAI operation through the gateway.",
-                           MODEL_LABELS + ("status_code",), buckets=_DURATION_BUCKETS, registry=registry),
-        tokens=Histogram("gen_ai_client_token_usage", "Tokens used per request.", TOKEN_LABELS,
-                         buckets=_TOKEN_BUCKETS, registry=registry),
-        ttft=Histogram("gen_ai_server_time_to_first_token_seconds", "Time until the first byte of the answer.",
-                       MODEL_LABELS, buckets=_DURATION_BUCKETS, registry=registry),
-        requests=Counter("lockgate_requests_total", "Requests served by the gateway.", REQUEST_LABELS, registry=registry),
-        in_flight=Gauge("lockgate_requests_in_flight", "Requests being served.", ("gateway",), registry=registry),
-        overhead=Histogram("lockgate_gateway_overhead_seconds", "Time per request not spent waiting on the upstream.",
-                           ("gateway",), buckets=_OVERHEAD_BUCKETS, registry=registry),
-        quota_rejections=Counter("lockgate_quota_rejections_total", "Requests refused by quotas.",
-                                 ("gateway", "consumer", "reason"), registry=registry),
-    )
+class _Collector:
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        g = m.gateway
+        requests = CounterMetricFamily("lockgate_requests", "Requests served by the gateway.", labels=REQUEST_LABELS)
+        duration = HistogramMetricFamily("gen_ai_client_operation_duration_seconds",
+                                         "Duration of a GenAI operation through the gateway.",
+                                         labels=MODEL_LABELS + ("status_code",))
+        ttft = HistogramMetricFamily("gen_ai_server_time_to_first_token_seconds",
+                                     "Time until the first byte of the answer.", labels=MODEL_LABELS)
+        tokens = HistogramMetricFamily("gen_ai_client_token_usage", "Tokens used per request.",
+                                       labels=MODEL_LABELS + ("token_type",))
+        for (host, consumer, provider, model, upstream, status, error), s in list(m.series_by_labels.items()):
+            requests.add_metric([g, host, consumer, provider, model, upstream, status, error], s.requests)
+            labels = [g, consumer, provider, model, upstream]
+            for histogram, family, extra in ((s.duration, duration, [status]), (s.ttft, ttft, []),
+                                             (s.input_tokens, tokens, ["input"]),
+                                             (s.output_tokens, tokens, ["output"])):
+                buckets = histogram.buckets()
+                if buckets[-1][1]:
+                    family.add_metric(labels + extra, buckets, histogram.total)
+        overhead = HistogramMetricFamily("lockgate_gateway_overhead_seconds",
+                                         "Time per request not spent waiting on the upstream.", labels=("gateway",))
+        overhead.add_metric([g], m.overhead.buckets(), m.overhead.total)
+        in_flight = GaugeMetricFamily("lockgate_requests_in_flight", "Requests being served.", labels=("gateway",))
+        in_flight.add_metric([g], m.in_flight)
+        rejections = CounterMetricFamily("lockgate_quota_rejections", "Requests refused by quotas.",
+                                         labels=("gateway", "consumer", "reason"))
+        for (consumer, reason), count in list(m.quota_rejections.items()):
+            rejections.add_metric([g, consumer, reason], count)
+        yield from (requests, duration, ttft, tokens, overhead, in_flight, rejections)
+
+
+def make_metrics(gateway: str = "lockgate") -> Metrics:
+    return Metrics(gateway)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 
 import orjson
 
+from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.errors import ApiError, ErrorType
 from lockgate.proxy.metrics import Metrics
 from lockgate.proxy.providers.base import Usage
 from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry
 
-access_log = logging.getLogger("lockgate.access")
 
-
-@dataclass
+@dataclass(slots=True)
 class RequestRecord:
     request_id: str
     snapshot: CompiledSnapshot
@@ -47,24 +45,23 @@ class RequestRecord:
             self.ttft = time.perf_counter() - self.started
 
 
-def observe(metrics: Metrics, gateway: str, record: RequestRecord) -> None:
+def observe(metrics: Metrics, record: RequestRecord, log: AccessLog) -> None:
     """Metrics and the access log line of a finished request."""
     duration = time.perf_counter() - record.started
     consumer = record.entry.key.consumer if record.entry is not None else ""
-    status = str(record.status)
-    metrics.requests.labels(gateway, record.host, consumer, record.provider, record.model, record.upstream_model,
-                            status, record.error_type).inc()
+    series = metrics.series(record.host, consumer, record.provider, record.model, record.upstream_model,
+                            str(record.status), record.error_type)
+    series.requests += 1
     overhead = max(0.0, duration - record.upstream_seconds)
-    metrics.overhead.labels(gateway).observe(overhead)
+    metrics.overhead.observe(overhead)
     if record.provider:
-        labels = (gateway, consumer, record.provider, record.model, record.upstream_model)
-        metrics.duration.labels(*labels, status).observe(duration)
+        series.duration.observe(duration)
         if record.ttft is not None:
-            metrics.ttft.labels(*labels).observe(record.ttft)
+            series.ttft.observe(record.ttft)
         if record.usage.input_tokens or record.usage.output_tokens:
-            metrics.tokens.labels(*labels, "input").observe(record.usage.input_tokens)
-            metrics.tokens.labels(*labels, "output").observe(record.usage.output_tokens)
-    if access_log.isEnabledFor(logging.INFO):
+            series.input_tokens.observe(record.usage.input_tokens)
+            series.output_tokens.observe(record.usage.output_tokens)
+    if log.enabled:
         line = {
             "ts": time.time(),
             "request_id": record.request_id,
@@ -89,4 +86,4 @@ def observe(metrics: Metrics, gateway: str, record: RequestRecord) -> None:
             "overhead_ms": round(overhead * 1000, 3),
             "config_hash": record.snapshot.config.hash[:12],
         }
-        access_log.info(orjson.dumps(line).decode())
+        log.write(orjson.dumps(line))

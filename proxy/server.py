@@ -20,9 +20,11 @@ from datetime import datetime, timezone
 import orjson
 from aiohttp import web
 
+from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.gateway import GATEWAY, Gateway
 from lockgate.proxy.handlers import add_routes, fallback
 from lockgate.proxy.quota import QuotaService, make_quota_service
+from lockgate.proxy.quota import metrics as quota_metrics
 from lockgate.proxy.source import ConfigSource
 
 log = logging.getLogger("lockgate.proxy")
@@ -40,6 +42,7 @@ class ProxySettings:
     drain_seconds: float = 10.0
     state_dir: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024
+    access_log: str | None = "-"  # JSON lines: "-" stdout, a file path, or None for none
 
 
 def _json(value: object, status: int = 200) -> web.Response:
@@ -77,7 +80,8 @@ def build_admin_app(gateway: Gateway) -> web.Application:
         return _json({"status": "not ready", "reason": reason}, 503)
 
     async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=gateway.metrics.exposition(), headers={"Content-Type": "text/plain; version=0.0.4"})
+        body = gateway.metrics.exposition() + quota_metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
     async def config(_: web.Request) -> web.Response:
         snapshot = gateway.snapshot
@@ -87,7 +91,8 @@ def build_admin_app(gateway: Gateway) -> web.Application:
                       "loadedAt": snapshot.loaded_at.isoformat()})
 
     async def usage(_: web.Request) -> web.Response:
-        return _json(await gateway.quota.usage())
+        snapshot = gateway.snapshot  # every key of the loaded config, not only those seen by this replica
+        return _json(await gateway.quota.usage(list(snapshot.config.keys) if snapshot is not None else None))
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -105,7 +110,8 @@ class ProxyServer:
         self.settings = settings
         quota = quota or make_quota_service(settings.quota_store, settings.quota_fail_mode, settings.replicas_hint,
                                             settings.state_dir)
-        self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes)
+        self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes,
+                               access_log=AccessLog(settings.access_log))
         self._runners: list[web.AppRunner] = []
         self._sites: list[web.TCPSite] = []
         self._loader: asyncio.Task[None] | None = None

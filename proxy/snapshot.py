@@ -42,6 +42,7 @@ class OpenAIView:
     route_ids: tuple[str, ...]
     models: re.Pattern[str] | None  # None = every model
     aliases: dict[str, Alias]
+    timeout: float | None = None  # the Routes' whole-request timeout (the shortest), over the providers' own
 
     def shows(self, model: str) -> bool:
         return model in self.aliases or self.models is None or self.models.match(model) is not None
@@ -66,6 +67,7 @@ class CompiledSnapshot:
     suffix_hosts: tuple[tuple[str, HostView], ...]  # ".example.com" -> view, longest first
     any_host: HostView | None
     served_models: tuple[str, ...] = field(default=())
+    fixed_plans: dict[str, list[Target]] = field(default_factory=dict)  # models with one target: their plan
 
     def host_view(self, host: str) -> HostView | None:
         view = self.exact_hosts.get(host)
@@ -142,7 +144,10 @@ def _view(routes: list[Route], with_openai: bool) -> HostView:
         return HostView(openai, templates)
     globs: list[str] = [g for r in openai_routes for g in r.models]
     aliases = {a.name: a for r in openai_routes for a in r.aliases}
-    return HostView(OpenAIView(tuple(r.id for r in openai_routes), compile_globs(tuple(globs)), aliases), templates)
+    timeouts = [r.timeout for r in openai_routes if r.timeout is not None]
+    view = OpenAIView(tuple(r.id for r in openai_routes), compile_globs(tuple(globs)), aliases,
+                      min(timeouts) if timeouts else None)
+    return HostView(view, templates)
 
 
 def _compile_hosts(config: GatewayConfig) -> tuple[dict[str, HostView], tuple[tuple[str, HostView], ...], HostView | None]:
@@ -186,4 +191,5 @@ def compile_snapshot(snapshot: Snapshot, loaded_at: datetime | None = None) -> C
         suffix_hosts=suffixes,
         any_host=any_host,
         served_models=tuple(sorted(tiers)),
+        fixed_plans={m: [t[0][0]] for m, t in tiers.items() if len(t) == 1 and len(t[0]) == 1},
     )

@@ -71,7 +71,7 @@ def _check(name: str, value: Any, spec: TemplateVariable) -> None:
         raise bad_request(f"Variable '{name}' must be of type {spec.type}.", code="invalid_variable", param=name)
     if spec.enum is not None and value not in spec.enum:
         raise bad_request(f"Variable '{name}' must be one of {list(spec.enum)}.", code="invalid_variable", param=name)
-    if spec.type == "array" and spec.items is not None:
+    if isinstance(value, list) and spec.items is not None:
         for i, item in enumerate(value):
             _check(f"{name}[{i}]", item, spec.items)
 

@@ -13,7 +13,7 @@ from lockgate.proxy.providers.anthropic_translate import (
     request_to_anthropic,
     response_to_openai,
 )
-from lockgate.proxy.providers.base import DONE, Answer, Operation, UpstreamCall, Usage, event_data, event_name, sse
+from lockgate.proxy.providers.base import DONE, Answer, EventStream, Operation, UpstreamCall, Usage, event_data, event_name, sse
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -73,11 +73,13 @@ class AnthropicAdapter:
         return MessagesToChunks(requested_model, client_wants_usage)
 
 
-class MessagesPassthrough:
+class MessagesPassthrough(EventStream):
     """/v1/messages streamed as is; usage read from message_start and message_delta."""
 
-    def __init__(self) -> None:
-        self.usage = Usage()
+    def feed_bytes(self, chunk: bytes) -> bytes:
+        if b"message_start" not in chunk and b"message_delta" not in chunk and self.whole_events(chunk):
+            return chunk
+        return super().feed_bytes(chunk)
 
     def feed(self, event: bytes) -> list[bytes]:
         name = event_name(event)
@@ -91,17 +93,14 @@ class MessagesPassthrough:
                     self.usage.output_tokens = int(output)
         return [event + b"\n\n"]
 
-    def finish(self) -> list[bytes]:
-        return []
 
-
-class MessagesToChunks:
+class MessagesToChunks(EventStream):
     """Messages stream events turned into OpenAI chunks, ending with usage (if asked) and [DONE]."""
 
     def __init__(self, model: str, client_wants_usage: bool) -> None:
+        super().__init__()
         self.translator = StreamToOpenAI(model)
         self.client_wants_usage = client_wants_usage
-        self.usage = Usage()
         self.done = False
 
     def feed(self, event: bytes) -> list[bytes]:

@@ -18,7 +18,7 @@ OPENAI_PATHS: dict[str, str] = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
@@ -41,13 +41,17 @@ class Answer:
 
 
 class StreamTranslator(Protocol):
-    """Turns upstream SSE events into client SSE events (each a complete `data: ...\\n\\n`)."""
+    """Turns upstream SSE bytes into client SSE bytes (whole events only)."""
 
     usage: Usage
 
-    def feed(self, event: bytes) -> list[bytes]: ...
+    def feed_bytes(self, chunk: bytes) -> bytes:
+        """What to send the client for this upstream chunk (may be empty)."""
+        ...
 
-    def finish(self) -> list[bytes]: ...
+    def end(self) -> bytes:
+        """What to send once the upstream stream has ended."""
+        ...
 
 
 class Adapter(Protocol):
@@ -109,6 +113,39 @@ class SSESplitter:
         self._buffer = events.pop()
         return [e for e in events if e]
 
+    @property
+    def pending(self) -> bool:
+        return bool(self._buffer)
+
     def rest(self) -> bytes:
         rest, self._buffer = self._buffer.strip(), b""
         return rest
+
+
+class EventStream:
+    """Base of stream translators: splits upstream bytes into events and translates each one."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.sse = SSESplitter()
+
+    def feed(self, event: bytes) -> list[bytes]:
+        raise NotImplementedError
+
+    def finish(self) -> list[bytes]:
+        return []
+
+    def whole_events(self, chunk: bytes) -> bool:
+        """True when the chunk holds only whole events and nothing is held back (so it may pass untouched)."""
+        return not self.sse.pending and chunk.endswith(b"\n\n") and b"\r" not in chunk
+
+    def feed_bytes(self, chunk: bytes) -> bytes:
+        out: list[bytes] = []
+        for event in self.sse.feed(chunk):
+            out.extend(self.feed(event))
+        return b"".join(out)
+
+    def end(self) -> bytes:
+        rest = self.sse.rest()
+        out = self.feed(rest) if rest else []
+        return b"".join([*out, *self.finish()])

@@ -14,7 +14,16 @@ import orjson
 from lockgate.api.ir import Provider, ProviderModel
 from lockgate.proxy.filters.params import rewrite_request, with_usage_requested
 from lockgate.proxy.filters.reasoning import ReasoningSplitter, split_reasoning
-from lockgate.proxy.providers.base import OPENAI_PATHS, Answer, Operation, UpstreamCall, Usage, event_data, sse
+from lockgate.proxy.providers.base import (
+    OPENAI_PATHS,
+    Answer,
+    EventStream,
+    Operation,
+    UpstreamCall,
+    Usage,
+    event_data,
+    sse,
+)
 
 
 def usage_of(payload: dict[str, Any]) -> Usage | None:
@@ -89,16 +98,27 @@ class AzureOpenAIAdapter(OpenAIAdapter):
         return {"api-key": credential} if credential else {}
 
 
-class OpenAIStream:
+def _has_usage(data: bytes) -> bool:
+    return b'"usage":{' in data or b'"usage": {' in data
+
+
+class OpenAIStream(EventStream):
     """OpenAI chunks passed through; usage recorded; the injected usage chunk dropped; reasoning split."""
 
     def __init__(self, client_wants_usage: bool, reasoning: str, tags: tuple[str, str]) -> None:
-        self.usage = Usage()
+        super().__init__()
         self.client_wants_usage = client_wants_usage
         self.reasoning = reasoning
         self.splitter = ReasoningSplitter(*tags) if reasoning != "keep" else None
         self.chunks = 0
         self._last: dict[str, Any] | None = None  # a recent chunk, template for a flushed remainder
+
+    def feed_bytes(self, chunk: bytes) -> bytes:
+        # The fast path: whole events, no filter, no usage to read: passed on untouched.
+        if self.splitter is None and not _has_usage(chunk) and self.whole_events(chunk):
+            self.chunks += chunk.count(b"data:")
+            return chunk
+        return super().feed_bytes(chunk)
 
     def feed(self, event: bytes) -> list[bytes]:
         data = event_data(event)
@@ -106,7 +126,7 @@ class OpenAIStream:
             return []
         if data == b"[DONE]":
             return [*self.finish(), sse(data)]
-        if self.splitter is None and b'"usage":{' not in data and b'"usage": {' not in data:
+        if self.splitter is None and not _has_usage(data):
             self.chunks += 1
             return [event + b"\n\n"]  # the fast path: forwarded untouched
         try:
@@ -125,6 +145,8 @@ class OpenAIStream:
                 if not payload.get("choices"):
                     return []
                 payload.pop("usage", None)
+            elif self.splitter is None:
+                return [event + b"\n\n"]  # the client asked for it: as the upstream sent it
         else:
             self.chunks += 1
         if self.splitter is not None:
@@ -154,6 +176,6 @@ class OpenAIStream:
             delta["reasoning_content"] = reasoning
         last = self._last
         self._last = None
-        chunk = {k: last[k] for k in ("id", "object", "created", "model") if k in last}
+        chunk: dict[str, Any] = {k: last[k] for k in ("id", "object", "created", "model") if k in last}
         chunk["choices"] = [{"index": 0, "delta": delta, "finish_reason": None}]
         return [sse(orjson.dumps(chunk))]

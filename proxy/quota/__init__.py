@@ -4,12 +4,24 @@
 carrying the OpenAI error code, the real wait and the x-ratelimit-* headers.
 The proxy calls `settle` exactly once per reservation, with the tokens really
 used (an interrupted stream settles what was produced).
+
+Error codes (`QuotaRejected.code`) and the HTTP status the data plane answers
+with (`QuotaRejected.status`):
+- rate_limit_exceeded (429): the key's rpm/tpm (or its per-model limits).
+- insufficient_quota (429): the key's monthly token budget is spent.
+- provider_rate_limited (429): the provider model's rpm/tpm stayed saturated
+  for the whole queue wait (or the request could not wait).
+- quota_store_unavailable (503): `QuotaStoreUnavailable`, raised only in
+  fail mode "closed" while Redis does not answer.
+Every rejection carries `Retry-After` (whole seconds) in `headers`, plus the
+x-ratelimit-* headers when they are known.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from lockgate.api.ir import ConsumerKey, RateLimits
 
@@ -29,15 +41,30 @@ class Reservation:
     request: AdmitRequest
     reserved_tokens: int
     headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-* for the response
+    rid: str = ""  # the request's id in the quota store
+    month: str = ""  # the UTC month ('YYYY-MM') the tokens were reserved in
+    month_end: float = 0.0
+    groups: tuple[Any, ...] = ()  # what was reserved (lockgate.proxy.quota.plan.Group)
+    settled: bool = False
 
 
 class QuotaRejected(Exception):
-    def __init__(self, code: str, message: str, retry_after: float, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, code: str, message: str, retry_after: float, headers: dict[str, str] | None = None,
+                 status: int = 429) -> None:
         super().__init__(message)
-        self.code = code  # rate_limit_exceeded | insufficient_quota | provider_rate_limited
+        self.code = code  # rate_limit_exceeded | insufficient_quota | provider_rate_limited | quota_store_unavailable
         self.message = message
         self.retry_after = retry_after
         self.headers = headers or {}
+        self.status = status
+
+
+class QuotaStoreUnavailable(QuotaRejected):
+    """Fail mode "closed" and the shared store does not answer: 503, try again shortly."""
+
+    def __init__(self, retry_after: float = 1.0) -> None:
+        super().__init__("quota_store_unavailable", "The quota store is unavailable; try again shortly.",
+                         retry_after, {"Retry-After": str(max(1, round(retry_after)))}, status=503)
 
 
 class QuotaService(Protocol):
@@ -45,8 +72,10 @@ class QuotaService(Protocol):
 
     async def settle(self, reservation: Reservation, used_tokens: int) -> None: ...
 
-    async def usage(self) -> dict[str, dict[str, object]]:
-        """Per key id: {"month": "YYYY-MM", "tokens": int, "remaining": int | None, "requests": int, ...}."""
+    async def usage(self, keys: Sequence[ConsumerKey] | None = None) -> dict[str, dict[str, object]]:
+        """Per key id: {"month": "YYYY-MM", "tokens": int, "remaining": int | None, "requests": int,
+        "limits": {...}, "window": {...}, "models": {...}}. `keys`: the keys to report (the current
+        snapshot's); without it, the keys this replica has admitted requests for."""
         ...
 
     async def close(self) -> None: ...
@@ -64,11 +93,15 @@ class UnlimitedQuota:
     async def close(self) -> None:
         return None
 
-    async def usage(self) -> dict[str, dict[str, object]]:
+    async def usage(self, keys: Sequence[ConsumerKey] | None = None) -> dict[str, dict[str, object]]:
         return {}
 
 
 def make_quota_service(store: str = "memory", fail_mode: str = "open", replicas_hint: int = 1,
-                       state_dir: str | None = None) -> QuotaService:
-    """The quota service for a proxy: `memory` or a `redis://` URL."""
-    return UnlimitedQuota()
+                       state_dir: str | None = None, window: float = 60.0) -> QuotaService:
+    """The quota service for a proxy: `memory` (one replica; the month's usage kept under
+    `state_dir`) or a `redis://` / `rediss://` / `unix://` URL shared by replicas.
+    `window` is the rate window in seconds (60: per minute)."""
+    from lockgate.proxy.quota.service import build_service
+
+    return build_service(store, fail_mode, replicas_hint, state_dir, window)

@@ -33,6 +33,7 @@ async def gateway() -> AsyncIterator[StartGateway]:
 
     async def start(snapshot: Snapshot, source: StaticSource | None = None, **settings: Any) -> ProxyServer:
         source = source or StaticSource(snapshot)
+        settings.setdefault("access_log", None)
         server = ProxyServer(source, ProxySettings(port=0, admin_port=0, drain_seconds=2.0, **settings))
         await server.start()
         servers.append(server)

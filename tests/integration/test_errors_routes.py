@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import aiohttp
 import openai
@@ -37,8 +36,8 @@ async def test_request_errors_are_precise(upstream, gateway) -> None:
     assert (status, body["error"]["param"]) == (400, "messages")
     status, _, body = await _post(server, "/v1/chat/completions", data=b'{"model": "' + b"x" * 8000 + b'"}')
     assert (status, body["error"]["code"]) == (413, "request_too_large")
-    status, _, body = await _post(server, "/v1/nowhere", json_body={})
-    assert (status, body["error"]["code"]) == (404, "unknown_url")
+    status, headers, body = await _post(server, "/v1/nowhere", json_body={})
+    assert (status, body["error"]["code"]) == (404, "unknown_url") and len(headers["x-request-id"]) == 24
     status, _, body = await _post(server, "/v1/chat/completions", json_body={"model": "nope", "messages": MESSAGES})
     assert (status, body["error"]["code"]) == (404, "model_not_found")
     snap = snapshot([provider("ns/openai", "openai", fake.url, [("gpt-4o", "g"), ("o1", "o1")])],
@@ -94,11 +93,11 @@ async def test_completions_embeddings_responses(upstream, gateway) -> None:
     assert fake.received[-1].path == "/v1/responses"
 
 
-async def test_admin_metrics_config_and_access_log(upstream, gateway, caplog) -> None:
+async def test_admin_metrics_config_and_access_log(upstream, gateway, tmp_path) -> None:
     fake = await upstream("openai")
     snap = snapshot([provider("ns/openai", "openai", fake.url)])
-    server = await gateway(snap)
-    caplog.set_level(logging.INFO, logger="lockgate.access")
+    log_path = tmp_path / "access.log"
+    server = await gateway(snap, access_log=str(log_path))
     client = openai.AsyncOpenAI(base_url=base_url(server), api_key=KEY, max_retries=0)
     await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "secret prompt"}])
     admin = f"http://127.0.0.1:{server.admin_port}"
@@ -119,7 +118,8 @@ async def test_admin_metrics_config_and_access_log(upstream, gateway, caplog) ->
     for name in ("gen_ai_client_operation_duration_seconds_bucket", "gen_ai_server_time_to_first_token_seconds_bucket",
                  "lockgate_gateway_overhead_seconds_bucket", "lockgate_requests_in_flight"):
         assert name in metrics
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "lockgate.access"]
+    server.gateway.access_log.flush()
+    logged = log_path.read_text()
+    lines = [json.loads(line) for line in logged.splitlines()]
     assert lines[-1]["status"] == 200 and lines[-1]["consumer"] == "team-a" and lines[-1]["output_tokens"] == 7
-    logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "secret prompt" not in logged and KEY not in logged and "secret-of" not in logged

@@ -139,3 +139,23 @@ async def test_serve_exits_cleanly_on_sigterm_after_draining(upstream, tmp_path)
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_not_ready_until_the_first_snapshot(upstream) -> None:
+    from lockgate.proxy.server import ProxyServer, ProxySettings
+
+    fake = await upstream("openai")
+    source = StaticSource()
+    async with ProxyServer(source, ProxySettings(port=0, admin_port=0, access_log=None)) as server:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{server.admin_port}/readyz") as response:
+                assert response.status == 503
+            async with session.get(f"http://127.0.0.1:{server.port}/v1/models",
+                                   headers={"Authorization": f"Bearer {KEY}"}) as response:
+                assert response.status == 503
+                assert (await response.json())["error"]["code"] == "not_ready"
+                assert response.headers["x-request-id"]
+            source.push(snapshot([provider("ns/openai", "openai", fake.url)]))
+            await server.wait_ready()
+            async with session.get(f"http://127.0.0.1:{server.admin_port}/readyz") as response:
+                assert response.status == 200

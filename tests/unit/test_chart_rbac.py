@@ -82,7 +82,7 @@ def test_operator_roles_per_namespace() -> None:
         assert verbs_for(rules, "events.k8s.io", "events") == {"create"}
         assert verbs_for(rules, "coordination.k8s.io", "leases") == {"get", "create", "update"}  # extraRules
     home = by_ns[NAMESPACE]
-    assert verbs_for(home, "", "configmaps") == READ | {"create", "update", "patch"}
+    assert verbs_for(home, "", "configmaps") == READ | {"create", "update", "patch", "delete"}
     assert verbs_for(home, "", "secrets") >= {"create", "update", "patch"}
     assert verbs_for(home, "lockgate.io", "routes") == set(), "the release namespace is not watched here"
     for binding in of_kind(objs, "RoleBinding"):

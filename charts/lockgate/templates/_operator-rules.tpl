@@ -44,5 +44,6 @@ proxy's ConfigMaps and credentials Secret and reads the proxy's Service.
 {{- define "lockgate.operatorPublishRules" -}}
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "create", "update", "patch"]
+  # delete: parts of a split config that a smaller one no longer needs
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 {{- end -}}

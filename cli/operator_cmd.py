@@ -1,0 +1,80 @@
+"""`lockgate operator`: the Kopf operator that turns Lockgate objects into
+gateway configuration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from typing import Any
+
+from lockgate.operator.settings import OperatorSettings
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "operator", help="run the operator (Kopf) against the current Kubernetes cluster")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", "-n", action="append", default=[], metavar="NS",
+                       help="namespace to watch (repeatable)")
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
+    p.add_argument("--publish-namespace", metavar="NS",
+                   help="namespace of the published ConfigMap/Secret and the proxy Service "
+                        "(default: $POD_NAMESPACE, else the first --namespace, else default)")
+    p.add_argument("--config-map", default="lockgate-config", metavar="[NS/]NAME")
+    p.add_argument("--credentials-secret", default="lockgate-credentials", metavar="NAME")
+    p.add_argument("--proxy-service", metavar="[NS/]NAME",
+                   help="Service in front of the proxies; its ready endpoints are asked what they loaded (Programmed)")
+    p.add_argument("--proxy-admin-port", type=int, default=9090,
+                   help="admin port of the proxies when their EndpointSlices name no 'admin' port")
+    p.add_argument("--usage-interval", type=float, default=10.0, metavar="SECONDS",
+                   help="how often ApiKey usage is mirrored from the proxies into status")
+    p.add_argument("--liveness", metavar="URL", help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
+    p.add_argument("--peering", metavar="NAME", help="Kopf peering object: one active operator among replicas")
+    p.add_argument("--priority", type=int, default=None,
+                   help="peering priority; the highest live replica is active (default: random, so replicas differ)")
+    p.add_argument("--peering-lifetime", type=int, default=60, metavar="SECONDS",
+                   help="how long a silent peer is still taken as alive (failover time)")
+    p.add_argument("--standalone", action="store_true", help="no peering at all")
+    p.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    p.add_argument("--verbose", "-v", action="store_true")
+    p.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace) -> OperatorSettings:
+    ns, _, config_map = args.config_map.rpartition("/")
+    # Kopf pauses every replica when two share a priority: pick distinct ones.
+    priority = args.priority if args.priority is not None else secrets.randbelow(10_000) + 1
+    identity = f"{os.environ.get('POD_ID') or socket.gethostname()}-{secrets.token_hex(4)}"
+    publish = args.publish_namespace or ns or os.environ.get("POD_NAMESPACE") or \
+        (args.namespace[0] if args.namespace else "default")
+    return OperatorSettings(
+        namespaces=tuple(args.namespace), all_namespaces=args.all_namespaces or not args.namespace,
+        publish_namespace=publish, config_map=config_map, credentials_secret=args.credentials_secret,
+        proxy_service=args.proxy_service, proxy_admin_port=args.proxy_admin_port,
+        peering=None if args.standalone else args.peering, priority=priority, identity=identity,
+        peering_lifetime=args.peering_lifetime, usage_interval=args.usage_interval,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from lockgate.operator.handlers import OperatorContext, build_registry
+
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig  # Kopf's own login reads it too
+    settings = settings_from(args)
+    kopf.configure(verbose=args.verbose, log_prefix=True)
+    logging.getLogger("lockgate").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    memo = OperatorContext(settings=settings, kubeconfig=args.kubeconfig)
+    asyncio.run(kopf.operator(
+        registry=build_registry(), memo=memo, clusterwide=settings.all_namespaces,
+        namespaces=settings.namespaces, liveness_endpoint=args.liveness,
+        peering_name=settings.peering, standalone=True if args.standalone or not settings.peering else None,
+        priority=settings.priority, identity=settings.identity,
+    ))
+    return 0

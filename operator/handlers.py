@@ -1,0 +1,161 @@
+"""Kopf wiring: index every watched object and poke the reconciler.
+
+Handlers are deliberately empty of logic. Indexes hold the current objects
+(Kopf keeps them from list+watch and drops deleted ones); every event pokes
+the one `Reconciler` loop, which reads the indexes. Kopf runs event handlers
+only once all indexes are populated, so the first render after a start sees
+everything and publishes exactly what the previous operator published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from lockgate.operator.peering import PeeringGate
+from lockgate.operator.reconciler import Reconciler
+from lockgate.operator.settings import OperatorSettings
+from lockgate.proxy.kube_api import KubeApi, resource_path
+
+log = logging.getLogger("lockgate.operator")
+
+
+@dataclass(frozen=True)
+class Watched:
+    group: str
+    version: str
+    plural: str
+    kind: str
+
+    @property
+    def index_id(self) -> str:
+        return f"lockgate_{self.plural}"
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+WATCHED: tuple[Watched, ...] = (
+    Watched("lockgate.io", "v1alpha1", "modelproviders", "ModelProvider"),
+    Watched("lockgate.io", "v1alpha1", "apikeys", "ApiKey"),
+    Watched("lockgate.io", "v1alpha1", "routes", "Route"),
+    Watched("lockgate.io", "v1alpha1", "mcpservers", "MCPServer"),
+    Watched("", "v1", "secrets", "Secret"),
+    Watched("", "v1", "services", "Service"),
+    Watched("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
+)
+EMPTY_CLUSTER_GRACE = 2.0  # seconds without any event before checking for an empty cluster
+
+
+@dataclass
+class OperatorContext:
+    """What `lockgate operator` hands to Kopf's startup (as the memo)."""
+
+    settings: OperatorSettings
+    kubeconfig: str | None = None
+    reconciler: Reconciler | None = None
+    tasks: tuple[asyncio.Task[None], ...] = ()
+
+
+def slim(body: Mapping[str, Any], watched: Watched) -> dict[str, Any]:
+    """The raw object without managedFields (bulky, never read)."""
+    obj = dict(body)
+    obj["metadata"] = {k: v for k, v in dict(body.get("metadata") or {}).items() if k != "managedFields"}
+    obj.setdefault("apiVersion", watched.api_version)
+    obj.setdefault("kind", watched.kind)
+    return obj
+
+
+def indexed_objects(indices: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    for index in indices.values():
+        for store in index.values():
+            yield from store
+
+
+def _is_published(settings: OperatorSettings, body: Mapping[str, Any]) -> bool:
+    meta = body.get("metadata") or {}
+    return meta.get("namespace") == settings.publish_namespace and meta.get("name") == settings.credentials_secret
+
+
+def build_registry() -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    for watched in WATCHED:
+        def index_fn(body: kopf.Body, memo: Any, _w: Watched = watched, **_: Any) -> dict[Any, Any]:
+            if _w.plural == "secrets" and _is_published(memo.settings, body):
+                return {}
+            meta = body.get("metadata") or {}
+            return {(meta.get("namespace"), meta.get("name")): slim(body, _w)}
+
+        def event_fn(body: kopf.Body, memo: Any, _w: Watched = watched, **_: Any) -> None:
+            if _w.plural == "secrets" and _is_published(memo.settings, body):
+                return
+            if memo.reconciler is not None:
+                memo.reconciler.poke()
+
+        kopf.index(watched.group, watched.version, watched.plural, id=watched.index_id, registry=registry)(index_fn)
+        kopf.on.event(watched.group, watched.version, watched.plural, id=f"poke_{watched.plural}",
+                      registry=registry)(event_fn)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A private registry has none of Kopf's default login handlers.
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def start(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> None:
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 270
+        settings.watching.client_timeout = 300
+        settings.peering.lifetime = memo.settings.peering_lifetime
+        indices = {w.index_id: kwargs[w.index_id] for w in WATCHED}
+        api = KubeApi.from_kubeconfig(memo.kubeconfig)
+        ours: OperatorSettings = memo.settings
+        gate = None
+        if ours.peering:
+            namespace = None if ours.all_namespaces else ours.namespaces[0]
+            gate = PeeringGate(api, ours.peering, namespace, ours.identity, ours.priority)
+        memo.reconciler = Reconciler(ours, api, lambda: indexed_objects(indices), peering=gate)
+        memo.tasks = (
+            asyncio.create_task(memo.reconciler.run(), name="lockgate reconciler"),
+            asyncio.create_task(_start_if_empty(memo.reconciler, api, memo.settings), name="lockgate empty check"),
+        )
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(memo: Any, **_: Any) -> None:
+        for task in memo.tasks:
+            task.cancel()
+        await asyncio.gather(*memo.tasks, return_exceptions=True)
+        if memo.reconciler is not None:
+            await memo.reconciler.close()
+            await memo.reconciler.api.close()
+
+    return registry
+
+
+async def _start_if_empty(reconciler: Reconciler, api: KubeApi, settings: OperatorSettings) -> None:
+    """With nothing to watch, no event ever arrives: publish the empty
+    configuration once the watched namespaces are seen to hold nothing.
+    (If anything exists, its event starts the reconciler instead.)"""
+    try:
+        await asyncio.wait_for(reconciler.started.wait(), EMPTY_CLUSTER_GRACE)
+        return
+    except asyncio.TimeoutError:
+        pass
+    namespaces: tuple[str | None, ...] = (None,) if settings.all_namespaces else settings.namespaces
+    for ns in namespaces:
+        for watched in WATCHED:
+            path = resource_path(watched.api_version, watched.plural, ns)
+            listing = await api.request("GET", path, params={"limit": "2"})
+            items = [i for i in listing.get("items", [])
+                     if not (watched.plural == "secrets" and _is_published(settings, i))]
+            if items:
+                return
+    log.info("nothing to watch yet: publishing the empty configuration")
+    reconciler.poke()

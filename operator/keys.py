@@ -1,0 +1,137 @@
+"""Generated ApiKey Secrets: pure decisions and manifests.
+
+A key is generated once into the Secret `spec.secretName` (data `api-key`)
+and never regenerated while that Secret holds one. Setting the annotation
+`lockgate.io/rotate` on the ApiKey to a new value rotates it: the old key moves
+to `previous-api-key` and keeps working until the Secret's annotation
+`lockgate.io/previous-key-expires` (now + spec.rotationGrace). The rotate value
+handled last is remembered on the Secret, so a rotation happens once per value.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from lockgate.api.apikey import GENERATED_KEY_FIELD, ROTATE_ANNOTATION
+from lockgate.api.duration import parse_duration
+from lockgate.api.ir import hash_key
+from lockgate.operator.status import rfc3339
+
+KEY_PREFIX = "lg-"
+KEY_BYTES = 32
+PREVIOUS_KEY_FIELD = "previous-api-key"
+PREVIOUS_EXPIRES_ANNOTATION = "lockgate.io/previous-key-expires"
+ROTATED_FOR_ANNOTATION = "lockgate.io/rotated-for"
+ROTATED_AT_ANNOTATION = "lockgate.io/rotated-at"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "lockgate"}
+
+
+def generate_key() -> str:
+    """`lg-` and 32 random bytes, URL-safe base64 (43 characters)."""
+    return KEY_PREFIX + secrets.token_urlsafe(KEY_BYTES)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def secret_value(secret: Mapping[str, Any] | None, field: str) -> str | None:
+    """A data field of a Secret, decoded (stringData too, for files)."""
+    if not secret:
+        return None
+    if field in (secret.get("stringData") or {}):
+        return str(secret["stringData"][field])
+    raw = (secret.get("data") or {}).get(field)
+    if raw is None:
+        return None
+    try:
+        return base64.b64decode(raw).decode()
+    except ValueError:
+        return None
+
+
+def owner_reference(apikey: Mapping[str, Any]) -> dict[str, Any]:
+    meta = apikey["metadata"]
+    # No blockOwnerDeletion: with OwnerReferencesPermissionEnforcement it would
+    # need update rights on apikeys/finalizers, and nothing waits on the key.
+    return {"apiVersion": apikey.get("apiVersion", "lockgate.io/v1alpha1"), "kind": "ApiKey",
+            "name": meta["name"], "uid": meta["uid"], "controller": True}
+
+
+def new_key_secret(apikey: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The Secret holding a freshly generated key, owned by the ApiKey."""
+    meta = apikey["metadata"]
+    annotations = {}
+    rotate = (meta.get("annotations") or {}).get(ROTATE_ANNOTATION)
+    if rotate:  # already asked for at creation: nothing left to rotate
+        annotations[ROTATED_FOR_ANNOTATION] = rotate
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": apikey["spec"]["secretName"],
+            "namespace": meta["namespace"],
+            "labels": {**MANAGED_BY, "lockgate.io/apikey": meta["name"]},
+            "annotations": annotations,
+            "ownerReferences": [owner_reference(apikey)],
+        },
+        "data": {GENERATED_KEY_FIELD: _b64(key)},
+    }
+
+
+@dataclass(frozen=True)
+class KeyAction:
+    """What to do with an ApiKey's generated Secret: create it, or patch it."""
+
+    create: dict[str, Any] | None = None
+    patch: dict[str, Any] | None = None
+    reason: str = ""
+    id: str = ""  # "create", "fill" or "rotate:<value>": the same action is taken once
+
+
+def key_action(apikey: Mapping[str, Any], secret: Mapping[str, Any] | None, now: datetime,
+               new_key: str | None = None) -> KeyAction | None:
+    """None when the Secret is as it should be. `new_key` is for tests."""
+    spec = apikey.get("spec") or {}
+    if not spec.get("secretName") or not (apikey.get("metadata") or {}).get("uid"):
+        return None  # existingSecret: the user owns the key
+    if secret is None:
+        return KeyAction(create=new_key_secret(apikey, new_key or generate_key()), reason="KeyGenerated", id="create")
+    current = secret_value(secret, GENERATED_KEY_FIELD)
+    if not current:  # a Secret made by hand with no key yet: fill it, keep everything else
+        return KeyAction(patch={"data": {GENERATED_KEY_FIELD: _b64(new_key or generate_key())}},
+                         reason="KeyGenerated", id="fill")
+    rotate = ((apikey.get("metadata") or {}).get("annotations") or {}).get(ROTATE_ANNOTATION)
+    handled = ((secret.get("metadata") or {}).get("annotations") or {}).get(ROTATED_FOR_ANNOTATION)
+    if rotate and rotate != handled:
+        grace = parse_duration(spec.get("rotationGrace") or "1h")
+        return KeyAction(
+            patch={
+                "metadata": {"annotations": {
+                    ROTATED_FOR_ANNOTATION: rotate,
+                    ROTATED_AT_ANNOTATION: rfc3339(now),
+                    PREVIOUS_EXPIRES_ANNOTATION: rfc3339(now + timedelta(seconds=grace)),
+                }},
+                "data": {GENERATED_KEY_FIELD: _b64(new_key or generate_key()), PREVIOUS_KEY_FIELD: _b64(current)},
+            },
+            reason="KeyRotated",
+            id=f"rotate:{rotate}",
+        )
+    return None
+
+
+def key_status_fields(apikey: Mapping[str, Any], secrets_by_name: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """secretName, keyHashPrefix and rotatedAt for the ApiKey's status."""
+    spec = apikey.get("spec") or {}
+    name = spec.get("secretName") or (spec.get("existingSecret") or {}).get("name")
+    field = GENERATED_KEY_FIELD if spec.get("secretName") else (spec.get("existingSecret") or {}).get("key", "")
+    secret = secrets_by_name.get(name or "")
+    key = secret_value(secret, field)
+    rotated_at = ((secret or {}).get("metadata", {}).get("annotations") or {}).get(ROTATED_AT_ANNOTATION)
+    return {"secretName": name, "keyHashPrefix": hash_key(key)[:12] if key else None, "rotatedAt": rotated_at}

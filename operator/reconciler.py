@@ -1,0 +1,189 @@
+"""The operator's one loop: on any change (debounced), re-render the whole IR
+from the indexed objects with the pure translator, make sure key Secrets
+exist, publish, follow the rollout on the proxies, and write statuses.
+
+Kopf handlers only index objects and `poke()` this loop; nothing here reads
+the Kubernetes API to learn about objects (the proxy Service's EndpointSlices
+are read from the API only when that namespace is not watched).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from lockgate.operator.key_secrets import KeySecrets
+from lockgate.operator.peering import PeeringGate
+from lockgate.operator.programmed import ProxyFleet, Rollout, replica_urls, rollout
+from lockgate.operator.publish import Publisher
+from lockgate.operator.settings import OperatorSettings
+from lockgate.operator.status_writer import StatusWriter
+from lockgate.operator.translate import ObjectRef, Translation, translate
+from lockgate.operator.usage import merge_usage
+from lockgate.proxy.kube_api import KubeApi, resource_path
+
+log = logging.getLogger("lockgate.operator")
+
+LOCKGATE_GROUP = "lockgate.io/"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Inventory:
+    """The indexed objects, sorted out for one reconcile."""
+
+    objects: list[dict[str, Any]]
+    lockgate: dict[ObjectRef, dict[str, Any]]
+    secrets: dict[tuple[str, str], dict[str, Any]]
+    slices: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, objects: Iterable[Mapping[str, Any]]) -> Inventory:
+        everything = [dict(o) for o in objects]
+        lockgate, secrets, slices = {}, {}, []
+        for obj in everything:
+            meta = obj.get("metadata") or {}
+            if str(obj.get("apiVersion", "")).startswith(LOCKGATE_GROUP):
+                lockgate[ObjectRef(obj["kind"], meta["namespace"], meta["name"])] = obj
+            elif obj.get("kind") == "Secret":
+                secrets[(meta["namespace"], meta["name"])] = obj
+            elif obj.get("kind") == "EndpointSlice":
+                slices.append(obj)
+        return cls(everything, lockgate, secrets, slices)
+
+    def apikeys(self) -> list[dict[str, Any]]:
+        return [body for ref, body in sorted(self.lockgate.items()) if ref.kind == "ApiKey"]
+
+
+class Reconciler:
+    def __init__(self, settings: OperatorSettings, api: KubeApi, objects: Callable[[], Iterable[Mapping[str, Any]]],
+                 publisher: Publisher | None = None, fleet: ProxyFleet | None = None,
+                 peering: PeeringGate | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings, self.api, self._objects, self._clock = settings, api, objects, clock
+        self.publisher = publisher or Publisher(api, settings.publish_namespace, settings.config_map,
+                                                settings.credentials_secret)
+        self.fleet = fleet or ProxyFleet()
+        self.keys = KeySecrets(api)
+        self.statuses = StatusWriter(api)
+        self.peering = peering
+        self.started = asyncio.Event()
+        self.translation: Translation | None = None
+        self.rollout: Rollout | None = None
+        self._wake = asyncio.Event()
+        self._dirty = True
+        self._inventory: Inventory | None = None
+        self._usage: dict[str, dict[str, Any]] = {}
+        self._next_usage = 0.0
+        self._next_resync = 0.0
+        self._listed: list[str] = []  # replicas listed from the API (proxy namespace not watched)
+        self._listed_until = 0.0
+
+    def poke(self) -> None:
+        """Something changed: re-render soon. The first poke also means every
+        index is populated (Kopf runs event handlers only after that)."""
+        self._dirty = True
+        self.started.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        await self.started.wait()
+        failures = 0
+        while True:
+            if self._dirty:
+                await asyncio.sleep(self.settings.debounce)  # gather a burst of changes into one render
+            self._wake.clear()
+            if self.peering is not None and not await self.peering.active():
+                await self._standby()
+                continue
+            try:
+                await self.reconcile()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                log.exception("reconcile failed (attempt %d); retrying", failures)
+                self._dirty = True
+                await asyncio.sleep(min(10.0, 0.2 * 2 ** min(failures, 6)))
+                continue
+            pending = self.rollout is not None and not self.rollout.complete
+            wait = self.settings.rollout_poll if pending else min(self.settings.settle_poll, self.settings.usage_interval)
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _standby(self) -> None:
+        """Another replica is active: write nothing. When this one takes over,
+        Kopf re-lists everything and its events start a fresh render."""
+        self.started.clear()
+        self.publisher.forget()
+        self.translation = None
+        await asyncio.sleep(self.settings.rollout_poll)
+        await self.started.wait()
+
+    async def reconcile(self) -> None:
+        now, tick = self._clock(), time.monotonic()
+        if tick >= self._next_resync:
+            self._next_resync = tick + self.settings.resync
+            self.publisher.forget()
+            self._dirty = True
+        if self._dirty or self.translation is None or self._inventory is None:
+            self._dirty = False
+            inventory = Inventory.of(self._objects())
+            translation = translate(inventory.objects, now)
+            if await self.keys.ensure(inventory.apikeys(), inventory.secrets, now):
+                self._dirty = True  # the new Secrets come back through the watch
+            wrote = await self.publisher.publish(translation.config, translation.credentials)
+            self.translation, self._inventory = translation, inventory
+            log.info("rendered %d objects: configuration %s %s", len(inventory.lockgate),
+                     translation.config.hash[:12], "published" if wrote else "unchanged")
+        inventory, translation = self._inventory, self.translation
+        urls = await self._replica_urls(inventory)
+        self.rollout = await self._check_rollout(translation, urls)
+        if tick >= self._next_usage and urls:
+            self._next_usage = tick + self.settings.usage_interval
+            self._usage = merge_usage((await self.fleet.collect(urls, "/usage")).values())
+        await self.statuses.write(inventory.lockgate, translation.statuses, self.rollout, inventory.secrets,
+                                  self._usage, now)
+
+    async def _check_rollout(self, translation: Translation, urls: list[str]) -> Rollout:
+        config_hash, credentials_hash = translation.config.hash, translation.credentials.content_hash()
+        if not self.settings.proxy_service:
+            return Rollout(config_hash, credentials_hash, 0, 0, discovery=False)
+        return rollout(config_hash, credentials_hash, await self.fleet.collect(urls, "/config"))
+
+    async def _replica_urls(self, inventory: Inventory) -> list[str]:
+        """Admin URLs of the proxy replicas: from the EndpointSlice index when
+        the proxy's namespace is watched, else listed (at most every settle_poll)."""
+        if not self.settings.proxy_service:
+            return []
+        ns, name = self._proxy_service()
+        if self.settings.watches(ns):
+            slices = [s for s in inventory.slices if s["metadata"]["namespace"] == ns
+                      and (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == name]
+            return replica_urls(slices, self.settings.proxy_admin_port)
+        tick = time.monotonic()
+        if tick >= self._listed_until:
+            listing = await self.api.request("GET", resource_path("discovery.k8s.io/v1", "endpointslices", ns),
+                                             params={"labelSelector": f"{SERVICE_NAME_LABEL}={name}"})
+            self._listed = replica_urls(listing.get("items", []), self.settings.proxy_admin_port)
+            self._listed_until = tick + self.settings.settle_poll
+        return self._listed
+
+    def _proxy_service(self) -> tuple[str, str]:
+        value = self.settings.proxy_service or ""
+        ns, _, name = value.rpartition("/")
+        return ns or self.settings.publish_namespace, name
+
+    async def close(self) -> None:
+        await self.fleet.close()

@@ -1,0 +1,85 @@
+"""Writes each Lockgate object's status: the translator's verdict, Programmed,
+and for ApiKeys the key, usage, Expired and Exhausted. Only changed statuses
+are written; condition transitions are posted as Events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from lockgate.api.meta import Condition
+from lockgate.api.resources import KIND_BY_NAME
+from lockgate.operator.events import post_event, transition_event
+from lockgate.operator.keys import key_status_fields
+from lockgate.operator.programmed import Rollout, programmed_condition
+from lockgate.operator.status import desired_status, status_patch, transitions
+from lockgate.operator.translate import ObjectRef, ObjectStatus
+from lockgate.operator.usage import exhausted_condition, expired_condition
+from lockgate.proxy.kube_api import ApiError, KubeApi, resource_path
+
+log = logging.getLogger("lockgate.operator.status")
+
+
+def object_status(body: Mapping[str, Any], current: Mapping[str, Any] | None, verdict: ObjectStatus,
+                  state: Rollout, secrets: Mapping[str, Mapping[str, Any]],
+                  usage: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
+    """The full desired status of one object (pure)."""
+    generation = body["metadata"].get("generation", verdict.generation)
+    previous = {c.get("type"): c for c in (current or {}).get("conditions") or []}
+    conditions: list[Condition] = [c for c in verdict.conditions if c.type != "Programmed"]
+    conditions.append(programmed_condition(state, verdict.accepted, generation, previous.get("Programmed")))
+    fields = dict(verdict.fields)
+    if body.get("kind") == "ApiKey":
+        fields.update(key_status_fields(body, secrets))
+        fields["usage"] = dict(usage) if usage else (current or {}).get("usage")
+        conditions.append(expired_condition((body.get("spec") or {}).get("expiresAt"), now))
+        conditions.append(exhausted_condition(fields["usage"]))
+    return desired_status(current, conditions, fields, generation, now)
+
+
+class StatusWriter:
+    def __init__(self, api: KubeApi) -> None:
+        self.api = api
+        self._written: dict[str, dict[str, Any]] = {}  # uid -> status we last wrote
+
+    async def write(self, bodies: Mapping[ObjectRef, Mapping[str, Any]], verdicts: Mapping[ObjectRef, ObjectStatus],
+                    state: Rollout, secrets: Mapping[tuple[str, str], Mapping[str, Any]],
+                    usage: Mapping[str, Mapping[str, Any]], now: datetime) -> int:
+        """Write every changed status; the number written."""
+        written = 0
+        live_uids = set()
+        for ref, body in bodies.items():
+            verdict = verdicts.get(ref)
+            uid = body["metadata"].get("uid", "")
+            live_uids.add(uid)
+            if verdict is None:
+                continue
+            # Our own last write is fresher than the watched copy until its event arrives.
+            current = self._written.get(uid) or body.get("status") or {}
+            ns_secrets = {name: s for (ns, name), s in secrets.items() if ns == ref.namespace}
+            desired = object_status(body, current, verdict, state, ns_secrets,
+                                    usage.get(f"{ref.namespace}/{ref.name}"), now)
+            patch = status_patch(current, desired)
+            if patch is None:
+                continue
+            if await self._patch(ref, patch):
+                written += 1
+                self._written[uid] = desired
+                for change in transitions(current.get("conditions") or [], desired["conditions"]):
+                    await post_event(self.api, transition_event(body, change, now))
+        for uid in set(self._written) - live_uids:
+            del self._written[uid]
+        return written
+
+    async def _patch(self, ref: ObjectRef, patch: dict[str, Any]) -> bool:
+        info = KIND_BY_NAME[ref.kind]
+        path = resource_path("lockgate.io/v1alpha1", info.plural, ref.namespace, ref.name, "status")
+        try:
+            await self.api.patch(path, patch)
+        except ApiError as e:
+            if e.status != 404:  # deleted meanwhile: nothing to report on
+                log.warning("status of %s not written: %s", ref, e)
+            return False
+        return True

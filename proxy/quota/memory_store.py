@@ -1,0 +1,121 @@
+"""The quota store of a single replica: windows in memory, the month's usage
+in a JSON file under the state directory so a restart keeps it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from lockgate.proxy.quota.plan import MONTH_REQUESTS, Group, GroupResult, Refusal
+from lockgate.proxy.quota.window import SlidingWindow, WindowState
+
+USAGE_FILE = "quota-usage.json"
+FLUSH_INTERVAL = 1.0  # seconds between writes of the usage file while it changes
+
+
+class MemoryStore:
+    def __init__(self, window: float = 60.0, state_dir: str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self.clock = clock
+        self._windows: dict[tuple[str, str], SlidingWindow] = {}
+        self._months: dict[str, dict[str, dict[str, int]]] = {}  # month -> tag -> field -> count
+        self._path = Path(state_dir) / USAGE_FILE if state_dir else None
+        self._dirty = False
+        self._flusher: asyncio.Task[None] | None = None
+        if self._path is not None and self._path.exists():
+            self._months = json.loads(self._path.read_text()).get("months", {})
+
+    def _window(self, tag: str, name: str) -> SlidingWindow:
+        w = self._windows.get((tag, name))
+        if w is None:
+            w = self._windows[(tag, name)] = SlidingWindow(self.window)
+        return w
+
+    def _counters(self, month: str, tag: str) -> dict[str, int]:
+        if month not in self._months:
+            self._months = {month: {}, **{m: v for m, v in self._months.items() if m > month}}
+        return self._months[month].setdefault(tag, {})
+
+    def _check(self, group: Group, rid: str, cost: int, month: str) -> GroupResult:
+        now = self.clock()
+        counters = self._counters(month, group.tag)
+        for b in group.budgets:
+            if b.limit is not None and counters.get(b.field, 0) + cost > b.limit:
+                return GroupResult(Refusal("budget", float("inf"), b.field))
+        for spec in group.windows:
+            refused = self._window(group.tag, spec.name).wait(now, spec.rpm, spec.tpm, cost)
+            if refused is not None:
+                return GroupResult(Refusal(refused[0], refused[1], spec.name))  # type: ignore[arg-type]
+        states = []
+        for spec in group.windows:
+            w = self._window(group.tag, spec.name)
+            w.add(now, rid, cost)
+            states.append(w.state(now, spec.rpm, spec.tpm))
+        if group.budgets:
+            for b in group.budgets:
+                counters[b.field] = counters.get(b.field, 0) + cost
+            counters[MONTH_REQUESTS] = counters.get(MONTH_REQUESTS, 0) + 1
+            self._changed()
+        return GroupResult(None, tuple(states), {b.field: counters[b.field] for b in group.budgets})
+
+    async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
+                      month_end: float) -> list[GroupResult]:
+        return [self._check(g, rid, cost, month) for g in groups]
+
+    async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
+                     delta: int, used: int, release: bool) -> None:
+        for group in groups:
+            for spec in group.windows:
+                w = self._window(group.tag, spec.name)
+                w.remove(rid) if release else w.settle(rid, used)
+            if group.budgets and month in self._months:
+                counters = self._counters(month, group.tag)
+                for b in group.budgets:
+                    counters[b.field] = max(0, counters.get(b.field, 0) + delta)
+                if release:
+                    counters[MONTH_REQUESTS] = max(0, counters.get(MONTH_REQUESTS, 0) - 1)
+                self._changed()
+
+    async def peek(self, group: Group, month: str) -> tuple[dict[str, int], list[WindowState]]:
+        now = self.clock()
+        counters = dict(self._months.get(month, {}).get(group.tag, {}))
+        states = [self._window(group.tag, s.name).state(now, s.rpm, s.tpm) for s in group.windows]
+        return counters, states
+
+    def _changed(self) -> None:
+        if self._path is None:
+            return
+        self._dirty = True
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_INTERVAL)
+        await self.flush()
+
+    async def flush(self) -> None:
+        if self._path is None or not self._dirty:
+            return
+        self._dirty = False
+        body = json.dumps({"version": 1, "months": self._months}, sort_keys=True)
+        await asyncio.to_thread(_write_atomically, self._path, body)
+
+    async def close(self) -> None:
+        if self._flusher is not None and not self._flusher.done():
+            self._flusher.cancel()
+        self._dirty = self._dirty or self._flusher is not None
+        await self.flush()
+
+
+def _write_atomically(path: Path, body: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".quota-usage-")
+    with os.fdopen(fd, "w") as f:
+        f.write(body)
+    os.replace(tmp, path)

@@ -1,0 +1,228 @@
+"""The quota service: reserve before forwarding, settle after, over either store.
+
+Consumer limits are refused at once (never queued); a provider model's limits
+may make a request wait in a FairQueue up to the provider's queue.maxWait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from lockgate.api.ir import ConsumerKey
+from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService, Reservation
+from lockgate.proxy.quota.budget import month_end, month_of, remaining
+from lockgate.proxy.quota.fair_queue import FairQueue
+from lockgate.proxy.quota.headers import format_reset, ratelimit_headers, retry_after_value
+from lockgate.proxy.quota.metrics import QUEUE_DEPTH, RESERVATIONS, RESERVED_TOKENS, SETTLED_TOKENS
+from lockgate.proxy.quota.plan import (MONTH_REQUESTS, MONTH_TOKENS, Group, GroupResult, Refusal, WindowSpec,
+                                       consumer_group, model_field, provider_group)
+from lockgate.proxy.quota.store import QuotaStore
+from lockgate.proxy.quota.window import WindowState
+
+
+class StoreQuotaService:
+    def __init__(self, store: QuotaStore, store_label: str = "memory", window: float = 60.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.store_label = store_label
+        self.window = window
+        self.clock = clock  # wall clock: decides the calendar month
+        self._queues: dict[str, FairQueue] = {}
+        self._keys: dict[str, ConsumerKey] = {}
+        self._background: set[asyncio.Future[None]] = set()
+
+    async def admit(self, request: AdmitRequest) -> Reservation:
+        self._keys[request.key.id] = request.key
+        cost = max(0, request.estimated_tokens)
+        rid = uuid.uuid4().hex
+        now = self.clock()
+        month, end = month_of(now), month_end(now)
+        consumer = consumer_group(request.key, request.model)
+        provider = provider_group(request.provider_id, request.model, request.provider_limits)
+        queue = self._queues.get(provider.tag) if provider else None
+        # Nobody jumps a queue: while others wait for the provider, a newcomer joins them.
+        direct = provider is not None and (queue is None or queue.depth == 0)
+        groups = [consumer, provider] if direct and provider else [consumer]
+        results = await self._reserve_to_the_end(groups, rid, cost, month, end)
+        held = [g for g, r in zip(groups, results) if r.refusal is None]
+        if results[0].refusal is not None:
+            await self._release(held, rid, month, end, cost)
+            raise self._consumer_rejection(results[0].refusal, consumer, request, now, end)
+        reserved = [consumer]
+        if provider is not None:
+            first_wait = results[1].refusal.wait if direct and results[1].refusal else None
+            if not direct or first_wait is not None:
+                try:
+                    await self._wait_for_provider(provider, request, rid, cost, month, end, first_wait)
+                except BaseException:
+                    await self._release([consumer], rid, month, end, cost)
+                    raise
+            reserved.append(provider)
+        RESERVATIONS.labels(store=self.store_label).inc()
+        RESERVED_TOKENS.inc(cost)
+        return Reservation(request, cost, ratelimit_headers(results[0].windows), rid, month, end, tuple(reserved))
+
+    async def _reserve_to_the_end(self, groups: list[Group], rid: str, cost: int, month: str,
+                                  end: float) -> list[GroupResult]:
+        """A caller cancelled mid-call (the client went away) must not leave a reservation behind:
+        the call finishes anyway and whatever it reserved is released."""
+        task = asyncio.ensure_future(self.store.reserve(groups, rid, cost, month, end))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            def undo(done: asyncio.Future[list[GroupResult]]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    held = [g for g, r in zip(groups, done.result()) if r.refusal is None]
+                    self._track(self._release(held, rid, month, end, cost))
+            task.add_done_callback(undo)
+            raise
+
+    def _track(self, coro: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+        """Run to the end even if the caller is cancelled; close() waits for it."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _wait_for_provider(self, provider: Group, request: AdmitRequest, rid: str, cost: int, month: str,
+                                 end: float, first_wait: float | None) -> None:
+        if request.queue_max_wait <= 0 or (first_wait is not None and math.isinf(first_wait)):
+            raise _provider_rejection(request, first_wait if first_wait is not None else self.window, self.window)
+        queue = self._queues.get(provider.tag)
+        if queue is None:
+            gauge = QUEUE_DEPTH.labels(provider=request.provider_id, model=request.model)
+            queue = self._queues[provider.tag] = FairQueue(on_depth=gauge.set)
+        last_wait = [first_wait or 0.0]
+
+        async def try_admit() -> tuple[float | None, object]:
+            (result,) = await self.store.reserve([provider], rid, cost, month, end)
+            if result.refusal is None:
+                return None, result
+            last_wait[0] = result.refusal.wait
+            return result.refusal.wait, None
+
+        async def release(_: object) -> None:
+            await self._release([provider], rid, month, end, cost)
+
+        try:
+            await queue.wait(request.key.consumer, try_admit, release, request.queue_max_wait)
+        except TimeoutError:
+            raise _provider_rejection(request, last_wait[0], self.window) from None
+
+    async def _release(self, groups: Sequence[Group], rid: str, month: str, end: float, cost: int) -> None:
+        if groups:
+            await self.store.settle(groups, rid, month, end, -cost, 0, release=True)
+
+    def _consumer_rejection(self, refusal: Refusal, group: Group, request: AdmitRequest, now: float,
+                            end: float) -> QuotaRejected:
+        if refusal.reason == "budget":
+            wait = end - now
+            scope = "" if refusal.limit_name == MONTH_TOKENS else f" for {request.model}"
+            return QuotaRejected("insufficient_quota",
+                                 f"You exceeded the monthly token budget{scope} of key {request.key.id}; "
+                                 f"it renews at the start of the next month (UTC).",
+                                 wait, {"Retry-After": retry_after_value(wait)})
+        spec = next(w for w in group.windows if w.name == refusal.limit_name)
+        return _rate_rejection("rate_limit_exceeded", refusal, spec, request, self.window,
+                               f"key {request.key.id}" + ("" if spec.name == "all" else f" for {request.model}"))
+
+    async def settle(self, reservation: Reservation, used_tokens: int) -> None:
+        if reservation.settled or not reservation.rid:
+            return
+        reservation.settled = True
+        used = max(0, used_tokens)
+        SETTLED_TOKENS.inc(used)
+        # Shielded: a settle the client's disconnect interrupts still completes.
+        await asyncio.shield(self._track(self.store.settle(
+            reservation.groups, reservation.rid, reservation.month, reservation.month_end,
+            used - reservation.reserved_tokens, used, release=False)))
+
+    async def usage(self, keys: Sequence[ConsumerKey] | None = None) -> dict[str, dict[str, object]]:
+        chosen = list(keys) if keys is not None else list(self._keys.values())
+        month = month_of(self.clock())
+        reports = await asyncio.gather(*(self._key_usage(k, month) for k in chosen))
+        return {k.id: r for k, r in zip(chosen, reports)}
+
+    async def _key_usage(self, key: ConsumerKey, month: str) -> dict[str, object]:
+        windows = [WindowSpec("all", key.limits.rpm, key.limits.tpm)]
+        windows += [WindowSpec(model_field(m), lim.rpm, lim.tpm) for m, lim in key.model_limits.items()
+                    if not any(c in m for c in "*?[") and (lim.rpm is not None or lim.tpm is not None)]
+        counters, states = await self.store.peek(Group(f"key:{key.id}", tuple(windows)), month)
+        tokens = counters.get(MONTH_TOKENS, 0)
+        models: dict[str, dict[str, object]] = {}
+        for field, value in counters.items():
+            if field.startswith("model:"):
+                name = field.removeprefix("model:")
+                limit = key.model_limits.get(name)
+                monthly = limit.monthly_tokens if limit else None
+                models[name] = {"tokens": value, "remaining": remaining(value, monthly)}
+        for spec, state in zip(windows[1:], states[1:]):
+            models.setdefault(spec.name.removeprefix("model:"), {"tokens": 0})["window"] = _window_report(state)
+        return {
+            "month": month,
+            "tokens": tokens,
+            "remaining": remaining(tokens, key.limits.monthly_tokens),
+            "requests": counters.get(MONTH_REQUESTS, 0),
+            "limits": key.limits.model_dump(),
+            "window": _window_report(states[0]),
+            "models": models,
+        }
+
+    async def close(self) -> None:
+        if self._background:
+            await asyncio.wait(self._background, timeout=2)
+        await self.store.close()
+
+
+def _window_report(state: WindowState) -> dict[str, object]:
+    return {"requests": state.requests, "tokens": state.tokens, "rpm": state.rpm, "tpm": state.tpm,
+            "resetSeconds": round(state.reset_requests, 3)}
+
+
+def _rate_rejection(code: str, refusal: Refusal, spec: WindowSpec, request: AdmitRequest, window: float,
+                    whom: str) -> QuotaRejected:
+    per = "minute" if window == 60 else f"{window:g}s"
+    kind, limit = ("requests", spec.rpm) if refusal.reason == "requests" else ("tokens", spec.tpm)
+    if math.isinf(refusal.wait):
+        wait = window
+        message = (f"Request too large for {whom}: {kind} per {per} limit is {limit}, "
+                   f"this request needs {request.estimated_tokens}. Lower max_tokens or the prompt.")
+    else:
+        wait = refusal.wait
+        message = (f"Rate limit reached for {whom}: {kind} per {per} limit is {limit}. "
+                   f"Please try again in {format_reset(wait)}.")
+    headers = {
+        "Retry-After": retry_after_value(wait),
+        f"x-ratelimit-limit-{kind}": str(limit),
+        f"x-ratelimit-remaining-{kind}": "0",
+        f"x-ratelimit-reset-{kind}": format_reset(wait),
+    }
+    return QuotaRejected(code, message, wait, headers)
+
+
+def _provider_rejection(request: AdmitRequest, wait: float, window: float) -> QuotaRejected:
+    wait = window if math.isinf(wait) else wait
+    return QuotaRejected("provider_rate_limited",
+                         f"The provider of {request.model} is at capacity and the request could not be "
+                         f"served within the queue wait. Please try again in {format_reset(wait)}.",
+                         wait, {"Retry-After": retry_after_value(wait)})
+
+
+def build_service(store: str, fail_mode: str, replicas_hint: int, state_dir: str | None,
+                  window: float) -> QuotaService:
+    if store == "memory":
+        from lockgate.proxy.quota.memory_store import MemoryStore
+
+        return StoreQuotaService(MemoryStore(window, state_dir), "memory", window)
+    if store.startswith(("redis://", "rediss://", "unix://")):
+        from lockgate.proxy.quota.failover import FailoverStore
+        from lockgate.proxy.quota.redis_store import RedisStore
+
+        shared = FailoverStore(RedisStore(store, window), fail_mode, replicas_hint, window)
+        return StoreQuotaService(shared, "redis", window)
+    raise ValueError(f"quota store must be 'memory' or a redis:// URL, not {store!r}")

@@ -1,0 +1,36 @@
+"""The interface both quota stores implement (memory: one replica; Redis: shared)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from lockgate.proxy.quota.plan import Group, GroupResult
+from lockgate.proxy.quota.window import WindowState
+
+
+class StoreUnavailable(Exception):
+    """The shared store did not answer: refused the connection (`timed_out` False) or was too slow."""
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class QuotaStore(Protocol):
+    async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
+                      month_end: float) -> list[GroupResult]:
+        """Check and reserve each group atomically (all of a group or nothing), in one round trip."""
+        ...
+
+    async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
+                     delta: int, used: int, release: bool) -> None:
+        """Replace the reservation by `used` tokens (delta = used - reserved on the month counters),
+        or undo it entirely when `release` (the request was never served)."""
+        ...
+
+    async def peek(self, group: Group, month: str) -> tuple[dict[str, int], list[WindowState]]:
+        """Month counters and window states of a group, without changing them."""
+        ...
+
+    async def close(self) -> None: ...

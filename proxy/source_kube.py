@@ -1,0 +1,197 @@
+"""The proxy's configuration from Kubernetes: the operator's ConfigMap(s) and
+credentials Secret, watched (list, then watch from the list's resourceVersion).
+
+Every change re-decodes the whole set with the shared codec. A set that does
+not decode (a split config caught half-written, a bad edit) is logged and
+skipped, so the proxy keeps serving its last good snapshot; so does an API
+server that went away, while the watches reconnect with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from lockgate.api.configmap import INDEX_KEY, decode
+from lockgate.api.ir import Credentials, GatewayConfig
+from lockgate.proxy.kube_api import ApiError, KubeApi, resource_path, sleep_backoff
+from lockgate.proxy.source import Snapshot
+
+log = logging.getLogger("lockgate.source.kube")
+
+Decoder = Callable[[list[dict[str, Any]], dict[str, Any]], tuple[GatewayConfig, Credentials]]
+
+
+def parse_ref(value: str, default_namespace: str | None = None) -> tuple[str, str]:
+    """`NAMESPACE/NAME` (or `NAME` with a default namespace) -> (namespace, name)."""
+    namespace, sep, name = value.rpartition("/")
+    if not sep:
+        if default_namespace is None:
+            raise ValueError(f"expected NAMESPACE/NAME, got {value!r}")
+        namespace = default_namespace
+    if not namespace or not name:
+        raise ValueError(f"expected NAMESPACE/NAME, got {value!r}")
+    return namespace, name
+
+
+def belongs_to(config_map_name: str, base: str) -> bool:
+    """The base ConfigMap or one of its numbered parts (`base-1`, `base-2`...)."""
+    return config_map_name == base or re.fullmatch(re.escape(base) + r"-[0-9]+", config_map_name) is not None
+
+
+class Reflector:
+    """Keeps a local copy of the objects one list+watch sees, by name, and
+    calls `changed` after every change. Runs until cancelled."""
+
+    def __init__(self, api: KubeApi, path: str, params: dict[str, str], keep: Callable[[str], bool],
+                 changed: Callable[[], None]) -> None:
+        self.api, self.path, self.params, self.keep, self.changed = api, path, params, keep, changed
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.synced = False
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                version: str | None = await self._list()
+                failures = 0
+                while version is not None:
+                    version = await self._watch(version)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # API down, TLS, timeouts: keep what we have and retry
+                log.warning("watch of %s failed (%s); retrying", self.path, e)
+                await sleep_backoff(failures)
+                failures += 1
+
+    async def _list(self) -> str:
+        body = await self.api.request("GET", self.path, params=self.params)
+        self.objects = {o["metadata"]["name"]: o for o in body.get("items", []) if self.keep(o["metadata"]["name"])}
+        self.synced = True
+        self.changed()
+        return str(body.get("metadata", {}).get("resourceVersion", ""))
+
+    async def _watch(self, version: str) -> str | None:
+        """Returns the version to resume from, or None to list again."""
+        async for event in self.api.watch(self.path, version, self.params):
+            kind, obj = event.get("type"), event.get("object", {})
+            if kind == "ERROR":
+                if obj.get("code") == 410:  # resourceVersion too old
+                    return None
+                raise ApiError(int(obj.get("code", 500)), obj, f"WATCH {self.path}")
+            version = obj.get("metadata", {}).get("resourceVersion", version)
+            if kind == "BOOKMARK":
+                continue
+            name = obj["metadata"]["name"]
+            if not self.keep(name):
+                continue
+            if kind == "DELETED":
+                self.objects.pop(name, None)
+            else:
+                self.objects[name] = obj
+            self.changed()
+        return version
+
+
+def part_names(head: dict[str, Any] | None) -> list[str]:
+    """The numbered ConfigMaps a split configuration's head names in its index."""
+    raw = ((head or {}).get("data") or {}).get(INDEX_KEY)
+    if not raw:
+        return []
+    try:
+        parts = json.loads(raw).get("parts") or []
+    except (ValueError, AttributeError):
+        return []
+    return [str(p) for p in parts]
+
+
+class KubeSource:
+    """ConfigSource over the Kubernetes API (`lockgate proxy --config-map NS/NAME`).
+
+    Every object is watched by name (a `metadata.name` field selector), which
+    RBAC matches against `resourceNames`: the proxy needs no right to list
+    other ConfigMaps or Secrets. The parts of a split configuration are
+    watched as the head's index names them."""
+
+    def __init__(self, api: KubeApi, config_map: tuple[str, str], credentials_secret: tuple[str, str],
+                 decoder: Decoder | None = None) -> None:
+        self.api = api
+        self.config_map = config_map
+        self.credentials_secret = credentials_secret
+        self._decoder = decoder
+        self._changed = asyncio.Event()
+        self._maps: dict[str, Reflector] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._secret = self._reflector("secrets", *credentials_secret)
+
+    def _reflector(self, plural: str, namespace: str, name: str) -> Reflector:
+        return Reflector(self.api, resource_path("v1", plural, namespace), {"fieldSelector": f"metadata.name={name}"},
+                         lambda n: n == name, self._changed.set)
+
+    def _start(self, key: str, reflector: Reflector) -> None:
+        self._tasks[key] = asyncio.create_task(reflector.run(), name=f"watch {key}")
+
+    def _follow_parts(self) -> None:
+        """Watch the parts the head names now; stop watching the others."""
+        namespace, base = self.config_map
+        head = self._maps[base].objects.get(base)
+        wanted = {base, *part_names(head)}
+        for name in wanted - set(self._maps):
+            self._maps[name] = self._reflector("configmaps", namespace, name)
+            self._start(f"configmap {name}", self._maps[name])
+        for name in set(self._maps) - wanted:
+            self._tasks.pop(f"configmap {name}").cancel()
+            del self._maps[name]
+
+    def _decode(self, maps: list[dict[str, Any]], secret: dict[str, Any]) -> tuple[GatewayConfig, Credentials]:
+        if self._decoder is None:
+            self._decoder = decode
+        return self._decoder(maps, secret)
+
+    def current(self) -> Snapshot | None:
+        """The snapshot the watched objects decode to now, or None if they
+        are incomplete or invalid (logged)."""
+        _, cm_name = self.config_map
+        _, secret_name = self.credentials_secret
+        if not self._secret.synced or not all(r.synced for r in self._maps.values()):
+            return None
+        maps = [obj for name in sorted(self._maps) for obj in self._maps[name].objects.values()]
+        secret = self._secret.objects.get(secret_name)
+        if secret is None or not any(m["metadata"]["name"] == cm_name for m in maps):
+            return None
+        try:
+            config, credentials = self._decode(maps, secret)
+        except Exception as e:  # invalid or half-written: keep the last good one
+            log.warning("configuration in %s/%s does not load, keeping the last good one: %s",
+                        self.config_map[0], cm_name, e)
+            return None
+        return Snapshot(config, credentials)
+
+    async def updates(self) -> AsyncIterator[Snapshot]:
+        namespace, base = self.config_map
+        self._maps[base] = self._reflector("configmaps", namespace, base)
+        self._start(f"configmap {base}", self._maps[base])
+        self._start("secret", self._secret)
+        last: tuple[str, str] | None = None
+        try:
+            while True:
+                await self._changed.wait()
+                self._changed.clear()
+                self._follow_parts()
+                snapshot = self.current()
+                if snapshot is None:
+                    continue
+                key = (snapshot.config.hash, snapshot.credentials.content_hash())
+                if key != last:
+                    last = key
+                    log.info("configuration %s loaded from the Kubernetes API", snapshot.config.hash[:12])
+                    yield snapshot
+        finally:
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await self.api.close()

@@ -1,0 +1,80 @@
+"""Generated key Secrets: created once, never regenerated, rotated once per annotation value."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+
+from lockgate.api.ir import hash_key
+from lockgate.operator.keys import (
+    PREVIOUS_EXPIRES_ANNOTATION, PREVIOUS_KEY_FIELD, ROTATED_FOR_ANNOTATION, generate_key, key_action,
+    key_status_fields, secret_value,
+)
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def apikey(annotations: dict[str, str] | None = None, **spec: object) -> dict:
+    return {"apiVersion": "lockgate.io/v1alpha1", "kind": "ApiKey",
+            "metadata": {"name": "team", "namespace": "ns", "uid": "u-1", "annotations": annotations or {}},
+            "spec": {"consumer": "team", "secretName": "team-key", **spec}}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_generated_keys_are_prefixed_long_and_unique() -> None:
+    keys = {generate_key() for _ in range(50)}
+    assert len(keys) == 50
+    assert all(k.startswith("lg-") and len(k) >= 3 + 43 for k in keys)
+
+
+def test_missing_secret_is_created_owned_by_the_apikey() -> None:
+    action = key_action(apikey(), None, NOW, new_key="lg-new")
+    assert action is not None and action.create is not None and action.id == "create"
+    secret = action.create
+    assert secret["metadata"]["name"] == "team-key" and secret["metadata"]["namespace"] == "ns"
+    owner = secret["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("ApiKey", "team", "u-1", True)
+    assert secret_value(secret, "api-key") == "lg-new"
+
+
+def test_existing_key_is_never_regenerated() -> None:
+    secret = {"metadata": {"name": "team-key"}, "data": {"api-key": b64("lg-old")}}
+    assert key_action(apikey(), secret, NOW) is None
+
+
+def test_empty_secret_made_by_hand_is_filled() -> None:
+    action = key_action(apikey(), {"metadata": {"name": "team-key"}, "data": {}}, NOW, new_key="lg-x")
+    assert action is not None and action.patch == {"data": {"api-key": b64("lg-x")}}
+
+
+def test_rotation_moves_old_key_with_grace_and_happens_once_per_value() -> None:
+    secret = {"metadata": {"name": "team-key", "annotations": {}}, "data": {"api-key": b64("lg-old")}}
+    key = apikey({"lockgate.io/rotate": "2026-03-01"}, rotationGrace="30m")
+    action = key_action(key, secret, NOW, new_key="lg-new")
+    assert action is not None and action.patch is not None and action.id == "rotate:2026-03-01"
+    assert action.patch["data"] == {"api-key": b64("lg-new"), PREVIOUS_KEY_FIELD: b64("lg-old")}
+    annotations = action.patch["metadata"]["annotations"]
+    assert annotations[PREVIOUS_EXPIRES_ANNOTATION] == "2026-03-01T12:30:00Z"
+    rotated = {"metadata": {"name": "team-key", "annotations": annotations},
+               "data": action.patch["data"]}
+    assert key_action(key, rotated, NOW) is None
+
+
+def test_rotate_annotation_present_at_creation_does_not_rotate_later() -> None:
+    key = apikey({"lockgate.io/rotate": "v1"})
+    action = key_action(key, None, NOW, new_key="lg-a")
+    assert action is not None and action.create is not None
+    assert action.create["metadata"]["annotations"][ROTATED_FOR_ANNOTATION] == "v1"
+    assert key_action(key, action.create, NOW) is None
+
+
+def test_existing_secret_keys_are_left_alone() -> None:
+    key = apikey()
+    del key["spec"]["secretName"]
+    key["spec"]["existingSecret"] = {"name": "mine", "key": "token"}
+    assert key_action(key, None, NOW) is None
+    fields = key_status_fields(key, {"mine": {"data": {"token": b64("lg-mine")}}})
+    assert fields["secretName"] == "mine" and fields["keyHashPrefix"] == hash_key("lg-mine")[:12]

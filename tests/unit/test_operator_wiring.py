@@ -1,0 +1,64 @@
+"""Small pure pieces of the operator's wiring: flags to settings, index
+bodies, the inventory a render works from, loopback name resolution."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+
+import pytest
+
+from lockgate.cli.main import build_parser
+from lockgate.cli.operator_cmd import settings_from
+from lockgate.operator.handlers import WATCHED, indexed_objects, slim
+from lockgate.operator.reconciler import Inventory
+from lockgate.operator.translate import ObjectRef
+from lockgate.proxy.resolver import LoopbackNamesResolver, is_loopback_name
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["operator", *argv])
+
+
+def test_flags_to_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    settings = settings_from(parse("-n", "a", "-n", "b", "--config-map", "sys/cfg", "--peering", "lg"))
+    assert settings.namespaces == ("a", "b") and not settings.all_namespaces
+    assert (settings.publish_namespace, settings.config_map, settings.peering) == ("sys", "cfg", "lg")
+    assert settings_from(parse("-n", "a")).publish_namespace == "a"
+    assert settings_from(parse()).all_namespaces
+    assert settings_from(parse("--standalone", "--peering", "lg")).peering is None
+    priorities = {settings_from(parse("--peering", "lg")).priority for _ in range(20)}
+    assert len(priorities) > 1 and min(priorities) >= 1  # replicas rarely tie (a tie pauses both)
+    assert settings_from(parse("--priority", "7")).priority == 7
+
+
+def test_index_bodies_drop_managed_fields_and_know_their_kind() -> None:
+    secrets = next(w for w in WATCHED if w.plural == "secrets")
+    body = slim({"metadata": {"name": "s", "namespace": "n", "managedFields": [{"x": 1}]}, "data": {}}, secrets)
+    assert body == {"metadata": {"name": "s", "namespace": "n"}, "data": {}, "apiVersion": "v1", "kind": "Secret"}
+    assert list(indexed_objects({"i": {("n", "s"): [body]}})) == [body]
+
+
+def test_inventory_sorts_objects_out() -> None:
+    objects = [
+        {"apiVersion": "lockgate.io/v1alpha1", "kind": "ApiKey", "metadata": {"name": "k", "namespace": "n"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n"}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "e", "namespace": "n"}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc", "namespace": "n"}},
+    ]
+    inventory = Inventory.of(objects)
+    assert list(inventory.lockgate) == [ObjectRef("ApiKey", "n", "k")]
+    assert list(inventory.secrets) == [("n", "s")] and len(inventory.slices) == 1 and len(inventory.objects) == 4
+    assert [k["metadata"]["name"] for k in inventory.apikeys()] == ["k"]
+
+
+async def test_names_under_localhost_are_loopback() -> None:
+    assert is_loopback_name("localhost") and is_loopback_name("Pool-1.LOCALHOST.") and not is_loopback_name("localhost.io")
+    resolver = LoopbackNamesResolver()
+    try:
+        (v4,) = await resolver.resolve("upstream-a.localhost", 8000)
+        (v6,) = await resolver.resolve("b.localhost", 1, socket.AF_INET6)
+        assert (v4["host"], v4["port"], v6["host"]) == ("127.0.0.1", 8000, "::1")
+    finally:
+        await resolver.close()

@@ -1,0 +1,99 @@
+"""FairQueue: round-robin by consumer, exact waits, timeouts that drop nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from lockgate.proxy.quota.fair_queue import FairQueue
+
+
+class Capacity:
+    """Capacity handed out by the test: try_admit succeeds only when a slot was granted."""
+
+    def __init__(self) -> None:
+        self.slots = 0
+        self.served: list[str] = []
+        self.released: list[str] = []
+        self.asked = asyncio.Event()
+
+    def try_admit(self, name: str):  # type: ignore[no-untyped-def]
+        async def attempt() -> tuple[float | None, object]:
+            self.asked.set()
+            if self.slots > 0:
+                self.slots -= 1
+                self.served.append(name)
+                return None, name
+            return 0.001, None
+        return attempt
+
+    def release(self, name: str):  # type: ignore[no-untyped-def]
+        async def give_back(_: object) -> None:
+            self.released.append(name)
+        return give_back
+
+
+async def until(condition, deadline: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while not condition():
+        assert loop.time() < end
+        await asyncio.sleep(0.001)
+
+
+async def test_turns_rotate_between_consumers() -> None:
+    queue, cap = FairQueue(), Capacity()
+    waits = [asyncio.create_task(queue.wait(c, cap.try_admit(f"{c}{i}"), cap.release(c), 5))
+             for c, n in (("a", 4), ("b", 2), ("c", 1)) for i in range(n)]
+    await until(lambda: queue.depth == 7)
+    cap.slots = 7
+    results = await asyncio.gather(*waits)
+    assert cap.served == ["a0", "b0", "c0", "a1", "b1", "a2", "a3"]
+    assert sorted(results) == sorted(cap.served) and queue.depth == 0
+
+
+async def test_a_waiter_times_out_and_the_others_keep_their_turn() -> None:
+    depths: list[int] = []
+    queue, cap = FairQueue(on_depth=depths.append), Capacity()
+    short = asyncio.create_task(queue.wait("a", cap.try_admit("a0"), cap.release("a"), 0.05))
+    long = asyncio.create_task(queue.wait("b", cap.try_admit("b0"), cap.release("b"), 5))
+    with pytest.raises(TimeoutError):
+        await short
+    assert queue.depth == 1
+    cap.slots = 1
+    assert await long == "b0"
+    assert cap.served == ["b0"] and depths[-1] == 0 and max(depths) == 2
+
+
+async def test_capacity_won_after_the_waiter_gave_up_is_given_back() -> None:
+    queue = FairQueue()
+    gate = asyncio.Event()
+    released: list[object] = []
+
+    async def slow_admit() -> tuple[float | None, object]:
+        await gate.wait()
+        return None, "slot"
+
+    async def give_back(result: object) -> None:
+        released.append(result)
+
+    waiter = asyncio.create_task(queue.wait("a", slow_admit, give_back, 0.05))
+    with pytest.raises(TimeoutError):
+        await waiter
+    gate.set()
+    await until(lambda: released == ["slot"])
+
+
+async def test_a_store_error_reaches_its_waiter() -> None:
+    queue = FairQueue()
+
+    async def failing() -> tuple[float | None, object]:
+        raise RuntimeError("store away")
+
+    async def nothing(_: object) -> None:
+        return None
+
+    with pytest.raises(RuntimeError, match="store away"):
+        await queue.wait("a", failing, nothing, 5)
+    assert queue.depth == 0
