@@ -21,6 +21,7 @@ from lockgate.proxy.mcp.era import Era, check_modern_headers
 from lockgate.proxy.mcp.gateway import McpGateway
 from lockgate.proxy.mcp.reply import Reply, error_reply
 from lockgate.proxy.mcp.session_token import SessionRef
+from lockgate.proxy.quota import Reservation
 
 SERVER_VERSION = "0.1.0"
 LIST_METHODS = ("tools/list", "prompts/list", "resources/list", "resources/templates/list", "resources/read")
@@ -57,30 +58,41 @@ async def serve_post(gw: McpGateway, server: McpServer, key: ConsumerKey, backen
     if era == "legacy" and method in ("ping", "logging/setLevel"):
         return Reply(body=rpc.result_message(request_id, _decorate({}, method, era, gw, server)))
     gw.check_access(key, server, message)
+    reservation = await gw.admit(key, server, message)  # refused calls are 429 before any stream starts
+    try:
+        return await _answer(gw, server, key, backend, headers, message, era, reservation)
+    except BaseException:
+        await gw.settle(reservation)
+        raise
+
+
+async def _answer(gw: McpGateway, server: McpServer, key: ConsumerKey, backend: Backend, headers: Mapping[str, str],
+                  message: rpc.Message, era: Era, reservation: Reservation | None) -> Reply:
+    """The answer as JSON, or as SSE when notifications or input requests may precede it; settles the reservation."""
+    request_id, method = message["id"], str(message.get("method"))
     progress_token = rpc.meta_of(message).get("progressToken")
     wants_stream = "text/event-stream" in headers.get("Accept", "")
     may_ask = era == "legacy" and method in rpc.NAMED_METHODS  # its answer may need input from the client
     if wants_stream and (progress_token is not None or may_ask):
         session = headers.get("Mcp-Session-Id", "")
-        return Reply(events=_streamed(gw, server, key, backend, message, era, progress_token, session))
+        return Reply(events=_streamed(gw, server, key, backend, message, era, progress_token, session, reservation))
     ctx = CallContext(key, server, era, meta=rpc.meta_of(message))
-    result = await _call(gw, server, key, backend, ctx, message)
+    try:
+        result = await _call(gw, server, key, backend, ctx, message)
+    finally:
+        await gw.settle(reservation)
     return Reply(body=rpc.result_message(request_id, _decorate(result, method, era, gw, server)))
 
 
 async def _call(gw: McpGateway, server: McpServer, key: ConsumerKey, backend: Backend, ctx: CallContext,
                 message: rpc.Message) -> dict[str, Any]:
     method = str(message.get("method"))
-    reservation = await gw.admit(key, server, message)
-    try:
-        result = await backend.request(ctx, method, rpc.params_of(message))
-    finally:
-        await gw.settle(reservation)
+    result = await backend.request(ctx, method, rpc.params_of(message))
     return gw.filter_result(key, server, method, result)
 
 
 async def _streamed(gw: McpGateway, server: McpServer, key: ConsumerKey, backend: Backend, message: rpc.Message,
-                    era: Era, progress_token: Any, session: str) -> AsyncIterator[sse.Event]:
+                    era: Era, progress_token: Any, session: str, reservation: Reservation | None) -> AsyncIterator[sse.Event]:
     queue: asyncio.Queue[rpc.Message] = asyncio.Queue()
 
     async def emit(note: rpc.Message) -> None:
@@ -102,6 +114,8 @@ async def _streamed(gw: McpGateway, server: McpServer, key: ConsumerKey, backend
             return rpc.result_message(message["id"], _decorate(result, str(message["method"]), era, gw, server))
         except rpc.RpcError as exc:
             return exc.to_message(message["id"])
+        finally:
+            await gw.settle(reservation)
 
     task = asyncio.ensure_future(run())
     try:

@@ -231,7 +231,7 @@ async def test_tool_calls_count_against_the_keys_rpm() -> None:
                     "params": {"name": "create_order", "arguments": {"item": "tea"}}}) for i in range(3)]
                 listing = await http.post(f"{base}/orders/mcp", headers=headers,
                                           json={"jsonrpc": "2.0", "id": 9, "method": "tools/list"})
-    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert [a.status_code for a in answers] == [200, 200, 429], [a.text for a in answers]
     assert answers[2].json()["error"]["code"] == -32001
     assert listing.status_code == 200  # listing is not a call
     assert len(api.seen) == 2
