@@ -9,6 +9,7 @@ import httpx2
 import pytest
 
 from lockgate.api.ir import AggregateMember, HttpTool, McpServer, ModelTool, ToolArg
+from lockgate.proxy.source import Snapshot
 from tests.integration.mcp_fixtures.harness import (
     RestApi,
     fixture_upstream,
@@ -138,6 +139,14 @@ async def test_catalog_lists_what_the_key_may_use() -> None:
     assert [t["name"] for t in entries[0]["tools"]] == ["get_order"]
 
 
+def _fixture_aggregate(upstream: str) -> Snapshot:
+    """An aggregate whose one member (prefix fx) is the fixture upstream, for a key that may use it."""
+    servers = [upstream_server("team/fixture", "/fixture", (upstream,)),
+               McpServer(id="team/platform", name="platform", path="/platform", kind="aggregate",
+                         members=(AggregateMember(server="team/fixture", prefix="fx"),))]
+    return snapshot(servers, [key("full", ("team/platform",))])
+
+
 async def _first_line_with(lines: object, needle: str) -> dict:
     async for line in lines:  # type: ignore[attr-defined]
         if line.startswith("data:") and needle in line:
@@ -147,10 +156,7 @@ async def _first_line_with(lines: object, needle: str) -> dict:
 
 async def test_aggregate_merges_list_changed_notifications() -> None:
     async with fixture_upstream() as upstream:
-        servers = [upstream_server("team/fixture", "/fixture", (upstream,)),
-                   McpServer(id="team/platform", name="platform", path="/platform", kind="aggregate",
-                             members=(AggregateMember(server="team/fixture", prefix="fx"),))]
-        async with gateway(snapshot(servers, [key("full", ("team/platform",))])) as base:
+        async with gateway(_fixture_aggregate(upstream)) as base:
             url = f"{base}/platform/mcp"
             headers = {"Authorization": "Bearer sk-full", "Accept": "application/json, text/event-stream"}
             meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -196,10 +202,7 @@ async def test_input_required_results_pass_through_an_aggregate() -> None:
     from mcp.types import ElicitResult
 
     async with fixture_upstream() as upstream:
-        servers = [upstream_server("team/fixture", "/fixture", (upstream,)),
-                   McpServer(id="team/platform", name="platform", path="/platform", kind="aggregate",
-                             members=(AggregateMember(server="team/fixture", prefix="fx"),))]
-        async with gateway(snapshot(servers, [key("full", ("team/platform",))])) as base:
+        async with gateway(_fixture_aggregate(upstream)) as base:
             asked: list[str] = []
 
             async def elicit(context: object, params: object) -> ElicitResult:
@@ -241,10 +244,7 @@ async def test_legacy_clients_answer_input_requests_as_sampling_through_an_aggre
     from mcp.types import CreateMessageResult, TextContent
 
     async with fixture_upstream() as upstream:
-        servers = [upstream_server("team/fixture", "/fixture", (upstream,)),
-                   McpServer(id="team/platform", name="platform", path="/platform", kind="aggregate",
-                             members=(AggregateMember(server="team/fixture", prefix="fx"),))]
-        async with gateway(snapshot(servers, [key("full", ("team/platform",))])) as base:
+        async with gateway(_fixture_aggregate(upstream)) as base:
             asked: list[str] = []
 
             async def sample(context: object, params: object) -> CreateMessageResult:
