@@ -255,3 +255,18 @@ async def test_legacy_clients_answer_input_requests_as_sampling_through_an_aggre
                 result = await client.call_tool("fx__test_input_required_result_sampling", {})
     assert asked == ["What is the capital of France?"]
     assert text_of(result) == "Model said: Paris"
+
+
+async def test_old_sse_clients_reach_generated_tools() -> None:
+    from mcp import Client
+    from mcp.client.sse import sse_client
+
+    api = RestApi()
+    async with serve_app(api.app()) as api_url:
+        async with gateway(snapshot([_http_tools_server(api_url)], [key("full", ("team/orders",))])) as base:
+            transport = sse_client(f"{base}/orders/sse", headers={"Authorization": "Bearer sk-full"})
+            async with Client(transport, mode="legacy") as client:  # type: ignore[arg-type]
+                assert {t.name for t in (await client.list_tools()).tools} == {"get_order", "create_order"}
+                result = await client.call_tool("get_order", {"shop": "s1", "order_id": "o 1"})
+    assert text_of(result) == "shop=/shops/s1/orders/o 1 q="
+    assert api.seen[0]["raw_path"] == "/shops/s1/orders/o%201?limit=10"
