@@ -39,6 +39,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--peering-lifetime", type=int, default=60, metavar="SECONDS",
                    help="how long a silent peer is still taken as alive (failover time)")
     p.add_argument("--standalone", action="store_true", help="no peering at all")
+    p.add_argument("--no-cluster-scan", action="store_true",
+                   help="do not list or watch namespaces and CRDs cluster-wide (Kopf's restricted mode, for "
+                        "RBAC without cluster-scope reads): the CRDs must exist when the operator starts")
     p.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
     p.add_argument("--verbose", "-v", action="store_true")
     p.set_defaults(func=run)
@@ -71,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
     kopf.configure(verbose=args.verbose, log_prefix=True)
     logging.getLogger("lockgate").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     memo = OperatorContext(settings=settings, kubeconfig=args.kubeconfig)
+    kopf_settings = kopf.OperatorSettings()
+    kopf_settings.scanning.disabled = args.no_cluster_scan  # else Kopf retries each 403 for a minute first
     asyncio.run(kopf.operator(
-        registry=build_registry(), memo=memo, clusterwide=settings.all_namespaces,
+        registry=build_registry(), memo=memo, settings=kopf_settings, clusterwide=settings.all_namespaces,
         namespaces=settings.namespaces, liveness_endpoint=args.liveness,
         peering_name=settings.peering, standalone=True if args.standalone or not settings.peering else None,
         priority=settings.priority, identity=settings.identity,

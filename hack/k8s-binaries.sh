@@ -150,15 +150,10 @@ build_k8s() {
 build_helm() {
   [ -x "$HELM_DIR/bin/helm" ] && return 0
   need_go
-  local out=$HELM_DIR/bin.partial
-  rm -rf "$out"; mkdir -p "$out"
-  # helm v3 has no replace directives, so `go install module@version` works;
-  # -mod is not allowed with @version, hence the plain GOFLAGS.
-  GOFLAGS= GOBIN=$out timed "helm $HELM_VERSION" go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  mv "$out/helm" "$HELM_DIR/bin/helm"
-  rm -rf "$out"
+  # One recipe for helm (hack/setup.d/35-helm.sh, which `make deps` also runs),
+  # so the binary is the same whichever script builds it first.
+  LOCKGATE_HELM_VERSION=$HELM_VERSION LOCKGATE_CACHE=$CACHE \
+    timed "helm $HELM_VERSION" bash "$(dirname "$0")/setup.d/35-helm.sh" >&2
 }
 
 build_k8s

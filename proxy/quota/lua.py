@@ -36,64 +36,84 @@ local function oldest_reset(z, now, window)
 end
 """
 
-# KEYS: z1, h1, ..., zN, hN [, month]
-# ARGV: window_ms, rid, cost, month_expire_at, N, rpm1, tpm1, ..., B, field1, limit1, ...  (-1 = no limit)
-# -> {1, count1, sum1, reset1, ..., used1, ...} or {0, reason (1 requests, 2 tokens, 3 budget), wait_ms (-1 never), index}
+# Checks every group, then reserves in all of them, or in none.
+# KEYS: per group: z1, h1, ..., zN, hN [, month]
+# ARGV: window_ms, rid, cost, month_expire_at, G, then per group: N, rpm1, tpm1, ..., B, field1, limit1, ...
+#       (-1 = no limit)
+# -> {1, per group: count1, sum1, reset1, ..., used1, ...}
+#    or {0, group, reason (1 requests, 2 tokens, 3 budget), wait_ms (-1 never), index}
 RESERVE = COMMON + r"""
 local window = tonumber(ARGV[1]); local rid = ARGV[2]; local cost = tonumber(ARGV[3])
-local expire_at = tonumber(ARGV[4]); local n = tonumber(ARGV[5])
-local nb = tonumber(ARGV[6 + 2 * n])
-local month = KEYS[2 * n + 1]
+local expire_at = tonumber(ARGV[4])
 local now = now_ms()
-if nb > 0 then
-  for j = 1, nb do
-    local field = ARGV[6 + 2 * n + 2 * j - 1]; local limit = tonumber(ARGV[6 + 2 * n + 2 * j])
-    if limit >= 0 and (tonumber(redis.call('HGET', month, field)) or 0) + cost > limit then
-      return {0, 3, -1, j}
-    end
+local groups = {}
+local a = 6; local k = 1
+for g = 1, tonumber(ARGV[5]) do
+  local grp = {windows = {}, budgets = {}}
+  for i = 1, tonumber(ARGV[a]) do
+    grp.windows[i] = {z = KEYS[k], h = KEYS[k + 1], rpm = tonumber(ARGV[a + 2 * i - 1]), tpm = tonumber(ARGV[a + 2 * i])}
+    k = k + 2
   end
+  a = a + 1 + 2 * #grp.windows
+  for j = 1, tonumber(ARGV[a]) do
+    grp.budgets[j] = {field = ARGV[a + 2 * j - 1], limit = tonumber(ARGV[a + 2 * j])}
+  end
+  a = a + 1 + 2 * #grp.budgets
+  if #grp.budgets > 0 then grp.month = KEYS[k]; k = k + 1 end
+  groups[g] = grp
 end
-for i = 1, n do
-  local z = KEYS[2 * i - 1]; local h = KEYS[2 * i]
-  local rpm = tonumber(ARGV[4 + 2 * i]); local tpm = tonumber(ARGV[5 + 2 * i])
-  prune(z, h, now - window)
-  if rpm >= 0 then
-    local count = redis.call('ZCARD', z)
-    if count >= rpm then
-      if rpm == 0 then return {0, 1, -1, i} end
-      local at = redis.call('ZRANGE', z, count - rpm, count - rpm, 'WITHSCORES')
-      return {0, 1, math.max(0, tonumber(at[2]) + window - now), i}
+-- the wait before one more request of `cost` tokens fits in a window; 0 when it fits, -1 never
+local function requests_wait(w)
+  if w.rpm < 0 then return 0 end
+  local count = redis.call('ZCARD', w.z)
+  if count < w.rpm then return 0 end
+  if w.rpm == 0 then return -1 end
+  local at = redis.call('ZRANGE', w.z, count - w.rpm, count - w.rpm, 'WITHSCORES')
+  return math.max(1, tonumber(at[2]) + window - now)
+end
+local function tokens_wait(w)
+  if w.tpm < 0 then return 0 end
+  local sum = tonumber(redis.call('HGET', w.h, '_sum')) or 0
+  if sum + cost <= w.tpm then return 0 end
+  if cost > w.tpm then return -1 end
+  local need = sum + cost - w.tpm; local freed = 0
+  local entries = redis.call('ZRANGE', w.z, 0, -1, 'WITHSCORES')
+  for e = 1, #entries, 2 do
+    freed = freed + (tonumber(redis.call('HGET', w.h, entries[e])) or 0)
+    if freed >= need then return math.max(1, tonumber(entries[e + 1]) + window - now) end
+  end
+  return window
+end
+for g, grp in ipairs(groups) do
+  for j, b in ipairs(grp.budgets) do
+    if b.limit >= 0 and (tonumber(redis.call('HGET', grp.month, b.field)) or 0) + cost > b.limit then
+      return {0, g, 3, -1, j}
     end
   end
-  if tpm >= 0 then
-    local sum = tonumber(redis.call('HGET', h, '_sum')) or 0
-    if sum + cost > tpm then
-      if cost > tpm then return {0, 2, -1, i} end
-      local need = sum + cost - tpm; local freed = 0; local wait = window
-      local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
-      for k = 1, #entries, 2 do
-        freed = freed + (tonumber(redis.call('HGET', h, entries[k])) or 0)
-        if freed >= need then wait = math.max(0, tonumber(entries[k + 1]) + window - now); break end
-      end
-      return {0, 2, wait, i}
-    end
+  for i, w in ipairs(grp.windows) do
+    prune(w.z, w.h, now - window)
+    local wait = requests_wait(w)
+    if wait ~= 0 then return {0, g, 1, wait, i} end
+    wait = tokens_wait(w)
+    if wait ~= 0 then return {0, g, 2, wait, i} end
   end
 end
 local out = {1}
-for i = 1, n do
-  local z = KEYS[2 * i - 1]; local h = KEYS[2 * i]
-  redis.call('ZADD', z, now, rid)
-  redis.call('HSET', h, rid, cost)
-  local sum = redis.call('HINCRBY', h, '_sum', cost)
-  redis.call('PEXPIRE', z, window + 1000); redis.call('PEXPIRE', h, window + 1000)
-  out[#out + 1] = redis.call('ZCARD', z); out[#out + 1] = sum; out[#out + 1] = oldest_reset(z, now, window)
-end
-if nb > 0 then
-  for j = 1, nb do
-    out[#out + 1] = redis.call('HINCRBY', month, ARGV[6 + 2 * n + 2 * j - 1], cost)
+for _, grp in ipairs(groups) do
+  for _, w in ipairs(grp.windows) do
+    redis.call('ZADD', w.z, now, rid)
+    redis.call('HSET', w.h, rid, cost)
+    local sum = redis.call('HINCRBY', w.h, '_sum', cost)
+    redis.call('PEXPIRE', w.z, window + 1000); redis.call('PEXPIRE', w.h, window + 1000)
+    out[#out + 1] = redis.call('ZCARD', w.z); out[#out + 1] = sum; out[#out + 1] = oldest_reset(w.z, now, window)
   end
-  redis.call('HINCRBY', month, 'requests', 1)
-  redis.call('EXPIREAT', month, expire_at)
+  if grp.month then
+    for _, b in ipairs(grp.budgets) do
+      out[#out + 1] = redis.call('HINCRBY', grp.month, b.field, cost)
+    end
+    redis.call('HINCRBY', grp.month, 'requests', 1)
+    redis.call('EXPIREAT', grp.month, expire_at)
+  end
 end
 return out
 """

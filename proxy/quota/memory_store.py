@@ -42,21 +42,24 @@ class MemoryStore:
             self._months = {month: {}, **{m: v for m, v in self._months.items() if m > month}}
         return self._months[month].setdefault(tag, {})
 
-    def _check(self, group: Group, rid: str, cost: int, month: str) -> GroupResult:
-        now = self.clock()
+    def _refusal(self, group: Group, cost: int, month: str, now: float) -> Refusal | None:
         counters = self._counters(month, group.tag)
         for b in group.budgets:
             if b.limit is not None and counters.get(b.field, 0) + cost > b.limit:
-                return GroupResult(Refusal("budget", float("inf"), b.field))
+                return Refusal("budget", float("inf"), b.field)
         for spec in group.windows:
             refused = self._window(group.tag, spec.name).wait(now, spec.rpm, spec.tpm, cost)
             if refused is not None:
-                return GroupResult(Refusal(refused[0], refused[1], spec.name))  # type: ignore[arg-type]
+                return Refusal(refused[0], refused[1], spec.name)  # type: ignore[arg-type]
+        return None
+
+    def _take(self, group: Group, rid: str, cost: int, month: str, now: float) -> GroupResult:
         states = []
         for spec in group.windows:
             w = self._window(group.tag, spec.name)
             w.add(now, rid, cost)
             states.append(w.state(now, spec.rpm, spec.tpm))
+        counters = self._counters(month, group.tag)
         if group.budgets:
             for b in group.budgets:
                 counters[b.field] = counters.get(b.field, 0) + cost
@@ -66,7 +69,13 @@ class MemoryStore:
 
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
                       month_end: float) -> list[GroupResult]:
-        return [self._check(g, rid, cost, month) for g in groups]
+        """Every group or none (no await in between: atomic on the event loop)."""
+        now = self.clock()
+        for group in groups:
+            refusal = self._refusal(group, cost, month, now)
+            if refusal is not None:
+                return [GroupResult(refusal if g is group else None) for g in groups]
+        return [self._take(g, rid, cost, month, now) for g in groups]
 
     async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
                      delta: int, used: int, release: bool) -> None:

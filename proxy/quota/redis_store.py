@@ -9,11 +9,13 @@ Calls time out in tens of milliseconds and raise StoreUnavailable.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
@@ -25,6 +27,7 @@ from lockgate.proxy.quota.store import StoreUnavailable
 from lockgate.proxy.quota.window import TOO_LARGE, WindowState
 
 PREFIX = "lockgate:q"
+CLUSTER_SCHEME = "redis+cluster://"  # redis+cluster://host:port: any node of a Redis Cluster
 MONTH_GRACE = 86400  # month counters stay readable a day after the month ends
 REASONS = {1: "requests", 2: "tokens", 3: "budget"}
 
@@ -58,62 +61,86 @@ class RedisStore:
     def __init__(self, url: str, window: float = 60.0, timeout: float = 0.05, connect_timeout: float = 0.1,
                  max_connections: int = 16) -> None:
         self.window = window
+        self._loading = asyncio.Lock()
+        self._loads = 0  # times the scripts were loaded (a generation: concurrent NOSCRIPTs load once)
+        self.client: Any
+        if url.startswith(CLUSTER_SCHEME):  # Redis Cluster: each group's keys share one slot
+            self.client = RedisCluster.from_url(
+                "redis://" + url.removeprefix(CLUSTER_SCHEME), socket_timeout=timeout,
+                socket_connect_timeout=connect_timeout, max_connections=max_connections * 16,
+                retry=Retry(NoBackoff(), 0), protocol=2)  # its pools do not queue callers: room for bursts
+            self.cluster = True
+            return
+        self.cluster = False
         # A small pool that callers queue for: a burst reuses a few warm connections instead of
         # opening one each (connection storms time out on a busy host). Query parameters of
         # the URL (socket_timeout=...) override these defaults.
         pool = redis.BlockingConnectionPool.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=connect_timeout, max_connections=max_connections,
-            timeout=connect_timeout, retry=Retry(NoBackoff(), 0), health_check_interval=0)
+            timeout=connect_timeout, retry=Retry(NoBackoff(), 0), health_check_interval=0,
+            protocol=2)  # RESP2: a connection is ready after one exchange (no HELLO, no extra handshakes)
         self.client = redis.Redis(connection_pool=pool)
 
     async def _run(self, calls: list[tuple[_Script, list[str], list[Any]]]) -> list[Any]:
         """Run scripts in one round trip (a pipeline, not a transaction: groups are independent)."""
         try:
+            if not self._loads:  # load before the first call, not on a storm of NOSCRIPT replies
+                await self._load_scripts(0)
             try:
                 return await self._send(calls)
-            except NoScriptError:
-                for script in {c[0] for c in calls}:
-                    await self.client.script_load(script.source)
+            except NoScriptError:  # a restarted or flushed Redis: load once, however many calls noticed
+                await self._load_scripts(self._loads)
                 return await self._send(calls)
         except (RedisError, OSError) as e:
             raise StoreUnavailable(str(e), isinstance(e, (TimeoutError, RedisTimeoutError))) from e
 
+    async def _load_scripts(self, seen: int) -> None:
+        async with self._loading:
+            if self._loads == seen:
+                for script in (RESERVE, SETTLE, PEEK):
+                    await self.client.script_load(script.source)
+                self._loads += 1
+
     async def _send(self, calls: list[tuple[_Script, list[str], list[Any]]]) -> list[Any]:
-        if len(calls) == 1:
-            script, keys, args = calls[0]
-            return [await self.client.evalsha(script.sha, len(keys), *keys, *args)]
+        if len(calls) == 1 or self.cluster:
+            # A cluster serves each group from its own slot's node: the calls go out together.
+            return list(await asyncio.gather(*(self.client.evalsha(script.sha, len(keys), *keys, *args)
+                                               for script, keys, args in calls)))
         async with self.client.pipeline(transaction=False) as pipe:
             for script, keys, args in calls:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
-            return await pipe.execute()
+            return list(await pipe.execute())
 
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
                       month_end: float) -> list[GroupResult]:
-        calls = []
+        if not self.cluster or len(groups) == 1:
+            (reply,) = await self._run([self._reserve_call(groups, rid, cost, month, month_end)])
+            return _results(groups, reply)
+        # Redis Cluster: groups live in different slots, so one after the other, undoing on a refusal.
+        results: list[GroupResult] = []
+        for i, g in enumerate(groups):
+            (reply,) = await self._run([self._reserve_call([g], rid, cost, month, month_end)])
+            (result,) = _results([g], reply)
+            results.append(result)
+            if result.refusal is not None:
+                if i:
+                    await self.settle(groups[:i], rid, month, month_end, -cost, 0, release=True)
+                return results + [GroupResult(None)] * (len(groups) - i - 1)
+        return results
+
+    def _reserve_call(self, groups: Sequence[Group], rid: str, cost: int, month: str,
+                      month_end: float) -> tuple[_Script, list[str], list[Any]]:
+        keys: list[str] = []
+        args: list[Any] = [int(self.window * 1000), rid, cost, int(month_end) + MONTH_GRACE, len(groups)]
         for g in groups:
-            keys = window_keys(g) + ([month_key(g, month)] if g.budgets else [])
-            args: list[Any] = [int(self.window * 1000), rid, cost, int(month_end) + MONTH_GRACE, len(g.windows)]
+            keys += window_keys(g) + ([month_key(g, month)] if g.budgets else [])
+            args.append(len(g.windows))
             for w in g.windows:
                 args += [_limit(w.rpm), _limit(w.tpm)]
             args.append(len(g.budgets))
             for b in g.budgets:
                 args += [b.field, _limit(b.limit)]
-            calls.append((RESERVE, keys, args))
-        replies = await self._run(calls)
-        return [self._result(g, r) for g, r in zip(groups, replies)]
-
-    def _result(self, group: Group, reply: list[int]) -> GroupResult:
-        if reply[0] == 0:
-            _, reason, wait_ms, index = reply
-            name = group.budgets[index - 1].field if reason == 3 else group.windows[index - 1].name
-            wait = TOO_LARGE if wait_ms < 0 else wait_ms / 1000
-            return GroupResult(Refusal(REASONS[reason], wait, name))  # type: ignore[arg-type]
-        states = []
-        for i, w in enumerate(group.windows):
-            count, total, reset = reply[1 + 3 * i: 4 + 3 * i]
-            states.append(WindowState(w.rpm, w.tpm, count, total, reset / 1000, reset / 1000))
-        used = reply[1 + 3 * len(group.windows):]
-        return GroupResult(None, tuple(states), {b.field: int(u) for b, u in zip(group.budgets, used)})
+        return RESERVE, keys, args
 
     async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
                      delta: int, used: int, release: bool) -> None:
@@ -158,6 +185,28 @@ class RedisStore:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _results(groups: Sequence[Group], reply: list[int]) -> list[GroupResult]:
+    """Per group: its window states and month counters, or the refusal (the other groups then hold nothing)."""
+    if reply[0] == 0:
+        _, refused, reason, wait_ms, index = reply
+        group = groups[refused - 1]
+        name = group.budgets[index - 1].field if reason == 3 else group.windows[index - 1].name
+        refusal = Refusal(REASONS[reason], TOO_LARGE if wait_ms < 0 else wait_ms / 1000, name)  # type: ignore[arg-type]
+        return [GroupResult(refusal if g is group else None) for g in groups]
+    results = []
+    at = 1
+    for g in groups:
+        states = []
+        for w in g.windows:
+            count, total, reset = reply[at: at + 3]
+            states.append(WindowState(w.rpm, w.tpm, count, total, reset / 1000, reset / 1000))
+            at += 3
+        used = reply[at: at + len(g.budgets)]
+        at += len(g.budgets)
+        results.append(GroupResult(None, tuple(states), {b.field: int(u) for b, u in zip(g.budgets, used)}))
+    return results
 
 
 def _text(v: bytes | str) -> str:

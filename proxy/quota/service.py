@@ -45,27 +45,33 @@ class StoreQuotaService:
         consumer = consumer_group(request.key, request.model)
         provider = provider_group(request.provider_id, request.model, request.provider_limits)
         queue = self._queues.get(provider.tag) if provider else None
-        # Nobody jumps a queue: while others wait for the provider, a newcomer joins them.
-        direct = provider is not None and (queue is None or queue.depth == 0)
+        # Nobody jumps a queue: while others wait for the provider, a newcomer that may wait joins them.
+        direct = provider is not None and (queue is None or queue.depth == 0 or request.queue_max_wait <= 0)
         groups = [consumer, provider] if direct and provider else [consumer]
         results = await self._reserve_to_the_end(groups, rid, cost, month, end)
-        held = [g for g, r in zip(groups, results) if r.refusal is None]
         if results[0].refusal is not None:
-            await self._release(held, rid, month, end, cost)
             raise self._consumer_rejection(results[0].refusal, consumer, request, now, end)
+        held = results[0]
         reserved = [consumer]
         if provider is not None:
-            first_wait = results[1].refusal.wait if direct and results[1].refusal else None
-            if not direct or first_wait is not None:
+            refused = results[1].refusal if direct else None
+            if refused is not None or not direct:
+                if request.queue_max_wait <= 0 or (refused is not None and math.isinf(refused.wait)):
+                    raise _provider_rejection(request, refused.wait if refused else self.window, self.window)
+                if refused is not None:  # nothing is held: the consumer's own share waits with the request
+                    (held,) = await self._reserve_to_the_end([consumer], rid, cost, month, end)
+                    if held.refusal is not None:
+                        raise self._consumer_rejection(held.refusal, consumer, request, now, end)
                 try:
-                    await self._wait_for_provider(provider, request, rid, cost, month, end, first_wait)
+                    await self._wait_for_provider(provider, request, rid, cost, month, end,
+                                                  refused.wait if refused else None)
                 except BaseException:
                     await self._release([consumer], rid, month, end, cost)
                     raise
             reserved.append(provider)
         RESERVATIONS.labels(store=self.store_label).inc()
         RESERVED_TOKENS.inc(cost)
-        return Reservation(request, cost, ratelimit_headers(results[0].windows), rid, month, end, tuple(reserved))
+        return Reservation(request, cost, ratelimit_headers(held.windows), rid, month, end, tuple(reserved))
 
     async def _reserve_to_the_end(self, groups: list[Group], rid: str, cost: int, month: str,
                                   end: float) -> list[GroupResult]:
@@ -77,8 +83,8 @@ class StoreQuotaService:
         except asyncio.CancelledError:
             def undo(done: asyncio.Future[list[GroupResult]]) -> None:
                 if not done.cancelled() and done.exception() is None:
-                    held = [g for g, r in zip(groups, done.result()) if r.refusal is None]
-                    self._track(self._release(held, rid, month, end, cost))
+                    if all(r.refusal is None for r in done.result()):  # all or nothing was reserved
+                        self._track(self._release(groups, rid, month, end, cost))
             task.add_done_callback(undo)
             raise
 
@@ -91,8 +97,6 @@ class StoreQuotaService:
 
     async def _wait_for_provider(self, provider: Group, request: AdmitRequest, rid: str, cost: int, month: str,
                                  end: float, first_wait: float | None) -> None:
-        if request.queue_max_wait <= 0 or (first_wait is not None and math.isinf(first_wait)):
-            raise _provider_rejection(request, first_wait if first_wait is not None else self.window, self.window)
         queue = self._queues.get(provider.tag)
         if queue is None:
             gauge = QUEUE_DEPTH.labels(provider=request.provider_id, model=request.model)
@@ -219,7 +223,7 @@ def build_service(store: str, fail_mode: str, replicas_hint: int, state_dir: str
         from lockgate.proxy.quota.memory_store import MemoryStore
 
         return StoreQuotaService(MemoryStore(window, state_dir), "memory", window)
-    if store.startswith(("redis://", "rediss://", "unix://")):
+    if store.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
         from lockgate.proxy.quota.failover import FailoverStore
         from lockgate.proxy.quota.redis_store import RedisStore
 

@@ -20,7 +20,8 @@ class StoreUnavailable(Exception):
 class QuotaStore(Protocol):
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
                       month_end: float) -> list[GroupResult]:
-        """Check and reserve each group atomically (all of a group or nothing), in one round trip."""
+        """Check every group and reserve in all of them, or in none: when one refuses, its result
+        carries the refusal and the others hold nothing. One round trip on a single Redis."""
         ...
 
     async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,

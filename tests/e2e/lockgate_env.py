@@ -188,8 +188,8 @@ class Lockgate:
 
     # -- processes ---------------------------------------------------------
 
-    def _spawn(self, name: str, *args: str) -> Process:
-        env = {**self.kube.env, "PYTHONUNBUFFERED": "1"}
+    def _spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> Process:
+        env = {**self.kube.env, "PYTHONUNBUFFERED": "1", **(env or {})}
         log = self.workdir / f"{name}.log"
         process = Process(name, [sys.executable, "-m", "lockgate.cli.main", *args], env, log)
         self.processes.append(process)

@@ -372,6 +372,8 @@ class ControlPlane:
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             # No controller would create the tokens this plugin waits for.
             "--disable-admission-plugins=ServiceAccount",
+            # As strict as OpenShift: setting blockOwnerDeletion needs RBAC on the owner.
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
             "--allow-privileged=true",
             # The `kubernetes` Endpoints may not hold a loopback address; without
             # this the apiserver logs a failed sync every ten seconds.

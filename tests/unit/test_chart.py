@@ -96,6 +96,7 @@ def test_operator_probe_and_args(default_objs: list[Obj]) -> None:
     assert "--credentials-secret=lockgate-credentials" in args
     assert "--proxy-service=lg-lockgate-proxy" in args
     assert "--peering=lockgate" in args
+    assert "--no-cluster-scan" in args  # no cluster-scope reads granted by default
     assert {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in c["env"]
     assert one(default_objs, "Deployment", "-operator")["spec"]["replicas"] == 1
 
@@ -103,6 +104,7 @@ def test_operator_probe_and_args(default_objs: list[Obj]) -> None:
 def test_operator_watches_listed_namespaces_or_all(full_objs: list[Obj]) -> None:
     (c,) = containers(one(full_objs, "Deployment", "-operator"))
     assert [a for a in c["args"] if a.startswith("--namespace")] == ["--namespace=ai-gateway", "--namespace=team-b"]
+    assert "--no-cluster-scan" not in c["args"]  # observeCluster grants what Kopf's scanning reads
     (c,) = containers(one(render(sets=["operator.allNamespaces=true"]), "Deployment", "-operator"))
     assert "--all-namespaces" in c["args"]
     assert not [a for a in c["args"] if a.startswith("--namespace")]

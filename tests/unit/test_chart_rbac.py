@@ -75,6 +75,7 @@ def test_operator_roles_per_namespace() -> None:
         rules = by_ns[ns]
         assert verbs_for(rules, "lockgate.io", "routes") == READ
         assert verbs_for(rules, "lockgate.io", "routes/status") == {"get", "patch"}
+        assert verbs_for(rules, "lockgate.io", "apikeys/finalizers") == set()  # key Secrets set no blockOwnerDeletion
         assert verbs_for(rules, "kopf.dev", "kopfpeerings") == READ | {"patch"}
         assert verbs_for(rules, "", "configmaps") == set(), "config is published only in the release namespace"
         assert verbs_for(rules, "", "secrets") == READ | {"create", "update", "patch"}
@@ -83,6 +84,8 @@ def test_operator_roles_per_namespace() -> None:
         assert verbs_for(rules, "coordination.k8s.io", "leases") == {"get", "create", "update"}  # extraRules
     home = by_ns[NAMESPACE]
     assert verbs_for(home, "", "configmaps") == READ | {"create", "update", "patch", "delete"}
+    (delete,) = [r for r in home if "delete" in r["verbs"]]
+    assert delete["verbs"] == ["delete"] and delete["resourceNames"] == ["gw-config-1", "gw-config-2", "gw-config-3"]
     assert verbs_for(home, "", "secrets") >= {"create", "update", "patch"}
     assert verbs_for(home, "lockgate.io", "routes") == set(), "the release namespace is not watched here"
     for binding in of_kind(objs, "RoleBinding"):

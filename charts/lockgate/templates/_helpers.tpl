@@ -76,13 +76,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- $ns | uniq | toJson -}}
 {{- end -}}
 
-{{/* ConfigMap names the proxy may read: the config and its split parts. */}}
-{{- define "lockgate.proxyConfigMapNames" -}}
-{{- $names := list .Values.config.configMapName -}}
+{{/* Names of the split parts of the config ConfigMap (NAME-1 .. NAME-maxSplitParts), as a JSON list. */}}
+{{- define "lockgate.configMapPartNames" -}}
+{{- $names := list -}}
 {{- range $i := until (int .Values.config.maxSplitParts) -}}
 {{- $names = append $names (printf "%s-%d" $.Values.config.configMapName (add1 $i)) -}}
 {{- end -}}
-{{- concat $names .Values.proxy.rbac.extraConfigMapNames | uniq | toJson -}}
+{{- $names | toJson -}}
+{{- end -}}
+
+{{/* ConfigMap names the proxy may read: the config and its split parts. */}}
+{{- define "lockgate.proxyConfigMapNames" -}}
+{{- $parts := include "lockgate.configMapPartNames" . | fromJsonArray -}}
+{{- concat (list .Values.config.configMapName) $parts .Values.proxy.rbac.extraConfigMapNames | uniq | toJson -}}
 {{- end -}}
 
 {{/* Replicas the quota store divides per-replica limits by. */}}

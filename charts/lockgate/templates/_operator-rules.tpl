@@ -44,6 +44,10 @@ proxy's ConfigMaps and credentials Secret and reads the proxy's Service.
 {{- define "lockgate.operatorPublishRules" -}}
 - apiGroups: [""]
   resources: ["configmaps"]
-  # delete: parts of a split config that a smaller one no longer needs
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "update", "patch"]
+# Split parts left over when the configuration shrinks; nothing else is deleted.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  resourceNames: {{ include "lockgate.configMapPartNames" . }}
+  verbs: ["delete"]
 {{- end -}}

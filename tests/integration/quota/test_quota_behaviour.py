@@ -225,3 +225,14 @@ async def test_a_model_budget_is_spent_while_the_key_budget_is_not(replicas: Rep
     usage = (await services[0].usage([k]))[k.id]
     assert usage["models"]["gpt-4o"] == {"tokens": 300, "remaining": 200}  # type: ignore[index]
     assert usage["tokens"] == 600 and usage["remaining"] == 9_400
+
+
+async def test_consumers_over_their_own_limit_take_no_provider_capacity(replicas: Replicas) -> None:
+    services = replicas(count=3)
+    keys = [key(f"k{i}", limits=RateLimits(rpm=4)) for i in range(6)]  # 24 consumer slots, 20 provider slots
+    provider = RateLimits(rpm=20)
+    outcomes = await asyncio.gather(*(attempt(services[i % len(services)], req(keys[i % 6], provider=provider))
+                                      for i in range(60)))
+    admitted = [o for o in outcomes if isinstance(o, Reservation)]
+    assert len(admitted) == 20  # every provider slot went to a request its consumer could make
+    assert all(sum(a.request.key is k for a in admitted) <= 4 for k in keys)
