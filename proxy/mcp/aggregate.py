@@ -1,9 +1,9 @@
 """The `aggregate` kind: one server over several, names prefixed per member.
 
-Tool and prompt names become `<prefix>__<name>` (or `<prefix><name>` when the
-prefix already ends in a separator), cut to 64 characters with a short hash
-when longer. Calls go to the member that owns the name; resources keep their
-URIs and reads go to the member that lists the URI.
+Tool, prompt and resource names become `<prefix>__<name>` (or `<prefix><name>`
+when the prefix already ends in a separator), cut to 64 characters with a
+short hash when longer. Calls go to the member that owns the name; resources
+keep their URIs and reads go to the member that lists the URI.
 """
 
 from __future__ import annotations
@@ -142,9 +142,11 @@ class AggregateBackend:
         for member, entries in zip(self._members, pages):
             for entry in entries:
                 if kind in ("resources", "resourceTemplates"):
+                    # URIs stay as they are (reads route by URI); names carry the member's prefix.
                     key = str(entry.get("uri") or entry.get("uriTemplate"))
                     owners.setdefault(key, (member, key))
-                    items.append(entry)
+                    name = entry.get("name")
+                    items.append({**entry, "name": prefixed(member.prefix, name)} if isinstance(name, str) else entry)
                     continue
                 own = str(entry.get("name"))
                 exposed = prefixed(member.prefix, own)

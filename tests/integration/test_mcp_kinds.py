@@ -114,6 +114,10 @@ async def test_aggregate_prefixes_and_routes_calls() -> None:
                     assert text_of(await client.call_tool("fx__add", {"a": 1, "b": 2})) == "3"
                     prompts = {p.name for p in (await client.list_prompts()).prompts}
                     assert "fx__test_simple_prompt" in prompts
+                    resources = {r.name: str(r.uri) for r in (await client.list_resources()).resources}
+                    assert resources["fx__static_text"] == "test://static-text"
+                    read = await client.read_resource("test://static-text")
+                    assert read.contents[0].text == "This is the content of the static text resource."  # type: ignore[union-attr]
                     created = await client.call_tool("orders__create_order", {"item": "cake"})
                     assert text_of(created) == "200"
             async with mcp_client(f"{base}/platform/mcp", "sk-narrow", mode="legacy") as client:
