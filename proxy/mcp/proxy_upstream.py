@@ -90,7 +90,7 @@ async def proxy_post(gw: McpGateway, server: McpServer, key: ConsumerKey, header
         await gw.settle(reservation)
         return error_reply(request_id, SESSION_NOT_FOUND)
     if content_type.startswith("text/event-stream"):
-        events = _relay_events(gw, server, key, response, method, request_id, reservation)
+        events = sse.with_keepalives(_relay_events(gw, server, key, response, method, request_id, reservation))
         return Reply(status=response.status, headers=session_header, events=events)
     try:
         raw = await response.read()
@@ -129,7 +129,8 @@ async def proxy_stream(gw: McpGateway, server: McpServer, key: ConsumerKey, head
         response.release()
         return error_reply(None, SESSION_NOT_FOUND)
     if response.headers.get("Content-Type", "").startswith("text/event-stream"):
-        return Reply(status=response.status, events=_relay_events(gw, server, key, response, "", None, None))
+        events = sse.with_keepalives(_relay_events(gw, server, key, response, "", None, None))
+        return Reply(status=response.status, events=events)
     raw = await response.read()
     response.release()
     return Reply(status=response.status, raw=raw, content_type=response.headers.get("Content-Type", "text/plain"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -52,8 +53,15 @@ async def with_keepalives(events: AsyncIterator[Event], every: float = KEEPALIVE
             pending = None
             yield event
     finally:
+        # Close the source too (releasing its upstream response) when the client goes away mid-stream.
         if pending is not None:
             pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        closer = getattr(events, "aclose", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                await closer()
 HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 

@@ -115,3 +115,29 @@ def test_aggregate_names_keep_within_64_characters() -> None:
     long = prefixed("a-very-long-server-name-for-the-platform", "and-an-even-longer-tool-name-that-goes-on")
     assert len(long) == 64
     assert long != prefixed("a-very-long-server-name-for-the-platform", "and-an-even-longer-tool-name-that-goes-on-too")
+
+
+async def test_keepalives_fill_silences_and_the_source_is_closed() -> None:
+    import asyncio
+
+    closed: list[bool] = []
+    gate = asyncio.Event()
+
+    async def slow() -> AsyncIterator[sse.Event]:
+        try:
+            await gate.wait()
+            yield sse.Event("late")
+            await asyncio.Event().wait()  # never yields again
+            yield sse.Event("never")
+        finally:
+            closed.append(True)
+
+    stream = sse.with_keepalives(slow(), every=0.01)
+    first, second = await anext(stream), await anext(stream)
+    gate.set()
+    events = [first, second]
+    while events[-1].data != "late":
+        events.append(await anext(stream))
+    await stream.aclose()
+    assert first.encode() == b": keep-alive\n\n" and second.comment == "keep-alive"
+    assert closed == [True]
