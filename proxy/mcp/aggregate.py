@@ -61,7 +61,7 @@ class AggregateBackend:
 
     def capabilities(self) -> dict[str, Any]:
         return {"tools": {"listChanged": True}, "prompts": {"listChanged": True},
-                "resources": {"listChanged": True}}
+                "resources": {"listChanged": True}, "completions": {}}
 
     async def changes(self) -> AsyncIterator[str]:
         """List-changed notification methods from every member, merged; each drops the cached listing.
@@ -118,9 +118,21 @@ class AggregateBackend:
         if method == "resources/read":
             member, own = await self._owner(ctx, "resources", str(params.get("uri")))
             return await member.backend.request(ctx, method, params)
+        if method == "completion/complete":
+            return await self._complete(ctx, params)
         if method == "ping":
             return {}
         raise rpc.RpcError(rpc.METHOD_NOT_FOUND, f"method not found: {method}", status=404)
+
+    async def _complete(self, ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+        """Completions go to the owner of the prompt (by prefixed name) or resource template (by URI)."""
+        given = params.get("ref")
+        ref: dict[str, Any] = given if isinstance(given, dict) else {}
+        if ref.get("type") == "ref/prompt":
+            member, own = await self._owner(ctx, "prompts", str(ref.get("name")))
+            return await member.backend.request(ctx, "completion/complete", {**params, "ref": {**ref, "name": own}})
+        member, _ = await self._owner(ctx, "resourceTemplates", str(ref.get("uri")))
+        return await member.backend.request(ctx, "completion/complete", params)
 
     async def _owner(self, ctx: CallContext, kind: str, name: str) -> tuple[Member, str]:
         for fresh in (False, True):

@@ -7,6 +7,7 @@ import json
 
 import httpx2
 import pytest
+from mcp.types import PromptReference
 
 from lockgate.api.ir import AggregateMember, HttpTool, McpServer, ModelTool, ToolArg
 from lockgate.proxy.source import Snapshot
@@ -116,6 +117,9 @@ async def test_aggregate_prefixes_and_routes_calls() -> None:
                     assert "fx__test_simple_prompt" in prompts
                     resources = {r.name: str(r.uri) for r in (await client.list_resources()).resources}
                     assert resources["fx__static_text"] == "test://static-text"
+                    completed = await client.complete(PromptReference(type="ref/prompt", name="fx__test_prompt_with_arguments"),
+                                                      {"name": "arg1", "value": "a"})
+                    assert completed.completion.values == []
                     read = await client.read_resource("test://static-text")
                     assert read.contents[0].text == "This is the content of the static text resource."  # type: ignore[union-attr]
                     created = await client.call_tool("orders__create_order", {"item": "cake"})
