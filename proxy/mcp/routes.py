@@ -97,10 +97,14 @@ def _admit(gw: McpGateway, request: web.Request) -> tuple[McpServer, ConsumerKey
 async def _read_body(gw: McpGateway, request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > gw.max_body_bytes:
         raise _Refused(413, f"request body over {gw.max_body_bytes} bytes")
-    body = await request.content.read(gw.max_body_bytes + 1)
-    if len(body) > gw.max_body_bytes:
-        raise _Refused(413, f"request body over {gw.max_body_bytes} bytes")
-    return body
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):  # chunked bodies have no length to check first
+        size += len(chunk)
+        if size > gw.max_body_bytes:
+            raise _Refused(413, f"request body over {gw.max_body_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def handle_message(gw: McpGateway, server: McpServer, key: ConsumerKey, headers: Mapping[str, str],

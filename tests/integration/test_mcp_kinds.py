@@ -278,3 +278,22 @@ async def test_old_sse_clients_reach_generated_tools() -> None:
                 result = await client.call_tool("get_order", {"shop": "s1", "order_id": "o 1"})
     assert text_of(result) == "shop=/shops/s1/orders/o 1 q="
     assert api.seen[0]["raw_path"] == "/shops/s1/orders/o%201?limit=10"
+
+
+async def test_large_chunked_bodies_arrive_whole() -> None:
+    api = RestApi()
+    async with serve_app(api.app()) as api_url:
+        async with gateway(snapshot([_http_tools_server(api_url)], [key("full", ("team/orders",))])) as base:
+            item = "x" * 300_000
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                               "params": {"name": "create_order", "arguments": {"item": item}}}).encode()
+
+            async def chunks():  # no Content-Length: sent chunked, in many pieces
+                for start in range(0, len(body), 8192):
+                    yield body[start:start + 8192]
+
+            async with httpx2.AsyncClient(timeout=20.0) as http:
+                answer = await http.post(f"{base}/orders/mcp", content=chunks(), headers={
+                    "Authorization": "Bearer sk-full", "Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    assert json.loads(api.seen[0]["body"])["item"] == item
