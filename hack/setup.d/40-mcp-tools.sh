@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CONFORMANCE_VERSION="${LOCKGATE_CONFORMANCE_VERSION:-0.2.0-alpha.12}"
-INSPECTOR_VERSION="${LOCKGATE_INSPECTOR_VERSION:-latest}"
+INSPECTOR_VERSION="${LOCKGATE_INSPECTOR_VERSION:-2.12.0}"
 CACHE="${LOCKGATE_MCP_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lockgate/mcp-tools}"
 VENV_BIN="$(pwd)/.venv/bin"
 
