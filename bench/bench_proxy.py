@@ -6,7 +6,8 @@ client, so the client costs little). For each party it prints requests/s,
 p50/p99 latency and the proxy's CPU time per request at concurrency 1 and at
 a higher concurrency, then streaming first-byte latency and streams/s, and the
 ratios to the bare pass-through. Lockgate runs with keys, quotas, metrics,
-usage accounting and the access log on.
+usage accounting and the access log on; "lg-noquota" is the same with the
+quota service replaced by one that admits everything, to show its cost.
 
     .venv/bin/python bench/bench_proxy.py [--seconds 3] [--concurrency 32] [--skip-others]
 """
@@ -20,7 +21,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,9 +109,10 @@ def role_bare(port: int, upstream_port: int) -> None:
     _run_app(app, port)
 
 
-def role_lockgate(port: int, admin_port: int, upstream_port: int) -> None:
+def role_lockgate(port: int, admin_port: int, upstream_port: int, quotas: bool = True) -> None:
     from lockgate.api import ir
-    from lockgate.proxy.server import ProxySettings, run
+    from lockgate.proxy.quota import UnlimitedQuota
+    from lockgate.proxy.server import ProxyServer, ProxySettings, run
     from lockgate.proxy.source import Snapshot, StaticSource
 
     provider = ir.Provider(id="bench/openai", type="openai", base_url=f"http://127.0.0.1:{upstream_port}/v1",
@@ -123,8 +124,20 @@ def role_lockgate(port: int, admin_port: int, upstream_port: int) -> None:
     config = ir.GatewayConfig(providers=(provider,), keys=(key,)).with_hash()
     snapshot = Snapshot(config, ir.Credentials(values={"bench/openai": "sk-bench"}))
     # The access log is on, as in production, written to /dev/null.
-    run(StaticSource(snapshot), ProxySettings(port=port, admin_port=admin_port, drain_seconds=0.5, access_log=os.devnull,
-                                              state_dir=tempfile.mkdtemp(prefix="lockgate-bench-")))
+    settings = ProxySettings(port=port, admin_port=admin_port, drain_seconds=0.5, access_log=os.devnull,
+                             state_dir=tempfile.mkdtemp(prefix="lockgate-bench-"))
+    if quotas:
+        run(StaticSource(snapshot), settings)
+        return
+
+    async def without_quotas() -> None:  # to show what the quota service costs
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        async with ProxyServer(StaticSource(snapshot), settings, quota=UnlimitedQuota()):
+            await stop.wait()
+
+    import uvloop
+    uvloop.run(without_quotas())
 
 
 def _run_app(app: Any, port: int) -> None:
@@ -221,7 +234,14 @@ async def load(port: int, raw: bytes, concurrency: int, seconds: float, pids: li
     async def worker(conn: Conn) -> None:
         while time.perf_counter() < stop_at:
             start = time.perf_counter()
-            status, first = await conn.request(raw)
+            try:
+                status, first = await conn.request(raw)
+            except (asyncio.IncompleteReadError, ConnectionError, ValueError):  # the party dropped the connection
+                result.requests += 1
+                result.errors += 1
+                conn.close()
+                conn = await Conn.open(port)
+                continue
             result.latencies.append(time.perf_counter() - start)
             if first is not None:
                 result.first_bytes.append(first)
@@ -235,7 +255,7 @@ async def load(port: int, raw: bytes, concurrency: int, seconds: float, pids: li
     result.seconds = time.perf_counter() - started
     result.cpu_seconds = process_cpu(pids) - cpu_before
     for conn in conns:
-        conn.close()
+        conn.close()  # (a worker may have replaced its own; those close with the loop)
     return result
 
 
@@ -378,11 +398,11 @@ async def main_async(args: argparse.Namespace) -> int:
         return Party("bare", port, process=spawn([*me, "--role", "bare", "--port", str(port),
                                                   "--upstream-port", str(up_port)]))
 
-    def lockgate() -> Party:
+    def lockgate(quotas: bool = True) -> Party:
         port, admin = free_port(), free_port()
-        return Party("lockgate", port, headers={"Authorization": f"Bearer {KEY}"},
+        return Party("lockgate" if quotas else "lg-noquota", port, headers={"Authorization": f"Bearer {KEY}"},
                      process=spawn([*me, "--role", "lockgate", "--port", str(port), "--admin-port", str(admin),
-                                    "--upstream-port", str(up_port)]))
+                                    "--upstream-port", str(up_port), *([] if quotas else ["--no-quota"])]))
 
     cases = [("chat c=1", CHAT_BODY, 1), (f"chat c={args.concurrency}", CHAT_BODY, args.concurrency),
              ("stream c=1", STREAM_BODY, 1), (f"stream c={args.stream_concurrency}", STREAM_BODY,
@@ -401,7 +421,7 @@ async def main_async(args: argparse.Namespace) -> int:
 
         # The core parties run side by side in interleaved rounds, each keeping its best round, so that
         # load from other processes on a shared machine weighs on all of them alike.
-        core = [upstream, bare(), lockgate()]
+        core = [upstream, bare(), lockgate(), lockgate(quotas=False)]
         try:
             for party in core[1:]:
                 if not await wait_serving(party):
@@ -492,6 +512,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--stream-concurrency", type=int, default=16)
+    parser.add_argument("--no-quota", action="store_true", help="(lockgate role) the quota service off")
     parser.add_argument("--rounds", type=int, default=2, help="rounds for direct, bare and Lockgate (best kept)")
     parser.add_argument("--skip-others", action="store_true", help="only direct, bare and Lockgate")
     args = parser.parse_args()
@@ -500,7 +521,7 @@ def main() -> int:
     elif args.role == "bare":
         role_bare(args.port, args.upstream_port)
     elif args.role == "lockgate":
-        role_lockgate(args.port, args.admin_port, args.upstream_port)
+        role_lockgate(args.port, args.admin_port, args.upstream_port, quotas=not args.no_quota)
     else:
         try:
             import uvloop

@@ -33,7 +33,7 @@ from lockgate.proxy.snapshot import Target
 if TYPE_CHECKING:
     from lockgate.proxy.gateway import Gateway
 
-_CONNECT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError)
+CONNECT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError)
 ESTIMATE_CAP = 4096  # output tokens reserved when the request sets no max
 
 
@@ -274,7 +274,7 @@ async def _attempt(gateway: Gateway, record: RequestRecord, op: Operation, body:
             response.close()
         record.upstream_seconds += time.perf_counter() - t0
         raise _Retryable(upstream_timeout()) from None
-    except (*_CONNECT_ERRORS, UpstreamStreamError) as exc:
+    except (*CONNECT_ERRORS, UpstreamStreamError) as exc:
         if response is not None:
             response.close()
         record.upstream_seconds += time.perf_counter() - t0

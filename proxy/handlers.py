@@ -15,7 +15,7 @@ from aiohttp import web
 from lockgate.api.ir import Route
 from lockgate.proxy.auth import check_route, may_use_model
 from lockgate.proxy.errors import ApiError, bad_request, path_not_found
-from lockgate.proxy.forward import _CONNECT_ERRORS, Outcome, forward
+from lockgate.proxy.forward import CONNECT_ERRORS, Outcome, forward
 from lockgate.proxy.gateway import GATEWAY, Gateway, estimate_tokens, request_id_of
 from lockgate.proxy.providers.anthropic import UpstreamStreamError
 from lockgate.proxy.providers.base import Operation, sse
@@ -123,7 +123,7 @@ async def stream_out(request: web.Request, record: RequestRecord, outcome: Outco
             async for event in outcome.events():
                 await response.write(event)
             ok = True
-        except (*_CONNECT_ERRORS, TimeoutError, UpstreamStreamError) as exc:
+        except (*CONNECT_ERRORS, TimeoutError, UpstreamStreamError) as exc:
             if isinstance(exc, ConnectionResetError) and request.transport is None:
                 raise  # the client went away
             record.error_type = "timeout" if isinstance(exc, TimeoutError) else "upstream_error"

@@ -8,7 +8,6 @@ import aiohttp
 import openai
 import pytest
 
-from lockgate.api import ir
 from tests.gatewayconfig import KEY, OTHER_KEY, key, provider, snapshot
 from tests.integration.conftest import base_url
 

@@ -135,3 +135,23 @@ async def test_client_disconnect_settles_what_was_produced(upstream, quota_gatew
         response.close()
     await _settled(quota, 1)
     assert len(quota.settled) == 1 and 0 < quota.settled[0][1] < 50
+
+
+async def test_real_memory_quota_limits_a_key_and_reports_usage(upstream, gateway, tmp_path) -> None:
+    from lockgate.api import ir
+    from tests.gatewayconfig import key
+
+    fake = await upstream("openai")
+    snap = snapshot([provider("ns/openai", "openai", fake.url)], [key("ns/team-a", KEY, limits=ir.RateLimits(rpm=2))])
+    server = await gateway(snap, state_dir=str(tmp_path))
+    client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{server.port}/v1", api_key=KEY, max_retries=0)
+    for _ in range(2):
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    with pytest.raises(openai.RateLimitError) as error:
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert int(error.value.response.headers["retry-after"]) >= 1
+    assert len(fake.received) == 2
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{server.admin_port}/usage") as response:
+            usage = await response.json()
+    assert usage["ns/team-a"]["tokens"] == 36  # two answers of 11 + 7 tokens

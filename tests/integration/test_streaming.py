@@ -7,7 +7,6 @@ import asyncio
 import aiohttp
 import openai
 
-from lockgate.api import ir
 from tests.gatewayconfig import KEY, provider, snapshot
 from tests.integration.conftest import base_url
 from tests.upstreams import Action
