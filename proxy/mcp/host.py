@@ -1,7 +1,8 @@
 """What the MCP gateway needs from the proxy it runs in (the seam to the data plane).
 
-The data plane's gateway object satisfies `McpHost`; `standalone.StandaloneHost`
-is a small one of its own for running the MCP routes without the data plane.
+`dataplane.DataPlaneHost` adapts the data plane's `Gateway` to it; the MCP
+modules use nothing else of the proxy, so they can be run and tested against
+any other implementation.
 """
 
 from __future__ import annotations
