@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -83,10 +84,42 @@ async def running(argv: list[str], port: int, env: dict[str, str] | None = None)
 
 @asynccontextmanager
 async def fixture_upstream(*flags: str) -> AsyncIterator[str]:
-    """The SDK fixture server in its own process; yields its /mcp (or, with --sse, /sse) URL."""
-    port = free_port()
-    async with running([sys.executable, str(FIXTURE_SERVER), "--port", str(port), *flags], port):
+    """The SDK fixture server in its own process; yields its /mcp (or, with --sse, /sse) URL.
+
+    It binds port 0 and the port is read from its log, so no other test can take it in between.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(FIXTURE_SERVER), "--port", "0", *flags,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    assert process.stderr is not None
+    drain: asyncio.Task[None] | None = None
+    try:
+        port = await asyncio.wait_for(_bound_port(process.stderr), 20)
+        drain = asyncio.ensure_future(_discard(process.stderr))  # a full pipe would stall the server
         yield f"http://127.0.0.1:{port}/sse" if "--sse" in flags else f"http://127.0.0.1:{port}/mcp"
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
+        if drain is not None:
+            drain.cancel()
+
+
+async def _bound_port(stderr: asyncio.StreamReader) -> int:
+    while line := await stderr.readline():
+        found = re.search(rb"running on http://127\.0\.0\.1:(\d+)", line)
+        if found:
+            return int(found.group(1))
+    raise RuntimeError("the fixture server exited before listening")
+
+
+async def _discard(stream: asyncio.StreamReader) -> None:
+    while await stream.read(65536):
+        pass
 
 
 @asynccontextmanager
