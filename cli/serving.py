@@ -19,7 +19,9 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080, help="OpenAI API and MCP port (default 8080)")
     parser.add_argument("--admin-port", type=int, default=9090, help="/healthz, /readyz, /metrics, /config (default 9090)")
     parser.add_argument("--state-dir", default=None, help="where generated keys and local state live (default ./.state or $LOCKGATE_STATE_DIR)")
-    parser.add_argument("--quota-store", default="memory", help="memory, or redis://host:port/db")
+    parser.add_argument("--quota-store", default=os.environ.get("LOCKGATE_QUOTA_STORE_URL", "memory"),
+                        help="memory, or redis://host:port/db (default: $LOCKGATE_QUOTA_STORE_URL, else memory; "
+                             "prefer the variable for a URL with a password, so it stays out of the process list)")
     parser.add_argument("--quota-fail-mode", choices=("open", "closed"), default="open",
                         help="when the quota store is unreachable: let requests through (open) or refuse them (closed)")
     parser.add_argument("--replicas-hint", type=int, default=1, help="proxy replicas sharing the quota store (fail-open: each enforces limit / replicas)")

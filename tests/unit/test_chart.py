@@ -123,7 +123,8 @@ def test_proxy_probes_ports_and_args(default_objs: list[Obj]) -> None:
 
 def test_proxy_redis_url_comes_from_the_secret(full_objs: list[Obj]) -> None:
     (c,) = containers(one(full_objs, "Deployment", "-proxy"))
-    assert "--quota-store=$(LOCKGATE_QUOTA_STORE_URL)" in c["args"]
+    assert not any(a.startswith("--quota-store") for a in c["args"])  # the URL only travels in the env
+    assert any(a.startswith("--replicas-hint=") for a in c["args"])  # fail-open shares the limit
     assert "--quota-fail-mode=closed" in c["args"]
     env = {e["name"]: e for e in c["env"]}
     ref = env["LOCKGATE_QUOTA_STORE_URL"]["valueFrom"]["secretKeyRef"]
