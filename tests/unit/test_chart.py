@@ -233,7 +233,7 @@ def test_redis_store_needs_an_address() -> None:
     (c,) = containers(one(render(sets=["proxy.quota.store=redis", "proxy.quota.redis.url=redis://r:6379/0"]),
                           "Deployment", "-proxy"))
     assert {"name": "LOCKGATE_QUOTA_STORE_URL", "value": "redis://r:6379/0"} in c["env"]
-    assert not any(a.startswith("--replicas-hint") for a in c["args"])
+    assert "--replicas-hint=2" in c["args"]  # fail-open enforces limit / replicas
 
 
 def test_notes() -> None:
