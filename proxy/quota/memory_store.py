@@ -69,7 +69,11 @@ class MemoryStore:
 
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
                       month_end: float) -> list[GroupResult]:
-        """Every group or none (no await in between: atomic on the event loop)."""
+        return self.reserve_now(groups, rid, cost, month, month_end)
+
+    def reserve_now(self, groups: Sequence[Group], rid: str, cost: int, month: str,
+                    month_end: float) -> list[GroupResult]:
+        """Every group or none, synchronously (atomic on the event loop): the service's fast path."""
         now = self.clock()
         for group in groups:
             refusal = self._refusal(group, cost, month, now)
@@ -79,6 +83,10 @@ class MemoryStore:
 
     async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
                      delta: int, used: int, release: bool) -> None:
+        self.settle_now(groups, rid, month, month_end, delta, used, release)
+
+    def settle_now(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
+                   delta: int, used: int, release: bool) -> None:
         for group in groups:
             for spec in group.windows:
                 w = self._window(group.tag, spec.name)
