@@ -38,7 +38,8 @@ class StoreQuotaService:
         self._queues: dict[str, FairQueue] = {}
         self._keys: dict[str, ConsumerKey] = {}
         self._background: set[asyncio.Future[None]] = set()
-        self._reservations = RESERVATIONS.labels(store=store_label)
+        self._store_labels = (store_label,)
+        RESERVATIONS.values.setdefault(self._store_labels, 0)
         self._month_cache: tuple[float, float, str] = (0.0, 0.0, "")  # start, end, 'YYYY-MM'
         self._plans: dict[tuple[str, str, str], tuple[ConsumerKey, RateLimits, Group, Group | None]] = {}
         self._ids = itertools.count(1)
@@ -82,7 +83,7 @@ class StoreQuotaService:
                     await self._release([consumer], rid, month, end, cost)
                     raise
             reserved.append(provider)
-        self._reservations.inc()
+        RESERVATIONS.inc(1, self._store_labels)
         RESERVED_TOKENS.inc(cost)
         return Reservation(request, cost, ratelimit_headers(held.windows), rid, month, end, tuple(reserved))
 
