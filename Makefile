@@ -6,7 +6,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PORT ?= 8080
 ADMIN_PORT ?= 9090
-UPSTREAM_PORT ?= 8181
 
 .PHONY: venv deps run test test-unit crds bench dev-cluster lint clean
 
@@ -22,7 +21,7 @@ deps: venv
 	@for s in hack/setup.d/*.sh; do [ -e "$$s" ] || continue; echo "setup: $$s"; bash "$$s" || exit 1; done
 
 run: venv
-	$(BIN)/lockgate dev run-quickstart --port $(PORT) --admin-port $(ADMIN_PORT) --upstream-port $(UPSTREAM_PORT)
+	$(BIN)/lockgate dev run-quickstart --port $(PORT) --admin-port $(ADMIN_PORT)
 
 test: deps
 	bash hack/run-tests.sh

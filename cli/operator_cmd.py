@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     kopf.configure(verbose=args.verbose, log_prefix=True)
     logging.getLogger("lockgate").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if not args.verbose:  # one line per watch event otherwise
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     memo = OperatorContext(settings=settings, kubeconfig=args.kubeconfig)
     kopf_settings = kopf.OperatorSettings()
     kopf_settings.scanning.disabled = args.no_cluster_scan  # else Kopf retries each 403 for a minute first

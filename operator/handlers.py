@@ -78,9 +78,18 @@ def indexed_objects(indices: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
             yield from store
 
 
-def _is_published(settings: OperatorSettings, body: Mapping[str, Any]) -> bool:
+# Secret types that never hold a provider credential or consumer key; Helm
+# release Secrets in particular are large and many.
+IGNORED_SECRET_TYPES = frozenset({
+    "helm.sh/release.v1", "kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token",
+})
+
+
+def _ignored_secret(settings: OperatorSettings, body: Mapping[str, Any]) -> bool:
+    """Our own published Secret, or one of a type Lockgate never reads."""
     meta = body.get("metadata") or {}
-    return meta.get("namespace") == settings.publish_namespace and meta.get("name") == settings.credentials_secret
+    published = meta.get("namespace") == settings.publish_namespace and meta.get("name") == settings.credentials_secret
+    return published or body.get("type") in IGNORED_SECRET_TYPES
 
 
 def build_registry() -> kopf.OperatorRegistry:
@@ -88,13 +97,13 @@ def build_registry() -> kopf.OperatorRegistry:
 
     for watched in WATCHED:
         def index_fn(body: kopf.Body, memo: Any, _w: Watched = watched, **_: Any) -> dict[Any, Any]:
-            if _w.plural == "secrets" and _is_published(memo.settings, body):
+            if _w.plural == "secrets" and _ignored_secret(memo.settings, body):
                 return {}
             meta = body.get("metadata") or {}
             return {(meta.get("namespace"), meta.get("name")): slim(body, _w)}
 
         def event_fn(body: kopf.Body, memo: Any, _w: Watched = watched, **_: Any) -> None:
-            if _w.plural == "secrets" and _is_published(memo.settings, body):
+            if _w.plural == "secrets" and _ignored_secret(memo.settings, body):
                 return
             if memo.reconciler is not None:
                 memo.reconciler.poke()
@@ -127,6 +136,15 @@ def build_registry() -> kopf.OperatorRegistry:
             asyncio.create_task(_start_if_empty(memo.reconciler, api, memo.settings), name="lockgate empty check"),
         )
 
+    @kopf.on.probe(id="reconciler", registry=registry)
+    def reconciler_alive(memo: Any, **_: Any) -> dict[str, Any]:
+        """Liveness fails (and the pod restarts) if the reconciler loop died."""
+        for task in memo.tasks:
+            if task.done() and not task.cancelled() and task.get_name() == "lockgate reconciler":
+                raise RuntimeError(f"the reconciler stopped: {task.exception()!r}")
+        translation = memo.reconciler.translation if memo.reconciler is not None else None
+        return {"configHash": translation.config.hash if translation is not None else None}
+
     @kopf.on.cleanup(registry=registry)
     async def stop(memo: Any, **_: Any) -> None:
         for task in memo.tasks:
@@ -154,7 +172,7 @@ async def _start_if_empty(reconciler: Reconciler, api: KubeApi, settings: Operat
             path = resource_path(watched.api_version, watched.plural, ns)
             listing = await api.request("GET", path, params={"limit": "2"})
             items = [i for i in listing.get("items", [])
-                     if not (watched.plural == "secrets" and _is_published(settings, i))]
+                     if not (watched.plural == "secrets" and _ignored_secret(settings, i))]
             if items:
                 return
     log.info("nothing to watch yet: publishing the empty configuration")

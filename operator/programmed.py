@@ -8,6 +8,7 @@ pure parts decide; `ProxyFleet` does the HTTP.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from lockgate.api.ir import GatewayConfig, canonical_json
 from lockgate.api.meta import Condition
 from lockgate.proxy.resolver import LoopbackNamesResolver
 
@@ -68,13 +70,24 @@ def rollout(config_hash: str, credentials_hash: str, reports: Mapping[str, Mappi
     return Rollout(config_hash, credentials_hash, len(reports), loaded)
 
 
+def fingerprints(config: GatewayConfig) -> dict[tuple[str, str], str]:
+    """(kind, namespace/name) -> hash of that object's part of the IR."""
+    parts: list[tuple[str, Any]] = [
+        *(("ModelProvider", p) for p in config.providers), *(("ApiKey", k) for k in config.keys),
+        *(("Route", r) for r in config.routes), *(("MCPServer", m) for m in config.mcp_servers),
+    ]
+    return {(kind, item.id): hashlib.sha256(canonical_json(item.model_dump(mode="json")).encode()).hexdigest()
+            for kind, item in parts}
+
+
 def programmed_condition(state: Rollout, accepted: bool, generation: int | None,
-                         previous: Mapping[str, Any] | None) -> Condition:
+                         previous: Mapping[str, Any] | None, unchanged: bool = False) -> Condition:
     """Programmed for one object.
 
-    True once every replica loaded the configuration. An object that was
-    already Programmed at this generation stays so while a later change of
-    other objects rolls out: its own part of the configuration is unchanged."""
+    True once every replica loaded the configuration. An object already
+    Programmed at this generation stays so while a change of other objects
+    rolls out, when its own part of the configuration is `unchanged` since
+    it was programmed (a rotated key or moved endpoints are changes)."""
     if not accepted:
         return Condition(type="Programmed", status="False", reason="NotAccepted",
                          message="The object is not part of the published configuration")
@@ -82,7 +95,8 @@ def programmed_condition(state: Rollout, accepted: bool, generation: int | None,
         message = (f"Published as configuration {state.config_hash[:12]}" if not state.discovery else
                    f"All {state.replicas} proxy replicas loaded configuration {state.config_hash[:12]}")
         return Condition(type="Programmed", status="True", reason="Programmed", message=message)
-    if previous is not None and previous.get("status") == "True" and previous.get("observedGeneration") == generation:
+    if unchanged and previous is not None and previous.get("status") == "True" \
+            and previous.get("observedGeneration") == generation:
         return Condition.model_validate(previous)
     if state.replicas == 0:
         return Condition(type="Programmed", status="False", reason="NoReplicas",

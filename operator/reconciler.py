@@ -19,7 +19,7 @@ from typing import Any
 
 from lockgate.operator.key_secrets import KeySecrets
 from lockgate.operator.peering import PeeringGate
-from lockgate.operator.programmed import ProxyFleet, Rollout, replica_urls, rollout
+from lockgate.operator.programmed import ProxyFleet, Rollout, fingerprints, replica_urls, rollout
 from lockgate.operator.publish import Publisher
 from lockgate.operator.settings import OperatorSettings
 from lockgate.operator.status_writer import StatusWriter
@@ -86,6 +86,8 @@ class Reconciler:
         self._next_resync = 0.0
         self._listed: list[str] = []  # replicas listed from the API (proxy namespace not watched)
         self._listed_until = 0.0
+        self._rendered = False
+        self._parts: dict[tuple[str, str], str] = {}
 
     def poke(self) -> None:
         """Something changed: re-render soon. The first poke also means every
@@ -128,6 +130,7 @@ class Reconciler:
         self.started.clear()
         self.publisher.forget()
         self.translation = None
+        self._rendered = False
         await asyncio.sleep(self.settings.rollout_poll)
         await self.started.wait()
 
@@ -145,8 +148,12 @@ class Reconciler:
                 self._dirty = True  # the new Secrets come back through the watch
             wrote = await self.publisher.publish(translation.config, translation.credentials)
             self.translation, self._inventory = translation, inventory
-            log.info("rendered %d objects: configuration %s %s", len(inventory.lockgate),
-                     translation.config.hash[:12], "published" if wrote else "unchanged")
+            self._parts = fingerprints(translation.config)
+            # The first render after a start, and every publication, are news.
+            level = logging.INFO if wrote or not self._rendered else logging.DEBUG
+            log.log(level, "rendered %d objects: configuration %s %s", len(inventory.lockgate),
+                    translation.config.hash[:12], "published" if wrote else "unchanged")
+            self._rendered = True
         inventory, translation = self._inventory, self.translation
         urls = await self._replica_urls(inventory)
         self.rollout = await self._check_rollout(translation, urls)
@@ -154,7 +161,7 @@ class Reconciler:
             self._next_usage = tick + self.settings.usage_interval
             self._usage = merge_usage((await self.fleet.collect(urls, "/usage")).values())
         await self.statuses.write(inventory.lockgate, translation.statuses, self.rollout, inventory.secrets,
-                                  self._usage, now)
+                                  self._usage, now, self._parts)
 
     async def _check_rollout(self, translation: Translation, urls: list[str]) -> Rollout:
         config_hash, credentials_hash = translation.config.hash, translation.credentials.content_hash()

@@ -24,12 +24,13 @@ log = logging.getLogger("lockgate.operator.status")
 
 def object_status(body: Mapping[str, Any], current: Mapping[str, Any] | None, verdict: ObjectStatus,
                   state: Rollout, secrets: Mapping[str, Mapping[str, Any]],
-                  usage: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
-    """The full desired status of one object (pure)."""
+                  usage: Mapping[str, Any] | None, now: datetime, unchanged: bool = False) -> dict[str, Any]:
+    """The full desired status of one object (pure). `unchanged`: the
+    object's part of the IR is the one it was last programmed with."""
     generation = body["metadata"].get("generation", verdict.generation)
     previous = {c.get("type"): c for c in (current or {}).get("conditions") or []}
     conditions: list[Condition] = [c for c in verdict.conditions if c.type != "Programmed"]
-    conditions.append(programmed_condition(state, verdict.accepted, generation, previous.get("Programmed")))
+    conditions.append(programmed_condition(state, verdict.accepted, generation, previous.get("Programmed"), unchanged))
     fields = dict(verdict.fields)
     if body.get("kind") == "ApiKey":
         fields.update(key_status_fields(body, secrets))
@@ -43,11 +44,14 @@ class StatusWriter:
     def __init__(self, api: KubeApi) -> None:
         self.api = api
         self._written: dict[str, dict[str, Any]] = {}  # uid -> status we last wrote
+        self._programmed: dict[str, str | None] = {}  # uid -> IR fingerprint it was last programmed with
 
     async def write(self, bodies: Mapping[ObjectRef, Mapping[str, Any]], verdicts: Mapping[ObjectRef, ObjectStatus],
                     state: Rollout, secrets: Mapping[tuple[str, str], Mapping[str, Any]],
-                    usage: Mapping[str, Mapping[str, Any]], now: datetime) -> int:
-        """Write every changed status; the number written."""
+                    usage: Mapping[str, Mapping[str, Any]], now: datetime,
+                    parts: Mapping[tuple[str, str], str] | None = None) -> int:
+        """Write every changed status; the number written. `parts`: each
+        object's IR fingerprint (see programmed.fingerprints)."""
         written = 0
         live_uids = set()
         for ref, body in bodies.items():
@@ -59,8 +63,13 @@ class StatusWriter:
             # Our own last write is fresher than the watched copy until its event arrives.
             current = self._written.get(uid) or body.get("status") or {}
             ns_secrets = {name: s for (ns, name), s in secrets.items() if ns == ref.namespace}
+            part = (parts or {}).get((ref.kind, f"{ref.namespace}/{ref.name}"))
+            if state.complete:
+                self._programmed[uid] = part
+            # After a restart nothing is remembered: what is stored was programmed.
+            unchanged = self._programmed.get(uid, part) == part
             desired = object_status(body, current, verdict, state, ns_secrets,
-                                    usage.get(f"{ref.namespace}/{ref.name}"), now)
+                                    usage.get(f"{ref.namespace}/{ref.name}"), now, unchanged)
             patch = status_patch(current, desired)
             if patch is None:
                 continue
@@ -71,6 +80,8 @@ class StatusWriter:
                     await post_event(self.api, transition_event(body, change, now))
         for uid in set(self._written) - live_uids:
             del self._written[uid]
+        for uid in set(self._programmed) - live_uids:
+            del self._programmed[uid]
         return written
 
     async def _patch(self, ref: ObjectRef, patch: dict[str, Any]) -> bool:

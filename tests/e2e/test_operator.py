@@ -32,7 +32,9 @@ def test_apply_makes_requests_through_the_proxy_succeed(lockgate: Lockgate) -> N
     liveness = free_port()
     proxy, key = serving(lockgate, operator_args=("--liveness", f"http://127.0.0.1:{liveness}/healthz"))
     assert key.startswith("lg-") and len(key) >= 3 + 43
-    assert urllib.request.urlopen(f"http://127.0.0.1:{liveness}/healthz", timeout=2).status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{liveness}/healthz", timeout=2) as health:
+        assert health.status == 200
+        assert json.loads(health.read())["reconciler"]["configHash"] == lockgate.published_hash()
 
     for kind, name in (("modelprovider", "a"), ("route", "api"), ("apikey", "team")):
         for type_ in ("Accepted", "ResolvedRefs", "Ready", "Programmed"):
@@ -75,7 +77,7 @@ def test_programmed_turns_true_only_after_every_proxy_loaded_the_config(lockgate
     first = lockgate.start_proxy("proxy-1")
     ports = (free_port(), free_port())
     lockgate.register_proxy("proxy-2", ports[1])  # a second replica, known but not running yet
-    lockgate.apply_objects([*backend("a", upstream.port), route()])
+    lockgate.apply_objects([*backend("a", upstream.port), route(), apikey("team")])
 
     wait_for(lambda: lockgate.condition_is("route", "api", "Accepted", "True"), 15, "the route accepted")
     published = wait_for(lambda: lockgate.published_hash() if first.loaded_hash() == lockgate.published_hash()
@@ -92,6 +94,14 @@ def test_programmed_turns_true_only_after_every_proxy_loaded_the_config(lockgate
     assert first.loaded_hash() == second.loaded_hash() == published
     events = lockgate.kubectl("get", "events", "--field-selector", "involvedObject.name=api", "-o", "json").stdout
     assert any(e["reason"] == "Programmed" for e in json.loads(events)["items"])
+
+    # a replica goes away, then the key rotates: only the ApiKey waits for the replicas again
+    wait_for(lambda: lockgate.condition_is("apikey", "team", "Programmed", "True"), 10, "the ApiKey Programmed")
+    second.process.kill()
+    lockgate.kubectl("annotate", "apikey", "team", "lockgate.io/rotate=now")
+    rotated = wait_for(lambda: lockgate.condition_is("apikey", "team", "Programmed", "False"), 10, "the key Pending")
+    assert rotated["reason"] == "Pending"
+    assert lockgate.condition_is("route", "api", "Programmed", "True")  # its part did not change
 
 
 def test_an_endpointslice_change_moves_traffic_within_2s(lockgate: Lockgate) -> None:
@@ -193,6 +203,8 @@ def test_peering_keeps_one_operator_active_and_fails_over(lockgate: Lockgate) ->
     upstream = lockgate.upstreams.start("peered")
     peering = ("--peering", "lockgate", "--peering-lifetime", "3")
     active = lockgate.start_operator(*peering, "--priority", "200", standalone=False)
+    # (a lower priority replica started alone would rightly be active until this one shows up)
+    wait_for(lambda: "now active" in active.output(), 20, "the first operator to be active")
     standby = lockgate.start_operator(*peering, "--priority", "100", standalone=False)
     proxy = lockgate.start_proxy()
     lockgate.apply_objects([*backend("a", upstream.port), route(), apikey("team")])

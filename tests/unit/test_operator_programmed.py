@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from lockgate.operator.programmed import Rollout, programmed_condition, replica_urls, rollout
+from lockgate.api.ir import ApiKeyHash, ConsumerKey, GatewayConfig, Route
+from lockgate.operator.programmed import Rollout, fingerprints, programmed_condition, replica_urls, rollout
 
 
 def slice_(port: int | None, *addresses: tuple[str, bool | None], port_name: str = "admin") -> dict:
@@ -33,10 +34,21 @@ def test_programmed_condition() -> None:
     c = programmed_condition(pending, True, 3, None)
     assert (c.status, c.reason) == ("False", "Pending") and "1 of 2" in c.message
     assert programmed_condition(none, True, 3, None).reason == "NoReplicas"
-    # already programmed at this generation: another object's rollout does not flip it
+    # already programmed at this generation, own part unchanged: another object's rollout does not flip it
     previous = {"type": "Programmed", "status": "True", "reason": "Programmed", "message": "x", "observedGeneration": 3}
-    assert programmed_condition(pending, True, 3, previous).status == "True"
-    assert programmed_condition(pending, True, 4, previous).status == "False"
+    assert programmed_condition(pending, True, 3, previous, unchanged=True).status == "True"
+    assert programmed_condition(pending, True, 3, previous, unchanged=False).status == "False"  # e.g. a rotated key
+    assert programmed_condition(pending, True, 4, previous, unchanged=True).status == "False"
+
+
+def test_fingerprints_follow_each_objects_part_of_the_config() -> None:
+    key = ConsumerKey(id="ns/k", consumer="c", hashes=(ApiKeyHash(sha256="a" * 64),))
+    route = Route(id="ns/r", type="openai", hosts=("*",))
+    before = fingerprints(GatewayConfig(keys=(key,), routes=(route,)))
+    rotated = key.model_copy(update={"hashes": (ApiKeyHash(sha256="b" * 64),)})
+    after = fingerprints(GatewayConfig(keys=(rotated,), routes=(route,)))
+    assert set(before) == {("ApiKey", "ns/k"), ("Route", "ns/r")}
+    assert before[("Route", "ns/r")] == after[("Route", "ns/r")] and before[("ApiKey", "ns/k")] != after[("ApiKey", "ns/k")]
 
 
 def test_without_discovery_publishing_is_programmed() -> None:
