@@ -26,6 +26,7 @@ from lockgate.proxy.quota.store import QuotaStore
 from lockgate.proxy.quota.window import WindowState
 
 MAX_PLANS = 100_000  # cached limit groups; keys x models come from config, this only guards memory
+_LOCAL_IDS = itertools.count(1)  # request ids for in-process stores: unique in this process, which is enough
 
 
 class StoreQuotaService:
@@ -42,7 +43,6 @@ class StoreQuotaService:
         RESERVATIONS.values.setdefault(self._store_labels, 0)
         self._month_cache: tuple[float, float, str] = (0.0, 0.0, "")  # start, end, 'YYYY-MM'
         self._plans: dict[tuple[str, str, str], tuple[ConsumerKey, RateLimits, Group, Group | None]] = {}
-        self._ids = itertools.count(1)
         # The memory store decides synchronously: no task, no shield, no uuid per request.
         self._reserve_now = getattr(store, "reserve_now", None)
         self._settle_now = getattr(store, "settle_now", None)
@@ -58,7 +58,7 @@ class StoreQuotaService:
         direct = provider is not None and (queue is None or queue.depth == 0 or request.queue_max_wait <= 0)
         groups = [consumer, provider] if direct and provider else [consumer]
         if self._reserve_now is not None:  # in-process store: decided in one step, nothing to cancel mid-way
-            rid = f"{next(self._ids):x}"
+            rid = f"{next(_LOCAL_IDS):x}"
             results = self._reserve_now(groups, rid, cost, month, end)
         else:
             rid = uuid.uuid4().hex  # unique across replicas sharing the store
