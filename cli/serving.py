@@ -19,10 +19,15 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080, help="OpenAI API and MCP port (default 8080)")
     parser.add_argument("--admin-port", type=int, default=9090, help="/healthz, /readyz, /metrics, /config (default 9090)")
     parser.add_argument("--state-dir", default=None, help="where generated keys and local state live (default ./.state or $LOCKGATE_STATE_DIR)")
-    parser.add_argument("--quota-store", default="memory", help="memory, or redis://host:port/db")
+    parser.add_argument("--quota-store", default=os.environ.get("LOCKGATE_QUOTA_STORE_URL", "memory"),
+                        help="memory, or redis://host:port/db (default: $LOCKGATE_QUOTA_STORE_URL, else memory; "
+                             "prefer the variable for a URL with a password, so it stays out of the process list)")
     parser.add_argument("--quota-fail-mode", choices=("open", "closed"), default="open",
                         help="when the quota store is unreachable: let requests through (open) or refuse them (closed)")
     parser.add_argument("--replicas-hint", type=int, default=1, help="proxy replicas sharing the quota store (fail-open: each enforces limit / replicas)")
+    parser.add_argument("--default-output-reservation", type=int, default=4096, metavar="TOKENS",
+                        help="output tokens reserved against tpm and the monthly budget when a request sets no "
+                             "max_tokens, lowered to what the tightest tpm leaves (default 4096)")
     parser.add_argument("--gateway-name", default="lockgate", help="the gateway label in metrics")
     parser.add_argument("--log-level", default=os.environ.get("LOCKGATE_LOG_LEVEL", "INFO"))
 
@@ -34,7 +39,7 @@ def settings_from(args: argparse.Namespace) -> Any:
     return ProxySettings(
         host=args.host, port=args.port, admin_port=args.admin_port, gateway_name=args.gateway_name,
         quota_store=args.quota_store, quota_fail_mode=args.quota_fail_mode, replicas_hint=args.replicas_hint,
-        state_dir=args.state_dir,
+        state_dir=args.state_dir, default_output_reservation=args.default_output_reservation,
     )
 
 

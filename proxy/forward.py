@@ -19,14 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from lockgate.api.ir import Provider
+from lockgate.api.ir import ConsumerKey, Provider
 from lockgate.proxy.balancing import Lease, PickRequest
 from lockgate.proxy.balancing.prefix import prompt_prefix
 from lockgate.proxy.errors import ApiError, no_upstream, upstream_error, upstream_timeout
+from lockgate.proxy.estimate import Estimate
 from lockgate.proxy.providers import adapter_for
 from lockgate.proxy.providers.anthropic import UpstreamStreamError
 from lockgate.proxy.providers.base import Adapter, Operation, StreamTranslator, Usage
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, Reservation
+from lockgate.proxy.quota.plan import model_limits_for
 from lockgate.proxy.record import RequestRecord
 from lockgate.proxy.snapshot import Target
 
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
     from lockgate.proxy.gateway import Gateway
 
 CONNECT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError)
-ESTIMATE_CAP = 4096  # output tokens reserved when the request sets no max
 
 
 @functools.lru_cache(maxsize=64)
@@ -113,13 +114,12 @@ class Outcome:
             yield out
 
     def usage(self) -> Usage:
-        if self.translator is None:
-            return self.record.usage
-        usage = self.translator.usage
-        if not usage.reported:
-            chunks = getattr(self.translator, "chunks", 0)
-            return Usage(usage.input_tokens, max(usage.output_tokens, chunks), False)
-        return usage
+        """The tokens to settle: the upstream's count, else the prompt estimate plus the output produced."""
+        usage = self.record.usage if self.translator is None else self.translator.usage
+        if usage.reported or self.status >= 400:
+            return usage
+        output = max(usage.output_tokens, getattr(self.translator, "chunks", 0))
+        return Usage(usage.input_tokens or self.record.prompt_tokens, output, False)
 
     async def close(self, ok: bool) -> None:
         if self._closed:
@@ -136,9 +136,16 @@ class Outcome:
 
 
 async def forward(gateway: Gateway, record: RequestRecord, op: Operation, body: dict[str, Any], plan: list[Target],
-                  *, stream: bool, estimate: int, prefix: str = "", timeout: float | None = None) -> Outcome:
-    """The first upstream that answers, along the plan; raises ApiError when none is left."""
+                  *, stream: bool, estimate: Estimate, prefix: str = "", timeout: float | None = None) -> Outcome:
+    """The first upstream that answers, along the plan; raises ApiError when none is left.
+
+    A failover admits the request again for the next provider as a repeat of the first reservation
+    (`AdmitRequest.repeat_of`), so the key's rpm and monthly request count see one request.
+    """
     assert record.entry is not None
+    key = record.entry.key
+    record.prompt_tokens = estimate.prompt_tokens
+    counted = ""  # the quota id of the first reservation, once a failover settled it with nothing
     last_error: ApiError | None = None
     candidates = [t for t in plan if adapter_for(t.provider.type).supports(op)]
     if not candidates:
@@ -150,10 +157,12 @@ async def forward(gateway: Gateway, record: RequestRecord, op: Operation, body: 
             last_error = last_error or no_upstream("Every upstream for this model is ejected after failures.")
             continue
         try:
-            reservation = await gateway.quota.admit(AdmitRequest(record.entry.key, target.model.name, provider.id,
-                                                                 target.model.limits, estimate, provider.queue_max_wait))
+            tokens = reservation_size(estimate, gateway.default_output_reservation, key, target)
+            reservation = await gateway.quota.admit(AdmitRequest(key, target.model.name, provider.id,
+                                                                 target.model.limits, tokens, provider.queue_max_wait,
+                                                                 repeat_of=counted))
         except QuotaRejected as rejected:
-            gateway.metrics.quota_rejected(record.entry.key.consumer, rejected.code)
+            gateway.metrics.quota_rejected(key.consumer, rejected.code, record.host, record.model)
             last_error = quota_error(rejected)
             if rejected.code == "provider_rate_limited" and index + 1 < len(candidates):
                 continue
@@ -161,19 +170,28 @@ async def forward(gateway: Gateway, record: RequestRecord, op: Operation, body: 
         record.provider, record.upstream_model = provider.id, target.model.upstream_model
         try:
             outcome, error = await _try_provider(gateway, record, op, body, target, reservation, stream=stream,
-                                                 estimate=estimate, prefix=prefix, timeout=timeout)
+                                                 max_tokens=estimate.max_tokens or 0, prefix=prefix, timeout=timeout)
         except BaseException:
             await gateway.quota.settle(reservation, 0)
             raise
         if outcome is not None:
             return outcome
         await gateway.quota.settle(reservation, 0)
+        counted = counted or reservation.rid
         last_error = error or last_error
     raise last_error or no_upstream("No upstream is available for this model.")
 
 
+def reservation_size(estimate: Estimate, cap: int, key: ConsumerKey, target: Target) -> int:
+    """Tokens to reserve for one target: without max_tokens the cap yields to the tightest tpm."""
+    if estimate.max_tokens is not None:
+        return estimate.reserved(cap)
+    per_model = model_limits_for(key, target.model.name)
+    return estimate.reserved(cap, (key.limits.tpm, per_model.tpm if per_model else None, target.model.limits.tpm))
+
+
 async def _try_provider(gateway: Gateway, record: RequestRecord, op: Operation, body: dict[str, Any], target: Target,
-                        reservation: Reservation, *, stream: bool, estimate: int, prefix: str,
+                        reservation: Reservation, *, stream: bool, max_tokens: int, prefix: str,
                         timeout: float | None) -> tuple[Outcome | None, ApiError | None]:
     provider = target.provider
     adapter = adapter_for(provider.type)
@@ -188,7 +206,9 @@ async def _try_provider(gateway: Gateway, record: RequestRecord, op: Operation, 
             balancer = gateway.balancer(provider)
             excluded = gateway.outliers.ejected(provider.endpoint_urls()) | tried
             prefix = prefix or prompt_prefix(body, provider.load_balancing.prefix_length)
-            lease = await balancer.pick(PickRequest(target.model.name, prefix, estimate, 0, frozenset(excluded)))
+            # The client's own max_tokens (0: none, the balancer assumes its default), not the quota's cap.
+            lease = await balancer.pick(PickRequest(target.model.name, prefix, record.prompt_tokens, max_tokens,
+                                                    frozenset(excluded)))
             if lease is None:
                 last_error = last_error or no_upstream("Every endpoint of this model is busy or ejected.")
                 break

@@ -38,8 +38,8 @@ from lockgate.proxy.auth import authenticate, check_model
 from lockgate.proxy.balancing import Balancer, make_balancer
 from lockgate.proxy.balancing.metrics import BalancerCollector
 from lockgate.proxy.errors import ApiError, model_not_found
-from lockgate.proxy.forward import ESTIMATE_CAP, forward
-from lockgate.proxy.filters.params import max_output_tokens
+from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION, Estimate, estimate_request
+from lockgate.proxy.forward import forward
 from lockgate.proxy.metrics import Metrics, make_metrics
 from lockgate.proxy.outlier import OutlierDetector
 from lockgate.proxy.quota import QuotaService
@@ -54,8 +54,10 @@ FallbackHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
 class Gateway:
     def __init__(self, name: str, quota: QuotaService, *, max_body_bytes: int = 10 * 1024 * 1024,
-                 access_log: AccessLog | None = None) -> None:
+                 access_log: AccessLog | None = None,
+                 default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION) -> None:
         self.name = name
+        self.default_output_reservation = default_output_reservation  # output tokens reserved without max_tokens
         self.access_log = access_log or AccessLog(None)
         self.quota = quota
         self.max_body_bytes = max_body_bytes
@@ -251,11 +253,9 @@ def _error_message(body: bytes) -> str:
         return "The upstream refused the request."
 
 
-def estimate_tokens(body: dict[str, Any], raw_length: int | None = None) -> int:
-    """Tokens reserved before forwarding: prompt characters / 4 plus the output cap."""
-    if raw_length is None:
-        raw_length = len(orjson.dumps(body))
-    return raw_length // 4 + (max_output_tokens(body) or ESTIMATE_CAP)
+def estimate_tokens(body: dict[str, Any], raw_length: int | None = None) -> Estimate:
+    """The request's prompt estimate (characters / 4) and output cap; forward turns it into a reservation."""
+    return estimate_request(body, raw_length)
 
 
 def host_label(snapshot: CompiledSnapshot, host: str) -> str:

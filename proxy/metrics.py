@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 REQUEST_LABELS = ("gateway", "host", "consumer", "provider", "model", "upstream_model", "status_code", "error_type")
-MODEL_LABELS = ("gateway", "consumer", "provider", "model", "upstream_model")
+MODEL_LABELS = ("gateway", "host", "consumer", "provider", "model", "upstream_model")
+QUOTA_LABELS = ("gateway", "host", "consumer", "model", "reason")
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
@@ -70,7 +71,7 @@ class Metrics:
         self.series_by_labels: dict[tuple[str, ...], Series] = {}
         self.overhead = Histogram(OVERHEAD_BUCKETS)
         self.in_flight = 0
-        self.quota_rejections: dict[tuple[str, str], int] = {}
+        self.quota_rejections: dict[tuple[str, str, str, str], int] = {}  # (host, consumer, model, reason)
         self.registry = CollectorRegistry()
         self.registry.register(_Collector(self))
 
@@ -84,8 +85,8 @@ class Metrics:
                 self.series_by_labels[key] = series
         return series
 
-    def quota_rejected(self, consumer: str, reason: str) -> None:
-        key = (consumer, reason)
+    def quota_rejected(self, consumer: str, reason: str, host: str = "*", model: str = "") -> None:
+        key = (host, consumer, model, reason)
         self.quota_rejections[key] = self.quota_rejections.get(key, 0) + 1
 
     def exposition(self) -> bytes:
@@ -109,7 +110,7 @@ class _Collector:
                                        labels=MODEL_LABELS + ("token_type",))
         for (host, consumer, provider, model, upstream, status, error), s in list(m.series_by_labels.items()):
             requests.add_metric([g, host, consumer, provider, model, upstream, status, error], s.requests)
-            labels = [g, consumer, provider, model, upstream]
+            labels = [g, host, consumer, provider, model, upstream]
             for histogram, family, extra in ((s.duration, duration, [status]), (s.ttft, ttft, []),
                                              (s.input_tokens, tokens, ["input"]),
                                              (s.output_tokens, tokens, ["output"])):
@@ -122,9 +123,9 @@ class _Collector:
         in_flight = GaugeMetricFamily("lockgate_requests_in_flight", "Requests being served.", labels=("gateway",))
         in_flight.add_metric([g], m.in_flight)
         rejections = CounterMetricFamily("lockgate_quota_rejections", "Requests refused by quotas.",
-                                         labels=("gateway", "consumer", "reason"))
-        for (consumer, reason), count in list(m.quota_rejections.items()):
-            rejections.add_metric([g, consumer, reason], count)
+                                         labels=QUOTA_LABELS)
+        for (host, consumer, model, reason), count in list(m.quota_rejections.items()):
+            rejections.add_metric([g, host, consumer, model, reason], count)
         yield from (requests, duration, ttft, tokens, overhead, in_flight, rejections)
 
 

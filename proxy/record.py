@@ -31,6 +31,7 @@ class RequestRecord:
     error_type: ErrorType = ""
     error_code: str | None = None
     usage: Usage = field(default_factory=Usage)
+    prompt_tokens: int = 0  # the prompt estimate, settled when the upstream reports no usage
     upstream_seconds: float = 0.0  # time spent waiting on upstreams
     ttft: float | None = None
     attempts: int = 0

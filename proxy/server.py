@@ -22,6 +22,7 @@ import orjson
 from aiohttp import web
 
 from lockgate.proxy.accesslog import AccessLog
+from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
 from lockgate.proxy.gateway import GATEWAY, Gateway
 from lockgate.proxy.handlers import add_routes, fallback
 from lockgate.proxy.quota import QuotaService, make_quota_service
@@ -44,6 +45,7 @@ class ProxySettings:
     state_dir: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024
     access_log: str | None = "-"  # JSON lines: "-" stdout, a file path, or None for none
+    default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens
 
 
 def _json(value: object, status: int = 200) -> web.Response:
@@ -112,7 +114,8 @@ class ProxyServer:
         quota = quota or make_quota_service(settings.quota_store, settings.quota_fail_mode, settings.replicas_hint,
                                             settings.state_dir)
         self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes,
-                               access_log=AccessLog(settings.access_log))
+                               access_log=AccessLog(settings.access_log),
+                               default_output_reservation=settings.default_output_reservation)
         self._runners: list[web.AppRunner] = []
         self._sites: list[web.TCPSite] = []
         self._loader: asyncio.Task[None] | None = None

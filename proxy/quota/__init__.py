@@ -3,7 +3,9 @@
 `QuotaService.admit` either returns a `Reservation` or raises `QuotaRejected`
 carrying the OpenAI error code, the real wait and the x-ratelimit-* headers.
 The proxy calls `settle` exactly once per reservation, with the tokens really
-used (an interrupted stream settles what was produced).
+used (an interrupted stream settles its prompt estimate plus what was produced).
+A failover settles the failed provider's reservation with 0 and admits again
+with `repeat_of` set to its `rid`, so the key counts the client request once.
 
 Error codes (`QuotaRejected.code`) and the HTTP status the data plane answers
 with (`QuotaRejected.status`):
@@ -34,6 +36,9 @@ class AdmitRequest:
     provider_limits: RateLimits  # the provider model's limits (rpm/tpm across consumers)
     estimated_tokens: int  # prompt estimate + max_tokens (or a cap)
     queue_max_wait: float = 0.0  # seconds a request may wait for provider capacity
+    # The quota id (Reservation.rid) of an earlier admission of the same client request that a failover
+    # settled with nothing: windows that already count it do not count it again, nor does the month.
+    repeat_of: str = ""
 
 
 @dataclass

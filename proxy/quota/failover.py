@@ -51,6 +51,7 @@ class FailoverStore:
         self._up = True
         self._timeouts = 0  # timeouts in a row
         self._local_rids: set[str] = set()
+        self._repeat_rids: set[str] = set()  # local reservations that repeat an earlier admission
         self._last_month: dict[str, dict[str, int]] = {}  # group tag -> budget field -> used, as Redis last said
         self._pending: dict[tuple[str, str], _Pending] = {}  # (tag, month) -> usage Redis has not seen
         self._flushing: asyncio.Task[None] | None = None
@@ -81,10 +82,10 @@ class FailoverStore:
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
 
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
-                      month_end: float) -> list[GroupResult]:
+                      month_end: float, repeat: bool = False) -> list[GroupResult]:
         if self.available:
             try:
-                results = await self.shared.reserve(groups, rid, cost, month, month_end)
+                results = await self.shared.reserve(groups, rid, cost, month, month_end, repeat)
             except StoreUnavailable as e:
                 self._failed(e)
             else:
@@ -96,7 +97,9 @@ class FailoverStore:
         if self.fail_mode == "closed":
             raise QuotaStoreUnavailable()
         shares = [local_share(g, self.replicas, self._last_month.get(g.tag, {})) for g in groups]
-        results = await self.local.reserve(shares, rid, cost, month, month_end)
+        results = await self.local.reserve(shares, rid, cost, month, month_end, repeat)
+        if repeat:
+            self._repeat_rids.add(rid)  # its request was counted (or owed) at its first admission
         self._local_rids.add(rid)
         return results
 
@@ -105,8 +108,10 @@ class FailoverStore:
         if rid in self._local_rids:
             self._local_rids.discard(rid)
             await self.local.settle(groups, rid, month, month_end, delta, used, release)
+            repeated = rid in self._repeat_rids
+            self._repeat_rids.discard(rid)
             if not release:
-                self._owe(groups, month, month_end, used, 1)
+                self._owe(groups, month, month_end, used, 0 if repeated else 1)
             return
         if self.available:
             try:

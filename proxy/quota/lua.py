@@ -38,17 +38,18 @@ end
 
 # Checks every group, then reserves in all of them, or in none.
 # KEYS: per group: z1, h1, ..., zN, hN [, month]
-# ARGV: window_ms, rid, cost, month_expire_at, G, then per group: N, rpm1, tpm1, ..., B, field1, limit1, ...
-#       (-1 = no limit)
+# ARGV: window_ms, rid, cost, month_expire_at, again (0/1), G, then per group: N, rpm1, tpm1, ..., B, field1,
+#       limit1, ... (-1 = no limit). again = 1: rid was admitted before (a failover); a window still holding it
+#       does not count it again (its tokens are replaced) and the month's request count stays.
 # -> {1, per group: count1, sum1, reset1, ..., used1, ...}
 #    or {0, group, reason (1 requests, 2 tokens, 3 budget), wait_ms (-1 never), index}
 RESERVE = COMMON + r"""
 local window = tonumber(ARGV[1]); local rid = ARGV[2]; local cost = tonumber(ARGV[3])
-local expire_at = tonumber(ARGV[4])
+local expire_at = tonumber(ARGV[4]); local again = ARGV[5] == '1'
 local now = now_ms()
 local groups = {}
-local a = 6; local k = 1
-for g = 1, tonumber(ARGV[5]) do
+local a = 7; local k = 1
+for g = 1, tonumber(ARGV[6]) do
   local grp = {windows = {}, budgets = {}}
   for i = 1, tonumber(ARGV[a]) do
     grp.windows[i] = {z = KEYS[k], h = KEYS[k + 1], rpm = tonumber(ARGV[a + 2 * i - 1]), tpm = tonumber(ARGV[a + 2 * i])}
@@ -71,7 +72,7 @@ local function requests_wait(w)
   local at = redis.call('ZRANGE', w.z, count - w.rpm, count - w.rpm, 'WITHSCORES')
   return math.max(1, tonumber(at[2]) + window - now)
 end
-local function tokens_wait(w)
+local function tokens_wait(w, cost)
   if w.tpm < 0 then return 0 end
   local sum = tonumber(redis.call('HGET', w.h, '_sum')) or 0
   if sum + cost <= w.tpm then return 0 end
@@ -92,18 +93,20 @@ for g, grp in ipairs(groups) do
   end
   for i, w in ipairs(grp.windows) do
     prune(w.z, w.h, now - window)
-    local wait = requests_wait(w)
+    if again then w.held = tonumber(redis.call('HGET', w.h, rid)) end
+    local wait = 0
+    if not w.held then wait = requests_wait(w) end
     if wait ~= 0 then return {0, g, 1, wait, i} end
-    wait = tokens_wait(w)
+    wait = tokens_wait(w, cost - (w.held or 0))
     if wait ~= 0 then return {0, g, 2, wait, i} end
   end
 end
 local out = {1}
 for _, grp in ipairs(groups) do
   for _, w in ipairs(grp.windows) do
-    redis.call('ZADD', w.z, now, rid)
+    if not w.held then redis.call('ZADD', w.z, now, rid) end
     redis.call('HSET', w.h, rid, cost)
-    local sum = redis.call('HINCRBY', w.h, '_sum', cost)
+    local sum = redis.call('HINCRBY', w.h, '_sum', cost - (w.held or 0))
     redis.call('PEXPIRE', w.z, window + 1000); redis.call('PEXPIRE', w.h, window + 1000)
     out[#out + 1] = redis.call('ZCARD', w.z); out[#out + 1] = sum; out[#out + 1] = oldest_reset(w.z, now, window)
   end
@@ -111,7 +114,7 @@ for _, grp in ipairs(groups) do
     for _, b in ipairs(grp.budgets) do
       out[#out + 1] = redis.call('HINCRBY', grp.month, b.field, cost)
     end
-    redis.call('HINCRBY', grp.month, 'requests', 1)
+    if not again then redis.call('HINCRBY', grp.month, 'requests', 1) end
     redis.call('EXPIREAT', grp.month, expire_at)
   end
 end

@@ -58,45 +58,48 @@ class MemoryStore:
             table = self._months[month]
         return table
 
-    def _refusal(self, group: Group, cost: int, table: dict[str, dict[str, int]], now: float) -> Refusal | None:
+    def _refusal(self, group: Group, cost: int, table: dict[str, dict[str, int]], now: float,
+                 repeat_of: str) -> Refusal | None:
         if group.budgets:
             counters = table.get(group.tag) or {}
             for b in group.budgets:
                 if b.limit is not None and counters.get(b.field, 0) + cost > b.limit:
                     return Refusal("budget", float("inf"), b.field)
         for spec, w in zip(group.windows, self._windows_of(group)):
-            refused = w.wait(now, spec.rpm, spec.tpm, cost)
+            refused = w.wait(now, spec.rpm, spec.tpm, cost, repeat_of)
             if refused is not None:
                 return Refusal(refused[0], refused[1], spec.name)  # type: ignore[arg-type]
         return None
 
-    def _take(self, group: Group, rid: str, cost: int, table: dict[str, dict[str, int]], now: float) -> GroupResult:
+    def _take(self, group: Group, rid: str, cost: int, table: dict[str, dict[str, int]], now: float,
+              repeat: bool) -> GroupResult:
         states = []
         for spec, w in zip(group.windows, self._windows_of(group)):
-            w.add(now, rid, cost)
+            w.add_again(now, rid, cost) if repeat else w.add(now, rid, cost)
             states.append(w.state(now, spec.rpm, spec.tpm))
         if not group.budgets:
             return GroupResult(None, tuple(states), {})
         counters = table.setdefault(group.tag, {})
         for b in group.budgets:
             counters[b.field] = counters.get(b.field, 0) + cost
-        counters[MONTH_REQUESTS] = counters.get(MONTH_REQUESTS, 0) + 1
+        counters[MONTH_REQUESTS] = counters.get(MONTH_REQUESTS, 0) + (0 if repeat else 1)
         return GroupResult(None, tuple(states), {b.field: counters[b.field] for b in group.budgets})
 
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
-                      month_end: float) -> list[GroupResult]:
-        return self.reserve_now(groups, rid, cost, month, month_end)
+                      month_end: float, repeat: bool = False) -> list[GroupResult]:
+        return self.reserve_now(groups, rid, cost, month, month_end, repeat)
 
     def reserve_now(self, groups: Sequence[Group], rid: str, cost: int, month: str,
-                    month_end: float) -> list[GroupResult]:
+                    month_end: float, repeat: bool = False) -> list[GroupResult]:
         """Every group or none, synchronously (atomic on the event loop): the service's fast path."""
         now = self.clock()
         table = self._month_table(month)
+        repeat_of = rid if repeat else ""
         for group in groups:
-            refusal = self._refusal(group, cost, table, now)
+            refusal = self._refusal(group, cost, table, now, repeat_of)
             if refusal is not None:
                 return [GroupResult(refusal if g is group else None) for g in groups]
-        results = [self._take(g, rid, cost, table, now) for g in groups]
+        results = [self._take(g, rid, cost, table, now, repeat) for g in groups]
         if any(g.budgets for g in groups):
             self._changed()
         return results

@@ -1,6 +1,6 @@
 """Quota metrics (Prometheus), in their own registry: the admin /metrics appends
 `exposition()` to the data plane's. Rejections are counted by the data plane
-(lockgate_quota_rejections_total{reason}), which sees every one of them."""
+(lockgate_quota_rejections_total{host,consumer,model,reason}), which sees every one of them."""
 
 from __future__ import annotations
 

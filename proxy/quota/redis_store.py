@@ -112,26 +112,26 @@ class RedisStore:
             return list(await pipe.execute())
 
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
-                      month_end: float) -> list[GroupResult]:
+                      month_end: float, repeat: bool = False) -> list[GroupResult]:
         if not self.cluster or len(groups) == 1:
-            (reply,) = await self._run([self._reserve_call(groups, rid, cost, month, month_end)])
+            (reply,) = await self._run([self._reserve_call(groups, rid, cost, month, month_end, repeat)])
             return _results(groups, reply)
         # Redis Cluster: groups live in different slots, so one after the other, undoing on a refusal.
         results: list[GroupResult] = []
         for i, g in enumerate(groups):
-            (reply,) = await self._run([self._reserve_call([g], rid, cost, month, month_end)])
+            (reply,) = await self._run([self._reserve_call([g], rid, cost, month, month_end, repeat)])
             (result,) = _results([g], reply)
             results.append(result)
             if result.refusal is not None:
-                if i:
-                    await self.settle(groups[:i], rid, month, month_end, -cost, 0, release=True)
+                if i:  # a repeat keeps its first admission's count, with no tokens
+                    await self.settle(groups[:i], rid, month, month_end, -cost, 0, release=not repeat)
                 return results + [GroupResult(None)] * (len(groups) - i - 1)
         return results
 
     def _reserve_call(self, groups: Sequence[Group], rid: str, cost: int, month: str,
-                      month_end: float) -> tuple[_Script, list[str], list[Any]]:
+                      month_end: float, repeat: bool = False) -> tuple[_Script, list[str], list[Any]]:
         keys: list[str] = []
-        args: list[Any] = [int(self.window * 1000), rid, cost, int(month_end) + MONTH_GRACE, len(groups)]
+        args: list[Any] = [int(self.window * 1000), rid, cost, int(month_end) + MONTH_GRACE, int(repeat), len(groups)]
         for g in groups:
             keys += window_keys(g) + ([month_key(g, month)] if g.budgets else [])
             args.append(len(g.windows))

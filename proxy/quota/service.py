@@ -50,6 +50,7 @@ class StoreQuotaService:
     async def admit(self, request: AdmitRequest) -> Reservation:
         self._keys[request.key.id] = request.key
         cost = max(0, request.estimated_tokens)
+        repeat = bool(request.repeat_of)
         now = self.clock()
         month, end = self._month(now)
         consumer, provider = self._groups(request)
@@ -58,11 +59,11 @@ class StoreQuotaService:
         direct = provider is not None and (queue is None or queue.depth == 0 or request.queue_max_wait <= 0)
         groups = [consumer, provider] if direct and provider else [consumer]
         if self._reserve_now is not None:  # in-process store: decided in one step, nothing to cancel mid-way
-            rid = f"{next(_LOCAL_IDS):x}"
-            results = self._reserve_now(groups, rid, cost, month, end)
+            rid = request.repeat_of or f"{next(_LOCAL_IDS):x}"
+            results = self._reserve_now(groups, rid, cost, month, end, repeat)
         else:
-            rid = uuid.uuid4().hex  # unique across replicas sharing the store
-            results = await self._reserve_to_the_end(groups, rid, cost, month, end)
+            rid = request.repeat_of or uuid.uuid4().hex  # unique across replicas sharing the store
+            results = await self._reserve_to_the_end(groups, rid, cost, month, end, repeat)
         if results[0].refusal is not None:
             raise self._consumer_rejection(results[0].refusal, consumer, request, now, end)
         held = results[0]
@@ -73,14 +74,14 @@ class StoreQuotaService:
                 if request.queue_max_wait <= 0 or (refused is not None and math.isinf(refused.wait)):
                     raise _provider_rejection(request, refused.wait if refused else self.window, self.window)
                 if refused is not None:  # nothing is held: the consumer's own share waits with the request
-                    (held,) = await self._reserve_to_the_end([consumer], rid, cost, month, end)
+                    (held,) = await self._reserve_to_the_end([consumer], rid, cost, month, end, repeat)
                     if held.refusal is not None:
                         raise self._consumer_rejection(held.refusal, consumer, request, now, end)
                 try:
                     await self._wait_for_provider(provider, request, rid, cost, month, end,
                                                   refused.wait if refused else None)
                 except BaseException:
-                    await self._release([consumer], rid, month, end, cost)
+                    await self._release([consumer], rid, month, end, cost, repeat)
                     raise
             reserved.append(provider)
         RESERVATIONS.inc(1, self._store_labels)
@@ -109,17 +110,17 @@ class StoreQuotaService:
         return consumer, provider
 
     async def _reserve_to_the_end(self, groups: list[Group], rid: str, cost: int, month: str,
-                                  end: float) -> list[GroupResult]:
+                                  end: float, repeat: bool = False) -> list[GroupResult]:
         """A caller cancelled mid-call (the client went away) must not leave a reservation behind:
         the call finishes anyway and whatever it reserved is released."""
-        task = asyncio.ensure_future(self.store.reserve(groups, rid, cost, month, end))
+        task = asyncio.ensure_future(self.store.reserve(groups, rid, cost, month, end, repeat))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             def undo(done: asyncio.Future[list[GroupResult]]) -> None:
                 if not done.cancelled() and done.exception() is None:
                     if all(r.refusal is None for r in done.result()):  # all or nothing was reserved
-                        self._track(self._release(groups, rid, month, end, cost))
+                        self._track(self._release(groups, rid, month, end, cost, repeat))
             task.add_done_callback(undo)
             raise
 
@@ -153,7 +154,13 @@ class StoreQuotaService:
         except TimeoutError:
             raise _provider_rejection(request, last_wait[0], self.window) from None
 
-    async def _release(self, groups: Sequence[Group], rid: str, month: str, end: float, cost: int) -> None:
+    async def _release(self, groups: Sequence[Group], rid: str, month: str, end: float, cost: int,
+                       repeat: bool = False) -> None:
+        if repeat:  # the consumer keeps counting the request's first admission, with no tokens
+            kept = [g for g in groups if g.budgets]
+            groups = [g for g in groups if not g.budgets]
+            if kept:
+                await self.store.settle(kept, rid, month, end, -cost, 0, release=False)
         if groups:
             await self.store.settle(groups, rid, month, end, -cost, 0, release=True)
 

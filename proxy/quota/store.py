@@ -19,9 +19,11 @@ class StoreUnavailable(Exception):
 
 class QuotaStore(Protocol):
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
-                      month_end: float) -> list[GroupResult]:
+                      month_end: float, repeat: bool = False) -> list[GroupResult]:
         """Check every group and reserve in all of them, or in none: when one refuses, its result
-        carries the refusal and the others hold nothing. One round trip on a single Redis."""
+        carries the refusal and the others hold nothing. One round trip on a single Redis.
+        `repeat`: `rid` was admitted before (a failover): a window that still holds it does not count
+        the request again (its tokens are replaced), and the month's request count stays."""
         ...
 
     async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,

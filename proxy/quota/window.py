@@ -69,14 +69,26 @@ class SlidingWindow:
             del self.entries[rid]
             self.total -= tokens
 
-    def wait(self, now: float, rpm: int | None, tpm: int | None, cost: int) -> tuple[str, float] | None:
-        """None when the request fits, else (which limit, seconds to wait). O(1) when it fits."""
+    def wait(self, now: float, rpm: int | None, tpm: int | None, cost: int,
+             repeat_of: str = "") -> tuple[str, float] | None:
+        """None when the request fits, else (which limit, seconds to wait). O(1) when it fits.
+        `repeat_of`: a request already in the window is not counted again, only its tokens change."""
         self.prune(now)
+        held = self.entries.get(repeat_of) if repeat_of else None
+        if held is not None:
+            rpm, cost = None, cost - held[1]
         if rpm is not None and len(self.entries) >= rpm:
             return "requests", requests_wait([at for at, _ in self.entries.values()], now, self.length, rpm)
         if tpm is not None and self.total + cost > tpm:
             return "tokens", tokens_wait(list(self.entries.values()), self.total, now, self.length, tpm, cost)
         return None
+
+    def add_again(self, now: float, rid: str, tokens: int) -> None:
+        """Reserve for a request that may already be in the window: it keeps its place and count."""
+        if rid in self.entries:
+            self.settle(rid, tokens)
+        else:
+            self.add(now, rid, tokens)
 
     def add(self, now: float, rid: str, tokens: int) -> None:
         self.entries[rid] = (now, tokens)

@@ -117,7 +117,8 @@ async def test_quota_refusal_is_a_429_with_retry_after_and_headers(upstream, quo
             metrics = await response.text()
         async with session.get(f"http://127.0.0.1:{server.admin_port}/usage") as response:
             assert (await response.json()) == {"ns/team-a": {"tokens": 0}}
-    assert 'lockgate_quota_rejections_total{consumer="team-a",gateway="lockgate",reason="rate_limit_exceeded"} 1.0' in metrics
+    assert ('lockgate_quota_rejections_total{consumer="team-a",gateway="lockgate",host="*",model="gpt-4o",'
+            'reason="rate_limit_exceeded"} 1.0') in metrics
     assert 'error_type="policy_rate_limited"' in metrics
 
 

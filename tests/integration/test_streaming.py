@@ -24,7 +24,7 @@ async def test_stream_without_usage_request_drops_injected_usage_chunk(upstream,
     assert all(c.choices for c in chunks), "the usage chunk the client did not ask for must be dropped"
     assert fake.received[-1].body["stream_options"] == {"include_usage": True}
     metrics = await _metrics(server)
-    assert 'gen_ai_client_token_usage_sum{consumer="team-a",gateway="lockgate",model="gpt-4o",' \
+    assert 'gen_ai_client_token_usage_sum{consumer="team-a",gateway="lockgate",host="*",model="gpt-4o",' \
            'provider="ns/openai",token_type="output",upstream_model="gpt-4o-up"} 7.0' in metrics
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import json
 from pathlib import Path
 from typing import Any
@@ -121,9 +123,29 @@ def test_proxy_probes_ports_and_args(default_objs: list[Obj]) -> None:
     ]
 
 
+def test_proxy_replicas_share_one_mcp_session_key(default_objs: list[Obj]) -> None:
+    # Any replica must verify a session id another replica signed.
+    secret = one(default_objs, "Secret", "-mcp-session")
+    key = base64.b64decode(secret["data"]["session-key"])
+    assert len(key) == 48
+    (c,) = containers(one(default_objs, "Deployment", "-proxy"))
+    env = {e["name"]: e for e in c["env"]}
+    assert env["LOCKGATE_SESSION_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": secret["metadata"]["name"], "key": "session-key"}
+
+
+def test_mcp_session_key_from_a_secret_of_the_users() -> None:
+    objs = render(sets=["proxy.mcp.sessionKeySecret.name=my-key", "proxy.mcp.sessionKeySecret.key=k"])
+    assert not [o for o in of_kind(objs, "Secret") if o["metadata"]["name"].endswith("-mcp-session")]
+    (c,) = containers(one(objs, "Deployment", "-proxy"))
+    env = {e["name"]: e for e in c["env"]}
+    assert env["LOCKGATE_SESSION_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "my-key", "key": "k"}
+
+
 def test_proxy_redis_url_comes_from_the_secret(full_objs: list[Obj]) -> None:
     (c,) = containers(one(full_objs, "Deployment", "-proxy"))
-    assert "--quota-store=$(LOCKGATE_QUOTA_STORE_URL)" in c["args"]
+    assert not any(a.startswith("--quota-store") for a in c["args"])  # the URL only travels in the env
+    assert any(a.startswith("--replicas-hint=") for a in c["args"])  # fail-open shares the limit
     assert "--quota-fail-mode=closed" in c["args"]
     env = {e["name"]: e for e in c["env"]}
     ref = env["LOCKGATE_QUOTA_STORE_URL"]["valueFrom"]["secretKeyRef"]
@@ -232,7 +254,7 @@ def test_redis_store_needs_an_address() -> None:
     (c,) = containers(one(render(sets=["proxy.quota.store=redis", "proxy.quota.redis.url=redis://r:6379/0"]),
                           "Deployment", "-proxy"))
     assert {"name": "LOCKGATE_QUOTA_STORE_URL", "value": "redis://r:6379/0"} in c["env"]
-    assert not any(a.startswith("--replicas-hint") for a in c["args"])
+    assert "--replicas-hint=2" in c["args"]  # fail-open enforces limit / replicas
 
 
 def test_notes() -> None:

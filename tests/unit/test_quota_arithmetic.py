@@ -135,3 +135,40 @@ def test_local_share_divides_rates_and_what_is_left_of_budgets() -> None:
     local = local_share(g, 3, {"tokens": 400})
     assert local.windows == (WindowSpec("all", 30, 1000),)
     assert local.budgets == (BudgetSpec("tokens", 200), BudgetSpec("model:m", None))
+
+
+def test_the_output_reservation_without_max_tokens_yields_to_the_tightest_tpm() -> None:
+    from lockgate.proxy.estimate import Estimate, estimate_request
+
+    assert Estimate(100, 50).reserved(4096, (120,)) == 150  # the client's max_tokens is honoured (and refused)
+    assert Estimate(100, None).reserved(4096) == 4196
+    assert Estimate(100, None).reserved(4096, (None, 1000, 600)) == 600  # the tightest limit wins
+    assert Estimate(100, None).reserved(300, (1000,)) == 400  # a cap below the limit stays
+    assert Estimate(700, None).reserved(4096, (600,)) == 700  # a prompt larger than the limit stays too large
+    assert estimate_request({"messages": "x" * 400}) == Estimate(len('{"messages":""}') // 4 + 100, None)
+    assert estimate_request({"max_completion_tokens": 7}, 40) == Estimate(10, 7)
+
+
+def test_a_repeated_admission_keeps_its_place_and_count_in_a_window() -> None:
+    from lockgate.proxy.quota.window import SlidingWindow
+
+    w = SlidingWindow(60)
+    w.add(0.0, "a", 300)
+    w.settle("a", 0)  # a failover: the first provider used nothing
+    assert w.wait(1.0, 1, 1000, 300) == ("requests", 59.0)  # a new request does not fit rpm 1
+    assert w.wait(1.0, 1, 1000, 300, repeat_of="a") is None  # the same request again does
+    w.add_again(1.0, "a", 300)
+    assert (len(w.entries), w.total, w.entries["a"][0]) == (1, 300, 0.0)
+    assert w.wait(1.0, None, 1000, 800) == ("tokens", 59.0)  # its tokens count for others
+    assert w.wait(1.0, None, 1000, 1000, repeat_of="a") is None  # and are replaced, not added, for itself
+
+
+def test_the_default_output_reservation_flag_reaches_the_proxy_settings() -> None:
+    import argparse
+
+    from lockgate.cli.serving import add_serving_arguments, settings_from
+
+    parser = argparse.ArgumentParser()
+    add_serving_arguments(parser)
+    assert settings_from(parser.parse_args([])).default_output_reservation == 4096
+    assert settings_from(parser.parse_args(["--default-output-reservation", "256"])).default_output_reservation == 256

@@ -241,3 +241,35 @@ async def test_consumers_over_their_own_limit_take_no_provider_capacity(replicas
     admitted = [o for o in outcomes if isinstance(o, Reservation)]
     assert len(admitted) == 20  # every provider slot went to a request its consumer could make
     assert all(sum(a.request.key is k for a in admitted) <= 4 for k in keys)
+
+
+async def test_a_failover_counts_one_request_against_the_key(replicas: Replicas) -> None:
+    services = replicas(count=2)
+    k = key(limits=RateLimits(rpm=2, tpm=1000, monthly_tokens=10_000))
+    first = await services[0].admit(req(k, 300))
+    await services[0].settle(first, 0)  # the first provider failed: nothing used
+    again = await services[-1].admit(AdmitRequest(k, "gpt-4o", "ns/backup", RateLimits(rpm=5), 300,
+                                                 repeat_of=first.rid))
+    assert again.headers["x-ratelimit-remaining-requests"] == "1"  # still one request in the window
+    assert again.headers["x-ratelimit-remaining-tokens"] == "700"  # its tokens reserved once
+    await services[-1].settle(again, 120)
+    second = await services[0].admit(req(k, 300))  # rpm 2: the failover did not use up the second
+    await services[0].settle(second, 80)
+    refused = await attempt(services[-1], req(k, 300))
+    assert isinstance(refused, QuotaRejected) and refused.code == "rate_limit_exceeded"
+    usage = (await services[0].usage([k]))[k.id]
+    assert usage["requests"] == 2 and usage["tokens"] == 200
+    assert usage["window"] == {"requests": 2, "tokens": 200, "rpm": 2, "tpm": 1000,  # type: ignore[comparison-overlap]
+                               "resetSeconds": usage["window"]["resetSeconds"]}  # type: ignore[index]
+
+
+async def test_a_failover_still_counts_against_the_next_provider(replicas: Replicas) -> None:
+    services = replicas(count=1)
+    k = key()
+    backup = RateLimits(rpm=1)
+    first = await services[0].admit(req(k, 10))
+    await services[0].settle(first, 0)
+    again = await services[0].admit(AdmitRequest(k, "gpt-4o", "ns/openai", backup, 10, repeat_of=first.rid))
+    await services[0].settle(again, 10)
+    refused = await attempt(services[0], req(k, 10, provider=backup))
+    assert isinstance(refused, QuotaRejected) and refused.code == "provider_rate_limited"

@@ -58,3 +58,15 @@ async def test_limits_hold_across_replicas_on_a_cluster(services: list[StoreQuot
         await services[0].settle(r, 40)
     usage = await services[1].usage(keys)
     assert sum(u["tokens"] for u in usage.values()) == 40 * 20  # type: ignore[misc]
+
+
+async def test_a_failover_refused_by_the_next_provider_keeps_one_request_counted(
+        services: list[StoreQuotaService]) -> None:
+    k = ConsumerKey(id="ns/failover", consumer="f", hashes=(), limits=RateLimits(rpm=5))
+    first = await services[0].admit(AdmitRequest(k, "gpt-4o", "ns/a", RateLimits(), 100))
+    await services[0].settle(first, 0)
+    with pytest.raises(QuotaRejected) as refused:  # the next provider takes nothing: undone across slots
+        await services[1].admit(AdmitRequest(k, "gpt-4o", "ns/b", RateLimits(rpm=0), 100, repeat_of=first.rid))
+    assert refused.value.code == "provider_rate_limited"
+    usage = (await services[2].usage([k]))[k.id]
+    assert usage["requests"] == 1 and usage["window"]["requests"] == 1  # type: ignore[index]

@@ -44,11 +44,11 @@ async def until_shared_store_answers(service: StoreQuotaService, deadline: float
     raise AssertionError("the service never went back to Redis")
 
 
-async def month_tokens(url: str) -> int:
+async def month_tokens(url: str, field: str = "tokens") -> int:
     client = redis.Redis.from_url(url)
     try:
         month = time.strftime("%Y-%m", time.gmtime())
-        return int(await client.hget(f"lockgate:q:{{key:{KEY.id}}}:m:{month}", "tokens") or 0)
+        return int(await client.hget(f"lockgate:q:{{key:{KEY.id}}}:m:{month}", field) or 0)
     finally:
         await client.aclose()
 
@@ -83,6 +83,28 @@ async def test_fail_open_limits_each_replica_to_its_share_then_recovers(
         await asyncio.sleep(0.05)
     # the restarted Redis lost the 70 from before (no persistence in this test), but not what came after
     assert await month_tokens(redis_server.url) == 3 * 30 + 5 + 100
+
+
+@pytest.mark.parametrize("services", ["open"], indirect=True)
+async def test_a_failover_while_redis_is_away_counts_one_request(
+        services: list[StoreQuotaService], redis_server: RedisServer) -> None:
+    redis_server.kill()
+    first = await services[0].admit(request())
+    await services[0].settle(first, 0)  # the first provider failed
+    again = await services[0].admit(AdmitRequest(KEY, "gpt-4o", "ns/backup", RateLimits(), 100, repeat_of=first.rid))
+    await services[0].settle(again, 30)
+    outcomes = [await timed_admit(services[0]) for _ in range(3)]
+    assert [isinstance(o, Reservation) for o, _ in outcomes] == [True, True, False]  # the local share is 3
+    for o, _ in outcomes[:2]:
+        await services[0].settle(o, 10)  # type: ignore[arg-type]
+    redis_server.start()
+    back = await until_shared_store_answers(services[0])  # and hands over what it counted
+    await services[0].settle(back, 5)
+    end = time.monotonic() + 5
+    while await month_tokens(redis_server.url) != 30 + 2 * 10 + 5 and time.monotonic() < end:
+        await asyncio.sleep(0.05)
+    assert await month_tokens(redis_server.url) == 30 + 2 * 10 + 5
+    assert await month_tokens(redis_server.url, "requests") == 3 + 1
 
 
 @pytest.mark.parametrize("services", ["closed"], indirect=True)
