@@ -2,14 +2,17 @@
 
 Each admitted request is an entry (time, tokens). A request fits when the
 entries younger than one window, plus itself, stay within rpm and tpm. The
-wait after a refusal is exact: the time until enough old entries leave the
-window. The Redis Lua scripts implement the same rules.
+wait after a refusal is the time until enough old entries leave the window.
+In memory, entries admitted within a millisecond share a slot and leave with
+its last one (never early, so a limit is never exceeded); the Redis Lua
+scripts keep one entry per request.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 TOO_LARGE = float("inf")  # a request that can never fit (tokens > tpm)
 
@@ -52,62 +55,113 @@ def tokens_wait(entries: list[tuple[float, int]], total: int, now: float, length
     return length  # unreachable when total is the sum of entries; stay safe
 
 
+SLOT = 0.001  # seconds: requests admitted this close together share one slot of the log
+
+
 class SlidingWindow:
-    """The in-memory log of one window scope (a key, a key's model, a provider model)."""
+    """The in-memory log of one window scope (a key, a key's model, a provider model).
+
+    Requests admitted within SLOT of each other share one slot [first, last, tokens, {rid: tokens}],
+    so the log holds slots, not requests, and its totals are kept as it changes. A slot leaves the
+    window when its last request does: never earlier than exact, at most SLOT later.
+    """
+
+    __slots__ = ("length", "slots", "where", "count", "total")
 
     def __init__(self, length: float) -> None:
         self.length = length
-        self.entries: OrderedDict[str, tuple[float, int]] = OrderedDict()  # rid -> (time, tokens), oldest first
-        self.total = 0
+        self.slots: deque[list[Any]] = deque()  # oldest first
+        self.where: dict[str, list[Any]] = {}  # rid -> its slot
+        self.count = 0  # requests inside the window
+        self.total = 0  # tokens inside the window
+
+    def __len__(self) -> int:
+        return self.count
+
+    def admitted_at(self, rid: str) -> float | None:
+        """When the slot holding `rid` opened (its first request); None once it left."""
+        slot = self.where.get(rid)
+        return None if slot is None else slot[0]
 
     def prune(self, now: float) -> None:
         horizon = now - self.length
-        while self.entries:
-            rid, (at, tokens) = next(iter(self.entries.items()))
-            if at > horizon:
-                break
-            del self.entries[rid]
+        slots = self.slots
+        while slots and (slots[0][1] <= horizon or not slots[0][3]):
+            _, _, tokens, members = slots.popleft()
+            self.count -= len(members)
             self.total -= tokens
+            where = self.where
+            for rid in members:
+                del where[rid]
 
     def wait(self, now: float, rpm: int | None, tpm: int | None, cost: int,
              repeat_of: str = "") -> tuple[str, float] | None:
         """None when the request fits, else (which limit, seconds to wait). O(1) when it fits.
         `repeat_of`: a request already in the window is not counted again, only its tokens change."""
         self.prune(now)
-        held = self.entries.get(repeat_of) if repeat_of else None
+        held = self.where.get(repeat_of) if repeat_of else None
         if held is not None:
-            rpm, cost = None, cost - held[1]
-        if rpm is not None and len(self.entries) >= rpm:
-            return "requests", requests_wait([at for at, _ in self.entries.values()], now, self.length, rpm)
+            rpm, cost = None, cost - held[3][repeat_of]
+        if rpm is not None and self.count >= rpm:
+            if rpm <= 0:
+                return "requests", TOO_LARGE
+            return "requests", self._until_freed(now, self.count - rpm + 1, 3)
         if tpm is not None and self.total + cost > tpm:
-            return "tokens", tokens_wait(list(self.entries.values()), self.total, now, self.length, tpm, cost)
+            if cost > tpm:
+                return "tokens", TOO_LARGE
+            return "tokens", self._until_freed(now, self.total + cost - tpm, 2)
         return None
+
+    def _until_freed(self, now: float, need: int, field: int) -> float:
+        """Seconds until the oldest slots free `need` requests (field 3) or tokens (field 2)."""
+        freed = 0
+        for slot in self.slots:
+            freed += len(slot[3]) if field == 3 else slot[2]
+            if freed >= need:
+                return max(0.0, slot[1] + self.length - now)
+        return self.length  # unreachable while the totals match the slots; stay safe
 
     def add_again(self, now: float, rid: str, tokens: int) -> None:
         """Reserve for a request that may already be in the window: it keeps its place and count."""
-        if rid in self.entries:
+        if rid in self.where:
             self.settle(rid, tokens)
         else:
             self.add(now, rid, tokens)
 
     def add(self, now: float, rid: str, tokens: int) -> None:
-        self.entries[rid] = (now, tokens)
+        slots = self.slots
+        slot = slots[-1] if slots else None
+        if slot is not None and now - slot[0] < SLOT:
+            if now > slot[1]:
+                slot[1] = now
+        else:
+            slot = [now, now, 0, {}]
+            slots.append(slot)
+        slot[2] += tokens
+        slot[3][rid] = tokens
+        self.where[rid] = slot
+        self.count += 1
         self.total += tokens
 
     def settle(self, rid: str, tokens: int) -> None:
         """Replace a reservation by the tokens really used (no-op once it left the window)."""
-        entry = self.entries.get(rid)
-        if entry is not None:
-            self.entries[rid] = (entry[0], tokens)
-            self.total += tokens - entry[1]
+        slot = self.where.get(rid)
+        if slot is not None:
+            members = slot[3]
+            delta = tokens - members[rid]
+            members[rid] = tokens
+            slot[2] += delta
+            self.total += delta
 
     def remove(self, rid: str) -> None:
-        entry = self.entries.pop(rid, None)
-        if entry is not None:
-            self.total -= entry[1]
+        slot = self.where.pop(rid, None)
+        if slot is not None:
+            tokens = slot[3].pop(rid)
+            slot[2] -= tokens
+            self.count -= 1
+            self.total -= tokens
 
     def state(self, now: float, rpm: int | None, tpm: int | None) -> WindowState:
         self.prune(now)
-        oldest = next(iter(self.entries.values()))[0] if self.entries else now - self.length
-        reset = max(0.0, oldest + self.length - now) if self.entries else 0.0
-        return WindowState(rpm, tpm, len(self.entries), self.total, reset, reset)
+        reset = max(0.0, self.slots[0][1] + self.length - now) if self.count else 0.0
+        return WindowState(rpm, tpm, self.count, self.total, reset, reset)

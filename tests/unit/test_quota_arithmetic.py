@@ -158,7 +158,7 @@ def test_a_repeated_admission_keeps_its_place_and_count_in_a_window() -> None:
     assert w.wait(1.0, 1, 1000, 300) == ("requests", 59.0)  # a new request does not fit rpm 1
     assert w.wait(1.0, 1, 1000, 300, repeat_of="a") is None  # the same request again does
     w.add_again(1.0, "a", 300)
-    assert (len(w.entries), w.total, w.entries["a"][0]) == (1, 300, 0.0)
+    assert (len(w), w.total, w.admitted_at("a")) == (1, 300, 0.0)
     assert w.wait(1.0, None, 1000, 800) == ("tokens", 59.0)  # its tokens count for others
     assert w.wait(1.0, None, 1000, 1000, repeat_of="a") is None  # and are replaced, not added, for itself
 
