@@ -128,7 +128,7 @@ class MCPServerSpec(ApiModel):
         return self
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Literal["upstream", "tools", "aggregate", "modelTools"]:
         if self.upstream is not None:
             return "upstream"
         if self.tools is not None:

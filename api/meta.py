@@ -11,7 +11,7 @@ from pydantic.alias_generators import to_camel
 
 GROUP = "lockgate.io"
 VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+API_VERSION: Literal["lockgate.io/v1alpha1"] = "lockgate.io/v1alpha1"  # GROUP/VERSION, spelled out for the type
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         registry=build_registry(), memo=memo, settings=kopf_settings, clusterwide=settings.all_namespaces,
         namespaces=settings.namespaces, liveness_endpoint=args.liveness,
         peering_name=settings.peering, standalone=True if args.standalone or not settings.peering else None,
-        priority=settings.priority, identity=settings.identity,
+        priority=settings.priority,
+        identity=settings.identity,  # type: ignore[arg-type]  # Kopf's Identity: a NewType of str it does not export
     ))
     return 0
