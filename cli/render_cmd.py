@@ -21,11 +21,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("render", help="translate manifests and print the config the operator would publish")
     parser.add_argument("-f", "--filename", dest="paths", action="append", required=True, metavar="PATH",
                         help="manifest file or folder (repeatable)")
-    parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="default yaml")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any object is not accepted")
     parser.add_argument("--namespace", default="lockgate-system", help="namespace of the published objects")
-    parser.add_argument("--config-map", default="lockgate-config")
-    parser.add_argument("--credentials-secret", default="lockgate-credentials")
+    parser.add_argument("--config-map", default="lockgate-config", help="name of the published ConfigMap (default lockgate-config)")
+    parser.add_argument("--credentials-secret", default="lockgate-credentials",
+                        help="name of the published credentials Secret (default lockgate-credentials)")
     parser.set_defaults(func=run)
 
 
