@@ -197,7 +197,7 @@ class Gateway:
         ok = False
         outcome = None
         try:
-            targets = self.plan(record, None, record.model)
+            targets = self.plan(record, None, record.model, aliases=record.snapshot.all_aliases)
             body = {**body, "stream": True}
             outcome = await forward(self, record, "chat", body, targets, stream=True, estimate=estimate_tokens(body))
             if outcome.status >= 400:

@@ -68,6 +68,8 @@ class CompiledSnapshot:
     any_host: HostView | None
     served_models: tuple[str, ...] = field(default=())
     fixed_plans: dict[str, list[Target]] = field(default_factory=dict)  # models with one target: their plan
+    # Every openai Route's aliases, for callers with no host (MCP model tools).
+    all_aliases: dict[str, Alias] = field(default_factory=dict)
 
     def host_view(self, host: str) -> HostView | None:
         view = self.exact_hosts.get(host)
@@ -192,4 +194,5 @@ def compile_snapshot(snapshot: Snapshot, loaded_at: datetime | None = None) -> C
         any_host=any_host,
         served_models=tuple(sorted(tiers)),
         fixed_plans={m: [t[0][0]] for m, t in tiers.items() if len(t) == 1 and len(t[0]) == 1},
+        all_aliases={a.name: a for r in config.routes if r.type == "openai" for a in r.aliases},
     )

@@ -9,7 +9,7 @@ import httpx2
 import pytest
 from mcp.types import PromptReference
 
-from lockgate.api.ir import AggregateMember, HttpTool, McpServer, ModelTool, ToolArg
+from lockgate.api.ir import Alias, AliasTarget, AggregateMember, HttpTool, McpServer, ModelTool, Route, ToolArg
 from lockgate.proxy.source import Snapshot
 from tests.integration.mcp_fixtures.harness import (
     RestApi,
@@ -92,6 +92,22 @@ async def test_model_tool_answers_from_the_llm_with_progress() -> None:
                                                 progress_callback=on_progress)
     assert text_of(result) == "Hello, world (hi)"
     assert progress == [1, 2, 3, 4]
+
+
+async def test_model_tool_may_name_an_alias() -> None:
+    # The translator accepts an alias of any openai Route as a model tool's model;
+    # the gateway must resolve it the same way.
+    async with serve_app(llm_app(["ok"])) as llm:
+        server = McpServer(id="team/llm", name="llm", path="/llm", kind="modelTools", model_tools=(
+            ModelTool(model="default-chat", tool_name="ask"),))
+        route = Route(id="team/public", type="openai", hosts=("*",), aliases=(
+            Alias(name="default-chat", targets=(AliasTarget(model="tiny"),)),))
+        snap = snapshot([server], [key("full", ("team/llm",))], providers=(llm_provider(f"{llm}/v1"),), routes=(route,))
+        async with gateway(snap) as base:
+            async with mcp_client(f"{base}/llm/mcp", "sk-full", mode="2026-07-28") as client:
+                result = await client.call_tool("ask", {"prompt": "hi"})
+    assert not result.is_error
+    assert text_of(result) == "ok (hi)"
 
 
 async def test_aggregate_prefixes_and_routes_calls() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import json
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,25 @@ def test_proxy_probes_ports_and_args(default_objs: list[Obj]) -> None:
         "proxy", f"--config-map={NAMESPACE}/lockgate-config", f"--credentials-secret={NAMESPACE}/lockgate-credentials",
         "--host=0.0.0.0", "--port=8080", "--admin-port=9090", "--quota-store=memory", "--replicas-hint=2",
     ]
+
+
+def test_proxy_replicas_share_one_mcp_session_key(default_objs: list[Obj]) -> None:
+    # Any replica must verify a session id another replica signed.
+    secret = one(default_objs, "Secret", "-mcp-session")
+    key = base64.b64decode(secret["data"]["session-key"])
+    assert len(key) == 48
+    (c,) = containers(one(default_objs, "Deployment", "-proxy"))
+    env = {e["name"]: e for e in c["env"]}
+    assert env["LOCKGATE_SESSION_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": secret["metadata"]["name"], "key": "session-key"}
+
+
+def test_mcp_session_key_from_a_secret_of_the_users() -> None:
+    objs = render(sets=["proxy.mcp.sessionKeySecret.name=my-key", "proxy.mcp.sessionKeySecret.key=k"])
+    assert not [o for o in of_kind(objs, "Secret") if o["metadata"]["name"].endswith("-mcp-session")]
+    (c,) = containers(one(objs, "Deployment", "-proxy"))
+    env = {e["name"]: e for e in c["env"]}
+    assert env["LOCKGATE_SESSION_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "my-key", "key": "k"}
 
 
 def test_proxy_redis_url_comes_from_the_secret(full_objs: list[Obj]) -> None:

@@ -99,3 +99,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- .Values.proxy.replicas -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The Secret holding the MCP session signing key: the user's, or the chart's own. */}}
+{{- define "lockgate.mcpSessionSecretName" -}}
+{{- default (printf "%s-mcp-session" (include "lockgate.fullname" .)) .Values.proxy.mcp.sessionKeySecret.name -}}
+{{- end -}}

@@ -33,6 +33,7 @@ from lockgate.api.ir import (
     Provider,
     ProviderModel,
     RateLimits,
+    Route,
     UpstreamAuth,
     hash_key,
 )
@@ -224,8 +225,9 @@ def upstream_server(server_id: str, path: str, urls: tuple[str, ...], descriptio
                                           transport=transport))  # type: ignore[arg-type]
 
 
-def snapshot(servers: list[McpServer], keys: list[ConsumerKey], providers: tuple[Provider, ...] = ()) -> Snapshot:
-    config = GatewayConfig(mcp_servers=tuple(servers), keys=tuple(keys), providers=providers).with_hash()
+def snapshot(servers: list[McpServer], keys: list[ConsumerKey], providers: tuple[Provider, ...] = (),
+             routes: tuple[Route, ...] = ()) -> Snapshot:
+    config = GatewayConfig(mcp_servers=tuple(servers), keys=tuple(keys), providers=providers, routes=routes).with_hash()
     return Snapshot(config, Credentials(values={"mcp-upstream": UPSTREAM_TOKEN, "llm": "sk-provider"}))
 
 
