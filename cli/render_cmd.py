@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def report(translation: Translation, stream: Any) -> int:
+def report(translation: Translation, stream: TextIO) -> int:
     """Writes one line per problem; returns how many objects were rejected."""
     rejected = 0
     for ref, status in sorted(translation.statuses.items()):
