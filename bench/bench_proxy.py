@@ -112,7 +112,7 @@ def role_bare(port: int, upstream_port: int) -> None:
 def role_lockgate(port: int, admin_port: int, upstream_port: int, quotas: bool = True) -> None:
     from lockgate.api import ir
     from lockgate.proxy.quota import UnlimitedQuota
-    from lockgate.proxy.server import ProxyServer, ProxySettings, run
+    from lockgate.proxy.server import ProxyServer, ProxySettings, run, tune_gc
     from lockgate.proxy.source import Snapshot, StaticSource
 
     provider = ir.Provider(id="bench/openai", type="openai", base_url=f"http://127.0.0.1:{upstream_port}/v1",
@@ -134,6 +134,7 @@ def role_lockgate(port: int, admin_port: int, upstream_port: int, quotas: bool =
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         async with ProxyServer(StaticSource(snapshot), settings, quota=UnlimitedQuota()):
+            tune_gc()  # as serve() does
             await stop.wait()
 
     import uvloop

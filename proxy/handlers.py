@@ -33,6 +33,13 @@ REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+class EventStreamResponse(web.StreamResponse):
+    """An SSE response whose headers leave with its first event, in one write: the handler
+    writes that event right after prepare(), so the headers alone would cost a system call."""
+
+    _send_headers_immediately = False  # what aiohttp's web.Response does for the same reason
+
+
 async def read_json(request: web.Request) -> tuple[dict[str, Any], int]:
     """The request body as a JSON object, and its size."""
     try:
@@ -114,7 +121,7 @@ def _headers(record: RequestRecord, outcome: Outcome) -> dict[str, str]:
 
 async def stream_out(request: web.Request, record: RequestRecord, outcome: Outcome) -> web.StreamResponse:
     """Forward a stream event by event. Mid-stream failures end it with an error event."""
-    response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **_headers(record, outcome)})
+    response = EventStreamResponse(status=200, headers={**SSE_HEADERS, **_headers(record, outcome)})
     ok = False
     record.status = 200
     try:

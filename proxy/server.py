@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import signal
@@ -187,6 +188,24 @@ def _bound_port(runner: web.AppRunner) -> int:
     return 0
 
 
+GC_THRESHOLDS = (20_000, 50, 100)  # young-generation size and older-generation ratios
+
+
+def tune_gc() -> None:
+    """Garbage collection tuned for a long-running proxy process (call once it has started).
+
+    With CPython's defaults a busy proxy spends about a fifth of its CPU in the cyclic collector:
+    every few dozen requests a young collection, and now and then a full one that walks every
+    object the process ever made (modules, schemas, the config). Objects alive at startup are
+    frozen out of collection, and young collections run once per 20k surviving allocations
+    rather than 700. Reference counting still frees almost everything at once; this only spaces
+    out the hunt for cycles. Process-wide, so only the process entry points call it.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def serve(source: ConfigSource, settings: ProxySettings) -> None:
     """Serve until cancelled, or until SIGTERM/SIGINT (then drain and return)."""
     server = ProxyServer(source, settings)
@@ -199,6 +218,7 @@ async def serve(source: ConfigSource, settings: ProxySettings) -> None:
             installed.append(sig)
     try:
         await server.start()
+        tune_gc()
         await stop.wait()
         log.info("stopping: draining requests in flight")
         await server.drain()

@@ -10,6 +10,12 @@ def month_of(now: float) -> str:
     return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m")
 
 
+def month_start(now: float) -> float:
+    """UNIX time when the UTC month containing `now` began."""
+    t = datetime.fromtimestamp(now, timezone.utc)
+    return datetime(t.year, t.month, 1, tzinfo=timezone.utc).timestamp()
+
+
 def month_end(now: float) -> float:
     """UNIX time when the UTC month containing `now` ends."""
     t = datetime.fromtimestamp(now, timezone.utc)

@@ -30,15 +30,23 @@ def retry_after_value(seconds: float) -> str:
 
 
 def ratelimit_headers(states: Iterable[WindowState]) -> dict[str, str]:
-    """The tightest window for requests and for tokens decides each trio."""
-    states = list(states)
+    """The tightest window for requests and for tokens decides each trio (the first one on a tie)."""
+    requests: WindowState | None = None
+    tokens: WindowState | None = None
+    for s in states:  # one pass, no intermediate lists: this runs on every admission
+        if s.rpm is not None and (requests is None or s.rpm - s.requests < requests.rpm - requests.requests):  # type: ignore[operator]
+            requests = s
+        if s.tpm is not None and (tokens is None or s.tpm - s.tokens < tokens.tpm - tokens.tokens):  # type: ignore[operator]
+            tokens = s
     headers: dict[str, str] = {}
-    trios = (("requests", [(s.rpm, s.requests, s.reset_requests) for s in states if s.rpm is not None]),
-             ("tokens", [(s.tpm, s.tokens, s.reset_tokens) for s in states if s.tpm is not None]))
-    for kind, windows in trios:
-        if windows:
-            limit, used, reset = min(windows, key=lambda w: w[0] - w[1])
-            headers[f"x-ratelimit-limit-{kind}"] = str(limit)
-            headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, limit - used))
-            headers[f"x-ratelimit-reset-{kind}"] = format_reset(reset)
+    if requests is not None:
+        limit = requests.rpm
+        headers["x-ratelimit-limit-requests"] = str(limit)
+        headers["x-ratelimit-remaining-requests"] = str(max(0, limit - requests.requests))  # type: ignore[operator]
+        headers["x-ratelimit-reset-requests"] = format_reset(requests.reset_requests)
+    if tokens is not None:
+        limit = tokens.tpm
+        headers["x-ratelimit-limit-tokens"] = str(limit)
+        headers["x-ratelimit-remaining-tokens"] = str(max(0, limit - tokens.tokens))  # type: ignore[operator]
+        headers["x-ratelimit-reset-tokens"] = format_reset(tokens.reset_tokens)
     return headers

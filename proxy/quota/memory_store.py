@@ -15,6 +15,7 @@ from lockgate.proxy.quota.plan import MONTH_REQUESTS, Group, GroupResult, Refusa
 from lockgate.proxy.quota.window import SlidingWindow, WindowState
 
 USAGE_FILE = "quota-usage.json"
+MAX_GROUPS = 10_000  # groups whose windows are remembered by identity (the service reuses its groups)
 FLUSH_INTERVAL = 1.0  # seconds between writes of the usage file while it changes
 
 
@@ -24,6 +25,7 @@ class MemoryStore:
         self.window = window
         self.clock = clock
         self._windows: dict[tuple[str, str], SlidingWindow] = {}
+        self._by_group: dict[int, tuple[Group, list[SlidingWindow]]] = {}
         self._months: dict[str, dict[str, dict[str, int]]] = {}  # month -> tag -> field -> count
         self._path = Path(state_dir) / USAGE_FILE if state_dir else None
         self._dirty = False
@@ -37,60 +39,91 @@ class MemoryStore:
             w = self._windows[(tag, name)] = SlidingWindow(self.window)
         return w
 
-    def _counters(self, month: str, tag: str) -> dict[str, int]:
-        if month not in self._months:
-            self._months = {month: {}, **{m: v for m, v in self._months.items() if m > month}}
-        return self._months[month].setdefault(tag, {})
+    def _windows_of(self, group: Group) -> list[SlidingWindow]:
+        """The group's windows, found once per group object (the service reuses its groups)."""
+        hit = self._by_group.get(id(group))
+        if hit is not None and hit[0] is group:
+            return hit[1]
+        windows = [self._window(group.tag, spec.name) for spec in group.windows]
+        if len(self._by_group) >= MAX_GROUPS:
+            self._by_group.clear()
+        self._by_group[id(group)] = (group, windows)  # holds the group, so its id stays its own
+        return windows
 
-    def _refusal(self, group: Group, cost: int, month: str, now: float, repeat_of: str) -> Refusal | None:
-        counters = self._counters(month, group.tag)
-        for b in group.budgets:
-            if b.limit is not None and counters.get(b.field, 0) + cost > b.limit:
-                return Refusal("budget", float("inf"), b.field)
-        for spec in group.windows:
-            refused = self._window(group.tag, spec.name).wait(now, spec.rpm, spec.tpm, cost, repeat_of)
+    def _month_table(self, month: str) -> dict[str, dict[str, int]]:
+        """tag -> field -> count for `month`; a new month drops the older ones."""
+        table = self._months.get(month)
+        if table is None:
+            self._months = {month: {}, **{m: v for m, v in self._months.items() if m > month}}
+            table = self._months[month]
+        return table
+
+    def _refusal(self, group: Group, cost: int, table: dict[str, dict[str, int]], now: float,
+                 repeat_of: str) -> Refusal | None:
+        if group.budgets:
+            counters = table.get(group.tag) or {}
+            for b in group.budgets:
+                if b.limit is not None and counters.get(b.field, 0) + cost > b.limit:
+                    return Refusal("budget", float("inf"), b.field)
+        for spec, w in zip(group.windows, self._windows_of(group)):
+            refused = w.wait(now, spec.rpm, spec.tpm, cost, repeat_of)
             if refused is not None:
                 return Refusal(refused[0], refused[1], spec.name)  # type: ignore[arg-type]
         return None
 
-    def _take(self, group: Group, rid: str, cost: int, month: str, now: float, repeat: bool) -> GroupResult:
+    def _take(self, group: Group, rid: str, cost: int, table: dict[str, dict[str, int]], now: float,
+              repeat: bool) -> GroupResult:
         states = []
-        for spec in group.windows:
-            w = self._window(group.tag, spec.name)
+        for spec, w in zip(group.windows, self._windows_of(group)):
             w.add_again(now, rid, cost) if repeat else w.add(now, rid, cost)
             states.append(w.state(now, spec.rpm, spec.tpm))
-        counters = self._counters(month, group.tag)
-        if group.budgets:
-            for b in group.budgets:
-                counters[b.field] = counters.get(b.field, 0) + cost
-            counters[MONTH_REQUESTS] = counters.get(MONTH_REQUESTS, 0) + (0 if repeat else 1)
-            self._changed()
+        if not group.budgets:
+            return GroupResult(None, tuple(states), {})
+        counters = table.setdefault(group.tag, {})
+        for b in group.budgets:
+            counters[b.field] = counters.get(b.field, 0) + cost
+        counters[MONTH_REQUESTS] = counters.get(MONTH_REQUESTS, 0) + (0 if repeat else 1)
         return GroupResult(None, tuple(states), {b.field: counters[b.field] for b in group.budgets})
 
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
                       month_end: float, repeat: bool = False) -> list[GroupResult]:
-        """Every group or none (no await in between: atomic on the event loop)."""
+        return self.reserve_now(groups, rid, cost, month, month_end, repeat)
+
+    def reserve_now(self, groups: Sequence[Group], rid: str, cost: int, month: str,
+                    month_end: float, repeat: bool = False) -> list[GroupResult]:
+        """Every group or none, synchronously (atomic on the event loop): the service's fast path."""
         now = self.clock()
+        table = self._month_table(month)
         repeat_of = rid if repeat else ""
         for group in groups:
-            refusal = self._refusal(group, cost, month, now, repeat_of)
+            refusal = self._refusal(group, cost, table, now, repeat_of)
             if refusal is not None:
                 return [GroupResult(refusal if g is group else None) for g in groups]
-        return [self._take(g, rid, cost, month, now, repeat) for g in groups]
+        results = [self._take(g, rid, cost, table, now, repeat) for g in groups]
+        if any(g.budgets for g in groups):
+            self._changed()
+        return results
 
     async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
                      delta: int, used: int, release: bool) -> None:
+        self.settle_now(groups, rid, month, month_end, delta, used, release)
+
+    def settle_now(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
+                   delta: int, used: int, release: bool) -> None:
+        table = self._months.get(month)
+        changed = False
         for group in groups:
-            for spec in group.windows:
-                w = self._window(group.tag, spec.name)
+            for w in self._windows_of(group):
                 w.remove(rid) if release else w.settle(rid, used)
-            if group.budgets and month in self._months:
-                counters = self._counters(month, group.tag)
+            if group.budgets and table is not None:
+                counters = table.setdefault(group.tag, {})
                 for b in group.budgets:
                     counters[b.field] = max(0, counters.get(b.field, 0) + delta)
                 if release:
                     counters[MONTH_REQUESTS] = max(0, counters.get(MONTH_REQUESTS, 0) - 1)
-                self._changed()
+                changed = True
+        if changed:
+            self._changed()
 
     async def peek(self, group: Group, month: str) -> tuple[dict[str, int], list[WindowState]]:
         now = self.clock()

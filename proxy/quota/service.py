@@ -7,15 +7,16 @@ may make a request wait in a FairQueue up to the provider's queue.maxWait.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from lockgate.api.ir import ConsumerKey
+from lockgate.api.ir import ConsumerKey, RateLimits
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService, Reservation
-from lockgate.proxy.quota.budget import month_end, month_of, remaining
+from lockgate.proxy.quota.budget import month_end, month_of, month_start, remaining
 from lockgate.proxy.quota.fair_queue import FairQueue
 from lockgate.proxy.quota.headers import format_reset, ratelimit_headers, retry_after_value
 from lockgate.proxy.quota.metrics import QUEUE_DEPTH, RESERVATIONS, RESERVED_TOKENS, SETTLED_TOKENS
@@ -23,6 +24,9 @@ from lockgate.proxy.quota.plan import (MONTH_REQUESTS, MONTH_TOKENS, Group, Grou
                                        consumer_group, model_field, provider_group)
 from lockgate.proxy.quota.store import QuotaStore
 from lockgate.proxy.quota.window import WindowState
+
+MAX_PLANS = 100_000  # cached limit groups; keys x models come from config, this only guards memory
+_LOCAL_IDS = itertools.count(1)  # request ids for in-process stores: unique in this process, which is enough
 
 
 class StoreQuotaService:
@@ -35,21 +39,31 @@ class StoreQuotaService:
         self._queues: dict[str, FairQueue] = {}
         self._keys: dict[str, ConsumerKey] = {}
         self._background: set[asyncio.Future[None]] = set()
+        self._store_labels = (store_label,)
+        RESERVATIONS.values.setdefault(self._store_labels, 0)
+        self._month_cache: tuple[float, float, str] = (0.0, 0.0, "")  # start, end, 'YYYY-MM'
+        self._plans: dict[tuple[str, str, str], tuple[ConsumerKey, RateLimits, Group, Group | None]] = {}
+        # The memory store decides synchronously: no task, no shield, no uuid per request.
+        self._reserve_now = getattr(store, "reserve_now", None)
+        self._settle_now = getattr(store, "settle_now", None)
 
     async def admit(self, request: AdmitRequest) -> Reservation:
         self._keys[request.key.id] = request.key
         cost = max(0, request.estimated_tokens)
-        rid = request.repeat_of or uuid.uuid4().hex
         repeat = bool(request.repeat_of)
         now = self.clock()
-        month, end = month_of(now), month_end(now)
-        consumer = consumer_group(request.key, request.model)
-        provider = provider_group(request.provider_id, request.model, request.provider_limits)
+        month, end = self._month(now)
+        consumer, provider = self._groups(request)
         queue = self._queues.get(provider.tag) if provider else None
         # Nobody jumps a queue: while others wait for the provider, a newcomer that may wait joins them.
         direct = provider is not None and (queue is None or queue.depth == 0 or request.queue_max_wait <= 0)
         groups = [consumer, provider] if direct and provider else [consumer]
-        results = await self._reserve_to_the_end(groups, rid, cost, month, end, repeat)
+        if self._reserve_now is not None:  # in-process store: decided in one step, nothing to cancel mid-way
+            rid = request.repeat_of or f"{next(_LOCAL_IDS):x}"
+            results = self._reserve_now(groups, rid, cost, month, end, repeat)
+        else:
+            rid = request.repeat_of or uuid.uuid4().hex  # unique across replicas sharing the store
+            results = await self._reserve_to_the_end(groups, rid, cost, month, end, repeat)
         if results[0].refusal is not None:
             raise self._consumer_rejection(results[0].refusal, consumer, request, now, end)
         held = results[0]
@@ -70,9 +84,30 @@ class StoreQuotaService:
                     await self._release([consumer], rid, month, end, cost, repeat)
                     raise
             reserved.append(provider)
-        RESERVATIONS.labels(store=self.store_label).inc()
+        RESERVATIONS.inc(1, self._store_labels)
         RESERVED_TOKENS.inc(cost)
         return Reservation(request, cost, ratelimit_headers(held.windows), rid, month, end, tuple(reserved))
+
+    def _month(self, now: float) -> tuple[str, float]:
+        """The UTC month of `now` and its end, recomputed only when `now` leaves the cached month."""
+        cached = self._month_cache
+        if not cached[0] <= now < cached[1]:
+            cached = self._month_cache = (month_start(now), month_end(now), month_of(now))
+        return cached[2], cached[1]
+
+    def _groups(self, request: AdmitRequest) -> tuple[Group, Group | None]:
+        """The consumer's and the provider model's limit groups, built once per key, model and
+        provider of a configuration (a new configuration brings new objects, so new groups)."""
+        plan_key = (request.key.id, request.model, request.provider_id)
+        hit = self._plans.get(plan_key)
+        if hit is not None and hit[0] is request.key and hit[1] is request.provider_limits:
+            return hit[2], hit[3]
+        consumer = consumer_group(request.key, request.model)
+        provider = provider_group(request.provider_id, request.model, request.provider_limits)
+        if len(self._plans) >= MAX_PLANS:
+            self._plans.clear()
+        self._plans[plan_key] = (request.key, request.provider_limits, consumer, provider)
+        return consumer, provider
 
     async def _reserve_to_the_end(self, groups: list[Group], rid: str, cost: int, month: str,
                                   end: float, repeat: bool = False) -> list[GroupResult]:
@@ -148,6 +183,10 @@ class StoreQuotaService:
         reservation.settled = True
         used = max(0, used_tokens)
         SETTLED_TOKENS.inc(used)
+        if self._settle_now is not None:  # in-process store: done in this step, a cancel cannot cut it short
+            self._settle_now(reservation.groups, reservation.rid, reservation.month, reservation.month_end,
+                             used - reservation.reserved_tokens, used, False)
+            return
         # Shielded: a settle the client's disconnect interrupts still completes.
         await asyncio.shield(self._track(self.store.settle(
             reservation.groups, reservation.rid, reservation.month, reservation.month_end,
