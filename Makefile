@@ -41,7 +41,8 @@ dev-cluster: deps
 	bash hack/dev-cluster.sh
 
 lint: venv
-	$(BIN)/mypy api operator proxy cli
+	bash hack/typecheck.sh --strict api operator/translate
+	bash hack/typecheck.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

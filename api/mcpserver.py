@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from lockgate.api.duration import Duration
-from lockgate.api.meta import ApiModel, ResourceStatus, SecretKeyRef, ServiceRef
+from lockgate.api.meta import ApiModel, ResourceStatus, SecretKeyRef, ServiceRef, repeated
 from lockgate.api.provider import URL_PATTERN
 
 ArgType = Literal["string", "number", "integer", "boolean", "array", "object"]
@@ -121,14 +121,13 @@ class MCPServerSpec(ApiModel):
         kinds = [self.upstream, self.tools, self.aggregate, self.model_tools]
         if sum(k is not None for k in kinds) != 1:
             raise ValueError("set exactly one of upstream, tools, aggregate and modelTools")
-        for group in (self.tools or [], ):
-            names = [t.name for t in group]
-            if len(names) != len(set(names)):
-                raise ValueError("tool names must be unique")
+        twice = repeated(t.name for t in self.tools or [])
+        if twice:
+            raise ValueError(f"tool names must be unique; repeated: {', '.join(map(repr, twice))}")
         return self
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Literal["upstream", "tools", "aggregate", "modelTools"]:
         if self.upstream is not None:
             return "upstream"
         if self.tools is not None:

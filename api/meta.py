@@ -3,6 +3,8 @@ Kubernetes-shaped conditions and the common status."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
@@ -11,10 +13,16 @@ from pydantic.alias_generators import to_camel
 
 GROUP = "lockgate.io"
 VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+API_VERSION: Literal["lockgate.io/v1alpha1"] = "lockgate.io/v1alpha1"  # GROUP/VERSION, spelled out for the type
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+def repeated(names: Iterable[str]) -> list[str]:
+    """Names that occur more than once, in first-seen order (for error messages)."""
+    counts = Counter(names)
+    return [name for name, count in counts.items() if count > 1]
 
 
 class ApiModel(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from lockgate.api.duration import Duration
-from lockgate.api.meta import ApiModel, ResourceStatus
+from lockgate.api.meta import ApiModel, ResourceStatus, repeated
 
 RouteType = Literal["openai", "chatTemplate"]
 VariableType = Literal["string", "number", "integer", "boolean", "array", "object"]
@@ -73,9 +73,9 @@ class RouteSpec(ApiModel):
             raise ValueError("a chatTemplate route needs path and chatTemplate")
         if self.type == "openai" and self.chat_template is not None:
             raise ValueError("chatTemplate is only for type chatTemplate")
-        names = [a.name for a in self.aliases]
-        if len(names) != len(set(names)):
-            raise ValueError("alias names must be unique")
+        twice = repeated(a.name for a in self.aliases)
+        if twice:
+            raise ValueError(f"alias names must be unique; repeated: {', '.join(map(repr, twice))}")
         return self
 
 

@@ -26,15 +26,16 @@ def register(subparsers: Any) -> None:
     commands = parser.add_subparsers(dest="dev_command", required=True, metavar="DEV_COMMAND")
 
     upstream = commands.add_parser("upstream", help="a fake OpenAI-compatible upstream that echoes (development aid)")
-    upstream.add_argument("--host", default="127.0.0.1")
-    upstream.add_argument("--port", type=int, default=QUICKSTART_UPSTREAM_PORT)
+    upstream.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    upstream.add_argument("--port", type=int, default=QUICKSTART_UPSTREAM_PORT, help=f"default {QUICKSTART_UPSTREAM_PORT}")
     upstream.add_argument("--log-level", default="INFO")
     upstream.set_defaults(func=run_upstream)
 
     quickstart = commands.add_parser("run-quickstart", help="the fake upstream and the gateway on examples/quickstart/")
     quickstart.add_argument("-f", "--filename", dest="paths", action="append", default=None, metavar="PATH",
                             help=f"manifests (default {QUICKSTART}/)")
-    quickstart.add_argument("--upstream-port", type=int, default=QUICKSTART_UPSTREAM_PORT)
+    quickstart.add_argument("--upstream-port", type=int, default=QUICKSTART_UPSTREAM_PORT,
+                            help=f"the fake upstream's port (default {QUICKSTART_UPSTREAM_PORT}, the port the quickstart's provider calls)")
     add_serving_arguments(quickstart)
     quickstart.set_defaults(func=run_quickstart)
 

@@ -23,21 +23,23 @@ def register(subparsers: Any) -> None:
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
     p.add_argument("--publish-namespace", metavar="NS",
                    help="namespace of the published ConfigMap/Secret and the proxy Service "
-                        "(default: $POD_NAMESPACE, else the first --namespace, else default)")
-    p.add_argument("--config-map", default="lockgate-config", metavar="[NS/]NAME")
-    p.add_argument("--credentials-secret", default="lockgate-credentials", metavar="NAME")
+                        "(default: the NS of --config-map NS/NAME, else $POD_NAMESPACE, else the first --namespace, else default)")
+    p.add_argument("--config-map", default="lockgate-config", metavar="[NS/]NAME",
+                   help="the published ConfigMap, split into NAME-1..N when large (default lockgate-config)")
+    p.add_argument("--credentials-secret", default="lockgate-credentials", metavar="NAME",
+                   help="the published credentials Secret, in the publish namespace (default lockgate-credentials)")
     p.add_argument("--proxy-service", metavar="[NS/]NAME",
                    help="Service in front of the proxies; its ready endpoints are asked what they loaded (Programmed)")
     p.add_argument("--proxy-admin-port", type=int, default=9090,
-                   help="admin port of the proxies when their EndpointSlices name no 'admin' port")
+                   help="admin port of the proxies when their EndpointSlices name no 'admin' port (default 9090)")
     p.add_argument("--usage-interval", type=float, default=10.0, metavar="SECONDS",
-                   help="how often ApiKey usage is mirrored from the proxies into status")
+                   help="how often ApiKey usage is mirrored from the proxies into status (default 10)")
     p.add_argument("--liveness", metavar="URL", help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
     p.add_argument("--peering", metavar="NAME", help="Kopf peering object: one active operator among replicas")
     p.add_argument("--priority", type=int, default=None,
                    help="peering priority; the highest live replica is active (default: random, so replicas differ)")
     p.add_argument("--peering-lifetime", type=int, default=60, metavar="SECONDS",
-                   help="how long a silent peer is still taken as alive (failover time)")
+                   help="how long a silent peer is still taken as alive (failover time; default 60)")
     p.add_argument("--standalone", action="store_true", help="no peering at all")
     p.add_argument("--no-cluster-scan", action="store_true",
                    help="do not list or watch namespaces and CRDs cluster-wide (Kopf's restricted mode, for "
@@ -82,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         registry=build_registry(), memo=memo, settings=kopf_settings, clusterwide=settings.all_namespaces,
         namespaces=settings.namespaces, liveness_endpoint=args.liveness,
         peering_name=settings.peering, standalone=True if args.standalone or not settings.peering else None,
-        priority=settings.priority, identity=settings.identity,
+        priority=settings.priority,
+        identity=settings.identity,  # type: ignore[arg-type]  # Kopf's Identity: a NewType of str it does not export
     ))
     return 0

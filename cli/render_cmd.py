@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
@@ -21,15 +21,19 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("render", help="translate manifests and print the config the operator would publish")
     parser.add_argument("-f", "--filename", dest="paths", action="append", required=True, metavar="PATH",
                         help="manifest file or folder (repeatable)")
-    parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="default yaml")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any object is not accepted")
     parser.add_argument("--namespace", default="lockgate-system", help="namespace of the published objects")
-    parser.add_argument("--config-map", default="lockgate-config")
-    parser.add_argument("--credentials-secret", default="lockgate-credentials")
+    parser.add_argument("--config-map", default="lockgate-config", help="name of the published ConfigMap (default lockgate-config)")
+    parser.add_argument("--credentials-secret", default="lockgate-credentials",
+                        help="name of the published credentials Secret (default lockgate-credentials)")
+    parser.add_argument("--include-secret-values", action="store_true",
+                        help="print the credentials Secret's values; by default they are emptied, so CI logs "
+                             "never hold a credential")
     parser.set_defaults(func=run)
 
 
-def report(translation: Translation, stream: Any) -> int:
+def report(translation: Translation, stream: TextIO) -> int:
     """Writes one line per problem; returns how many objects were rejected."""
     rejected = 0
     for ref, status in sorted(translation.statuses.items()):
@@ -53,8 +57,24 @@ def run(args: argparse.Namespace) -> int:
     published = encode(
         translation.config, translation.credentials, args.namespace, args.config_map, args.credentials_secret
     )
+    if not args.include_secret_values:
+        published = [redact(o) for o in published]
     sys.stdout.write(dump(published, args.output))
     return 1 if args.strict and rejected else 0
+
+
+REDACTED_ANNOTATION = "lockgate.io/redacted"
+
+
+def redact(obj: dict[str, Any]) -> dict[str, Any]:
+    """A Secret with every value emptied (keys kept, so the shape still shows)."""
+    if obj.get("kind") != "Secret":
+        return obj
+    meta = dict(obj.get("metadata", {}))
+    meta["annotations"] = {**meta.get("annotations", {}), REDACTED_ANNOTATION: "true"}
+    data = {k: "" for k in {**obj.get("data", {}), **obj.get("stringData", {})}}
+    rest = {k: v for k, v in obj.items() if k not in ("data", "stringData", "metadata")}
+    return {**rest, "metadata": meta, "data": data}
 
 
 def dump(objects: list[dict[str, Any]], output: str) -> str:

@@ -9,7 +9,10 @@ import asyncio
 import logging
 import os
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lockgate.proxy.server import ProxySettings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -32,7 +35,7 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default=os.environ.get("LOCKGATE_LOG_LEVEL", "INFO"))
 
 
-def settings_from(args: argparse.Namespace) -> Any:
+def settings_from(args: argparse.Namespace) -> ProxySettings:
     """ProxySettings from the flags (imported late: the proxy is heavy)."""
     from lockgate.proxy.server import ProxySettings
 

@@ -3,6 +3,8 @@
 # here, since the suite must never silently run no test.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Types first: a type error is a failing test too (see hack/typecheck.sh).
+make --no-print-directory lint || exit 1
 .venv/bin/pytest -q -p no:cacheprovider "$@" tests
 rc=$?
 if [ "$rc" -eq 5 ]; then

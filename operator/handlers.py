@@ -96,13 +96,13 @@ def build_registry() -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     for watched in WATCHED:
-        def index_fn(body: kopf.Body, memo: Any, _w: Watched = watched, **_: Any) -> dict[Any, Any]:
+        def index_fn(body: kopf.Body, memo: OperatorContext, _w: Watched = watched, **_: Any) -> dict[Any, Any]:
             if _w.plural == "secrets" and _ignored_secret(memo.settings, body):
                 return {}
             meta = body.get("metadata") or {}
             return {(meta.get("namespace"), meta.get("name")): slim(body, _w)}
 
-        def event_fn(body: kopf.Body, memo: Any, _w: Watched = watched, **_: Any) -> None:
+        def event_fn(body: kopf.Body, memo: OperatorContext, _w: Watched = watched, **_: Any) -> None:
             if _w.plural == "secrets" and _ignored_secret(memo.settings, body):
                 return
             if memo.reconciler is not None:
@@ -118,7 +118,7 @@ def build_registry() -> kopf.OperatorRegistry:
         return kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=registry)
-    async def start(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> None:
+    async def start(settings: kopf.OperatorSettings, memo: OperatorContext, **kwargs: Any) -> None:
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 270
         settings.watching.client_timeout = 300
@@ -137,7 +137,7 @@ def build_registry() -> kopf.OperatorRegistry:
         )
 
     @kopf.on.probe(id="reconciler", registry=registry)
-    def reconciler_alive(memo: Any, **_: Any) -> dict[str, Any]:
+    def reconciler_alive(memo: OperatorContext, **_: Any) -> dict[str, Any]:
         """Liveness fails (and the pod restarts) if the reconciler loop died."""
         for task in memo.tasks:
             if task.done() and not task.cancelled() and task.get_name() == "lockgate reconciler":
@@ -146,7 +146,7 @@ def build_registry() -> kopf.OperatorRegistry:
         return {"configHash": translation.config.hash if translation is not None else None}
 
     @kopf.on.cleanup(registry=registry)
-    async def stop(memo: Any, **_: Any) -> None:
+    async def stop(memo: OperatorContext, **_: Any) -> None:
         for task in memo.tasks:
             task.cancel()
         await asyncio.gather(*memo.tasks, return_exceptions=True)

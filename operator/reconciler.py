@@ -141,20 +141,9 @@ class Reconciler:
             self.publisher.forget()
             self._dirty = True
         if self._dirty or self.translation is None or self._inventory is None:
-            self._dirty = False
-            inventory = Inventory.of(self._objects())
-            translation = translate(inventory.objects, now)
-            if await self.keys.ensure(inventory.apikeys(), inventory.secrets, now):
-                self._dirty = True  # the new Secrets come back through the watch
-            wrote = await self.publisher.publish(translation.config, translation.credentials)
-            self.translation, self._inventory = translation, inventory
-            self._parts = fingerprints(translation.config)
-            # The first render after a start, and every publication, are news.
-            level = logging.INFO if wrote or not self._rendered else logging.DEBUG
-            log.log(level, "rendered %d objects: configuration %s %s", len(inventory.lockgate),
-                    translation.config.hash[:12], "published" if wrote else "unchanged")
-            self._rendered = True
-        inventory, translation = self._inventory, self.translation
+            inventory, translation = await self._render(now)
+        else:
+            inventory, translation = self._inventory, self.translation
         urls = await self._replica_urls(inventory)
         self.rollout = await self._check_rollout(translation, urls)
         if tick >= self._next_usage and urls:
@@ -162,6 +151,23 @@ class Reconciler:
             self._usage = merge_usage((await self.fleet.collect(urls, "/usage")).values())
         await self.statuses.write(inventory.lockgate, translation.statuses, self.rollout, inventory.secrets,
                                   self._usage, now, self._parts)
+
+    async def _render(self, now: datetime) -> tuple[Inventory, Translation]:
+        """Translate the indexes, make sure key Secrets exist, publish."""
+        self._dirty = False
+        inventory = Inventory.of(self._objects())
+        translation = translate(inventory.objects, now)
+        if await self.keys.ensure(inventory.apikeys(), inventory.secrets, now):
+            self._dirty = True  # the new Secrets come back through the watch
+        wrote = await self.publisher.publish(translation.config, translation.credentials)
+        self.translation, self._inventory = translation, inventory
+        self._parts = fingerprints(translation.config)
+        # The first render after a start, and every publication, are news.
+        level = logging.INFO if wrote or not self._rendered else logging.DEBUG
+        log.log(level, "rendered %d objects: configuration %s %s", len(inventory.lockgate),
+                translation.config.hash[:12], "published" if wrote else "unchanged")
+        self._rendered = True
+        return inventory, translation
 
     async def _check_rollout(self, translation: Translation, urls: list[str]) -> Rollout:
         config_hash, credentials_hash = translation.config.hash, translation.credentials.content_hash()

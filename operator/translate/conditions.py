@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from lockgate.api.meta import Condition
 from lockgate.operator.translate import ObjectStatus
@@ -35,7 +36,7 @@ class NotReady:
 
 
 def _cond(type_: str, ok: bool | None, reason: str, message: str, generation: int | None, now: datetime) -> Condition:
-    status = "Unknown" if ok is None else ("True" if ok else "False")
+    status: Literal["True", "False", "Unknown"] = "Unknown" if ok is None else ("True" if ok else "False")
     return Condition(
         type=type_, status=status, reason=reason, message=message, observed_generation=generation, last_transition_time=now
     )

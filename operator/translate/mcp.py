@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lockgate.api import ir
 from lockgate.api.duration import parse_duration
@@ -31,6 +32,12 @@ class McpOutcome:
     not_ready: NotReady | None = None
     fields: dict[str, object] = field(default_factory=dict)
 
+    @property
+    def tool_count(self) -> int | None:
+        """None when only the upstream knows its tools."""
+        count = self.fields.get("toolCount")
+        return count if isinstance(count, int) else None
+
 
 def translate_mcp(
     obj: MCPServer,
@@ -42,16 +49,19 @@ def translate_mcp(
     """`accepted`: servers accepted so far by id (aggregates come last);
     `tool_counts`: their known tool counts (None when only the upstream knows)."""
     spec, ns, name = obj.spec, obj.metadata.namespace, obj.metadata.name
-    base = {"id": f"{ns}/{name}", "name": name, "path": spec.path, "description": spec.description,
-            "hosts": tuple(spec.hosts) if spec.hosts is not None else None, "kind": spec.kind}
+
+    def make_server(**kind_fields: Any) -> ir.McpServer:
+        return ir.McpServer(id=f"{ns}/{name}", name=name, path=spec.path, description=spec.description,
+                            hosts=tuple(spec.hosts) if spec.hosts is not None else None, kind=spec.kind, **kind_fields)
+
     fields: dict[str, object] = {"url": f"{spec.path}/mcp", "toolCount": None}
     if spec.upstream is not None:
         upstream, credentials, not_ready = _upstream(spec.upstream, bundle, ns, name)
-        return McpOutcome(ir.McpServer(**base, upstream=upstream), credentials, not_ready, fields)
+        return McpOutcome(make_server(upstream=upstream), credentials, not_ready, fields)
     if spec.tools is not None:
         tools = tuple(_http_tool(t, i) for i, t in enumerate(spec.tools))
         fields["toolCount"] = len(tools)
-        return McpOutcome(ir.McpServer(**base, tools=tools), fields=fields)
+        return McpOutcome(make_server(tools=tools), fields=fields)
     if spec.aggregate is not None:
         members = []
         counts: list[int | None] = []
@@ -67,7 +77,7 @@ def translate_mcp(
             members.append(ir.AggregateMember(server=member_id, prefix=member))
             counts.append(tool_counts.get(member_id))
         fields["toolCount"] = None if any(c is None for c in counts) else sum(c or 0 for c in counts)
-        return McpOutcome(ir.McpServer(**base, members=tuple(members)), fields=fields)
+        return McpOutcome(make_server(members=tuple(members)), fields=fields)
     model_tools = []
     for i, tool in enumerate(spec.model_tools or []):
         if tool.model not in models:
@@ -76,7 +86,7 @@ def translate_mcp(
             )
         model_tools.append(ir.ModelTool.model_validate(tool.model_dump()))
     fields["toolCount"] = len(model_tools)
-    return McpOutcome(ir.McpServer(**base, model_tools=tuple(model_tools)), fields=fields)
+    return McpOutcome(make_server(model_tools=tuple(model_tools)), fields=fields)
 
 
 def _upstream(up: McpUpstream, bundle: Bundle, ns: str, name: str) -> tuple[ir.McpUpstream, dict[str, str], NotReady | None]:

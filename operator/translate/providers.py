@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from lockgate.api import ir
 from lockgate.api.duration import parse_duration
@@ -98,7 +99,7 @@ def translate_provider(obj: ModelProvider, bundle: Bundle) -> ProviderOutcome:
     return ProviderOutcome(provider, credentials, not_ready, fields)
 
 
-def max_tokens_param(spec: ModelProviderSpec) -> str:
+def max_tokens_param(spec: ModelProviderSpec) -> Literal["max_tokens", "max_completion_tokens"]:
     """OpenAI's own APIs take max_completion_tokens (reasoning models refuse
     max_tokens); Anthropic is translated anyway; other engines know max_tokens."""
     if spec.compat.max_tokens_param != "auto":

@@ -51,7 +51,22 @@ class _Pass:
 
 def translate_objects(objects: Iterable[Mapping[str, Any]], now: datetime) -> Translation:
     p = _Pass(collect(objects), now)
+    providers = _providers(p)
+    models = {m.name for provider in providers for m in provider.models}
+    routes = _routes(p, models)
+    aliases = {a.name for route in routes for a in route.aliases}
+    servers = _mcp_servers(p, models | aliases)
+    keys = _keys(p)
+    config = ir.GatewayConfig(
+        providers=tuple(sorted(providers, key=lambda x: x.id)),
+        keys=tuple(sorted(keys, key=lambda x: x.id)),
+        routes=tuple(sorted(routes, key=lambda x: x.id)),
+        mcp_servers=tuple(sorted(servers, key=lambda x: x.id)),
+    ).with_hash()
+    return Translation(config=config, credentials=ir.Credentials(values=dict(sorted(p.credentials.items()))), statuses=p.statuses)
 
+
+def _providers(p: _Pass) -> list[ir.Provider]:
     providers: list[ir.Provider] = []
     for obj in p.parsed("ModelProvider", ModelProvider):
         try:
@@ -62,14 +77,15 @@ def translate_objects(objects: Iterable[Mapping[str, Any]], now: datetime) -> Tr
         providers.append(outcome.provider)
         p.credentials.update(outcome.credentials)
         p.accept(obj, outcome.not_ready, outcome.fields)
-    models = {m.name for provider in providers for m in provider.models}
+    return providers
 
+
+def _routes(p: _Pass, models: set[str]) -> list[ir.Route]:
     routes: list[ir.Route] = []
     aliases: set[str] = set()
     claimed: dict[tuple[str, str], str] = {}
-    all_routes = p.parsed("Route", Route)
     # openai routes first: their aliases may be what a template route calls
-    for obj in sorted(all_routes, key=lambda r: r.spec.type != "openai"):
+    for obj in sorted(p.parsed("Route", Route), key=lambda r: r.spec.type != "openai"):
         try:
             route = translate_route(obj, models, aliases)
             if route.path is not None:
@@ -80,46 +96,44 @@ def translate_objects(objects: Iterable[Mapping[str, Any]], now: datetime) -> Tr
         routes.append(route)
         aliases.update(a.name for a in route.aliases)
         p.accept(obj)
+    return routes
 
+
+def _mcp_servers(p: _Pass, callable_models: set[str]) -> list[ir.McpServer]:
     servers: dict[str, ir.McpServer] = {}
     tool_counts: dict[str, int | None] = {}
     paths: dict[str, str] = {}
-    all_servers = p.parsed("MCPServer", MCPServer)
     # aggregates last: they need their members' outcome
-    for obj in sorted(all_servers, key=lambda s: s.spec.aggregate is not None):
+    for obj in sorted(p.parsed("MCPServer", MCPServer), key=lambda s: s.spec.aggregate is not None):
         try:
             members = {k: v for k, v in servers.items() if v.kind != "aggregate"}  # aggregates do not nest
-            outcome = translate_mcp(obj, p.bundle, models | aliases, members, tool_counts)
+            outcome = translate_mcp(obj, p.bundle, callable_models, members, tool_counts)
             _claim(paths, [outcome.server.path], outcome.server.id, "path")
         except Rejected as error:
             p.reject(obj, error)
             continue
         servers[outcome.server.id] = outcome.server
-        tool_counts[outcome.server.id] = outcome.fields.get("toolCount")  # type: ignore[assignment]
+        tool_counts[outcome.server.id] = outcome.tool_count
         p.credentials.update(outcome.credentials)
         p.accept(obj, outcome.not_ready, outcome.fields)
+    return list(servers.values())
 
+
+def _keys(p: _Pass) -> list[ir.ConsumerKey]:
     keys: list[ir.ConsumerKey] = []
     seen_hashes: dict[str, str] = {}
     for obj in p.parsed("ApiKey", ApiKey):
         try:
-            key_outcome = translate_key(obj, p.bundle, now)
-            if key_outcome.key is not None:
-                _claim(seen_hashes, [h.sha256 for h in key_outcome.key.hashes], key_outcome.key.id, "key")
+            outcome = translate_key(obj, p.bundle, p.now)
+            if outcome.key is not None:
+                _claim(seen_hashes, [h.sha256 for h in outcome.key.hashes], outcome.key.id, "key")
         except Rejected as error:
             p.reject(obj, error)
             continue
-        if key_outcome.key is not None:
-            keys.append(key_outcome.key)
-        p.accept(obj, key_outcome.not_ready, key_outcome.fields)
-
-    config = ir.GatewayConfig(
-        providers=tuple(sorted(providers, key=lambda x: x.id)),
-        keys=tuple(sorted(keys, key=lambda x: x.id)),
-        routes=tuple(sorted(routes, key=lambda x: x.id)),
-        mcp_servers=tuple(sorted(servers.values(), key=lambda x: x.id)),
-    ).with_hash()
-    return Translation(config=config, credentials=ir.Credentials(values=dict(sorted(p.credentials.items()))), statuses=p.statuses)
+        if outcome.key is not None:
+            keys.append(outcome.key)
+        p.accept(obj, outcome.not_ready, outcome.fields)
+    return keys
 
 
 K = TypeVar("K")

@@ -191,10 +191,10 @@ class UpstreamClient:
                 if self.era != "modern":
                     yield rpc.notification(ACKNOWLEDGED, {})  # a legacy stream is live once its headers arrive
                 async for event in sse.parse(response.content.iter_any()):
-                    message = rpc.loads_message(event.data)
-                    method = str(message.get("method", "")) if message is not None else ""
-                    if message is not None and (method.endswith("/list_changed") or method == ACKNOWLEDGED):
-                        yield message
+                    incoming = rpc.loads_message(event.data)
+                    method = str(incoming.get("method", "")) if incoming is not None else ""
+                    if incoming is not None and (method.endswith("/list_changed") or method == ACKNOWLEDGED):
+                        yield incoming
         except (aiohttp.ClientError, asyncio.TimeoutError):
             return
 

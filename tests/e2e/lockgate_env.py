@@ -31,7 +31,8 @@ import openai
 import pytest
 import yaml
 
-from tests.kube.controlplane import ControlPlane, _die_with_parent, free_port
+from tests.kube.controlplane import ControlPlane
+from tests.kube.processes import die_with_parent, free_port
 from tests.upstreams import FakeUpstream
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +60,7 @@ class Process:
         with log.open("ab") as out:
             self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+                                         preexec_fn=die_with_parent)
 
     def alive(self) -> bool:
         return self.proc.poll() is None

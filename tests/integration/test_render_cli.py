@@ -38,7 +38,7 @@ def _contract_secret_values() -> dict[str, str]:
 
 @pytest.mark.skipif(not CONTRACT.is_dir(), reason="the shared contract folder is not beside this checkout")
 def test_contract_renders_strictly_with_secrets_only_in_the_one_secret() -> None:
-    result = _render("--strict", "-o", "json", "-f", str(CONTRACT))
+    result = _render("--strict", "-o", "json", "--include-secret-values", "-f", str(CONTRACT))
     assert result.returncode == 0, result.stderr
     items = json.loads(result.stdout)["items"]
     secrets = [o for o in items if o["kind"] == "Secret"]
@@ -56,6 +56,17 @@ def test_contract_renders_strictly_with_secrets_only_in_the_one_secret() -> None
     key = next(k for k in config.keys if k.id == "ai-gateway/batch-jobs")
     assert [h.sha256 for h in key.hashes] == [hash_key(brought)]
     assert "KeyPending" in result.stderr  # generated keys are the operator's job
+
+
+@pytest.mark.skipif(not CONTRACT.is_dir(), reason="the shared contract folder is not beside this checkout")
+def test_secret_values_stay_out_of_the_output_by_default() -> None:
+    result = _render("--strict", "-f", str(CONTRACT))
+    assert result.returncode == 0, result.stderr
+    for name, value in _contract_secret_values().items():
+        assert value not in result.stdout + result.stderr, f"{name} printed"
+    (secret,) = [o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "Secret"]
+    assert secret["metadata"]["annotations"]["lockgate.io/redacted"] == "true"
+    assert secret["data"] and set(secret["data"].values()) == {""}
 
 
 def test_strict_fails_on_a_rejected_object_and_says_why(tmp_path: Path) -> None:

@@ -16,21 +16,16 @@ ServiceAccount appears and namespaces stay Terminating when deleted.
 from __future__ import annotations
 
 import base64
-import contextlib
-import ctypes
 import http.client
 import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,119 +33,16 @@ from typing import Any
 import yaml
 
 from tests.kube import certs
+from tests.kube.binaries import Binaries, ControlPlaneError, GoMissing, locate_binaries
+from tests.kube.processes import LoggedProcess, free_port, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = REPO / "hack" / "k8s-binaries.sh"
+__all__ = ["Binaries", "ControlPlane", "ControlPlaneError", "GoMissing", "free_port",
+           "locate_binaries", "wait_until"]
+
 SERVICE_CIDR = "10.0.0.0/24"
 SERVICE_IP = "10.0.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
 _ETCD_PREFIX = "lockgate-etcd-"
 
-
-class ControlPlaneError(RuntimeError):
-    pass
-
-
-class GoMissing(ControlPlaneError):
-    """The binaries are not cached and there is no Go to build them."""
-
-
-@dataclass(frozen=True)
-class Binaries:
-    kube_apiserver: Path
-    etcd: Path
-    kubectl: Path
-    helm: Path | None = None
-    versions: dict[str, str] = field(default_factory=dict)
-
-
-def locate_binaries(build: bool = True) -> Binaries:
-    """Build (if needed) and find the binaries via hack/k8s-binaries.sh.
-
-    The script owns the version pins and the cache layout; this only reads
-    its `--print-env` output. Build logs go to our stderr. With build=False
-    the paths come from the same LOCKGATE_* variables in our environment.
-    """
-    if not build:
-        env = {k: v for k, v in os.environ.items() if k.startswith("LOCKGATE_")}
-    else:
-        out = subprocess.run(
-            ["bash", str(BUILD_SCRIPT), "--print-env"],
-            stdout=subprocess.PIPE, text=True, check=False, timeout=3600,
-        )
-        if out.returncode == 3:  # the script's code for "no Go"
-            raise GoMissing(f"{BUILD_SCRIPT} needs Go to build the missing binaries")
-        if out.returncode != 0:
-            raise ControlPlaneError(f"{BUILD_SCRIPT} failed with exit code {out.returncode}")
-        env = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
-    try:
-        helm = Path(env["LOCKGATE_HELM"]) if env.get("LOCKGATE_HELM") else None
-        return Binaries(
-            kube_apiserver=Path(env["LOCKGATE_KUBE_APISERVER"]),
-            etcd=Path(env["LOCKGATE_ETCD"]),
-            kubectl=Path(env.get("LOCKGATE_KUBECTL") or shutil.which("kubectl") or "kubectl"),
-            helm=helm,
-            versions={k.removeprefix("LOCKGATE_").removesuffix("_VERSION").lower(): v
-                      for k, v in env.items() if k.endswith("_VERSION")},
-        )
-    except KeyError as e:
-        raise ControlPlaneError(f"binary path {e} not provided") from None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    # Linux: SIGTERM the child when the Python that started it dies, so a
-    # killed test run leaves no apiserver or etcd behind.
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    """Poll `check` until it is true, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise ControlPlaneError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
-class _Process:
-    """A child process with its log in a file, stopped gently then firmly."""
-
-    def __init__(self, name: str, argv: Sequence[str], log: Path) -> None:
-        self.name, self.log = name, log
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches us, we stop children in order
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def ensure_alive(self) -> None:
-        if not self.alive():
-            raise ControlPlaneError(
-                f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}"
-            )
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, timeout: float = 15) -> None:
-        if not self.alive():
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
 
 
 class ControlPlane:
@@ -167,8 +59,8 @@ class ControlPlane:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self.server = ""
-        self._etcd: _Process | None = None
-        self._apiserver: _Process | None = None
+        self._etcd: LoggedProcess | None = None
+        self._apiserver: LoggedProcess | None = None
         self._etcd_data: Path | None = None
         self._ssl: ssl.SSLContext | None = None
         self._pki = self.workdir / "pki"
@@ -185,7 +77,7 @@ class ControlPlane:
             self.stop()
             raise
 
-    def processes(self) -> list[_Process]:
+    def processes(self) -> list[LoggedProcess]:
         return [p for p in (self._etcd, self._apiserver) if p is not None]
 
     def stop(self) -> None:
@@ -344,7 +236,7 @@ class ControlPlane:
         ]
         if _has_flag(self.binaries.etcd, "--unsafe-no-fsync"):  # etcd >= 3.5
             argv.append("--unsafe-no-fsync")
-        self._etcd = _Process("etcd", argv, self.workdir / "etcd.log")
+        self._etcd = LoggedProcess("etcd", argv, self.workdir / "etcd.log")
         self._etcd_url = client
         etcd = self._etcd
 
@@ -379,7 +271,7 @@ class ControlPlane:
             # this the apiserver logs a failed sync every ten seconds.
             "--endpoint-reconciler-type=none",
         ]
-        self._apiserver = _Process("kube-apiserver", argv, self.workdir / "kube-apiserver.log")
+        self._apiserver = LoggedProcess("kube-apiserver", argv, self.workdir / "kube-apiserver.log")
         apiserver = self._apiserver
         assert self._ssl is not None
         ctx = self._ssl
