@@ -12,6 +12,7 @@ from aiohttp import web
 
 from lockgate.api import ir
 from lockgate.proxy.balancing import PickRequest, StrategyBalancer
+from tests.loopback import serve_app
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -22,15 +23,8 @@ async def serve(routes: dict[tuple[str, str], Handler]) -> AsyncIterator[str]:
     app = web.Application()
     for (method, path), handler in routes.items():
         app.router.add_route(method, path, handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url:
+        yield url
 
 
 def engine_page(waiting: float, running: float, cache: float) -> str:

@@ -39,6 +39,7 @@ from lockgate.api.ir import (
 )
 from lockgate.proxy.server import ProxyServer, ProxySettings
 from lockgate.proxy.source import Snapshot, StaticSource
+from tests.loopback import serve_app
 
 FIXTURE_SERVER = Path(__file__).with_name("upstream_server.py")
 REPO = Path(__file__).resolve().parents[3]
@@ -121,19 +122,6 @@ async def _bound_port(stderr: asyncio.StreamReader) -> int:
 async def _discard(stream: asyncio.StreamReader) -> None:
     while await stream.read(65536):
         pass
-
-
-@asynccontextmanager
-async def serve_app(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 @asynccontextmanager
