@@ -7,6 +7,7 @@ choice, failover) -> respond (whole or streamed) -> account.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -21,6 +22,8 @@ from lockgate.proxy.providers.anthropic import UpstreamStreamError
 from lockgate.proxy.providers.base import Operation, sse
 from lockgate.proxy.record import RequestRecord
 from lockgate.proxy.templates import parse_json_answer, render_messages, validate_variables
+
+Serve = Callable[[Gateway, RequestRecord], Awaitable[web.StreamResponse]]
 
 # Fields each operation requires, besides model.
 REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
@@ -67,24 +70,30 @@ def check_fields(op: Operation, body: dict[str, Any]) -> str:
     return model
 
 
+async def recorded(request: web.Request, serve: Serve) -> web.StreamResponse:
+    """One request's record around `serve`: begun, failed in OpenAI's error
+    format, marked 499 when the client goes away, and always finished."""
+    gateway = request.app[GATEWAY]
+    try:
+        record = gateway.begin(request)
+    except ApiError as error:
+        return error.response(request_id_of(request))
+    try:
+        return await serve(gateway, record)
+    except ApiError as error:
+        record.fail(error)
+        return error.response(record.request_id)
+    except asyncio.CancelledError:  # the client went away
+        if not record.error_type:
+            record.status, record.error_type = 499, "client_closed"
+        raise
+    finally:
+        gateway.finish(record)
+
+
 def openai_handler(op: Operation):  # type: ignore[no-untyped-def]
     async def handle(request: web.Request) -> web.StreamResponse:
-        gateway = request.app[GATEWAY]
-        try:
-            record = gateway.begin(request)
-        except ApiError as error:
-            return error.response(request_id_of(request))
-        try:
-            return await _serve(gateway, request, record, op)
-        except ApiError as error:
-            record.fail(error)
-            return error.response(record.request_id)
-        except asyncio.CancelledError:  # the client went away
-            if not record.error_type:
-                record.status, record.error_type = 499, "client_closed"
-            raise
-        finally:
-            gateway.finish(record)
+        return await recorded(request, lambda gateway, record: _serve(gateway, request, record, op))
 
     return handle
 
@@ -147,30 +156,23 @@ async def stream_out(request: web.Request, record: RequestRecord, outcome: Outco
     return response
 
 
-async def list_models(request: web.Request) -> web.Response:
-    gateway = request.app[GATEWAY]
-    try:
-        record = gateway.begin(request)
-    except ApiError as error:
-        return error.response(request_id_of(request))
-    try:
-        snapshot = record.snapshot
-        entry = record.entry = gateway.authenticate(snapshot, request.headers)
-        view = snapshot.host_view(request.host)
-        if view is None or view.openai is None:
-            raise path_not_found(request.path)
-        names = [m for m in snapshot.served_models if view.openai.shows(m)] + sorted(view.openai.aliases)
-        created = int(snapshot.loaded_at.timestamp())
-        data = [{"id": name, "object": "model", "created": created, "owned_by": "lockgate"}
-                for name in dict.fromkeys(names) if may_use_model(entry, name)]
-        record.status = 200
-        return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json",
-                            headers={"x-request-id": record.request_id})
-    except ApiError as error:
-        record.fail(error)
-        return error.response(record.request_id)
-    finally:
-        gateway.finish(record)
+async def list_models(request: web.Request) -> web.StreamResponse:
+    return await recorded(request, lambda gateway, record: _models(gateway, request, record))
+
+
+async def _models(gateway: Gateway, request: web.Request, record: RequestRecord) -> web.Response:
+    snapshot = record.snapshot
+    entry = record.entry = gateway.authenticate(snapshot, request.headers)
+    view = snapshot.host_view(request.host)
+    if view is None or view.openai is None:
+        raise path_not_found(request.path)
+    names = [m for m in snapshot.served_models if view.openai.shows(m)] + sorted(view.openai.aliases)
+    created = int(snapshot.loaded_at.timestamp())
+    data = [{"id": name, "object": "model", "created": created, "owned_by": "lockgate"}
+            for name in dict.fromkeys(names) if may_use_model(entry, name)]
+    record.status = 200
+    return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json",
+                        headers={"x-request-id": record.request_id})
 
 
 def add_routes(app: web.Application) -> None:
@@ -226,14 +228,7 @@ async def fallback(request: web.Request) -> web.StreamResponse:
         view = snapshot.host_view(request.host)
         route = view.templates.get(request.path) if view is not None else None
         if route is not None:
-            record = gateway.begin(request)
-            try:
-                return await serve_template(gateway, request, record, route)
-            except ApiError as error:
-                record.fail(error)
-                return error.response(record.request_id)
-            finally:
-                gateway.finish(record)
+            return await recorded(request, lambda gw, record: serve_template(gw, request, record, route))
     for handler in gateway.fallback_handlers:
         response = await handler(request)
         if response is not None:

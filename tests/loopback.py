@@ -1,7 +1,8 @@
-"""Serving an aiohttp app on a free loopback port, for tests."""
+"""Free loopback ports, and serving an aiohttp app on one, for tests."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,3 +21,10 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+def free_port() -> int:
+    """A loopback port free at this moment (for servers started as other processes)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

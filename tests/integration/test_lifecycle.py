@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import textwrap
 from datetime import datetime, timedelta, timezone
@@ -18,6 +17,7 @@ from lockgate.proxy.source import StaticSource
 from tests.gatewayconfig import KEY, OTHER_KEY, key, provider, snapshot
 from tests.integration.conftest import base_url
 from tests.upstreams import Action
+from tests.loopback import free_port
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -93,19 +93,13 @@ async def test_drain_turns_readiness_off_and_lets_streams_finish(upstream, gatew
     await asyncio.wait_for(drain, 3)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_serve_exits_cleanly_on_sigterm_after_draining(upstream, tmp_path) -> None:
     fake = await upstream("openai")
     fake.then(Action(chunks=["x", "y", "z"], chunk_delay=0.2))
     snap = snapshot([provider("ns/openai", "openai", fake.url)])
     (tmp_path / "config.json").write_text(snap.config.model_dump_json())
     (tmp_path / "creds.json").write_text(snap.credentials.model_dump_json())
-    port, admin = _free_port(), _free_port()
+    port, admin = free_port(), free_port()
     script = textwrap.dedent(f"""
         import pathlib
         from lockgate.api.ir import Credentials, GatewayConfig

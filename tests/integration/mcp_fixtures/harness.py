@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -39,18 +38,12 @@ from lockgate.api.ir import (
 )
 from lockgate.proxy.server import ProxyServer, ProxySettings
 from lockgate.proxy.source import Snapshot, StaticSource
-from tests.loopback import serve_app
+from tests.loopback import free_port, serve_app
 
 FIXTURE_SERVER = Path(__file__).with_name("upstream_server.py")
 REPO = Path(__file__).resolve().parents[3]
 UPSTREAM_TOKEN = "upstream-secret-token"
 SESSION_SECRET = "test-session-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_for_port(port: int, deadline: float = 20.0, process: subprocess.Popen[bytes] | None = None) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.integration.quota.redis_server import free_port
+from tests.loopback import free_port
 
 CONSUMER_KEY = "lg-quota-test-key-0000"
 
