@@ -126,15 +126,9 @@ class FakeUpstream:
             return web.json_response({"object": "list", "data": data, "model": model,
                                       "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}})
         if op == "responses":
-            text = "".join(self._pieces(action))
-            return web.json_response({"id": "resp_1", "object": "response", "created_at": int(time.time()),
-                                      "model": model, "status": "completed",
-                                      "output": [{"type": "message", "id": "msg_1", "role": "assistant",
-                                                  "status": "completed",
-                                                  "content": [{"type": "output_text", "text": text,
-                                                               "annotations": []}]}],
-                                      "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens,
-                                                "total_tokens": prompt_tokens + completion_tokens}})
+            if body.get("stream"):
+                return await self._responses_stream(request, action, model)
+            return web.json_response(self._response_object(model, "".join(self._pieces(action)), "completed"))
         if body.get("stream"):
             return await self._openai_stream(request, action, body, usage, op)
         text = "".join(self._pieces(action))
@@ -151,6 +145,34 @@ class FakeUpstream:
                                   "model": model, "choices": [{"index": 0, "message": message,
                                                                "finish_reason": finish, "logprobs": None}],
                                   "usage": usage, "system_fingerprint": self.name})
+
+    def _response_object(self, model: str, text: str, status: str) -> dict[str, Any]:
+        """A Responses API object; usage only once completed, as OpenAI sends it."""
+        prompt_tokens, completion_tokens = self.usage
+        done = status == "completed"
+        return {"id": "resp_1", "object": "response", "created_at": int(time.time()), "model": model,
+                "status": status,
+                "output": [{"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                            "content": [{"type": "output_text", "text": text, "annotations": []}]}] if done else [],
+                "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens,
+                          "total_tokens": prompt_tokens + completion_tokens} if done else None}
+
+    async def _responses_stream(self, request: web.Request, action: Action, model: str) -> web.StreamResponse:
+        """The Responses API's typed events: created, text deltas, completed (no [DONE])."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        pieces = self._pieces(action)
+        events: list[dict[str, Any]] = [{"type": "response.created",
+                                         "response": self._response_object(model, "", "in_progress")}]
+        events += [{"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0,
+                    "content_index": 0, "delta": piece} for piece in pieces]
+        events.append({"type": "response.completed",
+                       "response": self._response_object(model, "".join(pieces), "completed")})
+        for number, event in enumerate(events):
+            event["sequence_number"] = number
+            await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+        await response.write_eof()
+        return response
 
     async def _openai_stream(self, request: web.Request, action: Action, body: dict[str, Any],
                              usage: dict[str, int], op: str) -> web.StreamResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import openai
@@ -37,6 +38,22 @@ async def test_stream_with_usage_request_keeps_usage_chunk(upstream, gateway) ->
     chunks = [c async for c in stream]
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 7
 
+
+
+async def test_responses_api_stream_passes_typed_events_and_counts_usage(upstream, gateway, tmp_path) -> None:
+    fake = await upstream("openai", text="Typed events pass through.")
+    log_path = tmp_path / "access.log"
+    server = await gateway(snapshot([provider("ns/openai", "openai", fake.url)]), access_log=str(log_path))
+    client = openai.AsyncOpenAI(base_url=base_url(server), api_key=KEY, max_retries=0)
+    events = [e async for e in await client.responses.create(model="gpt-4o", input="hi", stream=True)]
+    assert [e.type for e in events][:2] == ["response.created", "response.output_text.delta"]
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "Typed events pass through."
+    assert events[-1].type == "response.completed" and events[-1].response.usage.output_tokens == 7
+    assert "stream_options" not in fake.received[-1].body  # chat's usage request is not the Responses API's
+    server.gateway.access_log.flush()
+    line = json.loads(log_path.read_text().splitlines()[-1])
+    assert (line["path"], line["stream"], line["input_tokens"], line["output_tokens"], line["tokens_reported"]) == \
+        ("/v1/responses", True, 11, 7, True)
 
 
 async def test_stream_is_not_buffered(upstream, gateway) -> None:
