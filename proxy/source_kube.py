@@ -18,7 +18,7 @@ from typing import Any
 
 from lockgate.api.configmap import INDEX_KEY, decode
 from lockgate.api.ir import Credentials, GatewayConfig
-from lockgate.proxy.kube_api import ApiError, KubeApi, resource_path, sleep_backoff
+from lockgate.api.kube_client import ApiError, KubeApi, resource_path, sleep_backoff
 from lockgate.proxy.source import Snapshot
 
 log = logging.getLogger("lockgate.source.kube")

@@ -1,6 +1,6 @@
 """A small asyncio client for the Kubernetes API, on aiohttp.
 
-Used by the proxy's Kubernetes config source (list + watch of ConfigMaps and
+Shared by the proxy's Kubernetes config source (list + watch of ConfigMaps and
 one Secret) and by the operator's writers (publish, status, Events, key
 Secrets). The kubeconfig (or in-cluster service account) is read once with the
 official `kubernetes` package's loader, which knows every kubeconfig shape;
@@ -52,11 +52,11 @@ def load_connection(kubeconfig: str | None = None, context: str | None = None) -
     cfg = Configuration()
     try:
         kconfig.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg,
-                                 persist_config=False)
+                                 persist_config=False)  # type: ignore[no-untyped-call]  # untyped package
     except kconfig.ConfigException:
         if kubeconfig:
             raise
-        kconfig.load_incluster_config(client_configuration=cfg)
+        kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     return connection_from(cfg)
 
 
