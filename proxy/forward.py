@@ -12,7 +12,6 @@ happens before any byte reaches the client.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,18 +30,13 @@ from lockgate.proxy.quota import AdmitRequest, QuotaRejected, Reservation
 from lockgate.proxy.quota.plan import model_limits_for
 from lockgate.proxy.record import RequestRecord
 from lockgate.proxy.snapshot import Target
+from lockgate.proxy.upstream import Response, ServerDisconnected
 
 if TYPE_CHECKING:
     from lockgate.proxy.gateway import Gateway
 
+# Upstream failures (UpstreamError is a ConnectionError) and aiohttp's, raised by writes to the client.
 CONNECT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError)
-
-
-@functools.lru_cache(maxsize=64)
-def _client_timeout(connect: float) -> aiohttp.ClientTimeout:
-    # sock_connect only: it applies to new connections alone, so a pooled one costs no timer; waiting
-    # for a connection from the pool is bounded by the first-token deadline around the request.
-    return aiohttp.ClientTimeout(total=None, sock_connect=connect)
 
 
 class _Retryable(Exception):
@@ -63,8 +57,8 @@ def quota_error(rejected: QuotaRejected) -> ApiError:
                     error_type="provider_rate_limited" if provider else "policy_rate_limited", headers=headers)
 
 
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After")
+def _retry_after(headers: dict[str, str]) -> float | None:
+    value = headers.get("retry-after")
     if not value:
         return None
     try:
@@ -84,7 +78,7 @@ class Outcome:
     reservation: Reservation | None
     lease: Lease | None
     body: bytes = b""  # whole answer (not streamed)
-    response: aiohttp.ClientResponse | None = None  # open stream
+    response: Response | None = None  # open stream
     translator: StreamTranslator | None = None
     pending: list[bytes] = field(default_factory=list)  # client events ready to send
     deadline: float = 0.0
@@ -97,12 +91,12 @@ class Outcome:
         pending, self.pending = self.pending, []
         for block in pending:
             yield block
-        content = self.response.content
+        response = self.response
         translator = self.translator
         async with asyncio.timeout_at(self.deadline):
             while True:
                 t0 = time.perf_counter()
-                chunk = await content.readany()
+                chunk = await response.readany()
                 record.upstream_seconds += time.perf_counter() - t0
                 if not chunk:
                     break
@@ -246,12 +240,12 @@ async def _attempt(gateway: Gateway, record: RequestRecord, op: Operation, body:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (timeout if timeout is not None else timeouts.request)
     first_deadline = min(deadline, loop.time() + timeouts.first_token)
-    client_timeout = _client_timeout(timeouts.connect)
     t0 = time.perf_counter()
-    response: aiohttp.ClientResponse | None = None
+    response: Response | None = None
     try:
+        # The connect timeout bounds new connections only; a pooled one costs no timer.
         async with asyncio.timeout_at(first_deadline) as limit:
-            response = await gateway.session.post(call.url, data=call.body, headers=call.headers, timeout=client_timeout)
+            response = await gateway.upstreams.post(call.url, call.body, call.headers, connect_timeout=timeouts.connect)
             status = response.status
             if status == 429 or status >= 500:
                 await response.read()
@@ -264,12 +258,11 @@ async def _attempt(gateway: Gateway, record: RequestRecord, op: Operation, body:
                 raise _Retryable(upstream_error(f"The upstream answered {status}."),
                                  retry_after if status == 503 else None)
             if status >= 400 or not stream:
-                if not response.content.is_eof():  # the headers were the first byte; the body may take the rest
+                if not response.complete:  # the headers were the first byte; the body may take the rest
                     limit.reschedule(deadline)
                 data = await response.read()
                 record.upstream_seconds += time.perf_counter() - t0
                 record.first_byte()
-                response.release()
                 if status >= 400:
                     return Outcome(gateway, record, op, status, reservation, lease, body=adapter.error_body(op, data))
                 answer = adapter.answer(op, data, provider, record.model)
@@ -285,8 +278,6 @@ async def _attempt(gateway: Gateway, record: RequestRecord, op: Operation, body:
             record.first_byte()
             return outcome
     except _Retryable:
-        if response is not None:
-            response.release()
         record.upstream_seconds += time.perf_counter() - t0
         raise
     except TimeoutError:
@@ -308,13 +299,13 @@ async def _attempt(gateway: Gateway, record: RequestRecord, op: Operation, body:
 async def _first_events(outcome: Outcome) -> None:
     """Read until the first client bytes are ready (before any byte goes to the client)."""
     assert outcome.response is not None and outcome.translator is not None
-    content = outcome.response.content
+    response = outcome.response
     while not outcome.pending:
-        chunk = await content.readany()
+        chunk = await response.readany()
         if not chunk:
             out = outcome.translator.end()
             if not out:
-                raise aiohttp.ServerDisconnectedError("the stream ended before its first event")
+                raise ServerDisconnected("the stream ended before its first event")
             outcome.pending.append(out)
             return
         out = outcome.translator.feed_bytes(chunk)

@@ -8,7 +8,10 @@ Handlers in this package and the MCP module (`lockgate.proxy.mcp`, whose
   the object a request holds. `begin()` does this for you.
 - `gateway.authenticate(snapshot, headers) -> KeyEntry`: the caller's key
   (`entry.key` is the IR `ConsumerKey`); raises `ApiError` (401).
-- `gateway.session`: the one pooled `aiohttp.ClientSession` for upstreams.
+- `gateway.session`: the pooled `aiohttp.ClientSession` for upstreams other
+  than the LLM forward path (MCP servers, endpoint pickers...).
+- `gateway.upstreams`: the lean keep-alive pool (`lockgate.proxy.upstream`)
+  the LLM forward path posts to.
 - `gateway.quota`: the `QuotaService`; `gateway.metrics`: the `Metrics`.
 - `gateway.begin(request) -> RequestRecord` / `gateway.finish(record)`: the
   in-flight count, request id, metrics and the access log line of a request.
@@ -48,6 +51,7 @@ from lockgate.proxy.routing import expand_alias, plan
 from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry, OpenAIView, Target, compile_snapshot
 from lockgate.proxy.source import Snapshot
 from lockgate.proxy.resolver import LoopbackNamesResolver
+from lockgate.proxy.upstream import UpstreamPool
 
 FallbackHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
@@ -70,6 +74,7 @@ class Gateway:
         self.fallback_handlers: list[FallbackHandler] = []
         self._balancers: dict[str, tuple[str, Balancer]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._upstreams: UpstreamPool | None = None
         self.metrics.registry.register(
             BalancerCollector(name, lambda: [(pid, b) for pid, (_, b) in self._balancers.items()]))
 
@@ -83,6 +88,12 @@ class Gateway:
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
                                                   skip_auto_headers=("User-Agent",))
         return self._session
+
+    @property
+    def upstreams(self) -> UpstreamPool:
+        if self._upstreams is None:
+            self._upstreams = UpstreamPool()
+        return self._upstreams
 
     @property
     def ready(self) -> bool:
@@ -127,6 +138,9 @@ class Gateway:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._upstreams is not None:
+            await self._upstreams.close()
+            self._upstreams = None
         await self.quota.close()
         self.access_log.close()
 

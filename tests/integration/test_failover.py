@@ -6,6 +6,7 @@ import openai
 import pytest
 
 from lockgate.api import ir
+from lockgate.proxy.source import Snapshot
 from tests.gatewayconfig import KEY, provider, snapshot
 from tests.integration.conftest import base_url
 from tests.upstreams import Action
@@ -139,3 +140,15 @@ async def test_self_hosted_endpoints_are_balanced_and_ejected(upstream, gateway)
     assert len(fakes[2].received) == 1  # failed once, then ejected
     assert fakes[0].received[-1].body["model"] == "Qwen/Qwen2.5"
     assert "Authorization" not in fakes[0].received[-1].headers
+
+
+
+async def test_a_credential_that_would_split_the_request_head_is_not_sent_and_fails_over(upstream, gateway) -> None:
+    first = await upstream("openai", text="first")
+    second = await upstream("openai", text="second")
+    snap = snapshot([provider("ns/a", "openai", first.url), provider("ns/b", "openai", second.url, priority=1)])
+    values = {**snap.credentials.values, "ns/a/cred": "sk-a\r\nX-Injected: 1"}  # a Secret with a stray newline
+    server = await gateway(Snapshot(snap.config, ir.Credentials(values=values)))
+    answer = await _client(server).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert answer.choices[0].message.content == "second"
+    assert first.received == [] and len(second.received) == 1

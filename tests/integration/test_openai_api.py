@@ -32,6 +32,7 @@ async def test_chat_sync_and_async_with_upstream_model_and_credentials(upstream,
     sent = fake.received[-1]
     assert sent.body["model"] == "gpt-4o-up"
     assert sent.headers["Authorization"] == "Bearer secret-of-ns/openai"
+    assert sent.headers["Accept-Encoding"] == "identity"  # answers are parsed for usage: never compressed
 
     def sync_call() -> str | None:
         client = openai.OpenAI(base_url=base_url(server), api_key=KEY)
