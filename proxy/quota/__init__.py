@@ -41,7 +41,7 @@ class AdmitRequest:
     repeat_of: str = ""
 
 
-@dataclass
+@dataclass(slots=True)  # made per request
 class Reservation:
     request: AdmitRequest
     reserved_tokens: int
@@ -50,6 +50,7 @@ class Reservation:
     month: str = ""  # the UTC month ('YYYY-MM') the tokens were reserved in
     month_end: float = 0.0
     groups: tuple[Any, ...] = ()  # what was reserved (lockgate.proxy.quota.plan.Group)
+    plan: Any = None  # the store's compiled plan that took it and settles it directly, if any
     settled: bool = False
 
 

@@ -112,6 +112,13 @@ class SlidingWindow:
             return "tokens", self._until_freed(now, self.total + cost - tpm, 2)
         return None
 
+    def fits(self, now: float, rpm: int | None, tpm: int | None, cost: int) -> bool:
+        """`wait(...) is None` for a new request, without working out the wait: the admission fast path."""
+        slots = self.slots
+        if slots and (slots[0][1] <= now - self.length or not slots[0][3]):
+            self.prune(now)
+        return (rpm is None or self.count < rpm) and (tpm is None or self.total + cost <= tpm)
+
     def _until_freed(self, now: float, need: int, field: int) -> float:
         """Seconds until the oldest slots free `need` requests (field 3) or tokens (field 2)."""
         freed = 0
