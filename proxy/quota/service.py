@@ -69,7 +69,10 @@ class StoreQuotaService:
         self._keys[key.id] = key
         cost = request.estimated_tokens if request.estimated_tokens > 0 else 0
         now = self.clock()
-        month, end = self._month(now)
+        cached = self._month_cache
+        if not cached[0] <= now < cached[1]:
+            cached = self._new_month(now)
+        month, end = cached[2], cached[1]
         plan = self._plans.get((key.id, request.model, request.provider_id))
         if plan is None or plan.key is not key or plan.provider_limits is not request.provider_limits:
             plan = self._plan(request)
@@ -83,11 +86,11 @@ class StoreQuotaService:
         fast = plan.fast
         if fast is not None and direct and not request.repeat_of:  # the common case, decided in one step
             rid = f"{next(_LOCAL_IDS):x}"
-            headers = fast.reserve(rid, cost, month)
-            if headers is not None:
+            taken = fast.reserve(rid, cost, month)
+            if taken is not None:
                 self._reservations.value += 1
                 self._reserved.value += cost
-                return Reservation(request, cost, headers, rid, month, end, plan.both, fast)
+                return Reservation(request, cost, taken[0], rid, month, end, plan.both, fast, taken[1])
         return await self._admit(request, plan, cost, now, month, end, direct)
 
     async def _admit(self, request: AdmitRequest, plan: _Plan, cost: int, now: float, month: str, end: float,
@@ -124,12 +127,10 @@ class StoreQuotaService:
         self._reserved.value += cost
         return Reservation(request, cost, ratelimit_headers(held.windows), rid, month, end, plan.both)
 
-    def _month(self, now: float) -> tuple[str, float]:
-        """The UTC month of `now` and its end, recomputed only when `now` leaves the cached month."""
-        cached = self._month_cache
-        if not cached[0] <= now < cached[1]:
-            cached = self._month_cache = (month_start(now), month_end(now), month_of(now))
-        return cached[2], cached[1]
+    def _new_month(self, now: float) -> tuple[float, float, str]:
+        """The UTC month of `now` (start, end, 'YYYY-MM'), cached until `now` leaves it."""
+        self._month_cache = (month_start(now), month_end(now), month_of(now))
+        return self._month_cache
 
     def _plan(self, request: AdmitRequest) -> _Plan:
         """A new plan for the request's key, model and provider (a new configuration brings new
@@ -222,7 +223,7 @@ class StoreQuotaService:
         self._settled.value += used
         fast = reservation.plan
         if fast is not None:  # taken by a compiled plan: settled by it, in this step
-            fast.settle(reservation.rid, reservation.month, used - reservation.reserved_tokens, used)
+            fast.settle(reservation.rid, reservation.held, reservation.month, used - reservation.reserved_tokens, used)
             return
         if self._settle_now is not None:  # in-process store: done in this step, a cancel cannot cut it short
             self._settle_now(reservation.groups, reservation.rid, reservation.month, reservation.month_end,
