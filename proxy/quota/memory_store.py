@@ -138,6 +138,8 @@ class MemoryStore:
         return counters, states
 
     def _changed(self) -> None:
+        """The month's usage changed: written within FLUSH_INTERVAL. While `_dirty`, a flusher is
+        under way, so a caller that sees it set need not call this."""
         if self._path is None:
             return
         self._dirty = True
@@ -145,8 +147,9 @@ class MemoryStore:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(FLUSH_INTERVAL)
-        await self.flush()
+        while self._dirty:  # a change made while a write was under way goes in the next one
+            await asyncio.sleep(FLUSH_INTERVAL)
+            await self.flush()
 
     async def flush(self) -> None:
         if self._path is None or not self._dirty:
@@ -211,7 +214,8 @@ class MemoryPlan:
                 for field in fields:
                     counters[field] = counters.get(field, 0) + cost
                 counters[MONTH_REQUESTS] = counters.get(MONTH_REQUESTS, 0) + 1
-            store._changed()
+            if not store._dirty:
+                store._changed()
         return window_headers(self.requests, self.tokens, now), held
 
     def settle(self, rid: str, held: list[list[Any]], month: str, delta: int, used: int) -> None:
@@ -231,7 +235,8 @@ class MemoryPlan:
                     for field in fields:
                         left = counters.get(field, 0) + delta
                         counters[field] = left if left > 0 else 0
-                self.store._changed()
+                if not self.store._dirty:
+                    self.store._changed()
 
 
 _NONE: dict[str, int] = {}  # the counters of a group with none yet (never written to)

@@ -41,7 +41,7 @@ class _Plan:
     alone: tuple[Group, ...]  # the consumer's group
     both: tuple[Group, ...]  # and the provider model's, when it has limits
     fast: Any = None  # the store's compiled plan for `both` (an in-process store), else None
-    queue: FairQueue | None = None  # the provider model's queue, once there is one
+    queue: FairQueue | None = None  # the provider model's queue (when it has limits)
 
 
 class StoreQuotaService:
@@ -67,7 +67,7 @@ class StoreQuotaService:
     async def admit(self, request: AdmitRequest) -> Reservation:
         key = request.key
         self._keys[key.id] = key
-        cost = request.estimated_tokens if request.estimated_tokens > 0 else 0
+        cost = request.estimated_tokens if request.estimated_tokens > 0 else 0  # max() costs a call
         now = self.clock()
         cached = self._month_cache
         if not cached[0] <= now < cached[1]:
@@ -76,13 +76,10 @@ class StoreQuotaService:
         plan = self._plans.get((key.id, request.model, request.provider_id))
         if plan is None or plan.key is not key or plan.provider_limits is not request.provider_limits:
             plan = self._plan(request)
-        direct = True  # every group at once
-        if plan.provider is not None:
-            queue = plan.queue
-            if queue is None:
-                queue = plan.queue = self._queues.get(plan.provider.tag)
-            # Nobody jumps a queue: while others wait for the provider, a newcomer that may wait joins them.
-            direct = queue is None or queue.depth == 0 or request.queue_max_wait <= 0
+        queue = plan.queue
+        # Every group at once, unless the provider has a queue: nobody jumps it. While others wait for
+        # the provider, a newcomer that may wait joins them.
+        direct = queue is None or queue.depth == 0 or request.queue_max_wait <= 0
         fast = plan.fast
         if fast is not None and direct and not request.repeat_of:  # the common case, decided in one step
             rid = f"{next(_LOCAL_IDS):x}"
@@ -109,6 +106,7 @@ class StoreQuotaService:
             raise self._consumer_rejection(results[0].refusal, consumer, request, now, end)
         held = results[0]
         if provider is not None:
+            assert plan.queue is not None  # a provider with limits has a queue
             refused = results[1].refusal if direct else None
             if refused is not None or not direct:
                 if request.queue_max_wait <= 0 or (refused is not None and math.isinf(refused.wait)):
@@ -118,7 +116,7 @@ class StoreQuotaService:
                     if held.refusal is not None:
                         raise self._consumer_rejection(held.refusal, consumer, request, now, end)
                 try:
-                    await self._wait_for_provider(provider, request, rid, cost, month, end,
+                    await self._wait_for_provider(provider, plan.queue, request, rid, cost, month, end,
                                                   refused.wait if refused else None)
                 except BaseException:
                     await self._release([consumer], rid, month, end, cost, repeat)
@@ -140,8 +138,13 @@ class StoreQuotaService:
         provider = provider_group(request.provider_id, request.model, request.provider_limits)
         alone = (consumer,)
         both = alone if provider is None else (consumer, provider)
+        queue = None
+        if provider is not None:
+            queue = self._queues.get(provider.tag)
+            if queue is None:
+                queue = self._queues[provider.tag] = FairQueue(_depth_gauge(request.provider_id, request.model))
         plan = _Plan(request.key, request.provider_limits, consumer, provider, alone, both,
-                     self._compile(both) if self._compile is not None else None)
+                     self._compile(both) if self._compile is not None else None, queue)
         if len(self._plans) >= MAX_PLANS:
             self._plans.clear()
         self._plans[plan_key] = plan
@@ -169,12 +172,8 @@ class StoreQuotaService:
         task.add_done_callback(self._background.discard)
         return task
 
-    async def _wait_for_provider(self, provider: Group, request: AdmitRequest, rid: str, cost: int, month: str,
-                                 end: float, first_wait: float | None) -> None:
-        queue = self._queues.get(provider.tag)
-        if queue is None:
-            gauge = QUEUE_DEPTH.labels(provider=request.provider_id, model=request.model)
-            queue = self._queues[provider.tag] = FairQueue(on_depth=gauge.set)
+    async def _wait_for_provider(self, provider: Group, queue: FairQueue, request: AdmitRequest, rid: str, cost: int,
+                                 month: str, end: float, first_wait: float | None) -> None:
         last_wait = [first_wait or 0.0]
 
         async def try_admit() -> tuple[float | None, object]:
@@ -219,7 +218,7 @@ class StoreQuotaService:
         if reservation.settled or not reservation.rid:
             return
         reservation.settled = True
-        used = max(0, used_tokens)
+        used = used_tokens if used_tokens > 0 else 0
         self._settled.value += used
         fast = reservation.plan
         if fast is not None:  # taken by a compiled plan: settled by it, in this step
@@ -269,6 +268,19 @@ class StoreQuotaService:
         if self._background:
             await asyncio.wait(self._background, timeout=2)
         await self.store.close()
+
+
+def _depth_gauge(provider_id: str, model: str) -> Callable[[int], None]:
+    """Sets a provider model's queue depth gauge, shown from the first time its queue is used."""
+    child = None
+
+    def set_depth(depth: int) -> None:
+        nonlocal child
+        if child is None:
+            child = QUEUE_DEPTH.labels(provider=provider_id, model=model)
+        child.set(depth)
+
+    return set_depth
 
 
 def _window_report(state: WindowState) -> dict[str, object]:
