@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import importlib
 import importlib.util
 import io
@@ -73,6 +74,7 @@ def quota_at(ref: str) -> dict[str, ModuleType]:
     archive = subprocess.run(["git", "-C", str(root), "archive", ref, "proxy/quota"], check=True,
                              capture_output=True).stdout
     where = Path(tempfile.mkdtemp(prefix="lockgate-quota-")) / "quota"
+    atexit.register(shutil.rmtree, where.parent, ignore_errors=True)  # kept until then: tracebacks read it
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(where.parent, filter="data")
     (where.parent / "proxy" / "quota").rename(where)
