@@ -38,10 +38,11 @@ class AdmitRequest:
     queue_max_wait: float = 0.0  # seconds a request may wait for provider capacity
     # The quota id (Reservation.rid) of an earlier admission of the same client request that a failover
     # settled with nothing: windows that already count it do not count it again, nor does the month.
+    # (Only such a reservation is found by its rid in the memory store: see MemoryPlan.)
     repeat_of: str = ""
 
 
-@dataclass
+@dataclass(slots=True)  # made per request
 class Reservation:
     request: AdmitRequest
     reserved_tokens: int
@@ -50,6 +51,8 @@ class Reservation:
     month: str = ""  # the UTC month ('YYYY-MM') the tokens were reserved in
     month_end: float = 0.0
     groups: tuple[Any, ...] = ()  # what was reserved (lockgate.proxy.quota.plan.Group)
+    plan: Any = None  # the store's compiled plan that took it and settles it directly, if any
+    held: Any = None  # where that plan holds it (the memory store's window slots)
     settled: bool = False
 
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from lockgate.proxy.quota.window import WindowState
+from lockgate.proxy.quota.window import SlidingWindow, WindowState
+
+# (window, limit, the limit as text): a window with a limit, as a compiled admission plan holds it
+LimitRow = tuple[SlidingWindow, int, str]
+MAX_RESETS = 10_000  # remembered reset texts; a window's resets take at most about a thousand values
+_RESETS: dict[int, str] = {}
 
 
 def format_reset(seconds: float) -> str:
@@ -22,6 +27,20 @@ def format_reset(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{secs}s"
     return f"{secs}s"
+
+
+def reset_text(seconds: float) -> str:
+    """`format_reset(seconds)`, remembered by the rounded value it shows (milliseconds below a
+    second, whole seconds above): every response carries one, and few values recur."""
+    if seconds <= 0:
+        return "0s"
+    shown = math.ceil(seconds * 1000) if seconds < 1 else -math.ceil(seconds)
+    text = _RESETS.get(shown)
+    if text is None:
+        if len(_RESETS) >= MAX_RESETS:
+            _RESETS.clear()
+        text = _RESETS[shown] = format_reset(seconds)
+    return text
 
 
 def retry_after_value(seconds: float) -> str:
@@ -49,4 +68,37 @@ def ratelimit_headers(states: Iterable[WindowState]) -> dict[str, str]:
         headers["x-ratelimit-limit-tokens"] = str(limit)
         headers["x-ratelimit-remaining-tokens"] = str(max(0, limit - tokens.tokens))  # type: ignore[operator]
         headers["x-ratelimit-reset-tokens"] = format_reset(tokens.reset_tokens)
+    return headers
+
+
+def window_headers(requests: Sequence[LimitRow], tokens: Sequence[LimitRow], now: float) -> dict[str, str]:
+    """`ratelimit_headers` of the windows' states at `now`, read from the live windows right after an
+    admission pruned them: `requests` are the windows with an rpm, `tokens` those with a tpm.
+    This runs on every admission: one dict built at once, each reset formatted once."""
+    headers: dict[str, str] = {}
+    reset_of: SlidingWindow | None = None
+    if requests:
+        w, limit, text = requests[0]
+        if len(requests) > 1:
+            for row in requests[1:]:  # the tightest, the first one on a tie
+                if row[1] - row[0].count < limit - w.count:
+                    w, limit, text = row
+        left = limit - w.count
+        reset = reset_text(w.slots[0][1] + w.length - now) if w.count else "0s"
+        reset_of = w
+        headers = {"x-ratelimit-limit-requests": text,
+                   "x-ratelimit-remaining-requests": str(left) if left > 0 else "0",
+                   "x-ratelimit-reset-requests": reset}
+    if tokens:
+        w, limit, text = tokens[0]
+        if len(tokens) > 1:
+            for row in tokens[1:]:
+                if row[1] - row[0].total < limit - w.total:
+                    w, limit, text = row
+        left = limit - w.total
+        if w is not reset_of:
+            reset = reset_text(w.slots[0][1] + w.length - now) if w.count else "0s"
+        headers["x-ratelimit-limit-tokens"] = text
+        headers["x-ratelimit-remaining-tokens"] = str(left) if left > 0 else "0"
+        headers["x-ratelimit-reset-tokens"] = reset
     return headers

@@ -10,7 +10,9 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from lockgate.proxy.quota.headers import LimitRow, window_headers
 from lockgate.proxy.quota.plan import MONTH_REQUESTS, Group, GroupResult, Refusal
 from lockgate.proxy.quota.window import SlidingWindow, WindowState
 
@@ -85,6 +87,10 @@ class MemoryStore:
         counters[MONTH_REQUESTS] = counters.get(MONTH_REQUESTS, 0) + (0 if repeat else 1)
         return GroupResult(None, tuple(states), {b.field: counters[b.field] for b in group.budgets})
 
+    def compile(self, groups: Sequence[Group]) -> MemoryPlan:
+        """A plan that reserves in `groups` (and settles) without looking anything up per request."""
+        return MemoryPlan(self, groups)
+
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
                       month_end: float, repeat: bool = False) -> list[GroupResult]:
         return self.reserve_now(groups, rid, cost, month, month_end, repeat)
@@ -132,6 +138,8 @@ class MemoryStore:
         return counters, states
 
     def _changed(self) -> None:
+        """The month's usage changed: written within FLUSH_INTERVAL. While `_dirty`, a flusher is
+        under way, so a caller that sees it set need not call this."""
         if self._path is None:
             return
         self._dirty = True
@@ -139,8 +147,9 @@ class MemoryStore:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(FLUSH_INTERVAL)
-        await self.flush()
+        while self._dirty:  # a change made while a write was under way goes in the next one
+            await asyncio.sleep(FLUSH_INTERVAL)
+            await self.flush()
 
     async def flush(self) -> None:
         if self._path is None or not self._dirty:
@@ -154,6 +163,83 @@ class MemoryStore:
             self._flusher.cancel()
         self._dirty = self._dirty or self._flusher is not None
         await self.flush()
+
+
+class MemoryPlan:
+    """`reserve_now` and `settle_now` for a fixed tuple of groups, holding their windows and limits:
+    the common case (a new request that fits) is a few comparisons and additions. Anything else,
+    a refusal or a repeat admission, goes through the store's general path, which explains it.
+
+    The request is held in its windows' slots, which the caller keeps and settles through: no rid
+    index to write, look up and clean. A reservation settled with nothing is indexed then, since
+    a failover admits it again by its rid (`AdmitRequest.repeat_of`)."""
+
+    __slots__ = ("store", "windows", "limits", "counted", "requests", "tokens")
+
+    def __init__(self, store: MemoryStore, groups: Sequence[Group]) -> None:
+        self.store = store
+        self.windows = tuple((store._window(g.tag, spec.name), spec.rpm, spec.tpm)
+                             for g in groups for spec in g.windows)
+        # Month counters: (tag, field, limit) for each budget with a limit; (tag, every budget field).
+        self.limits = tuple((g.tag, b.field, b.limit) for g in groups for b in g.budgets if b.limit is not None)
+        self.counted = tuple((g.tag, tuple(b.field for b in g.budgets)) for g in groups if g.budgets)
+        # The first group's windows with a limit, for the x-ratelimit-* headers; limits as text once.
+        first = self.windows[:len(groups[0].windows)] if groups else ()
+        self.requests: tuple[LimitRow, ...] = tuple((w, rpm, str(rpm)) for w, rpm, _ in first if rpm is not None)
+        self.tokens: tuple[LimitRow, ...] = tuple((w, tpm, str(tpm)) for w, _, tpm in first if tpm is not None)
+
+    def reserve(self, rid: str, cost: int, month: str) -> tuple[dict[str, str], list[list[Any]]] | None:
+        """Reserve a new request everywhere and return the x-ratelimit-* headers of the first group
+        and the slots holding it; None, with nothing reserved, when anything does not fit."""
+        store = self.store
+        now = store.clock()
+        table = store._months.get(month)
+        if table is None:
+            table = store._month_table(month)
+        for tag, field, limit in self.limits:
+            if table.get(tag, _NONE).get(field, 0) + cost > limit:
+                return None
+        windows = self.windows
+        for w, rpm, tpm in windows:
+            if not w.fits(now, rpm, tpm, cost):
+                return None
+        held = []
+        for w, _, _ in windows:
+            held.append(w.hold(now, rid, cost))
+        if self.counted:
+            for tag, fields in self.counted:
+                counters = table.get(tag)
+                if counters is None:
+                    counters = table[tag] = {}
+                for field in fields:
+                    counters[field] = counters.get(field, 0) + cost
+                counters[MONTH_REQUESTS] = counters.get(MONTH_REQUESTS, 0) + 1
+            if not store._dirty:
+                store._changed()
+        return window_headers(self.requests, self.tokens, now), held
+
+    def settle(self, rid: str, held: list[list[Any]], month: str, delta: int, used: int) -> None:
+        """`settle_now(groups, ..., release=False)` for a request `reserve` held in `held`: the windows
+        keep `used` tokens, the month `delta` more."""
+        for (w, _, _), slot in zip(self.windows, held):
+            w.settle_held(slot, rid, used)
+            if not used:
+                w.index(slot, rid)
+        if self.counted:
+            table = self.store._months.get(month)
+            if table is not None:
+                for tag, fields in self.counted:
+                    counters = table.get(tag)
+                    if counters is None:
+                        counters = table[tag] = {}
+                    for field in fields:
+                        left = counters.get(field, 0) + delta
+                        counters[field] = left if left > 0 else 0
+                if not self.store._dirty:
+                    self.store._changed()
+
+
+_NONE: dict[str, int] = {}  # the counters of a group with none yet (never written to)
 
 
 def _write_atomically(path: Path, body: str) -> None:

@@ -12,23 +12,36 @@ from prometheus_client.core import CounterMetricFamily, Metric
 REGISTRY = CollectorRegistry()
 
 
+class Cell:
+    """One sample of a Tally: callers add to `value` directly."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: float = 0
+
+
 class Tally:
     """A counter family in plain numbers, turned into samples only when scraped: every request
     counts here, and prometheus_client's counters take a lock per increment (one event loop,
-    so none is needed)."""
+    so none is needed). Hot paths keep the `cell` of their labels and add to it."""
 
     def __init__(self, name: str, documentation: str, labels: tuple[str, ...] = ()) -> None:
         self.name, self.documentation, self.labels = name, documentation, labels
-        self.values: dict[tuple[str, ...], float] = {} if labels else {(): 0}
+        self.cells: dict[tuple[str, ...], Cell] = {} if labels else {(): Cell()}
         REGISTRY.register(self)
 
-    def inc(self, amount: float = 1, labels: tuple[str, ...] = ()) -> None:
-        self.values[labels] = self.values.get(labels, 0) + amount
+    def cell(self, labels: tuple[str, ...] = ()) -> Cell:
+        """The sample for `labels`, shown (at 0) from now on."""
+        found = self.cells.get(labels)
+        if found is None:
+            found = self.cells[labels] = Cell()
+        return found
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
-        for labels, value in list(self.values.items()):
-            family.add_metric(list(labels), value)
+        for labels, cell in list(self.cells.items()):
+            family.add_metric(list(labels), cell.value)
         yield family
 
 

@@ -12,6 +12,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from lockgate.api.ir import ConsumerKey, RateLimits
@@ -25,8 +26,22 @@ from lockgate.proxy.quota.plan import (MONTH_REQUESTS, MONTH_TOKENS, Group, Grou
 from lockgate.proxy.quota.store import QuotaStore
 from lockgate.proxy.quota.window import WindowState
 
-MAX_PLANS = 100_000  # cached limit groups; keys x models come from config, this only guards memory
+MAX_PLANS = 100_000  # cached plans; keys x models come from config, this only guards memory
 _LOCAL_IDS = itertools.count(1)  # request ids for in-process stores: unique in this process, which is enough
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What admissions for one key, model and provider need, built once per configuration."""
+
+    key: ConsumerKey
+    provider_limits: RateLimits
+    consumer: Group
+    provider: Group | None
+    alone: tuple[Group, ...]  # the consumer's group
+    both: tuple[Group, ...]  # and the provider model's, when it has limits
+    fast: Any = None  # the store's compiled plan for `both` (an in-process store), else None
+    queue: FairQueue | None = None  # the provider model's queue (when it has limits)
 
 
 class StoreQuotaService:
@@ -39,36 +54,59 @@ class StoreQuotaService:
         self._queues: dict[str, FairQueue] = {}
         self._keys: dict[str, ConsumerKey] = {}
         self._background: set[asyncio.Future[None]] = set()
-        self._store_labels = (store_label,)
-        RESERVATIONS.values.setdefault(self._store_labels, 0)
+        self._reservations = RESERVATIONS.cell((store_label,))
+        self._reserved = RESERVED_TOKENS.cell()
+        self._settled = SETTLED_TOKENS.cell()
         self._month_cache: tuple[float, float, str] = (0.0, 0.0, "")  # start, end, 'YYYY-MM'
-        self._plans: dict[tuple[str, str, str], tuple[ConsumerKey, RateLimits, Group, Group | None]] = {}
+        self._plans: dict[tuple[str, str, str], _Plan] = {}
         # The memory store decides synchronously: no task, no shield, no uuid per request.
+        self._compile = getattr(store, "compile", None)
         self._reserve_now = getattr(store, "reserve_now", None)
         self._settle_now = getattr(store, "settle_now", None)
 
     async def admit(self, request: AdmitRequest) -> Reservation:
-        self._keys[request.key.id] = request.key
-        cost = max(0, request.estimated_tokens)
-        repeat = bool(request.repeat_of)
+        key = request.key
+        self._keys[key.id] = key
+        cost = request.estimated_tokens if request.estimated_tokens > 0 else 0  # max() costs a call
         now = self.clock()
-        month, end = self._month(now)
-        consumer, provider = self._groups(request)
-        queue = self._queues.get(provider.tag) if provider else None
-        # Nobody jumps a queue: while others wait for the provider, a newcomer that may wait joins them.
-        direct = provider is not None and (queue is None or queue.depth == 0 or request.queue_max_wait <= 0)
-        groups = [consumer, provider] if direct and provider else [consumer]
+        cached = self._month_cache
+        if not cached[0] <= now < cached[1]:
+            cached = self._new_month(now)
+        month, end = cached[2], cached[1]
+        plan = self._plans.get((key.id, request.model, request.provider_id))
+        if plan is None or plan.key is not key or plan.provider_limits is not request.provider_limits:
+            plan = self._plan(request)
+        queue = plan.queue
+        # Every group at once, unless the provider has a queue: nobody jumps it. While others wait for
+        # the provider, a newcomer that may wait joins them.
+        direct = queue is None or queue.depth == 0 or request.queue_max_wait <= 0
+        fast = plan.fast
+        if fast is not None and direct and not request.repeat_of:  # the common case, decided in one step
+            rid = f"{next(_LOCAL_IDS):x}"
+            taken = fast.reserve(rid, cost, month)
+            if taken is not None:
+                self._reservations.value += 1
+                self._reserved.value += cost
+                return Reservation(request, cost, taken[0], rid, month, end, plan.both, fast, taken[1])
+        return await self._admit(request, plan, cost, now, month, end, direct)
+
+    async def _admit(self, request: AdmitRequest, plan: _Plan, cost: int, now: float, month: str, end: float,
+                     direct: bool) -> Reservation:
+        """Any admission: a repeat, a refusal to explain, a queue to join, a shared store."""
+        repeat = bool(request.repeat_of)
+        consumer, provider = plan.consumer, plan.provider
+        groups = plan.both if direct else plan.alone
         if self._reserve_now is not None:  # in-process store: decided in one step, nothing to cancel mid-way
             rid = request.repeat_of or f"{next(_LOCAL_IDS):x}"
             results = self._reserve_now(groups, rid, cost, month, end, repeat)
         else:
             rid = request.repeat_of or uuid.uuid4().hex  # unique across replicas sharing the store
-            results = await self._reserve_to_the_end(groups, rid, cost, month, end, repeat)
+            results = await self._reserve_to_the_end(list(groups), rid, cost, month, end, repeat)
         if results[0].refusal is not None:
             raise self._consumer_rejection(results[0].refusal, consumer, request, now, end)
         held = results[0]
-        reserved = [consumer]
         if provider is not None:
+            assert plan.queue is not None  # a provider with limits has a queue
             refused = results[1].refusal if direct else None
             if refused is not None or not direct:
                 if request.queue_max_wait <= 0 or (refused is not None and math.isinf(refused.wait)):
@@ -78,36 +116,39 @@ class StoreQuotaService:
                     if held.refusal is not None:
                         raise self._consumer_rejection(held.refusal, consumer, request, now, end)
                 try:
-                    await self._wait_for_provider(provider, request, rid, cost, month, end,
+                    await self._wait_for_provider(provider, plan.queue, request, rid, cost, month, end,
                                                   refused.wait if refused else None)
                 except BaseException:
                     await self._release([consumer], rid, month, end, cost, repeat)
                     raise
-            reserved.append(provider)
-        RESERVATIONS.inc(1, self._store_labels)
-        RESERVED_TOKENS.inc(cost)
-        return Reservation(request, cost, ratelimit_headers(held.windows), rid, month, end, tuple(reserved))
+        self._reservations.value += 1
+        self._reserved.value += cost
+        return Reservation(request, cost, ratelimit_headers(held.windows), rid, month, end, plan.both)
 
-    def _month(self, now: float) -> tuple[str, float]:
-        """The UTC month of `now` and its end, recomputed only when `now` leaves the cached month."""
-        cached = self._month_cache
-        if not cached[0] <= now < cached[1]:
-            cached = self._month_cache = (month_start(now), month_end(now), month_of(now))
-        return cached[2], cached[1]
+    def _new_month(self, now: float) -> tuple[float, float, str]:
+        """The UTC month of `now` (start, end, 'YYYY-MM'), cached until `now` leaves it."""
+        self._month_cache = (month_start(now), month_end(now), month_of(now))
+        return self._month_cache
 
-    def _groups(self, request: AdmitRequest) -> tuple[Group, Group | None]:
-        """The consumer's and the provider model's limit groups, built once per key, model and
-        provider of a configuration (a new configuration brings new objects, so new groups)."""
+    def _plan(self, request: AdmitRequest) -> _Plan:
+        """A new plan for the request's key, model and provider (a new configuration brings new
+        objects, so a new plan)."""
         plan_key = (request.key.id, request.model, request.provider_id)
-        hit = self._plans.get(plan_key)
-        if hit is not None and hit[0] is request.key and hit[1] is request.provider_limits:
-            return hit[2], hit[3]
         consumer = consumer_group(request.key, request.model)
         provider = provider_group(request.provider_id, request.model, request.provider_limits)
+        alone = (consumer,)
+        both = alone if provider is None else (consumer, provider)
+        queue = None
+        if provider is not None:
+            queue = self._queues.get(provider.tag)
+            if queue is None:
+                queue = self._queues[provider.tag] = FairQueue(_depth_gauge(request.provider_id, request.model))
+        plan = _Plan(request.key, request.provider_limits, consumer, provider, alone, both,
+                     self._compile(both) if self._compile is not None else None, queue)
         if len(self._plans) >= MAX_PLANS:
             self._plans.clear()
-        self._plans[plan_key] = (request.key, request.provider_limits, consumer, provider)
-        return consumer, provider
+        self._plans[plan_key] = plan
+        return plan
 
     async def _reserve_to_the_end(self, groups: list[Group], rid: str, cost: int, month: str,
                                   end: float, repeat: bool = False) -> list[GroupResult]:
@@ -131,12 +172,8 @@ class StoreQuotaService:
         task.add_done_callback(self._background.discard)
         return task
 
-    async def _wait_for_provider(self, provider: Group, request: AdmitRequest, rid: str, cost: int, month: str,
-                                 end: float, first_wait: float | None) -> None:
-        queue = self._queues.get(provider.tag)
-        if queue is None:
-            gauge = QUEUE_DEPTH.labels(provider=request.provider_id, model=request.model)
-            queue = self._queues[provider.tag] = FairQueue(on_depth=gauge.set)
+    async def _wait_for_provider(self, provider: Group, queue: FairQueue, request: AdmitRequest, rid: str, cost: int,
+                                 month: str, end: float, first_wait: float | None) -> None:
         last_wait = [first_wait or 0.0]
 
         async def try_admit() -> tuple[float | None, object]:
@@ -181,8 +218,12 @@ class StoreQuotaService:
         if reservation.settled or not reservation.rid:
             return
         reservation.settled = True
-        used = max(0, used_tokens)
-        SETTLED_TOKENS.inc(used)
+        used = used_tokens if used_tokens > 0 else 0
+        self._settled.value += used
+        fast = reservation.plan
+        if fast is not None:  # taken by a compiled plan: settled by it, in this step
+            fast.settle(reservation.rid, reservation.held, reservation.month, used - reservation.reserved_tokens, used)
+            return
         if self._settle_now is not None:  # in-process store: done in this step, a cancel cannot cut it short
             self._settle_now(reservation.groups, reservation.rid, reservation.month, reservation.month_end,
                              used - reservation.reserved_tokens, used, False)
@@ -227,6 +268,19 @@ class StoreQuotaService:
         if self._background:
             await asyncio.wait(self._background, timeout=2)
         await self.store.close()
+
+
+def _depth_gauge(provider_id: str, model: str) -> Callable[[int], None]:
+    """Sets a provider model's queue depth gauge, shown from the first time its queue is used."""
+    child = None
+
+    def set_depth(depth: int) -> None:
+        nonlocal child
+        if child is None:
+            child = QUEUE_DEPTH.labels(provider=provider_id, model=model)
+        child.set(depth)
+
+    return set_depth
 
 
 def _window_report(state: WindowState) -> dict[str, object]:

@@ -63,7 +63,12 @@ class SlidingWindow:
 
     Requests admitted within SLOT of each other share one slot [first, last, tokens, {rid: tokens}],
     so the log holds slots, not requests, and its totals are kept as it changes. A slot leaves the
-    window when its last request does: never earlier than exact, at most SLOT later.
+    window when its last request does: never earlier than exact, at most SLOT later, and holds
+    nobody once it left.
+
+    `add` indexes a request by its rid, for `settle`, `remove` and repeat admissions. `hold` does
+    not: its caller keeps the slot and settles through it (`settle_held`), and indexes the request
+    (`index`) only if it may be found by rid later. That spares the busiest path an index entry.
     """
 
     __slots__ = ("length", "slots", "where", "count", "total")
@@ -71,7 +76,7 @@ class SlidingWindow:
     def __init__(self, length: float) -> None:
         self.length = length
         self.slots: deque[list[Any]] = deque()  # oldest first
-        self.where: dict[str, list[Any]] = {}  # rid -> its slot
+        self.where: dict[str, list[Any]] = {}  # rid -> its slot, for the requests indexed
         self.count = 0  # requests inside the window
         self.total = 0  # tokens inside the window
 
@@ -86,13 +91,15 @@ class SlidingWindow:
     def prune(self, now: float) -> None:
         horizon = now - self.length
         slots = self.slots
+        where = self.where
         while slots and (slots[0][1] <= horizon or not slots[0][3]):
             _, _, tokens, members = slots.popleft()
             self.count -= len(members)
             self.total -= tokens
-            where = self.where
-            for rid in members:
-                del where[rid]
+            if where:
+                for rid in members:
+                    where.pop(rid, None)
+            members.clear()  # whoever still holds the slot settles nothing in it
 
     def wait(self, now: float, rpm: int | None, tpm: int | None, cost: int,
              repeat_of: str = "") -> tuple[str, float] | None:
@@ -112,6 +119,13 @@ class SlidingWindow:
             return "tokens", self._until_freed(now, self.total + cost - tpm, 2)
         return None
 
+    def fits(self, now: float, rpm: int | None, tpm: int | None, cost: int) -> bool:
+        """`wait(...) is None` for a new request, without working out the wait: the admission fast path."""
+        slots = self.slots
+        if slots and (slots[0][1] <= now - self.length or not slots[0][3]):
+            self.prune(now)
+        return (rpm is None or self.count < rpm) and (tpm is None or self.total + cost <= tpm)
+
     def _until_freed(self, now: float, need: int, field: int) -> float:
         """Seconds until the oldest slots free `need` requests (field 3) or tokens (field 2)."""
         freed = 0
@@ -129,6 +143,10 @@ class SlidingWindow:
             self.add(now, rid, tokens)
 
     def add(self, now: float, rid: str, tokens: int) -> None:
+        self.where[rid] = self.hold(now, rid, tokens)
+
+    def hold(self, now: float, rid: str, tokens: int) -> list[Any]:
+        """`add` without the index: returns the slot, which the caller keeps to settle through."""
         slots = self.slots
         slot = slots[-1] if slots else None
         if slot is not None and now - slot[0] < SLOT:
@@ -139,19 +157,29 @@ class SlidingWindow:
             slots.append(slot)
         slot[2] += tokens
         slot[3][rid] = tokens
-        self.where[rid] = slot
         self.count += 1
         self.total += tokens
+        return slot
+
+    def index(self, slot: list[Any], rid: str) -> None:
+        """Make a request held in `slot` findable by its rid while it is in the window."""
+        if rid in slot[3]:
+            self.where[rid] = slot
 
     def settle(self, rid: str, tokens: int) -> None:
         """Replace a reservation by the tokens really used (no-op once it left the window)."""
         slot = self.where.get(rid)
         if slot is not None:
-            members = slot[3]
-            delta = tokens - members[rid]
+            self.settle_held(slot, rid, tokens)
+
+    def settle_held(self, slot: list[Any], rid: str, tokens: int) -> None:
+        """`settle` for a request held in `slot` (no-op once it left the window)."""
+        members = slot[3]
+        held = members.get(rid)
+        if held is not None:
             members[rid] = tokens
-            slot[2] += delta
-            self.total += delta
+            slot[2] += tokens - held
+            self.total += tokens - held
 
     def remove(self, rid: str) -> None:
         slot = self.where.pop(rid, None)

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
 
+import pytest
+
+from lockgate.proxy.quota import memory_store
 from lockgate.proxy.quota.memory_store import FLUSH_INTERVAL, USAGE_FILE, MemoryStore
 from lockgate.proxy.quota.plan import BudgetSpec, Group
 
@@ -30,6 +34,32 @@ async def test_usage_is_written_within_the_flush_interval_without_close(tmp_path
     assert counters == {"tokens": 200, "requests": 1}
     (refused,) = await reborn.reserve([GROUP], "r2", 801, "2026-11", 0)
     assert refused.refusal is not None and refused.refusal.reason == "budget"
+    await store.close()
+
+
+async def test_a_change_made_while_the_file_is_written_is_written_too(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    store = MemoryStore(60, str(tmp_path))
+    writing, go_on = threading.Event(), threading.Event()
+    write = memory_store._write_atomically
+
+    def held_write(path: Path, body: str) -> None:  # the first write waits until the test let it go
+        writing.set()
+        go_on.wait(10)
+        write(path, body)
+
+    monkeypatch.setattr(memory_store, "_write_atomically", held_write)
+    await store.reserve([GROUP], "r1", 300, "2026-11", 0)
+    assert await asyncio.to_thread(writing.wait, FLUSH_INTERVAL + 5), "usage never written"
+    await store.reserve([GROUP], "r2", 200, "2026-11", 0)  # while the first write is under way
+    go_on.set()
+    file = tmp_path / USAGE_FILE
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 2 * FLUSH_INTERVAL + 5  # with no further change and no close
+    while not file.exists() or json.loads(file.read_text())["months"]["2026-11"]["key:ns/k"]["requests"] < 2:
+        assert loop.time() < end, "the change made during the write was not written"
+        await asyncio.sleep(0.05)
+    assert json.loads(file.read_text())["months"] == {"2026-11": {"key:ns/k": {"tokens": 500, "requests": 2}}}
     await store.close()
 
 
