@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
 from lockgate.api.ir import ConsumerKey, Provider
 from lockgate.proxy.balancing import Lease, PickRequest
 from lockgate.proxy.balancing.prefix import prompt_prefix
@@ -35,8 +33,9 @@ from lockgate.proxy.upstream import Response, ServerDisconnected
 if TYPE_CHECKING:
     from lockgate.proxy.gateway import Gateway
 
-# Upstream failures (UpstreamError is a ConnectionError) and aiohttp's, raised by writes to the client.
-CONNECT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError)
+# Upstream failures (UpstreamError) and failed writes to the client (aiohttp raises ConnectionResetError's
+# subclasses) are all ConnectionErrors.
+CONNECT_ERRORS = (ConnectionError,)
 
 
 class _Retryable(Exception):

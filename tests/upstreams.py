@@ -40,6 +40,18 @@ class Received:
     body: dict[str, Any]
 
 
+async def _paced(request: web.Request, action: Action, index: int) -> bool:
+    """Before a stream's piece `index`: False when the script breaks the stream there (the connection
+    is dropped), else True once the script's pause between pieces is over."""
+    if action.break_after is not None and index >= action.break_after:
+        assert request.transport is not None
+        request.transport.close()
+        return False
+    if action.chunk_delay:
+        await asyncio.sleep(action.chunk_delay)
+    return True
+
+
 @dataclass
 class FakeUpstream:
     kind: Kind = "openai"
@@ -203,12 +215,8 @@ class FakeUpstream:
                 return response
             await response.write(chunk({"role": "assistant", "content": ""}))
             for i, piece in enumerate(self._pieces(action)):
-                if action.break_after is not None and i >= action.break_after:
-                    assert request.transport is not None
-                    request.transport.close()
+                if not await _paced(request, action, i):
                     return response
-                if action.chunk_delay:
-                    await asyncio.sleep(action.chunk_delay)
                 await response.write(chunk({"content": piece}))
             await response.write(chunk({}, "stop"))
             if include_usage:
@@ -255,12 +263,8 @@ class FakeUpstream:
             await send("content_block_start", {"type": "content_block_start", "index": 0,
                                                "content_block": {"type": "text", "text": ""}})
             for i, piece in enumerate(pieces):
-                if action.break_after is not None and i >= action.break_after:
-                    assert request.transport is not None
-                    request.transport.close()
+                if not await _paced(request, action, i):
                     return response
-                if action.chunk_delay:
-                    await asyncio.sleep(action.chunk_delay)
                 await send("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                    "delta": {"type": "text_delta", "text": piece}})
             await send("content_block_stop", {"type": "content_block_stop", "index": 0})

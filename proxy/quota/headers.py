@@ -77,28 +77,35 @@ def window_headers(requests: Sequence[LimitRow], tokens: Sequence[LimitRow], now
     This runs on every admission: one dict built at once, each reset formatted once."""
     headers: dict[str, str] = {}
     reset_of: SlidingWindow | None = None
+    reset = "0s"
     if requests:
-        w, limit, text = requests[0]
-        if len(requests) > 1:
-            for row in requests[1:]:  # the tightest, the first one on a tie
-                if row[1] - row[0].count < limit - w.count:
-                    w, limit, text = row
-        left = limit - w.count
-        reset = reset_text(w.slots[0][1] + w.length - now) if w.count else "0s"
-        reset_of = w
+        w, text, left = _tightest(requests, False)
+        reset, reset_of = _reset(w, now), w
         headers = {"x-ratelimit-limit-requests": text,
                    "x-ratelimit-remaining-requests": str(left) if left > 0 else "0",
                    "x-ratelimit-reset-requests": reset}
     if tokens:
-        w, limit, text = tokens[0]
-        if len(tokens) > 1:
-            for row in tokens[1:]:
-                if row[1] - row[0].total < limit - w.total:
-                    w, limit, text = row
-        left = limit - w.total
+        w, text, left = _tightest(tokens, True)
         if w is not reset_of:
-            reset = reset_text(w.slots[0][1] + w.length - now) if w.count else "0s"
+            reset = _reset(w, now)
         headers["x-ratelimit-limit-tokens"] = text
         headers["x-ratelimit-remaining-tokens"] = str(left) if left > 0 else "0"
         headers["x-ratelimit-reset-tokens"] = reset
     return headers
+
+
+def _tightest(rows: Sequence[LimitRow], tokens: bool) -> tuple[SlidingWindow, str, int]:
+    """The row with the least left of its limit (the first one on a tie): its window, limit text and what is left."""
+    w, limit, text = rows[0]
+    left = limit - (w.total if tokens else w.count)
+    for row in rows[1:]:
+        row_left = row[1] - (row[0].total if tokens else row[0].count)
+        if row_left < left:
+            w, _, text = row
+            left = row_left
+    return w, text, left
+
+
+def _reset(w: SlidingWindow, now: float) -> str:
+    """When the oldest request of a pruned window leaves it."""
+    return reset_text(w.slots[0][1] + w.length - now) if w.count else "0s"
