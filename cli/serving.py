@@ -31,6 +31,10 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--default-output-reservation", type=int, default=4096, metavar="TOKENS",
                         help="output tokens reserved against tpm and the monthly budget when a request sets no "
                              "max_tokens, lowered to what the tightest tpm leaves (default 4096)")
+    parser.add_argument("--drain-seconds", type=float, default=10.0, metavar="SECONDS",
+                        help="on SIGTERM: readiness off, then up to this long for requests in flight to finish; "
+                             "a stream still running then ends with an error event (default 10; in Kubernetes, "
+                             "terminationGracePeriodSeconds less the preStop delay, and a little margin)")
     parser.add_argument("--gateway-name", default="lockgate", help="the gateway label in metrics")
     parser.add_argument("--log-level", default=os.environ.get("LOCKGATE_LOG_LEVEL", "INFO"))
 
@@ -43,6 +47,7 @@ def settings_from(args: argparse.Namespace) -> ProxySettings:
         host=args.host, port=args.port, admin_port=args.admin_port, gateway_name=args.gateway_name,
         quota_store=args.quota_store, quota_fail_mode=args.quota_fail_mode, replicas_hint=args.replicas_hint,
         state_dir=args.state_dir, default_output_reservation=args.default_output_reservation,
+        drain_seconds=args.drain_seconds,
     )
 
 

@@ -1,8 +1,12 @@
 """The proxy process: the public API app, the admin app, and their lifecycle.
 
 `serve(source, settings)` loads configurations from the source (not ready
-until the first), serves until cancelled or SIGTERM/SIGINT, then turns
-readiness off, drains requests in flight for `drain_seconds` and exits.
+until the first), serves until cancelled or SIGTERM/SIGINT, then drains:
+readiness off, idle event streams (MCP notification streams) closed at once,
+requests in flight given up to `drain_seconds` to finish; whatever still runs
+at that deadline is ended properly (a stream with an OpenAI error event, a
+request with a 503 OpenAI error, an MCP stream with the end of its body), and
+the process exits.
 `ProxyServer` is the same as an async context manager with the bound ports,
 for tests and embedding.
 """
@@ -28,8 +32,12 @@ from lockgate.proxy.handlers import add_routes, fallback
 from lockgate.proxy.quota import QuotaService, make_quota_service
 from lockgate.proxy.quota import metrics as quota_metrics
 from lockgate.proxy.source import ConfigSource
+from lockgate.proxy.streams import OPEN_REQUESTS
 
 log = logging.getLogger("lockgate.proxy")
+
+DEFAULT_DRAIN_SECONDS = 10.0
+CLOSE_SECONDS = 2.0  # after the drain: for handlers the deadline ended to write their last bytes
 
 
 @dataclass
@@ -41,7 +49,7 @@ class ProxySettings:
     quota_store: str = "memory"  # or "redis://..."
     quota_fail_mode: str = "open"  # open | closed
     replicas_hint: int = 1
-    drain_seconds: float = 10.0
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS
     state_dir: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024
     access_log: str | None = "-"  # JSON lines: "-" stdout, a file path, or None for none
@@ -55,6 +63,7 @@ def _json(value: object, status: int = 200) -> web.Response:
 def build_app(gateway: Gateway) -> web.Application:
     app = web.Application(client_max_size=gateway.max_body_bytes)
     app[GATEWAY] = gateway
+    app[OPEN_REQUESTS] = gateway.open_requests
     add_routes(app)
     try:  # the MCP module mounts its routes before the catch-all
         mcp = importlib.import_module("lockgate.proxy.mcp")
@@ -128,8 +137,8 @@ class ProxyServer:
         for app, port in ((build_app(self.gateway), self.settings.port),
                           (build_admin_app(self.gateway), self.settings.admin_port)):
             # handler_cancellation: a client that disconnects cancels its handler, and so its upstream request.
-            runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
-                                   shutdown_timeout=self.settings.drain_seconds)
+            # The drain has waited already when the runners stop: they only let the last bytes out.
+            runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=CLOSE_SECONDS)
             await runner.setup()
             site = web.TCPSite(runner, self.settings.host, port, reuse_address=True)
             await site.start()
@@ -155,12 +164,23 @@ class ProxyServer:
         await asyncio.wait_for(self._loaded.wait(), timeout)
 
     async def drain(self) -> None:
-        """Readiness off, then wait (up to drain_seconds) for requests in flight to finish."""
-        self.gateway.draining = True
+        """Readiness off and idle streams closed; then wait (up to drain_seconds) for requests in
+        flight to finish, and end properly whatever still runs at the deadline."""
+        gateway = self.gateway
+        gateway.draining = True
+        open_requests = gateway.open_requests
+        open_requests.end(idle_only=True)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.drain_seconds
-        while self.gateway.in_flight > 0 and loop.time() < deadline:
+        while (gateway.in_flight > 0 or open_requests.busy > 0) and loop.time() < deadline:
             await asyncio.sleep(0.05)
+        ended = open_requests.end(idle_only=False)
+        if ended:
+            log.warning("drain deadline (%gs) passed: ended %d request(s) still running",
+                        self.settings.drain_seconds, ended)
+        close_by = loop.time() + CLOSE_SECONDS
+        while open_requests.running > 0 and loop.time() < close_by:
+            await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
         if self._loader is not None:

@@ -96,7 +96,7 @@ def test_operator_probe_and_args(default_objs: list[Obj]) -> None:
     assert "--liveness=http://0.0.0.0:8081/healthz" in args
     assert "--config-map=lockgate-config" in args
     assert "--credentials-secret=lockgate-credentials" in args
-    assert "--proxy-service=lg-lockgate-proxy" in args
+    assert "--proxy-service=lg-lockgate-proxy-admin" in args and "--proxy-admin-port=9090" in args
     assert "--peering=lockgate" in args
     assert "--no-cluster-scan" in args  # no cluster-scope reads granted by default
     assert {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in c["env"]
@@ -119,8 +119,18 @@ def test_proxy_probes_ports_and_args(default_objs: list[Obj]) -> None:
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
     assert c["args"] == [
         "proxy", f"--config-map={NAMESPACE}/lockgate-config", f"--credentials-secret={NAMESPACE}/lockgate-credentials",
-        "--host=0.0.0.0", "--port=8080", "--admin-port=9090", "--quota-store=memory", "--replicas-hint=2",
+        "--host=0.0.0.0", "--port=8080", "--admin-port=9090", "--drain-seconds=293", "--quota-store=memory",
+        "--replicas-hint=2",
     ]
+
+
+def test_proxy_drains_for_the_grace_period_less_the_prestop_delay() -> None:
+    objs = render(sets=["proxy.terminationGracePeriodSeconds=60", "proxy.preStopSleepSeconds=10"])
+    pod = one(objs, "Deployment", "-proxy")["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert pod["terminationGracePeriodSeconds"] == 60
+    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "10"]
+    assert "--drain-seconds=48" in c["args"]  # 60 - 10, and 2 s to end what is left and exit
 
 
 def test_proxy_replicas_share_one_mcp_session_key(default_objs: list[Obj]) -> None:
@@ -188,6 +198,31 @@ def test_optional_objects_follow_values(default_objs: list[Obj], full_objs: list
     # The traffic Service must not match the ServiceMonitor: metrics live only on the admin port.
     traffic_labels = one(full_objs, "Service", "-proxy")["metadata"]["labels"]
     assert not sm["spec"]["selector"]["matchLabels"].items() <= traffic_labels.items()
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    return dict(selector.get("matchLabels") or {}).items() <= labels.items() and not selector.get("matchExpressions")
+
+
+def test_operator_reaches_the_admin_port_it_is_configured_with() -> None:
+    objs = render([FULL], sets=["proxy.adminPort=9191"])
+    (c,) = containers(one(objs, "Deployment", "-operator"))
+    admin_svc = one(objs, "Service", "-proxy-admin")
+    assert f"--proxy-service={admin_svc['metadata']['name']}" in c["args"]
+    assert "--proxy-admin-port=9191" in c["args"]
+    (proxy,) = containers(one(objs, "Deployment", "-proxy"))
+    assert container_port(proxy, "admin") == 9191 and admin_svc["spec"]["ports"][0]["targetPort"] == "admin"
+    # metricsIngressFrom names only a monitoring namespace: the operator is let in all the same.
+    operator_labels = one(objs, "Deployment", "-operator")["spec"]["template"]["metadata"]["labels"]
+    (admin_rule,) = [r for r in one(objs, "NetworkPolicy", "-proxy")["spec"]["ingress"]
+                     if r["ports"][0]["port"] == "admin"]
+    assert any(set(peer) == {"podSelector"} and selects(peer["podSelector"], operator_labels)
+               for peer in admin_rule["from"])
+    # Egress is restricted in these values: the operator's own policy lets it out to that port.
+    proxy_labels = one(objs, "Deployment", "-proxy")["spec"]["template"]["metadata"]["labels"]
+    egress = one(objs, "NetworkPolicy", "-operator")["spec"]["egress"]
+    assert any(rule.get("ports") == [{"port": 9191, "protocol": "TCP"}]
+               and any(selects(peer["podSelector"], proxy_labels) for peer in rule["to"]) for rule in egress)
 
 
 def test_proxy_spreads_over_zones_and_nodes(default_objs: list[Obj]) -> None:

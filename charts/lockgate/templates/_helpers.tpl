@@ -91,6 +91,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- concat (list .Values.config.configMapName) $parts .Values.proxy.rbac.extraConfigMapNames | uniq | toJson -}}
 {{- end -}}
 
+{{/* How long a stopping proxy lets requests finish: the grace period less the preStop delay,
+and DRAIN_MARGIN seconds to end what is left and exit before the kubelet kills the process. */}}
+{{- define "lockgate.proxyDrainSeconds" -}}
+{{- $left := sub (sub (int .Values.proxy.terminationGracePeriodSeconds) (int .Values.proxy.preStopSleepSeconds)) 2 -}}
+{{- max 1 $left -}}
+{{- end -}}
+
 {{/* Replicas the quota store divides per-replica limits by. */}}
 {{- define "lockgate.proxyReplicasHint" -}}
 {{- if .Values.proxy.autoscaling.enabled -}}
