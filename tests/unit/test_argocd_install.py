@@ -48,10 +48,19 @@ def wave(app: dict[str, Any]) -> int:
 
 
 def test_applications_sync_chart_before_resources() -> None:
-    apps = {a["metadata"]["name"]: a for a in yaml.safe_load_all(
-        (REPO / "deploy" / "argocd" / "applications.yaml").read_text(encoding="utf-8"))}
+    docs = list(yaml.safe_load_all((REPO / "deploy" / "argocd" / "applications.yaml").read_text(encoding="utf-8")))
+    apps = {a["metadata"]["name"]: a for a in docs if a["kind"] == "Application"}
+    namespaces = {n["metadata"]["name"]: wave(n) for n in docs if n["kind"] == "Namespace"}
     chart, resources = apps["lockgate"], apps["lockgate-resources"]
     assert wave(chart) < wave(resources)
+    # Every namespace an Application writes into exists in an earlier wave: the chart's own, the
+    # watched ones (a Role and a KopfPeering each) and the resources' destination.
+    watched_by_chart = chart["spec"]["source"]["helm"]["valuesObject"]["operator"]["watchNamespaces"]
+    for app, needs in ((chart, [chart["spec"]["destination"]["namespace"], *watched_by_chart]),
+                       (resources, [resources["spec"]["destination"]["namespace"]])):
+        for ns in needs:
+            assert namespaces.get(ns, 0) < wave(app), f"{app['metadata']['name']} writes into {ns} before it exists"
+        assert "retry" in app["spec"]["syncPolicy"], "a first sync on an empty cluster may need another try"
     assert (REPO / chart["spec"]["source"]["path"] / "Chart.yaml").is_file()
     assert "ServerSideApply=true" in chart["spec"]["syncPolicy"]["syncOptions"]
     assert "SkipDryRunOnMissingResource=true" in resources["spec"]["syncPolicy"]["syncOptions"]
