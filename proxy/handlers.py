@@ -86,9 +86,9 @@ async def recorded(request: web.Request, serve: Serve) -> web.StreamResponse:
         return error.response(record.request_id)
     except asyncio.CancelledError:
         if gateway.open_requests.ended(task):  # the drain's deadline, before any answer
-            error = shutting_down()
-            record.fail(error)
-            return error.response(record.request_id)
+            ended = shutting_down()
+            record.fail(ended)
+            return ended.response(record.request_id)
         if not record.error_type:  # the client went away
             record.status, record.error_type = 499, "client_closed"
         raise

@@ -48,6 +48,7 @@ class ProxySettings:
     gateway_name: str = "lockgate"
     quota_store: str = "memory"  # or "redis://..."
     quota_fail_mode: str = "open"  # open | closed
+    quota_store_ca: str | None = None  # CA bundle of a TLS Redis (rediss://)
     replicas_hint: int = 1
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
     state_dir: str | None = None
@@ -121,7 +122,7 @@ class ProxyServer:
         self.source = source
         self.settings = settings
         quota = quota or make_quota_service(settings.quota_store, settings.quota_fail_mode, settings.replicas_hint,
-                                            settings.state_dir)
+                                            settings.state_dir, ca_file=settings.quota_store_ca)
         self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes,
                                access_log=AccessLog(settings.access_log),
                                default_output_reservation=settings.default_output_reservation)

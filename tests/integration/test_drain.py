@@ -127,3 +127,34 @@ async def test_what_runs_past_the_deadline_ends_in_openais_error_format(upstream
         assert answered.value.body["code"] == "server_shutting_down"  # type: ignore[index]
         assert await exit_code(gateway, 10) == 0
         assert "ended 2 request(s)" in gateway.logs()
+
+
+async def test_an_idle_mcp_stream_ends_cleanly_when_the_drain_starts() -> None:
+    """An MCP client's SSE channel with nothing pending only waits for news: a draining replica
+    closes it at once (the body ends properly, no reset), so the client reconnects to a replica
+    that stays, and the drain does not wait for it."""
+    from lockgate.api.ir import HttpTool, McpServer
+    from lockgate.proxy.server import ProxyServer, ProxySettings
+    from lockgate.proxy.source import StaticSource
+    from tests.integration.mcp_fixtures.harness import key, snapshot
+
+    tools = McpServer(id="team/orders", name="orders", path="/orders", kind="tools", description="Orders",
+                      tools=(HttpTool(name="ping", method="GET", url="http://127.0.0.1:9/ping"),))
+    server = ProxyServer(StaticSource(snapshot([tools], [key("full", ("team/orders",))])),
+                         ProxySettings(port=0, admin_port=0, drain_seconds=30, access_log=None))
+    await server.start()
+    try:
+        await server.wait_ready()
+        async with httpx.AsyncClient(timeout=10) as http:
+            async with http.stream("GET", f"http://127.0.0.1:{server.port}/orders/sse",
+                                   headers={"Authorization": "Bearer sk-full"}) as stream:
+                lines = stream.aiter_lines()
+                assert (await anext(lines)) == "event: endpoint"
+                started = time.monotonic()
+                drain = asyncio.create_task(server.drain())
+                rest = [line async for line in lines]  # ends, without an error, when the body ends
+                assert any(line.startswith("data: ") for line in rest)
+            await asyncio.wait_for(drain, 5)
+            assert time.monotonic() - started < 5  # not the 30 s drain: nothing was in flight
+    finally:
+        await server.stop()

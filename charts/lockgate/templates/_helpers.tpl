@@ -107,6 +107,27 @@ and DRAIN_MARGIN seconds to end what is left and exit before the kubelet kills t
 {{- end -}}
 {{- end -}}
 
+{{- define "lockgate.redisName" -}}
+{{- printf "%s-redis" (include "lockgate.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* "true" when the proxies count quotas in the chart's own Redis. */}}
+{{- define "lockgate.bundledRedis" -}}
+{{- $q := .Values.proxy.quota -}}
+{{- if and (eq $q.store "redis") (not $q.redis.url) (not $q.redis.existingSecret.name) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding the bundled Redis' password: the user's, or one the operator generates. */}}
+{{- define "lockgate.redisPasswordSecretName" -}}
+{{- default (include "lockgate.redisName" .) .Values.redis.passwordSecret.name -}}
+{{- end -}}
+
+{{/* "true" when the proxies keep the month's usage on a volume of their own (a StatefulSet). */}}
+{{- define "lockgate.proxyStateful" -}}
+{{- $q := .Values.proxy.quota -}}
+{{- if and (eq $q.store "memory") $q.memory.persistence.enabled -}}true{{- end -}}
+{{- end -}}
+
 {{/* The Secret holding the MCP session signing key: the user's, or the chart's own. */}}
 {{- define "lockgate.mcpSessionSecretName" -}}
 {{- default (printf "%s-mcp-session" (include "lockgate.fullname" .)) .Values.proxy.mcp.sessionKeySecret.name -}}
