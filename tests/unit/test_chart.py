@@ -318,6 +318,12 @@ def test_by_default_the_proxies_count_in_the_bundled_redis(default_objs: list[Ob
     assert selects(peer["podSelector"], proxy_labels)
     operator_labels = one(default_objs, "Deployment", "-operator")["spec"]["template"]["metadata"]["labels"]
     assert not selects(peer["podSelector"], operator_labels)
+    # With egress restricted by the chart's own policy, the proxies may still reach it.
+    objs = render(sets=["networkPolicy.enabled=true", "networkPolicy.egress[0].ports[0].port=443"])
+    egress = one(objs, "NetworkPolicy", "-proxy")["spec"]["egress"]
+    assert any(rule.get("ports") == [{"port": 6379, "protocol": "TCP"}]
+               and selects(rule["to"][0]["podSelector"], redis["spec"]["template"]["metadata"]["labels"])
+               for rule in egress)
 
 
 def test_a_managed_redis_replaces_the_bundled_one() -> None:
