@@ -161,6 +161,7 @@ class Gateway:
     def finish(self, record: RequestRecord) -> None:
         self.in_flight -= 1
         self.metrics.in_flight -= 1
+        self.open_requests.finished()
         observe(self.metrics, record, self.access_log)
 
     def authenticate(self, snapshot: CompiledSnapshot, headers: Mapping[str, str]) -> KeyEntry:

@@ -171,17 +171,13 @@ class ProxyServer:
         gateway.draining = True
         open_requests = gateway.open_requests
         open_requests.end(idle_only=True)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.drain_seconds
-        while (gateway.in_flight > 0 or open_requests.busy > 0) and loop.time() < deadline:
-            await asyncio.sleep(0.05)
+        await open_requests.wait_until(lambda: gateway.in_flight <= 0 and open_requests.busy == 0,
+                                       self.settings.drain_seconds)
         ended = open_requests.end(idle_only=False)
         if ended:
             log.warning("drain deadline (%gs) passed: ended %d request(s) still running",
                         self.settings.drain_seconds, ended)
-        close_by = loop.time() + CLOSE_SECONDS
-        while open_requests.running > 0 and loop.time() < close_by:
-            await asyncio.sleep(0.01)
+        await open_requests.wait_until(lambda: open_requests.running == 0, CLOSE_SECONDS)
 
     async def stop(self) -> None:
         if self._loader is not None:

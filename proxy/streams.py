@@ -21,12 +21,39 @@ from typing import Any
 from aiohttp import web
 
 Idle = Callable[[], bool]  # True while the stream only waits for news
+RECHECK = 0.5  # seconds between looks at the idle streams while a drain waits
 
 
 class OpenRequests:
     def __init__(self) -> None:
         self._running: dict[asyncio.Task[Any], Idle | None] = {}
         self._ended: set[asyncio.Task[Any]] = set()
+        self._finished: asyncio.Event | None = None  # set when a request finishes, while a drain waits
+
+    def finished(self) -> None:
+        """A request (registered or not) finished: a waiting drain looks again."""
+        if self._finished is not None:
+            self._finished.set()
+
+    async def wait_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `done()` holds, looking again each time a request finishes, and every RECHECK
+        seconds (a stream may turn idle with no request finishing); False at the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._finished = finished = asyncio.Event()
+        try:
+            while not done():
+                left = deadline - loop.time()
+                if left <= 0:
+                    return False
+                finished.clear()
+                try:
+                    await asyncio.wait_for(finished.wait(), min(left, RECHECK))
+                except TimeoutError:
+                    pass
+            return True
+        finally:
+            self._finished = None
 
     def enter(self, idle: Idle | None = None) -> asyncio.Task[Any]:
         """Register the current task until `leave`."""
@@ -38,6 +65,7 @@ class OpenRequests:
     def leave(self, task: asyncio.Task[Any]) -> None:
         self._running.pop(task, None)
         self._ended.discard(task)
+        self.finished()
 
     def ended(self, task: asyncio.Task[Any]) -> bool:
         """Whether the drain cancelled `task`; if so the cancellation is taken back, so the
