@@ -20,7 +20,7 @@ class AllowedNamespaces(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "self.from == 'Names' ? has(self.names) && size(self.names) > 0 : !has(self.names)",
+                {"rule": "(has(self.from) && self.from == 'Names') == (has(self.names) && size(self.names) > 0)",
                  "message": "names is set exactly when from is Names"},
             ]
         }
