@@ -309,7 +309,9 @@ class Connection(asyncio.Protocol):
         response._finish()
         # Pooled only when the whole request went out: an early answer with part of the body unsent
         # would leave the next request's bytes behind the rest of this one.
-        if self._parser.should_keep_alive() and not self.closed and not transport.get_write_buffer_size():
+        if transport.get_write_buffer_size():
+            self.abort()  # not close(): that would wait for the rest to go out to an upstream not reading it
+        elif self._parser.should_keep_alive() and not self.closed:
             self._pool(response.headers)
         else:
             self.closed = True

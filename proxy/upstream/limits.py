@@ -20,11 +20,11 @@ class UpstreamSettings:
     max_header_bytes: int = 64 * 1024  # a response head's header names and values, all together
     max_header_count: int = 256  # header lines in one response head (trailers count too)
     max_body_bytes: int = 128 * MiB  # a whole (non-stream) body; streams are flow-controlled instead
-    max_event_bytes: int = 8 * MiB  # one server-sent event of a stream
     drop_body_bytes: int = 64 * 1024  # an unread body (429, 5xx) up to this size is read to keep the connection
     max_connections_per_origin: int = 1024  # requests beyond it wait for a connection of that origin
     max_connection_age: float = 600.0  # seconds: an older connection is not reused (rebalances behind DNS)
     keepalive: float = 60.0  # seconds an idle connection is reused (less when the upstream says so)
+    sweep_interval: float = 5.0  # seconds between sweeps that close expired idle connections and forget origins
     happy_eyeballs_delay: float = 0.25  # seconds before the next address of a host is tried in parallel
     http_proxy: str | None = None  # HTTP CONNECT proxy for http upstreams
     https_proxy: str | None = None  # HTTP CONNECT proxy for https upstreams

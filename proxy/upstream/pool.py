@@ -27,7 +27,6 @@ from lockgate.proxy.upstream.response import Response
 from lockgate.proxy.upstream.transport import Reach, UpstreamTransport, reach_for
 
 KEEPALIVE = UpstreamSettings.keepalive  # seconds an idle connection is reused
-SWEEP_EVERY = 5.0  # seconds between sweeps of idle connections and origins
 
 
 class UpstreamPool:
@@ -109,7 +108,7 @@ class UpstreamPool:
 
     def _sweep(self, now: float) -> None:
         """Closes idle connections past their expiry, everywhere; forgets origins with nothing left."""
-        self._next_sweep = now + SWEEP_EVERY
+        self._next_sweep = now + self.settings.sweep_interval
         for key, slot in list(self._origins.items()):
             for conn in [c for c in slot.idle if c.expires <= now]:
                 conn.abort()

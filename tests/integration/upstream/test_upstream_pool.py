@@ -163,39 +163,6 @@ async def test_a_connection_the_upstream_closed_while_idle_is_not_used(pool: Ups
         assert [(r.connection, r.number) for r in server.requests] == [(0, 0), (1, 0), (2, 0)]
 
 
-async def test_a_post_is_never_sent_twice(pool: UpstreamPool) -> None:
-    received = asyncio.Event()
-
-    async def swallow(request: RawRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        if request.number == 0:
-            writer.write(answer(b"ok"))
-            return True
-        received.set()  # the generation started; then the upstream dies without a byte of answer
-        await asyncio.sleep(0.05)
-        return False
-
-    async with RawServer(swallow) as server:
-        assert await post(pool, server.url) == (200, b"ok")
-        with pytest.raises(ServerDisconnected, match="before answering"):
-            await post(pool, server.url, b'{"generate": 1}')
-        assert received.is_set()
-        assert [r.body for r in server.requests].count(b'{"generate": 1}') == 1
-        assert server.connections == 1
-
-
-@pytest.mark.parametrize(("timeout", "pooled"), [("1", 0), ("5", 1), ("junk", 1)])
-async def test_the_upstreams_keep_alive_timeout_is_honoured(pool: UpstreamPool, timeout: str, pooled: int) -> None:
-    async def short(request: RawRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        writer.write(answer(b"ok", headers=f"Keep-Alive: timeout={timeout}, max=100\r\n"))
-        return True
-
-    async with RawServer(short) as server:
-        assert await post(pool, server.url) == (200, b"ok")
-        assert pool.idle_connections(server.url) == pooled  # 1 s, less a second's margin: not reused
-        assert await post(pool, server.url) == (200, b"ok")
-        assert server.connections == 2 - pooled
-
-
 async def test_a_failure_after_the_answer_began_is_not_retried(pool: UpstreamPool) -> None:
     async def half(request: RawRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         if request.number == 0:
