@@ -38,11 +38,13 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> ProxySettings:
     """ProxySettings from the flags (imported late: the proxy is heavy)."""
     from lockgate.proxy.server import ProxySettings
+    from lockgate.proxy.upstream import UpstreamSettings
 
     return ProxySettings(
         host=args.host, port=args.port, admin_port=args.admin_port, gateway_name=args.gateway_name,
         quota_store=args.quota_store, quota_fail_mode=args.quota_fail_mode, replicas_hint=args.replicas_hint,
         state_dir=args.state_dir, default_output_reservation=args.default_output_reservation,
+        upstream=UpstreamSettings.from_environment(),
     )
 
 

@@ -15,7 +15,7 @@ import gc
 import importlib
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import orjson
@@ -28,6 +28,7 @@ from lockgate.proxy.handlers import add_routes, fallback
 from lockgate.proxy.quota import QuotaService, make_quota_service
 from lockgate.proxy.quota import metrics as quota_metrics
 from lockgate.proxy.source import ConfigSource
+from lockgate.proxy.upstream import UpstreamSettings
 
 log = logging.getLogger("lockgate.proxy")
 
@@ -46,6 +47,7 @@ class ProxySettings:
     max_body_bytes: int = 10 * 1024 * 1024
     access_log: str | None = "-"  # JSON lines: "-" stdout, a file path, or None for none
     default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)  # caps, pooling, proxies of upstream calls
 
 
 def _json(value: object, status: int = 200) -> web.Response:
@@ -115,7 +117,8 @@ class ProxyServer:
                                             settings.state_dir)
         self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes,
                                access_log=AccessLog(settings.access_log),
-                               default_output_reservation=settings.default_output_reservation)
+                               default_output_reservation=settings.default_output_reservation,
+                               upstream=settings.upstream)
         self._runners: list[web.AppRunner] = []
         self._sites: list[web.TCPSite] = []
         self._loader: asyncio.Task[None] | None = None

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 
 from lockgate.api.ir import Alias, ConsumerKey, GatewayConfig, Provider, ProviderModel, Route
 from lockgate.proxy.source import Snapshot
+from lockgate.proxy.upstream import UpstreamTransport
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class CompiledSnapshot:
     fixed_plans: dict[str, list[Target]] = field(default_factory=dict)  # models with one target: their plan
     # Every openai Route's aliases, for callers with no host (MCP model tools).
     all_aliases: dict[str, Alias] = field(default_factory=dict)
+    transports: dict[str, UpstreamTransport] = field(default_factory=dict)  # provider id -> its own proxy, TLS
 
     def host_view(self, host: str) -> HostView | None:
         view = self.exact_hosts.get(host)
@@ -86,6 +88,25 @@ class CompiledSnapshot:
 
     def credential(self, provider: Provider) -> str | None:
         return self.credentials.get(provider.credential) if provider.credential else None
+
+    def transport(self, provider: Provider) -> UpstreamTransport | None:
+        """The provider's own proxy and TLS material, or None for the pool's defaults."""
+        return self.transports.get(provider.id)
+
+
+def _compile_transports(providers: tuple[Provider, ...], credentials: dict[str, str]) -> dict[str, UpstreamTransport]:
+    transports = {}
+    for p in providers:
+        if p.proxy is None and p.ca_bundle is None and p.client_certificate is None:
+            continue
+        cert = p.client_certificate
+        transports[p.id] = UpstreamTransport(
+            proxy=None if p.proxy is None else "" if p.proxy == "direct" else p.proxy,
+            ca_pem=credentials.get(p.ca_bundle) if p.ca_bundle else None,
+            cert_pem=credentials.get(cert) if cert else None,
+            key_pem=credentials.get(cert + ".key") if cert else None,
+        )
+    return transports
 
 
 def _strip_port(host: str) -> str:
@@ -195,4 +216,5 @@ def compile_snapshot(snapshot: Snapshot, loaded_at: datetime | None = None) -> C
         served_models=tuple(sorted(tiers)),
         fixed_plans={m: [t[0][0]] for m, t in tiers.items() if len(t) == 1 and len(t[0]) == 1},
         all_aliases={a.name: a for r in config.routes if r.type == "openai" for a in r.aliases},
+        transports=_compile_transports(config.providers, snapshot.credentials.values),
     )
