@@ -26,7 +26,7 @@ from lockgate.proxy.upstream.resolve import Resolver
 from lockgate.proxy.upstream.response import Response
 from lockgate.proxy.upstream.transport import Reach, UpstreamTransport, reach_for
 
-KEEPALIVE = UpstreamSettings.keepalive  # seconds an idle connection is reused
+KEEPALIVE = UpstreamSettings().keepalive  # seconds an idle connection is reused
 
 
 class UpstreamPool:

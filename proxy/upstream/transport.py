@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import ipaddress
 import os
 import ssl
 import tempfile
@@ -20,7 +21,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
-from urllib.request import proxy_bypass_environment
 
 from lockgate.proxy.upstream.errors import InvalidRequest, TLSFailed
 from lockgate.proxy.upstream.limits import UpstreamSettings
@@ -52,7 +52,7 @@ def reach_for(origin: Origin, transport: UpstreamTransport | None, settings: Ups
         proxy_url = transport.proxy or None
     else:
         proxy_url = settings.https_proxy if origin.tls else settings.http_proxy
-        if proxy_url and settings.no_proxy and proxy_bypass_environment(origin.host, {"no": settings.no_proxy}):
+        if proxy_url and settings.no_proxy and bypasses_proxy(origin.host, settings.no_proxy):
             proxy_url = None
     proxy, authorization = parse_proxy(proxy_url) if proxy_url else (None, None)
     context = None
@@ -62,6 +62,36 @@ def reach_for(origin: Origin, transport: UpstreamTransport | None, settings: Ups
         else:
             context = default_ssl()
     return Reach(proxy, authorization, context)
+
+
+def bypasses_proxy(host: str, no_proxy: str) -> bool:
+    """Whether NO_PROXY names `host`: "*", the host, a parent domain ("example.com", ".example.com",
+    "*.example.com"), an address or a network of addresses ("10.0.0.0/8"); a port in an entry is ignored."""
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for raw in no_proxy.lower().split(","):
+        entry = raw.strip()
+        if entry == "*":
+            return True
+        if entry.startswith("["):  # [v6]:port
+            entry = entry[1:].partition("]")[0]
+        elif entry.count(":") == 1:  # host:port
+            entry = entry.partition(":")[0]
+        entry = entry.removeprefix("*").lstrip(".")
+        if not entry:
+            continue
+        if address is not None and ("/" in entry or entry[0].isdigit() or ":" in entry):
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        if host == entry or host.endswith("." + entry):
+            return True
+    return False
 
 
 def parse_proxy(url: str) -> tuple[Origin, str | None]:
