@@ -24,6 +24,7 @@ from lockgate.proxy.upstream.resolve import Resolver
 from tests.connectproxy import ConnectProxy
 from tests.kube.certs import KeyPair, client_cert, new_ca, serving_cert
 from tests.rawhttp import RawRequest, RawServer, answer
+from tests.tlsupstream import serve_tls, tls_server_context
 
 HEADERS = {"Content-Type": "application/json"}
 MiB = 1024 * 1024
@@ -73,39 +74,12 @@ async def test_happy_eyeballs_reaches_the_address_that_answers(blackhole: int) -
         server.close()
 
 
-def _tls_server_context(tmp_path: Path, leaf: KeyPair, name: str, client_ca: KeyPair | None = None) -> ssl.SSLContext:
-    (tmp_path / f"{name}.pem").write_bytes(leaf.cert_pem)
-    (tmp_path / f"{name}.key").write_bytes(leaf.key_pem)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / f"{name}.pem", tmp_path / f"{name}.key")
-    if client_ca is not None:
-        context.verify_mode = ssl.CERT_REQUIRED
-        context.load_verify_locations(cadata=client_ca.cert_pem.decode())
-    return context
-
-
-async def _serve_tls(host: str, port: int, context: ssl.SSLContext, body: bytes) -> asyncio.Server:
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-                await reader.readexactly(length)
-                writer.write(answer(body))
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(serve, host, port, ssl=context)
-
-
 async def test_a_tls_failure_on_one_address_tries_the_next(tmp_path: Path) -> None:
     trusted, stranger = new_ca("trusted"), new_ca("stranger")
-    good = await _serve_tls("127.0.0.1", 0, _tls_server_context(tmp_path, serving_cert(trusted, "127.0.0.1"), "good"),
+    good = await serve_tls("127.0.0.1", 0, tls_server_context(tmp_path, serving_cert(trusted, "127.0.0.1"), "good"),
                             b"trusted")
     port = good.sockets[0].getsockname()[1]
-    bad = await _serve_tls("127.0.0.2", port, _tls_server_context(tmp_path, serving_cert(stranger, "127.0.0.1"),
+    bad = await serve_tls("127.0.0.2", port, tls_server_context(tmp_path, serving_cert(stranger, "127.0.0.1"),
                                                                   "bad"), b"stranger")
     pool = UpstreamPool(ssl_context=ssl.create_default_context(cadata=trusted.cert_pem.decode()),
                         resolver=TwoAddresses())
@@ -297,8 +271,8 @@ async def test_a_providers_own_proxy_with_credentials() -> None:
 async def mtls_upstream(tmp_path: Path) -> AsyncIterator[tuple[int, KeyPair, KeyPair]]:
     """An https upstream on loopback that wants a client certificate of its own CA."""
     server_ca, client_ca = new_ca("upstream-ca"), new_ca("client-ca")
-    context = _tls_server_context(tmp_path, serving_cert(server_ca, "127.0.0.1"), "mtls", client_ca)
-    server = await _serve_tls("127.0.0.1", 0, context, b"mutual")
+    context = tls_server_context(tmp_path, serving_cert(server_ca, "127.0.0.1"), "mtls", client_ca)
+    server = await serve_tls("127.0.0.1", 0, context, b"mutual")
     try:
         yield server.sockets[0].getsockname()[1], server_ca, client_ca
     finally:
