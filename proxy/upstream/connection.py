@@ -28,7 +28,6 @@ from lockgate.proxy.upstream.response import Response
 HIGH_WATER = 64 * 1024  # unread stream bytes above which the socket is not read until the reader catches up
 _JOIN_LIMIT = 64 * 1024  # bodies up to this size leave with their head in one write (one copy, one send)
 _NAMES: dict[bytes, str] = {}  # header names as received -> lower case; the few names upstreams send
-_POLL = select.poll()  # one poller for the idle-socket check (register, poll(0), unregister): no fd limit
 
 
 class OriginConnections:
@@ -89,7 +88,7 @@ class Connection(asyncio.Protocol):
         self.answered = False  # a byte of the current request's answer arrived
         self.expires = 0.0  # while pooled: when it is too old to reuse
         self.retires = 0.0  # when the connection is too old to reuse at all
-        self.fd = -1
+        self._poll: select.poll | None = None  # this socket's readability, for the idle check (no fd limit)
         self._parser = httptools.HttpResponseParser(self)
         self._headers: dict[str, str] = {}
         self._interim = False
@@ -137,11 +136,7 @@ class Connection(asyncio.Protocol):
     def readable(self) -> bool:
         """Whether bytes or an end of stream wait on this idle connection's socket: the upstream closed it
         (or broke the protocol) and the event loop has not told us yet."""
-        _POLL.register(self.fd, select.POLLIN)
-        try:
-            return bool(_POLL.poll(0))
-        finally:
-            _POLL.unregister(self.fd)
+        return self._poll is not None and bool(self._poll.poll(0))
 
     def abort(self) -> None:
         self.closed = True
@@ -188,7 +183,9 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self.retires = self.loop.time() + self.slot.settings.max_connection_age
         sock = transport.get_extra_info("socket")
-        self.fd = sock.fileno() if sock is not None else -1
+        if sock is not None:
+            self._poll = select.poll()
+            self._poll.register(sock.fileno(), select.POLLIN)
         self.slot.live.add(self)
 
     def data_received(self, data: bytes) -> None:
