@@ -25,7 +25,6 @@ Handlers in this package and the MCP module (`lockgate.proxy.mcp`, whose
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
@@ -40,6 +39,7 @@ from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.auth import authenticate, check_model
 from lockgate.proxy.balancing import Balancer, make_balancer
 from lockgate.proxy.balancing.metrics import BalancerCollector
+from lockgate.proxy.edge import new_request_id, request_id_of
 from lockgate.proxy.errors import ApiError, model_not_found
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION, Estimate, estimate_request
 from lockgate.proxy.forward import forward
@@ -232,19 +232,6 @@ class Gateway:
                 await outcome.close(ok)
             if own:
                 self.finish(record)
-
-
-def request_id_of(request: web.Request) -> str:
-    """The client's x-request-id, or a new one."""
-    return request.headers.get("x-request-id") or new_request_id()
-
-
-_ids = random.Random(os.urandom(16))
-
-
-def new_request_id() -> str:
-    """24 hex digits, unpredictable enough to correlate logs (not a secret): no system call per request."""
-    return f"{_ids.getrandbits(96):024x}"
 
 
 def _deltas(block: bytes) -> list[str]:

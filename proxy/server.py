@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 import orjson
 from aiohttp import web
 
+from lockgate.proxy import edge
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
 from lockgate.proxy.gateway import GATEWAY, Gateway
@@ -55,6 +56,7 @@ def _json(value: object, status: int = 200) -> web.Response:
 def build_app(gateway: Gateway) -> web.Application:
     app = web.Application(client_max_size=gateway.max_body_bytes)
     app[GATEWAY] = gateway
+    edge.install(app)
     add_routes(app)
     try:  # the MCP module mounts its routes before the catch-all
         mcp = importlib.import_module("lockgate.proxy.mcp")
@@ -72,6 +74,7 @@ def build_app(gateway: Gateway) -> web.Application:
 def build_admin_app(gateway: Gateway) -> web.Application:
     app = web.Application()
     app[GATEWAY] = gateway
+    edge.install(app)
 
     async def healthz(_: web.Request) -> web.Response:
         return _json({"status": "ok"})
