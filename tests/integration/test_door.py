@@ -57,6 +57,15 @@ async def test_a_request_id_that_is_not_a_short_printable_token_is_replaced(upst
     assert sent_id(fake) == "req-42/a:b"
 
 
+async def test_a_key_that_is_not_utf8_is_refused_not_a_failure(upstream, gateway) -> None:  # type: ignore[no-untyped-def]
+    server = await gateway(snapshot([provider("ns/openai", "openai", (await upstream("openai")).url)]))
+    for header in (b"x-api-key: \x80", b"Authorization: Bearer caf\xe9", b"api-key: \xff\xfe"):
+        status, headers, data = await raw_exchange(
+            server.port, f"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n".encode() + header + b"\r\n\r\n")
+        assert status == 401, data
+        assert json.loads(data)["error"]["code"] == "invalid_api_key" and headers["x-request-id"]
+
+
 async def test_no_answer_names_a_version_and_every_answer_has_a_request_id(upstream, gateway) -> None:  # type: ignore[no-untyped-def]
     fake = await upstream("openai")
     server = await gateway(snapshot([provider("ns/openai", "openai", fake.url)]))

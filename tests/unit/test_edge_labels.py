@@ -49,3 +49,29 @@ def test_tool_labels_are_the_configured_names_and_a_bounded_few_from_upstreams()
     assert seen == {"tool-0", "tool-1", "tool-2", OTHER}
     assert labels.label(upstream, "tool-1", False) == "tool-1"
     assert labels.label(upstream, "", True) == ""
+
+
+def test_parsers_refuse_what_they_cannot_read_instead_of_failing() -> None:
+    from lockgate.proxy.auth import lookup
+    from lockgate.proxy.errors import ApiError
+    from lockgate.proxy.mcp import jsonrpc as rpc
+    from lockgate.proxy.mcp.session_token import _PREFIX, SessionSigner
+    from lockgate.proxy.snapshot import compile_snapshot
+    from tests.gatewayconfig import snapshot
+
+    compiled = compile_snapshot(snapshot([]))
+    for key in ("caf\udcc3\udca9", "\udc80", "k\u00e9y"):  # header bytes that are not UTF-8 arrive as surrogates
+        try:
+            lookup(compiled, key)
+            raise AssertionError("expected a refusal")
+        except ApiError as error:
+            assert error.status == 401
+    assert SessionSigner(b"k" * 32).decode(_PREFIX + "caf\u00e9.sig\udc80") is None
+    for raw in (b"[" * 100_000, b'{"a":' * 5000):
+        try:
+            rpc.parse_body(raw)
+            raise AssertionError("expected a parse error")
+        except rpc.RpcError as error:
+            assert error.code == rpc.PARSE_ERROR and error.status == 400
+    message = rpc.parse_body(b'{"jsonrpc":"2.0","id":1,"method":"\\udc80"}')
+    assert rpc.dumps(message).decode() == '{"jsonrpc":"2.0","id":1,"method":"\\udc80"}'
