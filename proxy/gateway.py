@@ -40,11 +40,12 @@ from lockgate.proxy.auth import authenticate, check_model
 from lockgate.proxy.balancing import Balancer, make_balancer
 from lockgate.proxy.balancing.metrics import BalancerCollector
 from lockgate.proxy.edge import new_request_id, request_id_of
-from lockgate.proxy.errors import ApiError, model_not_found
+from lockgate.proxy.errors import ApiError, model_not_found, upstream_error
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION, Estimate, estimate_request
 from lockgate.proxy.forward import forward
 from lockgate.proxy.metrics import Metrics, make_metrics
 from lockgate.proxy.outlier import OutlierDetector
+from lockgate.proxy.providers.base import UpstreamStreamError, json_object
 from lockgate.proxy.quota import QuotaService
 from lockgate.proxy.record import RequestRecord, observe
 from lockgate.proxy.routing import expand_alias, plan
@@ -218,9 +219,12 @@ class Gateway:
                 raise ApiError(outcome.status, _error_message(outcome.body), type="api_error", code="upstream_error",
                                error_type="upstream_error")
             record.status = 200
-            async for event in outcome.events():
-                for text in _deltas(event):
-                    yield text
+            try:
+                async for event in outcome.events():
+                    for text in _deltas(event):
+                        yield text
+            except (ConnectionError, TimeoutError, UpstreamStreamError) as exc:  # mid-stream: the upstream failed
+                raise upstream_error(f"The upstream stream failed: {type(exc).__name__}.") from None
             ok = True
         except ApiError as error:
             record.fail(error)
@@ -239,10 +243,11 @@ def _deltas(block: bytes) -> list[str]:
     for event in block.split(b"\n\n"):
         if not event.startswith(b"data: {"):
             continue
-        payload = orjson.loads(event[6:])
-        for choice in payload.get("choices") or ():
-            text = (choice.get("delta") or {}).get("content")
-            if text:
+        choices = json_object(event[6:], "a stream event").get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            text = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(text, str) and text:
                 out.append(text)
     return out
 

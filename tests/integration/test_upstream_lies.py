@@ -94,3 +94,19 @@ async def test_an_upstream_error_that_is_not_json_reaches_the_client_in_its_form
             assert messages.status_code == 400
             body = messages.json()
             assert body["type"] == "error" and body["error"]["type"] == "api_error", body
+
+
+async def test_a_model_tool_whose_stream_turns_to_garbage_is_a_tool_error() -> None:
+    from lockgate.api.ir import McpServer, ModelTool
+    from tests.integration.mcp_fixtures.harness import gateway, key, llm_provider, mcp_client, snapshot, text_of
+
+    events = (b'data: {"choices": [{"index": 0, "delta": {"content": "Hel"}}]}\n\n', b"data: {broken\n\n")
+    chunked = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n")
+    async with RawServer(replying(chunked)) as raw:
+        server = McpServer(id="team/llm", name="llm", path="/llm", kind="modelTools",
+                           model_tools=(ModelTool(model="tiny", tool_name="ask"),))
+        snap = snapshot([server], [key("full", ("team/llm",))], providers=(llm_provider(raw.url + "/v1"),))
+        async with gateway(snap) as base, mcp_client(f"{base}/llm/mcp", "sk-full") as client:
+            result = await client.call_tool("ask", {"prompt": "hi"})
+    assert result.is_error and "upstream" in text_of(result).lower(), result
