@@ -193,7 +193,14 @@ class EventStream:
 
     def whole_events(self, chunk: bytes) -> bool:
         """True when the chunk holds only whole events and nothing is held back (so it may pass untouched)."""
-        return self.checked and not self.sse.pending and chunk.endswith(b"\n\n") and b"\r" not in chunk
+        if self.sse.pending or not chunk.endswith(b"\n\n") or b"\r" in chunk:
+            return False
+        rest = chunk
+        while not self.checked and rest:  # the first read: its first event with data is checked
+            event, _, rest = rest.partition(b"\n\n")
+            if event:
+                self.check(event)
+        return self.checked  # no data yet (comments only, or not SSE at all): the slow path decides
 
     def feed_bytes(self, chunk: bytes) -> bytes:
         out: list[bytes] = []

@@ -20,6 +20,7 @@ quick run every time.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -40,7 +41,8 @@ from tests.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "lg-quickstart-demo-key"
-EXAMPLES = 150  # per run, two runs: about 20 s on a busy machine
+# Per run (two runs): about 20 s on a busy machine. LOCKGATE_PROPERTY_EXAMPLES=5000 searches further.
+EXAMPLES = int(os.environ.get("LOCKGATE_PROPERTY_EXAMPLES", "150"))
 OPENAI_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/models",
                 "/v1/summarize", "/v1/mcp/servers", "/", "/v1", "/v1/chat", "/metrics")
 MCP_PATHS = ("/models/mcp", "/models/sse", "/models/message")
