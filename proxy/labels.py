@@ -29,8 +29,16 @@ RPC_CODES: frozenset[int] = frozenset({-32700, -32600, -32601, -32602, -32603, -
 
 
 def model_label(snapshot: CompiledSnapshot, model: str) -> str:
-    """The model as named in the configuration (a provider's model or an alias), else `unknown`."""
-    return model if not model or model in snapshot.tiers or model in snapshot.all_aliases else UNKNOWN
+    """The model as named in the configuration (a provider's model or an alias in some namespace), else `unknown`.
+
+    Requests that reached a provider need no look-up (their model was planned): callers check that first.
+    """
+    if not model:
+        return model
+    for view in snapshot.namespace_views.values():
+        if model in view.pool.tiers or model in view.aliases:
+            return model
+    return UNKNOWN
 
 
 def mcp_method_label(method: object) -> str:

@@ -51,7 +51,8 @@ def observe(metrics: Metrics, record: RequestRecord, log: AccessLog) -> None:
     """Metrics and the access log line of a finished request."""
     duration = time.perf_counter() - record.started
     consumer = record.entry.key.consumer if record.entry is not None else ""
-    model = model_label(record.snapshot, record.model)  # a model the client made up is one value, "unknown"
+    # A model the client made up is one value, "unknown"; one that reached a provider was planned, so configured.
+    model = record.model if record.provider else model_label(record.snapshot, record.model)
     series = metrics.series(record.host, consumer, record.provider, model, record.upstream_model,
                             str(record.status), record.error_type)
     series.requests += 1
