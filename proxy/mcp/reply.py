@@ -14,6 +14,7 @@ from aiohttp import web
 
 from lockgate.proxy.mcp import jsonrpc as rpc
 from lockgate.proxy.mcp import sse
+from lockgate.proxy.streams import until_ended
 
 
 @dataclass
@@ -54,10 +55,20 @@ async def write(request: web.Request, reply: Reply) -> web.StreamResponse:
             return web.Response(status=reply.status, body=rpc.dumps(message), headers=reply.headers,
                                 content_type="application/json")
         return web.Response(status=reply.status, headers=reply.headers)
+    events = reply.events
     response = web.StreamResponse(status=reply.status, headers={**sse.HEADERS, **reply.headers})
     await response.prepare(request)
-    async for event in reply.events:
-        await response.write(event.encode())
+
+    async def pump() -> None:
+        async for event in events:
+            await response.write(event.encode())
+
+    # A GET stream only carries news (notifications, a resumption): a draining replica closes it
+    # at once, and the client reconnects to one that stays. Any stream ends at the drain's deadline.
+    if await until_ended(request, pump(), _always if request.method == "GET" else None):
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
     await response.write_eof()
     return response
 
@@ -67,3 +78,7 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase.lower()
     except ValueError:
         return f"HTTP {status}"
+
+
+def _always() -> bool:
+    return True
