@@ -26,7 +26,6 @@ Handlers in this package and the MCP module (`lockgate.proxy.mcp`, whose
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
@@ -41,11 +40,13 @@ from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.auth import authenticate, check_model
 from lockgate.proxy.balancing import Balancer, make_balancer
 from lockgate.proxy.balancing.metrics import BalancerCollector
-from lockgate.proxy.errors import ApiError, model_not_found
+from lockgate.proxy.edge import new_request_id, request_id_of
+from lockgate.proxy.errors import ApiError, model_not_found, upstream_error
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION, Estimate, estimate_request
 from lockgate.proxy.forward import forward
 from lockgate.proxy.metrics import Metrics, make_metrics
 from lockgate.proxy.outlier import OutlierDetector
+from lockgate.proxy.providers.base import UpstreamStreamError, json_object
 from lockgate.proxy.quota import QuotaService
 from lockgate.proxy.record import RequestRecord, observe
 from lockgate.proxy.routing import expand_alias, plan
@@ -221,9 +222,12 @@ class Gateway:
                 raise ApiError(outcome.status, _error_message(outcome.body), type="api_error", code="upstream_error",
                                error_type="upstream_error")
             record.status = 200
-            async for event in outcome.events():
-                for text in _deltas(event):
-                    yield text
+            try:
+                async for event in outcome.events():
+                    for text in _deltas(event):
+                        yield text
+            except (ConnectionError, TimeoutError, UpstreamStreamError) as exc:  # mid-stream: the upstream failed
+                raise upstream_error(f"The upstream stream failed: {type(exc).__name__}.") from None
             ok = True
         except ApiError as error:
             record.fail(error)
@@ -237,28 +241,16 @@ class Gateway:
                 self.finish(record)
 
 
-def request_id_of(request: web.Request) -> str:
-    """The client's x-request-id, or a new one."""
-    return request.headers.get("x-request-id") or new_request_id()
-
-
-_ids = random.Random(os.urandom(16))
-
-
-def new_request_id() -> str:
-    """24 hex digits, unpredictable enough to correlate logs (not a secret): no system call per request."""
-    return f"{_ids.getrandbits(96):024x}"
-
-
 def _deltas(block: bytes) -> list[str]:
     out = []
     for event in block.split(b"\n\n"):
         if not event.startswith(b"data: {"):
             continue
-        payload = orjson.loads(event[6:])
-        for choice in payload.get("choices") or ():
-            text = (choice.get("delta") or {}).get("content")
-            if text:
+        choices = json_object(event[6:], "a stream event").get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            text = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(text, str) and text:
                 out.append(text)
     return out
 

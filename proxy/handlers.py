@@ -70,25 +70,25 @@ def check_fields(op: Operation, body: dict[str, Any]) -> str:
     return model
 
 
-async def recorded(request: web.Request, serve: Serve) -> web.StreamResponse:
+async def recorded(request: web.Request, serve: Serve, anthropic: bool = False) -> web.StreamResponse:
     """One request's record around `serve`: begun, failed in OpenAI's error
-    format, marked 499 when the client goes away, and always finished."""
+    format (Anthropic's for /v1/messages), marked 499 when the client goes away, and always finished."""
     gateway = request.app[GATEWAY]
     try:
         record = gateway.begin(request)
     except ApiError as error:
-        return error.response(request_id_of(request))
+        return error.response(request_id_of(request), anthropic)
     task = gateway.open_requests.enter()
     try:
         return await serve(gateway, record)
     except ApiError as error:
         record.fail(error)
-        return error.response(record.request_id)
+        return error.response(record.request_id, anthropic)
     except asyncio.CancelledError:
         if gateway.open_requests.ended(task):  # the drain's deadline, before any answer
             ended = shutting_down()
             record.fail(ended)
-            return ended.response(record.request_id)
+            return ended.response(record.request_id, anthropic)
         if not record.error_type:  # the client went away
             record.status, record.error_type = 499, "client_closed"
         raise
@@ -99,7 +99,8 @@ async def recorded(request: web.Request, serve: Serve) -> web.StreamResponse:
 
 def openai_handler(op: Operation):  # type: ignore[no-untyped-def]
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await recorded(request, lambda gateway, record: _serve(gateway, request, record, op))
+        return await recorded(request, lambda gateway, record: _serve(gateway, request, record, op),
+                              anthropic=op == "messages")
 
     return handle
 
@@ -243,5 +244,5 @@ async def fallback(request: web.Request) -> web.StreamResponse:
     request_id = request_id_of(request)
     if request.path in _API_PATHS:
         return ApiError(405, f"Method {request.method} is not allowed on {request.path}.", code="method_not_allowed",
-                        error_type="bad_request").response(request_id)
+                        error_type="bad_request").response(request_id, request.path == "/v1/messages")
     return path_not_found(request.path).response(request_id)

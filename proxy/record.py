@@ -9,6 +9,7 @@ import orjson
 
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.errors import ApiError, ErrorType
+from lockgate.proxy.labels import model_label
 from lockgate.proxy.metrics import Metrics
 from lockgate.proxy.providers.base import Usage
 from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry
@@ -50,7 +51,9 @@ def observe(metrics: Metrics, record: RequestRecord, log: AccessLog) -> None:
     """Metrics and the access log line of a finished request."""
     duration = time.perf_counter() - record.started
     consumer = record.entry.key.consumer if record.entry is not None else ""
-    series = metrics.series(record.host, consumer, record.provider, record.model, record.upstream_model,
+    # A model the client made up is one value, "unknown"; one that reached a provider was planned, so configured.
+    model = record.model if record.provider else model_label(record.snapshot, record.model)
+    series = metrics.series(record.host, consumer, record.provider, model, record.upstream_model,
                             str(record.status), record.error_type)
     series.requests += 1
     overhead = max(0.0, duration - record.upstream_seconds)
@@ -74,7 +77,7 @@ def observe(metrics: Metrics, record: RequestRecord, log: AccessLog) -> None:
             "error_code": record.error_code,
             "key_id": record.entry.key.id if record.entry is not None else None,
             "consumer": consumer or None,
-            "model": record.model or None,
+            "model": model or None,
             "provider": record.provider or None,
             "upstream_model": record.upstream_model or None,
             "stream": record.stream,

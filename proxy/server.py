@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 import orjson
 from aiohttp import web
 
+from lockgate.proxy import edge
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
 from lockgate.proxy.gateway import GATEWAY, Gateway
@@ -67,6 +68,7 @@ def build_app(gateway: Gateway) -> web.Application:
     app = web.Application(client_max_size=gateway.max_body_bytes)
     app[GATEWAY] = gateway
     app[OPEN_REQUESTS] = gateway.open_requests
+    edge.install(app)
     add_routes(app)
     try:  # the MCP module mounts its routes before the catch-all
         mcp = importlib.import_module("lockgate.proxy.mcp")
@@ -84,6 +86,7 @@ def build_app(gateway: Gateway) -> web.Application:
 def build_admin_app(gateway: Gateway) -> web.Application:
     app = web.Application()
     app[GATEWAY] = gateway
+    edge.install(app)
 
     async def healthz(_: web.Request) -> web.Response:
         return _json({"status": "ok"})

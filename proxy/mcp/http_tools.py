@@ -20,6 +20,7 @@ from jinja2 import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from lockgate.api.ir import HttpTool, ToolArg
+from lockgate.proxy.edge import is_field_value
 from lockgate.proxy.mcp import jsonrpc as rpc
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_-]*)\}")
@@ -87,6 +88,8 @@ def build_call(tool: HttpTool, values: dict[str, Any]) -> HttpCall:
         text = _scalar(value)
         if "\r" in text or "\n" in text or "\0" in text:
             raise rpc.RpcError(rpc.INVALID_PARAMS, f"argument {name!r} cannot go in a header: it has a line break")
+        if not is_field_value(text):
+            raise rpc.RpcError(rpc.INVALID_PARAMS, f"argument {name!r} cannot go in a header: only visible ASCII can")
         headers[name] = text
     body: bytes | None = None
     if tool.body_template is not None:

@@ -1,10 +1,14 @@
-"""Per server and tool: calls, errors, duration; and one access log line per request."""
+"""Per server and tool: calls, errors, duration; and one access log line per request.
+
+Label values are bounded by the configuration: callers pass them through `lockgate.proxy.labels`."""
 
 from __future__ import annotations
 
 import logging
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+
+from lockgate.proxy.labels import ToolLabels
 
 access_log = logging.getLogger("lockgate.mcp.access")
 
@@ -19,6 +23,7 @@ class McpMetrics:
         self.duration = Histogram("lockgate_mcp_request_duration_seconds", "Time to answer an MCP request.",
                                   labels, registry=registry,
                                   buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+        self.tools = ToolLabels()  # tool label values: bounded per server
 
     def record(self, gateway: str, server: str, method: str, tool: str, status: str, seconds: float,
                error_type: str | None, consumer: str, era: str) -> None:

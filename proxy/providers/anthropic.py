@@ -13,7 +13,21 @@ from lockgate.proxy.providers.anthropic_translate import (
     request_to_anthropic,
     response_to_openai,
 )
-from lockgate.proxy.providers.base import DONE, Answer, EventStream, Operation, UpstreamCall, Usage, event_data, event_name, sse
+from lockgate.proxy.providers.base import (
+    DONE,
+    Answer,
+    EventStream,
+    Operation,
+    UpstreamCall,
+    UpstreamStreamError,
+    Usage,
+    event_data,
+    event_name,
+    json_object,
+    sse,
+)
+
+__all__ = ["AnthropicAdapter", "UpstreamStreamError"]
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -53,18 +67,18 @@ class AnthropicAdapter:
         return UpstreamCall(base_url + "/v1/messages", headers, orjson.dumps(out)), client_wants_usage
 
     def answer(self, op: Operation, data: bytes, provider: Provider, requested_model: str) -> Answer:
-        payload = _loads(data)
-        if payload is None:
-            return Answer(data, Usage())
+        payload = json_object(data, "the answer")
         usage = _messages_usage(payload.get("usage"))
         if op == "messages":
             return Answer(data, usage)
         return Answer(orjson.dumps(response_to_openai(payload, requested_model)), usage)
 
     def error_body(self, op: Operation, data: bytes) -> bytes:
+        payload = _loads(data)
         if op == "messages":
-            return data
-        return orjson.dumps(error_to_openai(_loads(data)))
+            return data if payload is not None and isinstance(payload.get("error"), dict) else orjson.dumps(
+                {"type": "error", "error": {"type": "api_error", "message": "The upstream refused the request."}})
+        return orjson.dumps(error_to_openai(payload))
 
     def stream(self, op: Operation, provider: Provider, requested_model: str, client_wants_usage: bool
                ) -> MessagesToChunks | MessagesPassthrough:
@@ -123,10 +137,3 @@ class MessagesToChunks(EventStream):
         out = [sse(orjson.dumps(self.translator.usage_chunk()))] if self.client_wants_usage else []
         return [*out, DONE]
 
-
-class UpstreamStreamError(Exception):
-    """The upstream reported an error inside its stream; `body` is OpenAI's error JSON."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        super().__init__(str(body))
-        self.body = body

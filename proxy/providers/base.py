@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+import orjson
+
 from lockgate.api.ir import Provider, ProviderModel
 from lockgate.proxy.upstream.errors import ResponseTooLarge
 
@@ -73,6 +75,47 @@ class Adapter(Protocol):
 
     def stream(self, op: Operation, provider: Provider, requested_model: str, client_wants_usage: bool) -> StreamTranslator:
         ...
+
+
+class UpstreamStreamError(Exception):
+    """The upstream reported an error inside its stream; `body` is OpenAI's error JSON."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(str(body))
+        self.body = body
+
+
+class MalformedUpstreamAnswer(UpstreamStreamError):
+    """An upstream answer that is not what it claims (JSON that does not parse, a stream that is not SSE):
+    an upstream failure (502, failover, outlier ejection), never passed on to the client."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__({"error": {"message": f"The upstream's answer is malformed: {what}.", "type": "api_error",
+                                    "param": None, "code": "upstream_error"}})
+
+
+def json_object(data: bytes, what: str) -> dict[str, Any]:
+    """`data` as a JSON object, or MalformedUpstreamAnswer."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise MalformedUpstreamAnswer(f"{what} is not JSON") from None
+    if not isinstance(value, dict):
+        raise MalformedUpstreamAnswer(f"{what} is not a JSON object")
+    return value
+
+
+def openai_error_body(data: bytes, fallback: str = "The upstream refused the request.") -> bytes:
+    """An upstream error body as it came when it is OpenAI's error JSON, else a generic one in that format."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        value = None
+    if isinstance(value, dict) and isinstance(value.get("error"), dict):
+        return data
+    message = value.get("message") if isinstance(value, dict) else None  # engines' flat {"object": "error"...}
+    return orjson.dumps({"error": {"message": message if isinstance(message, str) else fallback,
+                                   "type": "api_error", "param": None, "code": "upstream_error"}})
 
 
 def sse(data: bytes) -> bytes:
@@ -162,11 +205,24 @@ class SSESplitter:
 
 
 class EventStream:
-    """Base of stream translators: splits upstream bytes into events and translates each one."""
+    """Base of stream translators: splits upstream bytes into events and translates each one.
+
+    The first event with data must carry a JSON object (or OpenAI's [DONE]): a body that only says
+    it is a stream raises MalformedUpstreamAnswer before any byte of it reaches the client.
+    """
 
     def __init__(self) -> None:
         self.usage = Usage()
         self.sse = SSESplitter()
+        self.checked = False  # the first event with data was a JSON object
+
+    def check(self, event: bytes) -> None:
+        data = event_data(event)
+        if data is None:
+            return  # comments and keep-alives
+        if data != b"[DONE]":
+            json_object(data, "the stream's first event")
+        self.checked = True
 
     def feed(self, event: bytes) -> list[bytes]:
         raise NotImplementedError
@@ -176,15 +232,26 @@ class EventStream:
 
     def whole_events(self, chunk: bytes) -> bool:
         """True when the chunk holds only whole events and nothing is held back (so it may pass untouched)."""
-        return not self.sse.pending and chunk.endswith(b"\n\n") and b"\r" not in chunk
+        if self.sse.pending or not chunk.endswith(b"\n\n") or b"\r" in chunk:
+            return False
+        rest = chunk
+        while not self.checked and rest:  # the first read: its first event with data is checked
+            event, _, rest = rest.partition(b"\n\n")
+            if event:
+                self.check(event)
+        return self.checked  # no data yet (comments only, or not SSE at all): the slow path decides
 
     def feed_bytes(self, chunk: bytes) -> bytes:
         out: list[bytes] = []
         for event in self.sse.feed(chunk):
+            if not self.checked:
+                self.check(event)
             out.extend(self.feed(event))
         return b"".join(out)
 
     def end(self) -> bytes:
         rest = self.sse.rest()
+        if rest and not self.checked:
+            self.check(rest)
         out = self.feed(rest) if rest else []
         return b"".join([*out, *self.finish()])

@@ -53,6 +53,12 @@ def test_header_values_cannot_inject_lines() -> None:
         http_tools.build_call(_tool(), {"id": "1", "X-Tenant": "a\r\nX-Admin: 1"})
 
 
+def test_header_values_are_visible_ascii_only() -> None:
+    for value in ("caf\u00e9", "\ud800", "tab\x7f", "bell\x07"):
+        with pytest.raises(RpcError, match="only visible ASCII"):
+            http_tools.build_call(_tool(), {"id": "1", "X-Tenant": value})
+
+
 def test_placeholders_outside_the_path_are_refused() -> None:
     with pytest.raises(RpcError, match="outside its path"):
         http_tools.build_call(_tool(url="https://{id}.example.com/x"), {"id": "evil.com/"})
