@@ -12,7 +12,8 @@ from lockgate.api.duration import parse_duration
 
 
 def _provider(**spec: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"type": "openai", "endpoint": "https://api.example.com/v1", "models": [{"name": "m"}]}
+    base: dict[str, Any] = {"type": "openai", "endpoint": "https://api.example.com/v1", "models": [{"name": "m"}],
+                            "credentials": {"secretRef": {"name": "openai", "key": "api-key"}}}
     base.update(spec)
     return {"apiVersion": "lockgate.io/v1alpha1", "kind": "ModelProvider", "metadata": {"name": "p", "namespace": "ns"}, "spec": base}
 
@@ -49,6 +50,15 @@ def test_provider_refuses_unknown_fields_and_bad_enums() -> None:
         ModelProvider.model_validate(_provider(loadBalancing={"strategy": "random"}))
     with pytest.raises(ValidationError):
         ModelProvider.model_validate(_provider(timeouts={"connect": "five seconds"}))
+
+
+def test_hosted_apis_need_credentials_and_external_needs_its_block() -> None:
+    for kind in ("openai", "azure-openai", "anthropic"):
+        with pytest.raises(ValidationError, match=f"type {kind} needs credentials"):
+            ModelProvider.model_validate(_provider(type=kind, apiVersion="2024-10-21", credentials=None))
+    assert ModelProvider.model_validate(_provider(type="openai-compatible", credentials=None)).spec.credentials is None
+    with pytest.raises(ValidationError, match="strategy external needs the external block"):
+        ModelProvider.model_validate(_provider(loadBalancing={"strategy": "external"}))
 
 
 def test_azure_needs_api_version_and_models_are_unique() -> None:
