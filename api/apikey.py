@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -14,6 +16,39 @@ ROTATE_ANNOTATION = "lockgate.io/rotate"
 # the RFC 3339 instant in this annotation of the Secret.
 PREVIOUS_KEY_FIELD = "previous-api-key"
 PREVIOUS_KEY_EXPIRES_ANNOTATION = "lockgate.io/previous-key-expires"
+# The rotate value handled last, on the key Secret.
+ROTATED_FOR_ANNOTATION = "lockgate.io/rotated-for"
+# Lockgate writes a key only into a Secret with this label: the ones it
+# creates, and ones a person marked for it.
+MANAGED_LABEL, MANAGED_VALUE = "app.kubernetes.io/managed-by", "lockgate"
+SECRET_NOT_MANAGED = "SecretNotManaged"
+
+
+def key_secret_owner(owner_references: Iterable[Mapping[str, Any]], apikey_name: str,
+                     apikey_uid: str | None) -> str | None:
+    """The name of another ApiKey that owns this key Secret, if one does."""
+    for owner in owner_references:
+        if owner.get("kind") != "ApiKey" or not str(owner.get("apiVersion", "")).startswith("lockgate.io/"):
+            continue
+        ours = owner.get("uid") == apikey_uid if apikey_uid else owner.get("name") == apikey_name
+        if not ours:
+            return str(owner.get("name"))
+    return None
+
+
+def key_secret_problem(namespace: str, secret_name: str, labels: Mapping[str, str],
+                       owner_references: Iterable[Mapping[str, Any]], apikey_name: str,
+                       apikey_uid: str | None) -> str | None:
+    """Why Lockgate may not write an ApiKey's key into this existing Secret
+    (a message for the ApiKey's status), or None when it may."""
+    other = key_secret_owner(owner_references, apikey_name, apikey_uid)
+    if other is not None:
+        return f"Secret {namespace}/{secret_name} holds the key of ApiKey {other}; give this ApiKey another secretName"
+    if labels.get(MANAGED_LABEL) != MANAGED_VALUE:
+        return (f"Secret {namespace}/{secret_name} exists and is not managed by Lockgate, so Lockgate writes no key "
+                f"into it: label it {MANAGED_LABEL}={MANAGED_VALUE} to hand it over, or name it in "
+                "spec.existingSecret to bring your own key")
+    return None
 
 
 class KeyLimits(ApiModel):
