@@ -63,14 +63,14 @@ def translate_mcp(
         upstream, credentials, not_ready = _upstream(spec.upstream, bundle, ns, name)
         return McpOutcome(make_server(upstream=upstream), credentials, not_ready, fields)
     if spec.tools is not None:
-        credentials = {}
-        tools = []
-        for i, t in enumerate(spec.tools):
-            tool, tool_credentials = _http_tool(t, i, bundle, ns, name)
-            tools.append(tool)
-            credentials.update(tool_credentials)
+        header_values: dict[str, str] = {}
+        tools: list[ir.HttpTool] = []
+        for i, http_tool in enumerate(spec.tools):
+            built, tool_credentials = _http_tool(http_tool, i, bundle, ns, name)
+            tools.append(built)
+            header_values.update(tool_credentials)
         fields["toolCount"] = len(tools)
-        return McpOutcome(make_server(tools=tuple(tools)), credentials, fields=fields)
+        return McpOutcome(make_server(tools=tuple(tools)), header_values, fields=fields)
     if spec.aggregate is not None:
         members = []
         counts: list[int | None] = []

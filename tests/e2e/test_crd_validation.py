@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.lockgate_env import REPO, wait_for
+from tests.e2e.lockgate_env import REPO, crds, wait_for  # noqa: F401  (fixtures)
 from tests.kube.controlplane import ControlPlane
 
 CONTRACT = REPO / "tests" / "unit" / "golden" / "contract" / "input.yaml"
