@@ -17,6 +17,7 @@ HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 TOOL_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"  # an HTTP token
 MAX_TOOL_HEADERS = 32
+MAX_TOOLS = 256  # bounds the API server's cost estimate of the per-tool CEL rule
 
 
 class UpstreamAuth(ApiModel):
@@ -121,7 +122,7 @@ class HttpTool(ApiModel):
 
     name: str = Field(pattern=TOOL_NAME, description="Tool name, unique in the server.")
     description: str = Field(default="", description="What the tool does, shown to the model.")
-    args: list[ToolArg] = Field(default_factory=list, json_schema_extra=list_map("name"),
+    args: list[ToolArg] = Field(default_factory=list, max_length=64, json_schema_extra=list_map("name"),
                                 description="The tool's arguments; names are unique.")
     request: ToolRequest = Field(description="The HTTP request a call makes.")
     response: ToolResponse = Field(default_factory=ToolResponse, description="How the answer is rendered.")
@@ -171,7 +172,7 @@ class MCPServerSpec(ApiModel):
                                      description="Allowed Host/Origin names; default: the gateway's hosts.")
     upstream: McpUpstream | None = Field(default=None, description="Proxy an MCP server (one of four kinds).")
     tools: list[HttpTool] | None = Field(
-        default=None, json_schema_extra=list_map("name"),
+        default=None, max_length=MAX_TOOLS, json_schema_extra=list_map("name"),
         description="Tools generated from HTTP API calls (one of four kinds); names are unique.",
     )
     aggregate: Aggregate | None = Field(default=None, description="Combine MCPServers of this namespace (one of four kinds).")

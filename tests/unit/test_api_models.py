@@ -9,6 +9,8 @@ from pydantic import ValidationError
 
 from lockgate.api import ApiKey, MCPServer, ModelProvider, Route
 from lockgate.api.duration import parse_duration
+from lockgate.api.mcpserver import ToolRequest
+from lockgate.api.route import RouteSpec
 
 
 def _provider(**spec: Any) -> dict[str, Any]:
@@ -98,3 +100,25 @@ def test_mcpserver_needs_exactly_one_kind() -> None:
         MCPServer.model_validate(doc)
     del doc["spec"]["modelTools"]
     assert MCPServer.model_validate(doc).spec.kind == "aggregate"
+
+
+def test_tool_headers_from_secrets_are_unique_and_not_also_fixed() -> None:
+    def request(**fields: Any) -> dict[str, Any]:
+        return {"url": "https://api.example.com/x", **fields}
+
+    ref = {"valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+    assert ToolRequest.model_validate(request(headersFrom=[{"name": "X-Key", **ref}])).headers_from[0].prefix == ""
+    with pytest.raises(ValidationError, match="either in headers or in headersFrom"):
+        ToolRequest.model_validate(request(headers={"x-key": "inline"}, headersFrom=[{"name": "X-Key", **ref}]))
+    with pytest.raises(ValidationError, match="headersFrom names must be unique"):
+        ToolRequest.model_validate(request(headersFrom=[{"name": "X-Key", **ref}, {"name": "x-key", **ref}]))
+    with pytest.raises(ValidationError, match="prefix"):
+        ToolRequest.model_validate(request(headersFrom=[{"name": "X-Key", "prefix": "a\nb", **ref}]))
+
+
+def test_hosts_are_names_or_wildcards() -> None:
+    ok = ["ai.example.com", "*.example.com", "127.0.0.1", "localhost:8080", "*"]
+    assert RouteSpec.model_validate({"type": "openai", "hosts": ok}).hosts == ok
+    for bad in ("exa mple.com", "https://ai.example.com", "ai.*.example.com", "**", ""):
+        with pytest.raises(ValidationError):
+            RouteSpec.model_validate({"type": "openai", "hosts": [bad]})
