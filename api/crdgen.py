@@ -12,6 +12,7 @@ server refuses two items with the same key) and CEL rules.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import yaml
@@ -54,7 +55,7 @@ class _Walker:
                 return self._union(schema, schema.pop(combinator), seen)
         if "const" in schema:
             schema["enum"] = [schema.pop("const")]
-        out = {k: schema[k] for k in KEPT if k in schema}
+        out = copy.deepcopy({k: schema[k] for k in KEPT if k in schema})  # shared types must not share lists
         if out.get("default") is None:
             out.pop("default", None)  # "no value" is not a default the API server could fill in
         if "enum" in out and "type" not in out:

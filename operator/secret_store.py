@@ -82,7 +82,11 @@ class SecretStore:
         async def read(key: SecretKey) -> None:
             async with limit:
                 seen = self._changes.get(key, 0)
-                body = await self.api.get(resource_path("v1", "secrets", key[0], key[1]))
+                try:
+                    body = await self.api.get(resource_path("v1", "secrets", key[0], key[1]))
+                except ApiError as e:  # not readable (RBAC) or not now: absent this time, read again next time
+                    log.warning("Secret %s/%s not read: %s", key[0], key[1], e)
+                    return
                 if self._changes.get(key, 0) == seen and key not in self.own:  # else an event overtook the read
                     self.named[key] = slim_secret(body) if body is not None else None
 
