@@ -129,7 +129,7 @@ def crd(kind: KindInfo) -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": "lockgate.io/v1alpha1"},
             "kind": {"type": "string", "description": kind.kind},
-            "metadata": {"type": "object", "description": "Standard object metadata: name, namespace, labels."},
+            "metadata": {"type": "object"},  # the API server's own; a description here is refused
             "spec": structural_schema(kind.spec),
             "status": status,
         },

@@ -185,6 +185,11 @@ def test_the_flow_works_with_exactly_the_charts_service_accounts(release: Releas
     assert kube.api("DELETE", f"{configmaps}/lockgate-config-1", token=operator_token)[0] == 404  # allowed, absent
     assert kube.api("DELETE", f"{configmaps}/lockgate-config", token=operator_token)[0] == 403
     assert kube.api("DELETE", f"{secrets}/team-key", token=operator_token)[0] == 403
+    # Key Secrets are patched, never replaced; only the credentials Secret is.
+    team_key = kube.api("GET", f"{secrets}/team-key", token=operator_token)[1]
+    assert kube.api("PUT", f"{secrets}/team-key", team_key, token=operator_token)[0] == 403
+    credentials = kube.api("GET", f"{secrets}/lockgate-credentials", token=operator_token)[1]
+    assert kube.api("PUT", f"{secrets}/lockgate-credentials", credentials, token=operator_token)[0] == 200
 
 
 def test_observe_cluster_grants_what_kopf_scanning_reads(release: Release, lockgate_in: Lockgate) -> None:
