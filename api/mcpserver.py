@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from lockgate.api.duration import Duration
+from lockgate.api.grants import AllowedNamespaces
 from lockgate.api.meta import MAX_HOSTS, ApiModel, Host, ResourceStatus, SecretKeyRef, ServiceRef, list_map, repeated
 from lockgate.api.provider import URL_PATTERN
 
@@ -138,7 +139,11 @@ class HttpTool(ApiModel):
 class Aggregate(ApiModel):
     """Several MCPServers published as one."""
 
-    servers: list[str] = Field(min_length=1, description="MCPServers of this namespace to combine; names get a prefix per server.")
+    servers: list[str] = Field(
+        min_length=1,
+        description="MCPServers to combine: a name in this namespace, or namespace/name of a server that allows this"
+        " namespace; tools get the server's name as prefix.",
+    )
 
 
 class ModelTool(ApiModel):
@@ -175,8 +180,12 @@ class MCPServerSpec(ApiModel):
         default=None, max_length=MAX_TOOLS, json_schema_extra=list_map("name"),
         description="Tools generated from HTTP API calls (one of four kinds); names are unique.",
     )
-    aggregate: Aggregate | None = Field(default=None, description="Combine MCPServers of this namespace (one of four kinds).")
+    aggregate: Aggregate | None = Field(default=None, description="Combine MCPServers into one (one of four kinds).")
     model_tools: list[ModelTool] | None = Field(default=None, description="Gateway models as tools (one of four kinds).")
+    allowed_namespaces: AllowedNamespaces = Field(
+        default_factory=AllowedNamespaces,
+        description="Namespaces whose ApiKeys and aggregates may use this server; default: only this namespace.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> MCPServerSpec:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from lockgate.api.duration import Duration
+from lockgate.api.grants import AllowedNamespaces
 from lockgate.api.meta import ApiModel, CredentialsRef, ResourceStatus, ServiceRef, list_map
 
 ProviderType = Literal["openai", "azure-openai", "anthropic", "openai-compatible"]
@@ -156,6 +157,10 @@ class ModelProviderSpec(ApiModel):
     models: list[ProviderModel] = Field(
         min_length=1, max_length=1000, json_schema_extra=list_map("name"),
         description="Models served by this provider; names are unique.",
+    )
+    allowed_namespaces: AllowedNamespaces = Field(
+        default_factory=AllowedNamespaces,
+        description="Namespaces whose Routes and MCPServers may use these models; default: only this namespace.",
     )
 
     @model_validator(mode="after")

@@ -122,3 +122,15 @@ def test_hosts_are_names_or_wildcards() -> None:
     for bad in ("exa mple.com", "https://ai.example.com", "ai.*.example.com", "**", ""):
         with pytest.raises(ValidationError):
             RouteSpec.model_validate({"type": "openai", "hosts": [bad]})
+
+
+def test_allowed_namespaces_names_go_with_from_names() -> None:
+    shared = ModelProvider.model_validate(_provider(allowedNamespaces={"from": "Names", "names": ["a", "b"]}))
+    grant = shared.spec.allowed_namespaces
+    assert grant.grants("ns", "a") and grant.grants("ns", "ns") and not grant.grants("ns", "c")
+    assert grant.shared_with() == ("a", "b")
+    assert ModelProvider.model_validate(_provider(allowedNamespaces={"from": "All"})).spec.allowed_namespaces.grants("ns", "c")
+    assert ModelProvider.model_validate(_provider()).spec.allowed_namespaces.shared_with() == ()
+    for bad in ({"from": "Names"}, {"from": "All", "names": ["a"]}, {"names": ["a"]}, {"from": "Names", "names": ["Not_A_Name"]}):
+        with pytest.raises(ValidationError):
+            ModelProvider.model_validate(_provider(allowedNamespaces=bad))
