@@ -79,4 +79,18 @@ of ConfigMaps finds parts left over by a larger configuration (by label).
   resources: ["secrets"]
   resourceNames: [{{ .Values.config.credentialsSecretName | quote }}]
   verbs: ["get", "update"]
+{{- $generated := list }}
+{{- if not .Values.proxy.mcp.sessionKeySecret.name }}
+{{- $generated = append $generated (include "lockgate.mcpSessionSecretName" .) }}
+{{- end }}
+{{- if and (include "lockgate.bundledRedis" .) (not .Values.redis.passwordSecret.name) }}
+{{- $generated = append $generated (include "lockgate.redisPasswordSecretName" .) }}
+{{- end }}
+{{- if $generated }}
+# The generated Secrets (MCP session key, Redis password): read, and filled when a key is missing.
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: {{ $generated | toJson }}
+  verbs: ["get", "patch"]
+{{- end }}
 {{- end -}}
