@@ -228,6 +228,14 @@ class ToolArg(IRModel):
     position: Literal["query", "path", "header", "body"] = "query"
 
 
+class SecretHeader(IRModel):
+    """A request header whose value is a credential (kept in Credentials)."""
+
+    name: str
+    credential: str = Field(description="Id of the value in Credentials.")
+    prefix: str = ""
+
+
 class HttpTool(IRModel):
     name: str
     description: str = ""
@@ -235,6 +243,7 @@ class HttpTool(IRModel):
     method: str = "GET"
     url: str
     headers: dict[str, str] = Field(default_factory=dict)
+    secret_headers: tuple[SecretHeader, ...] = ()
     body_template: str | None = None
     response_template: str = "{{ body }}"
     timeout: float = 30.0

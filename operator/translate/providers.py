@@ -139,8 +139,7 @@ def _load_balancing(lb: LoadBalancing, engine: str) -> ir.LoadBalancing:
         metrics = _engine_metrics(lb.metrics or EngineMetrics(), engine)
     external: ir.ExternalPicker | None = None
     if lb.strategy == "external":
-        if lb.external is None:
-            raise Rejected("InvalidSpec", "spec.loadBalancing.external: the external strategy needs external.url")
+        assert lb.external is not None  # the model refuses strategy external without it
         external = ir.ExternalPicker(url=lb.external.url, timeout=parse_duration(lb.external.timeout))
     return ir.LoadBalancing(
         strategy=lb.strategy,
