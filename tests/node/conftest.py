@@ -1,0 +1,59 @@
+"""Session fixture for the node tests: one real single-node cluster
+(tests/kube/node.py) with the project's image, started once per test session
+and used only by the tests under tests/node/ (marker `node`; run just them
+with `pytest -m node`).
+
+    def test_something(node: Node) -> None:
+        node.kubectl("apply", "-f", "-", input=manifest)
+
+The node needs root and the Debian packages of hack/setup.d/15-node-debian.sh.
+Without them the tests skip locally; under CI=true they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kube.binaries import locate_node_binaries
+from tests.kube.images import build_images
+from tests.kube.node import Node
+
+_HERE = Path(__file__).parent
+# What the node runs beyond the Go binaries it builds itself.
+TOOLS = ("nsenter", "ip", "iptables", "ip6tables", "sysctl", "umount", "runc", "ctr",
+         "buildah", "debootstrap", "cc", "go")
+CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.node)
+
+
+def missing_prerequisites() -> list[str]:
+    missing = [] if os.geteuid() == 0 else ["root (the node makes namespaces, mounts and cgroups)"]
+    missing += [t for t in TOOLS if shutil.which(t) is None]
+    missing += [f"/usr/lib/cni/{p}" for p in CNI_PLUGINS if not Path("/usr/lib/cni", p).exists()]
+    return missing
+
+
+@pytest.fixture(scope="session")
+def node() -> Iterator[Node]:
+    missing = missing_prerequisites()
+    if missing:
+        message = "the node tests need " + ", ".join(missing) + " (make deps installs the packages)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = Node(locate_node_binaries(), build_images())
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()  # raises when anything of the node is left behind
