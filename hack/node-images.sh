@@ -17,13 +17,14 @@ cd "$(dirname "$0")/.."
 
 CACHE=${LOCKGATE_CACHE:-$HOME/.cache/lockgate}
 DIR=$CACHE/node-images
-# Bump when the recipe of the base images changes.
+# Bump when the recipe of an image changes.
 BASE_VERSION=bookworm-1
+REDIS_VERSION=bookworm-3
 K8S_VERSION=${LOCKGATE_K8S_VERSION:-v1.33.4}
 MIRROR=${LOCKGATE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PAUSE_REF=registry.k8s.io/pause:3.10  # kubelet 1.33's default sandbox image
 BASE_REF=localhost/lockgate-base:$BASE_VERSION
-REDIS_REF=localhost/lockgate-redis:$BASE_VERSION
+REDIS_REF=localhost/lockgate-redis:$REDIS_VERSION
 
 log() { echo "node-images: $*" >&2; }
 mkdir -p "$DIR"
@@ -85,8 +86,11 @@ redis_image() {
   local c; c=$("${B[@]}" from "$BASE_REF")
   "${B[@]}" run --network host "$c" -- sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends redis-server >/dev/null && rm -rf /var/lib/apt/lists/*' >&2
-  # Debian's package adds the redis user; run as it, in the foreground.
-  "${B[@]}" config --user redis --entrypoint '["redis-server"]' --cmd '[]' --port 6379 "$c"
+  # Debian's package adds the redis user; run as it (by number, so that
+  # runAsNonRoot can check it), in the foreground.
+  local uid gid
+  uid=$("${B[@]}" run "$c" -- id -u redis) gid=$("${B[@]}" run "$c" -- id -g redis)
+  "${B[@]}" config --user "$uid:$gid" --entrypoint '["redis-server"]' --cmd '' --port 6379 "$c"
   "${B[@]}" commit -q --rm "$c" "$REDIS_REF" >/dev/null
   push "$REDIS_REF" "$1"
 }
@@ -122,7 +126,7 @@ project_image() {
 
 build "$DIR/pause-3.10.tar" pause_image "$DIR/pause-3.10.tar"
 build "$DIR/base-$BASE_VERSION.tar" base_image "$DIR/base-$BASE_VERSION.tar"
-build "$DIR/redis-$BASE_VERSION.tar" redis_image "$DIR/redis-$BASE_VERSION.tar"
+build "$DIR/redis-$REDIS_VERSION.tar" redis_image "$DIR/redis-$REDIS_VERSION.tar"
 
 case "${1:-base}" in
   base) ;;
@@ -133,7 +137,7 @@ case "${1:-base}" in
     ls -1t "$DIR"/lockgate-*.tar | tail -n +4 | xargs -r rm -f
     echo "PAUSE=$PAUSE_REF $DIR/pause-3.10.tar"
     echo "BASE=$BASE_REF $DIR/base-$BASE_VERSION.tar"
-    echo "REDIS=$REDIS_REF $DIR/redis-$BASE_VERSION.tar"
+    echo "REDIS=$REDIS_REF $DIR/redis-$REDIS_VERSION.tar"
     echo "LOCKGATE=localhost/lockgate:$h $DIR/lockgate-$h.tar"
     ;;
   *) echo "usage: $0 [base|project]" >&2; exit 2 ;;

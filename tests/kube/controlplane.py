@@ -284,7 +284,10 @@ class ControlPlane:
             "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
             "--allow-privileged=true",
         ]
-        if not self.in_cluster:
+        if self.in_cluster:
+            # Nodes are reached by address (logs, exec): no DNS resolves their names.
+            argv.append("--kubelet-preferred-address-types=InternalIP")
+        else:
             argv += [
                 # Pods would be refused for want of a `default` ServiceAccount,
                 # which only kube-controller-manager creates.

@@ -47,6 +47,20 @@ LOCK = Path("/run/lock/lockgate-node.lock")
 CTR = "ctr"  # Debian's containerd package: imports archives into the 2.x daemon too
 
 
+def take_lock() -> IO[str]:
+    """The machine's one node: wait while another test run has it. Held
+    until the returned file is closed (or its process dies)."""
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    lock = LOCK.open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
+def clean_up_after_killed_run(root: Path = ROOT) -> list[str]:
+    with take_lock():
+        return nodenet.clean_up(root)
+
+
 class Node:
     """Attributes once started: `cp` (the ControlPlane, its admin kubeconfig
     and kubectl), `layout` (where state and logs are), `images`."""
@@ -62,9 +76,7 @@ class Node:
     # -- lifecycle -----------------------------------------------------------
 
     def start(self, timeout: float = 240) -> None:
-        LOCK.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = LOCK.open("w")
-        fcntl.flock(self._lock, fcntl.LOCK_EX)  # another test run's node: wait for it
+        self._lock = take_lock()
         try:
             leftovers = nodenet.clean_up(self.layout.root)  # of a run that was killed
             if leftovers:
@@ -215,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="only remove what a killed run left behind, then exit")
     args = p.parse_args(argv)
     if args.clean_up:
-        problems = nodenet.clean_up(ROOT)
+        problems = clean_up_after_killed_run()
         print("\n".join(problems) or "clean")
         return 1 if problems else 0
     start = time.monotonic()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kube.binaries import locate_node_binaries
+from tests.kube.binaries import NodeBinaries, locate_node_binaries
 from tests.kube.images import build_images
 from tests.kube.node import Node
 
@@ -34,6 +34,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _HERE in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.node)
+    # The killed-run test starts (and kills) a node of its own: before the session's.
+    first = [i for i in items if Path(str(i.fspath)) == _HERE / "test_cleanup.py"]
+    items[:] = first + [i for i in items if i not in first]
 
 
 def missing_prerequisites() -> list[str]:
@@ -44,14 +47,21 @@ def missing_prerequisites() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def node() -> Iterator[Node]:
+def node_binaries() -> NodeBinaries:
+    """What a node runs, built if missing; skips (fails under CI=true) when
+    this machine cannot run a node."""
     missing = missing_prerequisites()
     if missing:
         message = "the node tests need " + ", ".join(missing) + " (make deps installs the packages)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
-    cluster = Node(locate_node_binaries(), build_images())
+    return locate_node_binaries()
+
+
+@pytest.fixture(scope="session")
+def node(node_binaries: NodeBinaries) -> Iterator[Node]:
+    cluster = Node(node_binaries, build_images())
     cluster.start()
     try:
         yield cluster

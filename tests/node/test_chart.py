@@ -143,7 +143,7 @@ def test_the_charts_pods_run_and_pass_their_probes(release: Release) -> None:
 
 
 def test_a_chat_request_through_the_proxy_service(release: Release, key: str) -> None:
-    answer = wait_for(lambda: _answer(release, key), 90, "an answer through the proxy Service")
+    answer = wait_for(lambda: _answer(release, key), 90, "an answer through the proxy Service", interval=0.5)
     assert answer == ANSWER
     assert release.upstream is not None and release.upstream.received  # it went all the way
     for kind, name in (("modelprovider", "up"), ("route", "api"), ("apikey", "team")):
@@ -177,7 +177,7 @@ def test_a_restarted_operator_picks_up_where_it_was(release: Release, key: str) 
     after_key = wait_for(lambda: release.secret_value("after-key"), 60, "a key generated after the restart")
     wait_for(lambda: (release.condition("apikey", "after", "Programmed") or {}).get("status") == "True",
              60, "the new key Programmed")
-    assert wait_for(lambda: _answer(release, after_key), 30, "the new key works") == ANSWER
+    assert wait_for(lambda: _answer(release, after_key), 30, "the new key works", interval=0.5) == ANSWER
     # ... and what the old one made stands: no key generated twice, conditions kept.
     assert release.secret_value("team-key") == key
     after = _state(release)
