@@ -105,7 +105,9 @@ def clean_up(root: Path, stop_first: Iterable[int] = ()) -> list[str]:
     there. Returns what it could not undo (empty when all went)."""
     problems: list[str] = []
     manifest = _read_manifest(root)
-    _kill(list(stop_first) + _node_pids(root))
+    _kill(list(stop_first))
+    # Pods, shims and leftovers: nothing of them is worth a graceful stop.
+    _kill(_node_pids(root), graceful=False)
     if Path(f"/run/netns/{NETNS}").exists():
         run("ip", "netns", "del", NETNS, check=False)
     if _link_exists(HOST_LINK):  # the peer of a namespace already gone
@@ -154,9 +156,10 @@ def _node_pids(root: Path) -> list[int]:
     return sorted(pids)
 
 
-def _kill(pids: list[int], timeout: float = 15) -> None:
-    """SIGTERM, then SIGKILL what is still there after `timeout`."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+def _kill(pids: list[int], timeout: float = 15, graceful: bool = True) -> None:
+    """SIGTERM, then SIGKILL what is still there after `timeout` (or only SIGKILL)."""
+    steps = ((signal.SIGTERM, timeout),) if graceful else ()
+    for sig, wait in (*steps, (signal.SIGKILL, 5.0)):
         alive = [p for p in pids if _signal(p, sig)]
         deadline = time.monotonic() + wait
         while alive and time.monotonic() < deadline:

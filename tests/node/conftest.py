@@ -34,6 +34,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _HERE in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.node)
+            # The first test also waits for the node to start (and maybe the
+            # project image to build).
+            item.add_marker(pytest.mark.timeout(900))
     # The killed-run test starts (and kills) a node of its own: before the session's.
     first = [i for i in items if Path(str(i.fspath)) == _HERE / "test_cleanup.py"]
     items[:] = first + [i for i in items if i not in first]
