@@ -259,7 +259,7 @@ class ControlPlane:
 
         def healthy() -> bool:
             etcd.ensure_alive()
-            return _http_ok(f"{client}/health", b'"health":"true"')
+            return http_ok(f"{client}/health", b'"health":"true"')
 
         wait_until(healthy, timeout, "etcd /health")
 
@@ -303,7 +303,7 @@ class ControlPlane:
 
         def ready() -> bool:
             apiserver.ensure_alive()
-            return _http_ok(f"{self.server}/readyz", b"ok", ctx)
+            return http_ok(f"{self.server}/readyz", b"ok", ctx)
 
         wait_until(ready, timeout, "kube-apiserver /readyz")
         self._write_kubeconfig(
@@ -345,7 +345,7 @@ def _has_flag(binary: Path, flag: str) -> bool:
     return flag in out.stdout + out.stderr
 
 
-def _http_ok(url: str, expect: bytes, ctx: ssl.SSLContext | None = None) -> bool:
+def http_ok(url: str, expect: bytes, ctx: ssl.SSLContext | None = None) -> bool:
     """One short GET; any connection error just means 'not yet'."""
     import urllib.request
 

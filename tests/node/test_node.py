@@ -93,3 +93,21 @@ for target in [("192.0.2.1", 80), ("203.0.113.7", 443)]:
                                    automountServiceAccountToken=False)
     assert phase == "Succeeded", log
     assert "reached" not in log and log.count("blocked") == 2, log
+
+
+def test_service_names_resolve_in_pods_and_nothing_else_does(node: Node) -> None:
+    script = """
+import socket
+for name in ["kubernetes.default.svc.cluster.local", "kubernetes.default.svc", "kubernetes.default", "example.com"]:
+    try:
+        print(name, socket.gethostbyname(name))
+    except OSError as e:
+        print(name, "unresolved")
+"""
+    phase, log = run_to_completion(node, NS, "resolver", node.images.base.ref, script,
+                                   automountServiceAccountToken=False)
+    assert phase == "Succeeded", log
+    answers = dict(line.split(" ", 1) for line in log.strip().splitlines())
+    service_ip = node.control_plane.service_ip
+    assert answers == {"kubernetes.default.svc.cluster.local": service_ip, "kubernetes.default.svc": service_ip,
+                       "kubernetes.default": service_ip, "example.com": "unresolved"}, log
