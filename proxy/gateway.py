@@ -15,9 +15,10 @@ Handlers in this package and the MCP module (`lockgate.proxy.mcp`, whose
 - `gateway.quota`: the `QuotaService`; `gateway.metrics`: the `Metrics`.
 - `gateway.begin(request) -> RequestRecord` / `gateway.finish(record)`: the
   in-flight count, request id, metrics and the access log line of a request.
-- `gateway.chat_deltas(entry, body, record=None)`: run an OpenAI chat
-  completion through the full pipeline (model checks, alias and provider
-  choice, failover, quotas, metrics) and yield the answer's text deltas.
+- `gateway.chat_deltas(entry, body, record=None, namespace=None)`: run an
+  OpenAI chat completion through the full pipeline (model checks, alias and
+  provider choice in a namespace's pool, failover, quotas, metrics) and yield
+  the answer's text deltas.
 - `gateway.fallback_handlers`: handlers `(request) -> Response | None` asked
   for paths no fixed route serves, before the 404.
 - `ApiError.response(request_id)` renders any error as OpenAI error JSON.
@@ -35,7 +36,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from lockgate.api.ir import Alias, Provider
+from lockgate.api.ir import Provider
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.auth import authenticate, check_model
 from lockgate.proxy.balancing import Balancer, make_balancer
@@ -164,36 +165,32 @@ class Gateway:
     def authenticate(self, snapshot: CompiledSnapshot, headers: Mapping[str, str]) -> KeyEntry:
         return authenticate(snapshot, headers)
 
-    def plan(self, record: RequestRecord, view: OpenAIView | None, model: str, *,
-             aliases: Mapping[str, Alias] | None = None, check_key: bool = True) -> list[Target]:
-        """The targets for a model on a host, after the key's checks (404 unknown, 403 not allowed).
-
-        With no view (MCP model tools, chat templates) every served model is visible.
-        """
+    def plan(self, record: RequestRecord, view: OpenAIView, model: str) -> list[Target]:
+        """The targets for a model in a view (a host's, or a namespace's for chat
+        templates and MCP model tools), after the key's checks (404 unknown, 403 not allowed)."""
         assert record.entry is not None
-        snapshot = record.snapshot
-        if view is not None:
-            if not view.shows(model):
-                raise model_not_found(model)
-            aliases = view.aliases
-        alias = aliases.get(model) if aliases else None
-        if alias is None and model in snapshot.fixed_plans:  # one provider: nothing to draw
-            targets = snapshot.fixed_plans[model]
+        if not view.shows(model):
+            raise model_not_found(model)
+        pool = view.pool
+        alias = view.aliases.get(model)
+        if alias is None and model in pool.fixed_plans:  # one provider: nothing to draw
+            targets = pool.fixed_plans[model]
         else:
             models = expand_alias(alias, self.rng) if alias is not None else [model]
-            targets = plan(models, snapshot.tiers, self.rng)
+            targets = plan(models, pool.tiers, self.rng)
         if not targets:
             raise model_not_found(model)
-        if check_key:
-            check_model(record.entry, model)
+        check_model(record.entry, model)
         return targets
 
-    async def chat_deltas(self, entry: KeyEntry, body: dict[str, Any],
-                          record: RequestRecord | None = None) -> AsyncIterator[str]:
+    async def chat_deltas(self, entry: KeyEntry, body: dict[str, Any], record: RequestRecord | None = None,
+                          namespace: str | None = None) -> AsyncIterator[str]:
         """Text deltas of a streamed chat completion run through the whole pipeline.
 
-        With no `record`, the call is accounted as its own request (metrics and
-        access log). Raises ApiError before the first delta on any refusal.
+        The model is chosen among `namespace`'s models and aliases (default:
+        the key's namespace). With no `record`, the call is accounted as its
+        own request (metrics and access log). Raises ApiError before the first
+        delta on any refusal.
         """
         own = record is None
         if record is None:
@@ -211,7 +208,8 @@ class Gateway:
         ok = False
         outcome = None
         try:
-            targets = self.plan(record, None, record.model, aliases=record.snapshot.all_aliases)
+            view = record.snapshot.namespace_view(entry.namespace if namespace is None else namespace)
+            targets = self.plan(record, view, record.model)
             body = {**body, "stream": True}
             outcome = await forward(self, record, "chat", body, targets, stream=True, estimate=estimate_tokens(body))
             if outcome.status >= 400:

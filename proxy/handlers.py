@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from lockgate.api.ir import Route
-from lockgate.proxy.auth import check_route, may_use_model
+from lockgate.proxy.auth import may_use_model, openai_view, template_view
 from lockgate.proxy.errors import ApiError, bad_request, path_not_found
 from lockgate.proxy.forward import CONNECT_ERRORS, Outcome, forward
 from lockgate.proxy.gateway import GATEWAY, Gateway, estimate_tokens, request_id_of
@@ -101,16 +101,14 @@ def openai_handler(op: Operation):  # type: ignore[no-untyped-def]
 async def _serve(gateway: Gateway, request: web.Request, record: RequestRecord, op: Operation) -> web.StreamResponse:
     snapshot = record.snapshot
     record.entry = gateway.authenticate(snapshot, request.headers)
-    view = snapshot.host_view(request.host)
-    if view is None or view.openai is None:
-        raise path_not_found(request.path)
+    view = openai_view(snapshot, record.entry, request.host, request.path)
     body, size = await read_json(request)
     record.model = check_fields(op, body)
-    targets = gateway.plan(record, view.openai, record.model)
+    targets = gateway.plan(record, view, record.model)
     stream = bool(body.get("stream")) and op != "embeddings"
     record.stream = stream
     outcome = await forward(gateway, record, op, body, targets, stream=stream, estimate=estimate_tokens(body, size),
-                            timeout=view.openai.timeout)
+                            timeout=view.timeout)
     if outcome.response is None:
         await outcome.close(outcome.status < 400)
         record.status = outcome.status
@@ -163,10 +161,8 @@ async def list_models(request: web.Request) -> web.StreamResponse:
 async def _models(gateway: Gateway, request: web.Request, record: RequestRecord) -> web.Response:
     snapshot = record.snapshot
     entry = record.entry = gateway.authenticate(snapshot, request.headers)
-    view = snapshot.host_view(request.host)
-    if view is None or view.openai is None:
-        raise path_not_found(request.path)
-    names = [m for m in snapshot.served_models if view.openai.shows(m)] + sorted(view.openai.aliases)
+    view = openai_view(snapshot, entry, request.host, request.path)
+    names = [m for m in view.pool.served_models if view.shows(m)] + sorted(view.aliases)
     created = int(snapshot.loaded_at.timestamp())
     data = [{"id": name, "object": "model", "created": created, "owned_by": "lockgate"}
             for name in dict.fromkeys(names) if may_use_model(entry, name)]
@@ -189,14 +185,12 @@ async def serve_template(gateway: Gateway, request: web.Request, record: Request
     template = route.chat_template
     assert template is not None
     entry = record.entry = gateway.authenticate(record.snapshot, request.headers)
-    check_route(entry, route.id)
+    view = template_view(record.snapshot, entry, request.host, route)
     posted, _ = await read_json(request)
     messages = render_messages(template, validate_variables(template, posted))
     body = {**template.params, "model": template.model, "messages": messages, "stream": False}
     record.model = template.model
-    view = record.snapshot.host_view(request.host)
-    targets = gateway.plan(record, None, template.model, aliases=view.openai.aliases if view and view.openai else None,
-                           check_key=False)
+    targets = gateway.plan(record, view, template.model)
     outcome = await forward(gateway, record, "chat", body, targets, stream=False, estimate=estimate_tokens(body),
                             timeout=route.timeout)
     await outcome.close(outcome.status < 400)

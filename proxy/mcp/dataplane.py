@@ -63,7 +63,7 @@ class DataPlaneHost:
         if request.temperature is not None:
             body["temperature"] = request.temperature
         try:
-            async for delta in self._gateway.chat_deltas(entry, body):
+            async for delta in self._gateway.chat_deltas(entry, body, namespace=request.namespace):
                 yield delta
         except ApiError as exc:
             raise ChatFailed(exc.message, exc.status) from None
