@@ -3,7 +3,7 @@
 The control plane of tests/kube/controlplane.py (etcd + kube-apiserver), with
 kube-controller-manager and kube-scheduler, and one node: containerd 2 with
 runc on cgroupfs, the CNI bridge, host-local, loopback and portmap plugins,
-kubelet, kube-proxy in iptables mode and CoreDNS for Service names. The node runs in its own network
+kubelet and kube-proxy in iptables mode. The node runs in its own network
 namespace (tests/kube/nodenet.py); pods get addresses from 198.18.0.0/24 and
 Services from 198.18.1.0/24, both routed from the host through the node, and
 kube-apiserver listens on the host's end of the link (198.18.255.1), where
@@ -37,11 +37,9 @@ from typing import IO, Any
 
 from tests.kube import nodenet
 from tests.kube.binaries import ControlPlaneError, NodeBinaries, locate_node_binaries
-from tests.kube.controlplane import ControlPlane, http_ok
+from tests.kube.controlplane import ControlPlane
 from tests.kube.images import NodeImages, build_images
-from tests.kube.nodeconf import (
-    DNS_PORT_READY, HOST_IP, NODE_IP, NODE_NAME, SERVICE_CIDR, Layout, write_configs,
-)
+from tests.kube.nodeconf import HOST_IP, NODE_IP, NODE_NAME, SERVICE_CIDR, Layout, write_configs
 from tests.kube.processes import LoggedProcess, free_port, serve_until_stopped, wait_until
 
 ROOT = Path(os.environ.get("LOCKGATE_NODE_DIR", "/var/tmp/lockgate-node"))
@@ -197,7 +195,6 @@ class Node:
         ])
         self._spawn("kube-proxy", [str(b.kube_proxy), f"--config={lay.root / 'kube-proxy.yaml'}", "--v=1"],
                     netns=True)
-        self._spawn("coredns", [str(b.coredns), "-conf", str(lay.corefile)], netns=True)
 
     def _wait_ready(self, timeout: float) -> None:
         cp = self.control_plane
@@ -213,8 +210,7 @@ class Node:
             # kube-controller-manager lifts the not-ready taint, and its
             # ServiceAccount controller makes the `default` accounts pods need.
             sa_status, _ = cp.api("GET", "/api/v1/namespaces/default/serviceaccounts/default")
-            return (conds.get("Ready") == "True" and not taints and sa_status == 200
-                    and http_ok(f"http://{NODE_IP}:{DNS_PORT_READY}/ready", b"OK"))
+            return conds.get("Ready") == "True" and not taints and sa_status == 200
 
         try:
             wait_until(ready, timeout, f"node {NODE_NAME} Ready", interval=0.5)

@@ -7,7 +7,7 @@ so nothing here can be mistaken for a real network:
     198.18.1.0/24    Services (ClusterIPs); 198.18.1.1 is `kubernetes`
     198.18.255.0/30  the link between the host (.1) and the node namespace (.2);
                      kube-apiserver and the tests' upstreams listen on .1,
-                     kubelet and the cluster DNS (CoreDNS) on .2
+                     kubelet on .2
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ SERVICE_CIDR = "198.18.1.0/24"
 LINK_CIDR = "198.18.255.0/30"
 HOST_IP = "198.18.255.1"
 NODE_IP = "198.18.255.2"
-DNS_PORT_READY = 8181  # CoreDNS's readiness endpoint, on NODE_IP
-CLUSTER_DOMAIN = "cluster.local"
 BRIDGE = "lgbr0"
 NODE_NAME = "lockgate-node"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"  # kubelet 1.33's default sandbox image
@@ -58,10 +56,6 @@ class Layout:
     @property
     def kubeconfig(self) -> Path:
         return self.root / "admin.kubeconfig"
-
-    @property
-    def corefile(self) -> Path:
-        return self.root / "Corefile"
 
 
 def containerd_config(layout: Layout) -> str:
@@ -155,8 +149,6 @@ def kubelet_config(layout: Layout) -> str:
                          "imagefs.available": "1%", "nodefs.inodesFree": "1%"},
         "podLogsDir": str(layout.kubelet / "pod-logs"),
         "volumePluginDir": str(layout.kubelet / "volume-plugins"),
-        "clusterDNS": [NODE_IP],
-        "clusterDomain": CLUSTER_DOMAIN,
         "resolvConf": str(layout.root / "resolv.conf"),
         "staticPodPath": "",
         "serializeImagePulls": False,
@@ -185,22 +177,6 @@ def kube_proxy_config(layout: Layout) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def corefile(layout: Layout) -> str:
-    """Cluster names only: any other name is refused, nothing is forwarded off the node."""
-    return f"""\
-{CLUSTER_DOMAIN}:53 in-addr.arpa:53 {{
-    bind {NODE_IP}
-    errors
-    ready {NODE_IP}:{DNS_PORT_READY}
-    kubernetes {CLUSTER_DOMAIN} in-addr.arpa {{
-        kubeconfig {layout.kubeconfig}
-        pods insecure
-    }}
-    cache 5
-}}
-"""
-
-
 def write_configs(layout: Layout) -> dict[str, Path]:
     """Every config file of the node, written under its root."""
     files = {
@@ -208,8 +184,7 @@ def write_configs(layout: Layout) -> dict[str, Path]:
         "cni": (layout.cni_conf_dir / "10-lockgate.conflist", cni_conflist(layout)),
         "kubelet": (layout.kubelet / "config.yaml", kubelet_config(layout)),
         "kube-proxy": (layout.root / "kube-proxy.yaml", kube_proxy_config(layout)),
-        "coredns": (layout.corefile, corefile(layout)),
-        # For pods with dnsPolicy Default: no name server, nothing resolves off the node.
+        # Pods get no name server: there is no cluster DNS, and nothing off the node.
         "resolv": (layout.root / "resolv.conf", "options ndots:1\n"),
     }
     for path, text in files.values():
