@@ -1,5 +1,5 @@
-"""The Helm chart on a real node: `helm install` with the default values and
-only the image overridden (the image built from the project's Dockerfile),
+"""The Helm chart on a real node: `helm install` with the default values but
+the image (the one built from the project's Dockerfile) and the quota store,
 then the operator and proxies run as pods, with their probes, their mounted
 ServiceAccount tokens and the chart's RBAC, and traffic goes through the
 proxy Service (kube-proxy).
@@ -89,8 +89,14 @@ class Release:
 def release(node: Node, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
     rel = Release(node, tmp_path_factory.mktemp("helm"))
     image = node.images.lockgate
+    # The default quota store is the bundled Redis, which the proxies reach by
+    # its Service name and which keeps its data on a PersistentVolumeClaim: the
+    # node has neither cluster DNS nor a volume provisioner, so the quotas are
+    # counted in memory here (per pod, on an emptyDir).
     rel.helm("install", RELEASE, str(CHART), "--create-namespace",
-             "--set", f"image.repository={image.repository}", "--set", f"image.tag={image.tag}")
+             "--set", f"image.repository={image.repository}", "--set", f"image.tag={image.tag}",
+             "--set", "proxy.quota.store=memory", "--set", "proxy.quota.memory.approximate=true",
+             "--set", "proxy.quota.memory.persistence.enabled=false")
     try:
         yield rel
     finally:
