@@ -105,6 +105,11 @@ class Provider(IRModel):
     api_version: str | None = None
     engine: str = "generic"
     credential: str | None = Field(default=None, description="Id of the value in Credentials.")
+    ca_bundle: str | None = Field(default=None, description="Id of the CA bundle (PEM) in Credentials.")
+    client_certificate: str | None = Field(
+        default=None, description="Id of the client certificate chain (PEM) in Credentials; its key is under the "
+                                  "same id with '.key' appended.")
+    proxy: str | None = Field(default=None, description="HTTP CONNECT proxy URL, 'direct', or None: the environment's.")
     priority: int = 0
     weight: int = 100
     timeouts: Timeouts = Timeouts()

@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from lockgate.api.duration import Duration
 from lockgate.api.grants import AllowedNamespaces
-from lockgate.api.meta import ApiModel, CredentialsRef, ResourceStatus, ServiceRef
+from lockgate.api.meta import DNS_SUBDOMAIN, ApiModel, CredentialsRef, ResourceStatus, SecretKeyRef, ServiceRef
 
 ProviderType = Literal["openai", "azure-openai", "anthropic", "openai-compatible"]
 Engine = Literal["vllm", "sglang", "tgi", "llamacpp", "generic"]
@@ -18,6 +18,7 @@ ReasoningMode = Literal["keep", "strip", "separate"]
 MaxTokensParam = Literal["auto", "max_tokens", "max_completion_tokens"]
 
 URL_PATTERN = r"^https?://[^\s/?#]+([/?#][^\s]*)?$"
+PROXY_PATTERN = r"^(direct|http://[^\s/?#@]+/?)$"
 
 
 class ModelLimits(ApiModel):
@@ -86,6 +87,19 @@ class Queue(ApiModel):
     max_wait: Duration = Field(default="0s", description="How long a request may wait for provider capacity (0s: refuse at once).")
 
 
+class ClientCertificateRef(ApiModel):
+    """A Secret of type kubernetes.io/tls in the same namespace: tls.crt (chain) and tls.key."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253, description="Name of the Secret, in the same namespace.")
+
+
+class UpstreamTLS(ApiModel):
+    ca_bundle: SecretKeyRef | None = Field(
+        default=None, description="PEM CA certificates trusted for the upstream instead of the system's.")
+    client_certificate: ClientCertificateRef | None = Field(
+        default=None, description="A kubernetes.io/tls Secret presented to the upstream (mutual TLS).")
+
+
 class ModelProviderSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -104,6 +118,11 @@ class ModelProviderSpec(ApiModel):
     api_version: str | None = Field(default=None, description="Azure OpenAI api-version.")
     engine: Engine = Field(default="generic", description="The inference engine behind an openai-compatible provider.")
     credentials: CredentialsRef | None = None
+    tls: UpstreamTLS | None = Field(default=None, description="CA bundle and client certificate for https upstreams.")
+    proxy: str | None = Field(
+        default=None, pattern=PROXY_PATTERN,
+        description="http://host:port of an HTTP CONNECT proxy to reach the upstream through, or direct to ignore "
+                    "the proxy's HTTPS_PROXY/HTTP_PROXY environment. Default: the environment (with NO_PROXY).")
     priority: int = Field(default=0, ge=0, le=100, description="Tier: 0 is tried first, higher tiers are fallbacks.")
     weight: int = Field(default=100, ge=0, le=10000, description="Share of traffic inside a tier.")
     timeouts: Timeouts = Field(default_factory=Timeouts)

@@ -244,10 +244,11 @@ async def _attempt(gateway: Gateway, record: RequestRecord, op: Operation, body:
     try:
         # The connect timeout bounds new connections only; a pooled one costs no timer.
         async with asyncio.timeout_at(first_deadline) as limit:
-            response = await gateway.upstreams.post(call.url, call.body, call.headers, connect_timeout=timeouts.connect)
+            response = await gateway.upstreams.post(call.url, call.body, call.headers, connect_timeout=timeouts.connect,
+                                                    transport=record.snapshot.transport(provider))
             status = response.status
-            if status == 429 or status >= 500:
-                await response.read()
+            if status == 429 or status >= 500:  # retried elsewhere: its body is not worth reading whole
+                await response.drop(gateway.upstreams.settings.drop_body_bytes)
                 retry_after = _retry_after(response.headers)
                 if status == 429:
                     raise _Retryable(ApiError(429, "The upstream provider is rate limiting.", type="rate_limit_error",

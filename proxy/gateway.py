@@ -53,7 +53,7 @@ from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry, OpenAIView, Targ
 from lockgate.proxy.streams import OpenRequests
 from lockgate.proxy.source import Snapshot
 from lockgate.proxy.resolver import LoopbackNamesResolver
-from lockgate.proxy.upstream import UpstreamPool
+from lockgate.proxy.upstream import UpstreamPool, UpstreamSettings
 
 FallbackHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
@@ -61,8 +61,10 @@ FallbackHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 class Gateway:
     def __init__(self, name: str, quota: QuotaService, *, max_body_bytes: int = 10 * 1024 * 1024,
                  access_log: AccessLog | None = None,
-                 default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION) -> None:
+                 default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION,
+                 upstream: UpstreamSettings | None = None) -> None:
         self.name = name
+        self.upstream_settings = upstream or UpstreamSettings()
         self.default_output_reservation = default_output_reservation  # output tokens reserved without max_tokens
         self.access_log = access_log or AccessLog(None)
         self.quota = quota
@@ -95,7 +97,7 @@ class Gateway:
     @property
     def upstreams(self) -> UpstreamPool:
         if self._upstreams is None:
-            self._upstreams = UpstreamPool()
+            self._upstreams = UpstreamPool(self.upstream_settings)
         return self._upstreams
 
     @property

@@ -19,7 +19,7 @@ import gc
 import importlib
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import orjson
@@ -33,6 +33,7 @@ from lockgate.proxy.quota import QuotaService, make_quota_service
 from lockgate.proxy.quota import metrics as quota_metrics
 from lockgate.proxy.source import ConfigSource
 from lockgate.proxy.streams import OPEN_REQUESTS
+from lockgate.proxy.upstream import UpstreamSettings
 
 log = logging.getLogger("lockgate.proxy")
 
@@ -55,6 +56,7 @@ class ProxySettings:
     max_body_bytes: int = 10 * 1024 * 1024
     access_log: str | None = "-"  # JSON lines: "-" stdout, a file path, or None for none
     default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)  # caps, pooling, proxies of upstream calls
 
 
 def _json(value: object, status: int = 200) -> web.Response:
@@ -125,7 +127,8 @@ class ProxyServer:
                                             settings.state_dir, ca_file=settings.quota_store_ca)
         self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes,
                                access_log=AccessLog(settings.access_log),
-                               default_output_reservation=settings.default_output_reservation)
+                               default_output_reservation=settings.default_output_reservation,
+                               upstream=settings.upstream)
         self._runners: list[web.AppRunner] = []
         self._sites: list[web.TCPSite] = []
         self._loader: asyncio.Task[None] | None = None

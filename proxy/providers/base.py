@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from lockgate.api.ir import Provider, ProviderModel
+from lockgate.proxy.upstream.errors import ResponseTooLarge
 
 # chat: /v1/chat/completions, completions, embeddings, responses: OpenAI; messages: Anthropic's /v1/messages.
 Operation = Literal["chat", "completions", "embeddings", "responses", "messages"]
@@ -96,29 +97,67 @@ def event_name(event: bytes) -> bytes | None:
     return None
 
 
-class SSESplitter:
-    """Splits a byte stream into SSE events (without their blank-line terminator)."""
+MAX_EVENT_BYTES = 8 * 1024 * 1024  # one upstream event past this ends the stream (ResponseTooLarge)
 
-    def __init__(self) -> None:
-        self._buffer = b""
+
+class SSESplitter:
+    """Splits a byte stream into SSE events (without their blank-line terminator).
+
+    An unfinished event waits in a growing buffer that is searched only
+    where new bytes came (never again from its start), up to `limit` bytes.
+    """
+
+    def __init__(self, limit: int = MAX_EVENT_BYTES) -> None:
+        self._buffer = bytearray()
+        self._searched = 0  # the buffer holds no blank line before this offset
+        self._cr = False  # the last chunk ended with CR: a LF opening the next one belongs to it
+        self.limit = limit
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        if self._cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._cr = chunk.endswith(b"\r")
         if b"\r" in chunk:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        buffer = self._buffer + chunk if self._buffer else chunk
-        if b"\n\n" not in buffer:
-            self._buffer = buffer
+        buffer = self._buffer
+        if not buffer:  # the common case: whole events in one chunk, no copy
+            if b"\n\n" not in chunk:
+                buffer += chunk
+                self._searched = max(len(buffer) - 1, 0)
+                self._check()
+                return []
+            events = chunk.split(b"\n\n")
+            buffer += events.pop()
+            self._searched = max(len(buffer) - 1, 0)
+            self._check()
+            return [e for e in events if e]
+        start = self._searched
+        buffer += chunk
+        end = buffer.find(b"\n\n", start)
+        if end < 0:
+            self._searched = len(buffer) - 1
+            self._check()
             return []
-        events = buffer.split(b"\n\n")
-        self._buffer = events.pop()
+        last = buffer.rfind(b"\n\n")
+        events = bytes(buffer[:last]).split(b"\n\n")
+        del buffer[:last + 2]
+        self._searched = max(len(buffer) - 1, 0)
+        self._check()
         return [e for e in events if e]
+
+    def _check(self) -> None:
+        if len(self._buffer) > self.limit:
+            self._buffer.clear()
+            raise ResponseTooLarge(f"an upstream stream event passed {self.limit} bytes")
 
     @property
     def pending(self) -> bool:
         return bool(self._buffer)
 
     def rest(self) -> bytes:
-        rest, self._buffer = self._buffer.strip(), b""
+        rest = bytes(self._buffer).strip()
+        self._buffer.clear()
+        self._searched = 0
         return rest
 
 

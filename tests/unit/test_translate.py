@@ -86,3 +86,39 @@ def test_conditions_carry_the_generation() -> None:
     status = translate([provider], NOW).statuses[ObjectRef("ModelProvider", "ns", "p")]
     assert {c.observed_generation for c in status.conditions} == {7}
     assert status.accepted
+
+
+def test_a_providers_tls_material_goes_to_the_credentials_secret_only() -> None:
+    objects = [
+        _secret("ca", **{"ca.crt": "-----BEGIN CERTIFICATE-----\nCA\n"}),
+        _secret("client", **{"tls.crt": "-----BEGIN CERTIFICATE-----\nLEAF\n", "tls.key": "-----BEGIN PRIVATE KEY-----\nK\n"}),
+        _provider("p", endpoint="https://llm.internal/v1", proxy="http://proxy.internal:3128",
+                  tls={"caBundle": {"name": "ca", "key": "ca.crt"}, "clientCertificate": {"name": "client"}}),
+    ]
+    result = translate(objects, NOW)
+    provider = result.config.providers[0]
+    assert (provider.ca_bundle, provider.client_certificate) == ("provider/ns/p/ca", "provider/ns/p/client")
+    assert provider.proxy == "http://proxy.internal:3128"
+    assert result.credentials.values == {"provider/ns/p/ca": "-----BEGIN CERTIFICATE-----\nCA\n",
+                                         "provider/ns/p/client": "-----BEGIN CERTIFICATE-----\nLEAF\n",
+                                         "provider/ns/p/client.key": "-----BEGIN PRIVATE KEY-----\nK\n"}
+    assert "BEGIN" not in result.config.model_dump_json()
+
+
+def test_a_missing_client_certificate_secret_is_secret_not_found() -> None:
+    objects = [_secret("client", **{"tls.crt": "x"}),
+               _provider("p", endpoint="https://llm.internal/v1", tls={"clientCertificate": {"name": "client"}}),
+               _provider("q", endpoint="https://llm.internal/v1", tls={"caBundle": {"name": "nope", "key": "ca.crt"}})]
+    result = translate(objects, NOW)
+    assert result.config.providers == ()
+    p = result.statuses[ObjectRef("ModelProvider", "ns", "p")]
+    q = result.statuses[ObjectRef("ModelProvider", "ns", "q")]
+    assert not p.accepted and not q.accepted
+    assert [(c.reason, "tls.key" in c.message) for c in p.conditions if c.type == "Accepted"] == [("SecretNotFound", True)]
+    assert [c.reason for c in q.conditions if c.type == "Accepted"] == ["SecretNotFound"]
+
+
+def test_a_proxy_url_with_credentials_is_refused() -> None:
+    result = translate([_provider("p", proxy="http://user:pw@proxy:3128")], NOW)
+    status = result.statuses[ObjectRef("ModelProvider", "ns", "p")]
+    assert not status.accepted and "pw" not in str(result.config.model_dump_json())
