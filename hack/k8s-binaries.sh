@@ -23,37 +23,15 @@ CACHE=${LOCKGATE_CACHE:-$HOME/.cache/lockgate}
 K8S_DIR=$CACHE/k8s/$K8S_VERSION
 HELM_DIR=$CACHE/helm/$HELM_VERSION
 
-print_env=0
-case "${1:-}" in
-  --print-env) print_env=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--print-env]" >&2; exit 2 ;;
-esac
-
-log() { echo "k8s-binaries: $*" >&2; }
-
-# Exit code 3 means "Go is missing", so callers can tell it from a failed build.
-need_go() { command -v go >/dev/null || { log "go is not installed (https://go.dev/dl/)"; exit 3; }; }
+LOG_NAME=k8s-binaries
+# shellcheck source=hack/go-tools.sh
+source "$(dirname "$0")/go-tools.sh"
 mkdir -p "$K8S_DIR/bin" "$HELM_DIR/bin"
 
 # One build at a time per cache: parallel test sessions or worktrees would
 # otherwise race on the same wrapper module.
 exec 9>"$CACHE/.build.lock"
 flock 9
-
-# Upstream builds these statically; no C toolchain needed.
-export CGO_ENABLED=0
-# -mod=mod lets `go build` fill go.mod/go.sum of the generated wrapper module.
-export GOFLAGS="${GOFLAGS:-} -mod=mod"
-
-# Runs a build and reports how long it took (builds take minutes on 2 cores).
-timed() {
-  local what=$1; shift
-  local start=$SECONDS
-  log "building $what (this takes several minutes the first time)"
-  "$@" >&2
-  log "built $what in $((SECONDS - start))s"
-}
 
 # Writes the wrapper module: k8s.io/kubernetes cannot be `go install`ed because
 # its go.mod replaces every staging module with a local path, and replace

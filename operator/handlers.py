@@ -17,6 +17,9 @@ from typing import Any
 
 import kopf
 
+from aiohttp import web
+
+from lockgate.operator.metrics_server import serve_metrics
 from lockgate.operator.peering import PeeringGate
 from lockgate.operator.reconciler import Reconciler
 from lockgate.operator.settings import OperatorSettings
@@ -61,6 +64,7 @@ class OperatorContext:
     kubeconfig: str | None = None
     reconciler: Reconciler | None = None
     tasks: tuple[asyncio.Task[None], ...] = ()
+    metrics_runner: web.AppRunner | None = None
 
 
 def slim(body: Mapping[str, Any], watched: Watched) -> dict[str, Any]:
@@ -131,6 +135,8 @@ def build_registry() -> kopf.OperatorRegistry:
             namespace = None if ours.all_namespaces else ours.namespaces[0]
             gate = PeeringGate(api, ours.peering, namespace, ours.identity, ours.priority)
         memo.reconciler = Reconciler(ours, api, lambda: indexed_objects(indices), peering=gate)
+        if ours.metrics_address:
+            memo.metrics_runner = await serve_metrics(memo.reconciler.metrics.registry, ours.metrics_address)
         memo.tasks = (
             asyncio.create_task(memo.reconciler.run(), name="lockgate reconciler"),
             asyncio.create_task(_start_if_empty(memo.reconciler, api, memo.settings), name="lockgate empty check"),
@@ -150,6 +156,8 @@ def build_registry() -> kopf.OperatorRegistry:
         for task in memo.tasks:
             task.cancel()
         await asyncio.gather(*memo.tasks, return_exceptions=True)
+        if memo.metrics_runner is not None:
+            await memo.metrics_runner.cleanup()
         if memo.reconciler is not None:
             await memo.reconciler.close()
             await memo.reconciler.api.close()

@@ -23,6 +23,7 @@ class OperatorSettings:
     priority: int = 0  # this replica's peering priority (the highest live one is active)
     identity: str = ""  # this replica's id in the peering object
     peering_lifetime: int = 60  # seconds a silent peer is still taken as alive
+    metrics_address: str | None = None  # HOST:PORT of GET /metrics; None: not served
 
     def watches(self, namespace: str) -> bool:
         return self.all_namespaces or namespace in self.namespaces
