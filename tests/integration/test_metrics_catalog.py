@@ -4,7 +4,6 @@ metrics (config load failures, endpoints) move when they should."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import httpx
@@ -13,8 +12,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lockgate.operator.metrics import OperatorMetrics
-from tests.integration.gateway_process import free_port, gateway_process, wait_for
-from tests.metric_catalog import REPO, dashboard_exprs, exported, queried, rule_exprs
+from tests.integration.gateway_process import quickstart_process, wait_for
+from tests.metric_catalog import dashboard_exprs, exported, queried, rule_exprs
 from tests.unit.chart_support import render
 
 
@@ -33,16 +32,10 @@ def chart_rule_groups() -> list[dict]:
 
 
 def test_dashboard_and_rules_query_only_exported_metrics(tmp_path: Path) -> None:
-    upstream_port = free_port()
-    quickstart = tmp_path / "quickstart"
-    shutil.copytree(REPO / "examples" / "quickstart", quickstart)
-    provider = quickstart / "10-provider.yaml"
-    provider.write_text(provider.read_text().replace("127.0.0.1:8181", f"127.0.0.1:{upstream_port}"))
-    args = ["dev", "run-quickstart", "-f", str(quickstart), "--upstream-port", str(upstream_port)]
-    with gateway_process(args, tmp_path) as gw:
+    with quickstart_process(tmp_path) as gw:
         client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="lg-quickstart-demo-key", max_retries=0)
         client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
-        (quickstart / "99-broken.yaml").write_text("kind: [broken\n")
+        (tmp_path / "quickstart" / "99-broken.yaml").write_text("kind: [broken\n")
         wait_for(lambda: _sample(httpx.get(f"{gw.admin}/metrics").text,
                                  "lockgate_config_load_failures_total") == 1, "the failed load counted", gw)
         proxy = httpx.get(f"{gw.admin}/metrics").text
