@@ -50,6 +50,7 @@ from lockgate.proxy.quota import QuotaService
 from lockgate.proxy.record import RequestRecord, observe
 from lockgate.proxy.routing import expand_alias, plan
 from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry, OpenAIView, Target, compile_snapshot
+from lockgate.proxy.streams import OpenRequests
 from lockgate.proxy.source import Snapshot
 from lockgate.proxy.resolver import LoopbackNamesResolver
 from lockgate.proxy.upstream import UpstreamPool
@@ -71,6 +72,7 @@ class Gateway:
         self.snapshot: CompiledSnapshot | None = None
         self.draining = False
         self.in_flight = 0
+        self.open_requests = OpenRequests()  # what the drain ends at its deadline
         self.rng = random.Random()
         self.fallback_handlers: list[FallbackHandler] = []
         self._balancers: dict[str, tuple[str, Balancer]] = {}
@@ -160,6 +162,7 @@ class Gateway:
     def finish(self, record: RequestRecord) -> None:
         self.in_flight -= 1
         self.metrics.in_flight -= 1
+        self.open_requests.finished()
         observe(self.metrics, record, self.access_log)
 
     def authenticate(self, snapshot: CompiledSnapshot, headers: Mapping[str, str]) -> KeyEntry:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from lockgate.api.ir import Route
 from lockgate.proxy.auth import may_use_model, openai_view, template_view
-from lockgate.proxy.errors import ApiError, bad_request, path_not_found
+from lockgate.proxy.errors import ApiError, bad_request, path_not_found, shutting_down
 from lockgate.proxy.forward import CONNECT_ERRORS, Outcome, forward
 from lockgate.proxy.gateway import GATEWAY, Gateway, estimate_tokens, request_id_of
 from lockgate.proxy.providers.anthropic import UpstreamStreamError
@@ -78,16 +78,22 @@ async def recorded(request: web.Request, serve: Serve) -> web.StreamResponse:
         record = gateway.begin(request)
     except ApiError as error:
         return error.response(request_id_of(request))
+    task = gateway.open_requests.enter()
     try:
         return await serve(gateway, record)
     except ApiError as error:
         record.fail(error)
         return error.response(record.request_id)
-    except asyncio.CancelledError:  # the client went away
-        if not record.error_type:
+    except asyncio.CancelledError:
+        if gateway.open_requests.ended(task):  # the drain's deadline, before any answer
+            ended = shutting_down()
+            record.fail(ended)
+            return ended.response(record.request_id)
+        if not record.error_type:  # the client went away
             record.status, record.error_type = 499, "client_closed"
         raise
     finally:
+        gateway.open_requests.leave(task)
         gateway.finish(record)
 
 
@@ -145,6 +151,13 @@ async def stream_out(request: web.Request, record: RequestRecord, outcome: Outco
                 "error": {"message": "The upstream stream failed.", "type": "api_error", "param": None,
                           "code": "upstream_timeout" if isinstance(exc, TimeoutError) else "upstream_error"}}
             await response.write(sse(orjson.dumps(body)))
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or not request.app[GATEWAY].open_requests.ended(task):
+                raise
+            error = shutting_down()  # the drain's deadline: the client is told, not cut off
+            record.error_type = error.error_type
+            await response.write(sse(orjson.dumps(error.body())))
         await response.write_eof()
     except (asyncio.CancelledError, ConnectionResetError):
         record.status, record.error_type = 499, "client_closed"
