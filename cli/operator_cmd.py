@@ -36,6 +36,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--usage-interval", type=float, default=10.0, metavar="SECONDS",
                    help="how often ApiKey usage is mirrored from the proxies into status (default 10)")
     p.add_argument("--liveness", metavar="URL", help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
+    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at /metrics, e.g. 0.0.0.0:8082")
     p.add_argument("--peering", metavar="NAME", help="Kopf peering object: one active operator among replicas")
     p.add_argument("--priority", type=int, default=None,
                    help="peering priority; the highest live replica is active (default: random, so replicas differ)")
@@ -66,7 +67,7 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
         publish_namespace=publish, config_map=config_map, credentials_secret=args.credentials_secret,
         proxy_service=args.proxy_service, proxy_admin_port=args.proxy_admin_port,
         peering=None if args.standalone else args.peering, priority=priority, identity=identity,
-        peering_lifetime=args.peering_lifetime, usage_interval=args.usage_interval,
+        peering_lifetime=args.peering_lifetime, usage_interval=args.usage_interval, metrics_address=args.metrics,
         generated_secrets=tuple(GeneratedSecret.parse(s) for s in args.generate_secret),
     )
 

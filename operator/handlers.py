@@ -20,6 +20,9 @@ from typing import Any
 
 import kopf
 
+from aiohttp import web
+
+from lockgate.operator.metrics_server import serve_metrics
 from lockgate.operator.peering import PeeringGate
 from lockgate.operator.reconciler import Reconciler
 from lockgate.operator.secret_store import SecretStore
@@ -64,6 +67,7 @@ class OperatorContext:
     kubeconfig: str | None = None
     reconciler: Reconciler | None = None
     tasks: tuple[asyncio.Task[None], ...] = ()
+    metrics_runner: web.AppRunner | None = None
 
 
 def slim(body: Mapping[str, Any], watched: Watched) -> dict[str, Any]:
@@ -121,6 +125,8 @@ def build_registry() -> kopf.OperatorRegistry:
         store = SecretStore(KubeApi(api.connection, connections=2 * len(namespaces) + 8), namespaces,
                             lambda: memo.reconciler.nudge() if memo.reconciler else None, skip=lambda k: k == published)
         memo.reconciler = Reconciler(ours, api, lambda: indexed_objects(indices), peering=gate, secrets=store)
+        if ours.metrics_address:
+            memo.metrics_runner = await serve_metrics(memo.reconciler.metrics.registry, ours.metrics_address)
         memo.tasks = (
             asyncio.create_task(store.run(), name="lockgate secrets"),
             asyncio.create_task(memo.reconciler.run(), name="lockgate reconciler"),
@@ -141,6 +147,8 @@ def build_registry() -> kopf.OperatorRegistry:
         for task in memo.tasks:
             task.cancel()
         await asyncio.gather(*memo.tasks, return_exceptions=True)
+        if memo.metrics_runner is not None:
+            await memo.metrics_runner.cleanup()
         if memo.reconciler is not None:
             await memo.reconciler.close()
             await memo.reconciler.api.close()

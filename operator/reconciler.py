@@ -19,6 +19,7 @@ from typing import Any
 
 from lockgate.operator.generated_secrets import ensure_generated
 from lockgate.operator.key_secrets import KeySecrets
+from lockgate.operator.metrics import OperatorMetrics, condition_counts
 from lockgate.operator.peering import PeeringGate
 from lockgate.operator.programmed import ProxyFleet, Rollout, fingerprints, replica_urls, rollout
 from lockgate.operator.publish import Publisher
@@ -28,6 +29,7 @@ from lockgate.operator.settings import OperatorSettings
 from lockgate.operator.status_writer import StatusWriter
 from lockgate.operator.translate import ObjectRef, Translation, translate
 from lockgate.operator.usage import merge_usage
+from lockgate.api.meta import Condition
 from lockgate.api.kube_client import KubeApi, resource_path
 
 log = logging.getLogger("lockgate.operator")
@@ -93,10 +95,14 @@ class Reconciler:
         self._listed_until = 0.0
         self._rendered = False
         self._parts: dict[tuple[str, str], str] = {}
+        self.metrics = OperatorMetrics(self._condition_counts,
+                                       lambda: None if self.rollout is None else self.rollout.complete,
+                                       lambda: self._usage)
 
     def poke(self) -> None:
         """Something changed: re-render soon. The first poke also means every
         index is populated (Kopf runs event handlers only after that)."""
+        self.metrics.changed()
         self.nudge()
         self.started.set()
 
@@ -115,17 +121,21 @@ class Reconciler:
             if self.peering is not None and not await self.peering.active():
                 await self._standby()
                 continue
+            started = time.perf_counter()
             try:
                 await self.reconcile()
                 failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self.metrics.reconcile_errors.inc()
                 failures += 1
                 log.exception("reconcile failed (attempt %d); retrying", failures)
                 self._dirty = True
                 await asyncio.sleep(min(10.0, 0.2 * 2 ** min(failures, 6)))
                 continue
+            finally:
+                self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
             pending = self.rollout is not None and not self.rollout.complete
             wait = self.settings.rollout_poll if pending else min(self.settings.settle_poll, self.settings.usage_interval)
             try:
@@ -156,6 +166,7 @@ class Reconciler:
             inventory, translation = self._inventory, self.translation
         urls = await self._replica_urls(inventory)
         self.rollout = await self._check_rollout(translation, urls)
+        self.metrics.rolled_out(self.rollout.complete)
         if tick >= self._next_usage and urls:
             self._next_usage = tick + self.settings.usage_interval
             self._usage = merge_usage((await self.fleet.collect(urls, "/usage")).values())
@@ -172,7 +183,15 @@ class Reconciler:
         translation = translate(inventory.objects, now)
         if await self.keys.ensure(inventory.apikeys(), inventory.secrets, now):
             self._dirty = True  # the new Secrets come back through the watch
-        wrote = await self.publisher.publish(translation.config, translation.credentials)
+        started = time.perf_counter()
+        try:
+            wrote = await self.publisher.publish(translation.config, translation.credentials)
+        except Exception:
+            self.metrics.publish_errors.inc()
+            raise
+        finally:
+            self.metrics.publish_seconds.observe(time.perf_counter() - started)
+        self.metrics.published(wrote)
         self.translation, self._inventory = translation, inventory
         self._parts = fingerprints(translation.config)
         # The first render after a start, and every publication, are news.
@@ -205,6 +224,16 @@ class Reconciler:
             self._listed = replica_urls(listing.get("items", []), self.settings.proxy_admin_port)
             self._listed_until = tick + self.settings.settle_poll
         return self._listed
+
+    def _condition_counts(self) -> list[tuple[tuple[str, str, str], int]]:
+        """Conditions of the last render, Programmed as the status writer would set it."""
+        if self.translation is None:
+            return []
+        complete = self.rollout is not None and self.rollout.complete
+        return condition_counts(
+            (ref.kind, [*status.conditions, Condition(type="Programmed", status="True" if complete and status.accepted
+                                                      else "False", reason="Metric")])
+            for ref, status in self.translation.statuses.items())
 
     def _proxy_service(self) -> tuple[str, str]:
         value = self.settings.proxy_service or ""

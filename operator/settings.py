@@ -25,6 +25,7 @@ class OperatorSettings:
     priority: int = 0  # this replica's peering priority (the highest live one is active)
     identity: str = ""  # this replica's id in the peering object
     peering_lifetime: int = 60  # seconds a silent peer is still taken as alive
+    metrics_address: str | None = None  # HOST:PORT of GET /metrics; None: not served
     generated_secrets: tuple[GeneratedSecret, ...] = ()  # created in the publish namespace when absent
 
     def watches(self, namespace: str) -> bool:

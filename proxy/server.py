@@ -29,6 +29,7 @@ from lockgate.proxy import edge
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
 from lockgate.proxy.gateway import GATEWAY, Gateway
+from lockgate.proxy.health_metrics import HealthCollector
 from lockgate.proxy.handlers import add_routes, fallback
 from lockgate.proxy.quota import QuotaService, make_quota_service
 from lockgate.proxy.quota import metrics as quota_metrics
@@ -132,6 +133,10 @@ class ProxyServer:
                                access_log=AccessLog(settings.access_log),
                                default_output_reservation=settings.default_output_reservation,
                                upstream=settings.upstream)
+        self._apply_failures = 0
+        self.gateway.metrics.registry.register(HealthCollector(
+            settings.gateway_name, lambda: self.gateway.snapshot, self.gateway.outliers,
+            lambda: self._apply_failures + getattr(self.source, "load_failures", 0)))
         self._runners: list[web.AppRunner] = []
         self._sites: list[web.TCPSite] = []
         self._loader: asyncio.Task[None] | None = None
@@ -161,6 +166,7 @@ class ProxyServer:
             try:
                 compiled = await self.gateway.apply(snapshot, datetime.now(timezone.utc))
             except Exception:  # a config that cannot compile must not stop serving the last good one
+                self._apply_failures += 1
                 log.exception("configuration %s could not be loaded; keeping the previous one",
                               snapshot.config.hash[:12])
                 continue

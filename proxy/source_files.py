@@ -46,6 +46,7 @@ class FileSource:
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
         self.debounce_ms = debounce_ms
         self.last: Translation | None = None  # the last good translation, statuses included
+        self.load_failures = 0  # edits that did not load (a metric)
 
     def load(self) -> Translation:
         """Reads and translates once; raises ManifestError for unreadable files."""
@@ -62,6 +63,7 @@ class FileSource:
             try:
                 translation = await asyncio.to_thread(self.load)
             except ManifestError as exc:
+                self.load_failures += 1
                 kept = "keeping the last good config" if current else "waiting for a valid config"
                 log.error("manifests not loaded, %s: %s", kept, exc)
                 continue

@@ -123,6 +123,7 @@ class KubeSource:
         self.config_map = config_map
         self.credentials_secret = credentials_secret
         self._decoder = decoder
+        self.load_failures = 0  # configurations that did not decode (a metric)
         self._changed = asyncio.Event()
         self._maps: dict[str, Reflector] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -166,6 +167,7 @@ class KubeSource:
         try:
             config, credentials = self._decode(maps, secret)
         except Exception as e:  # invalid or half-written: keep the last good one
+            self.load_failures += 1
             log.warning("configuration in %s/%s does not load, keeping the last good one: %s",
                         self.config_map[0], cm_name, e)
             return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -71,3 +72,16 @@ def gateway_process(args: list[str], tmp: Path) -> Iterator[Gateway]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def quickstart_process(tmp: Path) -> Iterator[Gateway]:
+    """`lockgate dev run-quickstart` on a copy of examples/quickstart with a free upstream port."""
+    upstream_port = free_port()
+    quickstart = tmp / "quickstart"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "quickstart", quickstart)
+    provider = quickstart / "10-provider.yaml"
+    provider.write_text(provider.read_text().replace("127.0.0.1:8181", f"127.0.0.1:{upstream_port}"))
+    with gateway_process(["dev", "run-quickstart", "-f", str(quickstart), "--upstream-port", str(upstream_port)],
+                         tmp) as gateway:
+        yield gateway

@@ -3,17 +3,15 @@ processes on free loopback ports, real files, the official openai SDK."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from tests.integration.gateway_process import free_port, gateway_process, wait_for
+from tests.integration.gateway_process import gateway_process, quickstart_process, wait_for
 
 pytest.importorskip("lockgate.proxy.server", reason="the data plane (proxy/server.py) is not merged yet")
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = "lg-run-test-key-0000"
 MANIFESTS = """\
 apiVersion: v1
@@ -79,13 +77,7 @@ def test_run_serves_admin_endpoints_models_and_hot_reloads(tmp_path: Path) -> No
 
 
 def test_quickstart_answers_the_openai_sdk(tmp_path: Path) -> None:
-    upstream_port = free_port()
-    quickstart = tmp_path / "quickstart"
-    shutil.copytree(ROOT / "examples" / "quickstart", quickstart)
-    provider = quickstart / "10-provider.yaml"
-    provider.write_text(provider.read_text().replace("127.0.0.1:8181", f"127.0.0.1:{upstream_port}"))
-    args = ["dev", "run-quickstart", "-f", str(quickstart), "--upstream-port", str(upstream_port)]
-    with gateway_process(args, tmp_path) as gw:
+    with quickstart_process(tmp_path) as gw:
         client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="lg-quickstart-demo-key", max_retries=0)
         assert {"small", "large", "embed", "chat"} <= {m.id for m in client.models.list()}
         answer = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi there"}])

@@ -1,0 +1,28 @@
+# Shared by the scripts that build test binaries with Go (sourced, not run).
+# The caller sets LOG_NAME before sourcing; "$@" is the caller's arguments.
+
+print_env=0
+case "${1:-}" in
+  --print-env) print_env=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--print-env]" >&2; exit 2 ;;
+esac
+
+log() { echo "$LOG_NAME: $*" >&2; }
+
+# Exit code 3 means "Go is missing", so callers can tell it from a failed build.
+need_go() { command -v go >/dev/null || { log "go is not installed (https://go.dev/dl/)"; exit 3; }; }
+
+# Upstream builds these statically; no C toolchain needed.
+export CGO_ENABLED=0
+# -mod=mod lets `go build` fill go.mod/go.sum of a generated wrapper module.
+export GOFLAGS="${GOFLAGS:-} -mod=mod"
+
+# Runs a build and reports how long it took (builds take minutes on 2 cores).
+timed() {
+  local what=$1; shift
+  local start=$SECONDS
+  log "building $what (this takes several minutes the first time)"
+  "$@" >&2
+  log "built $what in $((SECONDS - start))s"
+}
