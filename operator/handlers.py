@@ -20,7 +20,7 @@ import kopf
 from lockgate.operator.peering import PeeringGate
 from lockgate.operator.reconciler import Reconciler
 from lockgate.operator.settings import OperatorSettings
-from lockgate.api.kube_client import KubeApi, resource_path
+from lockgate.common.kube_client import KubeApi, resource_path
 
 log = logging.getLogger("lockgate.operator")
 

@@ -8,8 +8,6 @@ Handlers in this package and the MCP module (`lockgate.proxy.mcp`, whose
   the object a request holds. `begin()` does this for you.
 - `gateway.authenticate(snapshot, headers) -> KeyEntry`: the caller's key
   (`entry.key` is the IR `ConsumerKey`); raises `ApiError` (401).
-- `gateway.session`: the pooled `aiohttp.ClientSession` for upstreams other
-  than the LLM forward path (MCP servers, endpoint pickers...).
 - `gateway.upstreams`: the lean keep-alive pool (`lockgate.proxy.upstream`)
   the LLM forward path posts to.
 - `gateway.quota`: the `QuotaService`; `gateway.metrics`: the `Metrics`.
@@ -18,8 +16,6 @@ Handlers in this package and the MCP module (`lockgate.proxy.mcp`, whose
 - `gateway.chat_deltas(entry, body, record=None)`: run an OpenAI chat
   completion through the full pipeline (model checks, alias and provider
   choice, failover, quotas, metrics) and yield the answer's text deltas.
-- `gateway.fallback_handlers`: handlers `(request) -> Response | None` asked
-  for paths no fixed route serves, before the 404.
 - `ApiError.response(request_id)` renders any error as OpenAI error JSON.
 """
 
@@ -27,11 +23,10 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 
@@ -50,11 +45,7 @@ from lockgate.proxy.record import RequestRecord, observe
 from lockgate.proxy.routing import expand_alias, plan
 from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry, OpenAIView, Target, compile_snapshot
 from lockgate.proxy.source import Snapshot
-from lockgate.proxy.resolver import LoopbackNamesResolver
 from lockgate.proxy.upstream import UpstreamPool
-
-FallbackHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
-
 
 class Gateway:
     def __init__(self, name: str, quota: QuotaService, *, max_body_bytes: int = 10 * 1024 * 1024,
@@ -71,23 +62,12 @@ class Gateway:
         self.draining = False
         self.in_flight = 0
         self.rng = random.Random()
-        self.fallback_handlers: list[FallbackHandler] = []
         self._balancers: dict[str, tuple[str, Balancer]] = {}
-        self._session: aiohttp.ClientSession | None = None
         self._upstreams: UpstreamPool | None = None
         self.metrics.registry.register(
             BalancerCollector(name, lambda: [(pid, b) for pid, (_, b) in self._balancers.items()]))
 
     # --- lifecycle -------------------------------------------------------
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=60,
-                                             resolver=LoopbackNamesResolver())
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                                  skip_auto_headers=("User-Agent",))
-        return self._session
 
     @property
     def upstreams(self) -> UpstreamPool:
@@ -135,9 +115,6 @@ class Gateway:
         for _, balancer in self._balancers.values():
             await balancer.close()
         self._balancers = {}
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
         if self._upstreams is not None:
             await self._upstreams.close()
             self._upstreams = None

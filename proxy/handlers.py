@@ -221,7 +221,7 @@ _API_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddin
 
 
 async def fallback(request: web.Request) -> web.StreamResponse:
-    """Paths no fixed route serves: chatTemplate Routes, then other modules' handlers, then 404."""
+    """Paths no fixed route serves: chatTemplate Routes, then 404 (405 on the API's own paths)."""
     gateway = request.app[GATEWAY]
     snapshot = gateway.snapshot
     if snapshot is not None and request.method == "POST":
@@ -229,10 +229,6 @@ async def fallback(request: web.Request) -> web.StreamResponse:
         route = view.templates.get(request.path) if view is not None else None
         if route is not None:
             return await recorded(request, lambda gw, record: serve_template(gw, request, record, route))
-    for handler in gateway.fallback_handlers:
-        response = await handler(request)
-        if response is not None:
-            return response
     request_id = request_id_of(request)
     if request.path in _API_PATHS:
         return ApiError(405, f"Method {request.method} is not allowed on {request.path}.", code="method_not_allowed",

@@ -12,59 +12,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import importlib
 import logging
 import signal
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import orjson
 from aiohttp import web
 
 from lockgate.proxy.accesslog import AccessLog
-from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
 from lockgate.proxy.gateway import GATEWAY, Gateway
+from lockgate.proxy import mcp
 from lockgate.proxy.handlers import add_routes, fallback
 from lockgate.proxy.quota import QuotaService, make_quota_service
 from lockgate.proxy.quota import metrics as quota_metrics
+from lockgate.proxy.settings import McpSettings, ProxySettings
 from lockgate.proxy.source import ConfigSource
 
+__all__ = ["ProxyServer", "ProxySettings", "build_admin_app", "build_app", "run", "serve", "tune_gc"]
+
 log = logging.getLogger("lockgate.proxy")
-
-
-@dataclass
-class ProxySettings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    admin_port: int = 9090
-    gateway_name: str = "lockgate"
-    quota_store: str = "memory"  # or "redis://..."
-    quota_fail_mode: str = "open"  # open | closed
-    replicas_hint: int = 1
-    drain_seconds: float = 10.0
-    state_dir: str | None = None
-    max_body_bytes: int = 10 * 1024 * 1024
-    access_log: str | None = "-"  # JSON lines: "-" stdout, a file path, or None for none
-    default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens
 
 
 def _json(value: object, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(value), content_type="application/json")
 
 
-def build_app(gateway: Gateway) -> web.Application:
+def build_app(gateway: Gateway, mcp_settings: McpSettings | None = None) -> web.Application:
     app = web.Application(client_max_size=gateway.max_body_bytes)
     app[GATEWAY] = gateway
     add_routes(app)
-    try:  # the MCP module mounts its routes before the catch-all
-        mcp = importlib.import_module("lockgate.proxy.mcp")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("lockgate.proxy.mcp",):
-            raise
-    else:
-        install = getattr(mcp, "install", None)
-        if install is not None:
-            install(app)
+    mcp.install(app, settings=mcp_settings or McpSettings())  # the MCP routes, before the catch-all
     app.router.add_route("*", "/{tail:.*}", fallback)
     return app
 
@@ -125,7 +102,7 @@ class ProxyServer:
 
     async def start(self) -> None:
         self._loader = asyncio.create_task(self._load())
-        for app, port in ((build_app(self.gateway), self.settings.port),
+        for app, port in ((build_app(self.gateway, self.settings.mcp), self.settings.port),
                           (build_admin_app(self.gateway), self.settings.admin_port)):
             # handler_cancellation: a client that disconnects cancels its handler, and so its upstream request.
             runner = web.AppRunner(app, access_log=None, handler_cancellation=True,

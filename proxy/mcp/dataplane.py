@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 
 from lockgate.api.ir import ConsumerKey, Credentials
+from lockgate.common.http import client_session
 from lockgate.proxy.errors import ApiError
 from lockgate.proxy.gateway import Gateway
 from lockgate.proxy.mcp.host import ChatFailed, ChatRequest
@@ -44,7 +45,7 @@ class DataPlaneHost:
     def http(self) -> aiohttp.ClientSession:
         # Its own pool: MCP and tool upstreams want decompressed bodies, the LLM pool does not.
         if self._http is None:
-            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60))
+            self._http = client_session()
         return self._http
 
     @property

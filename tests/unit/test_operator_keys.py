@@ -6,9 +6,10 @@ import base64
 from datetime import datetime, timezone
 
 from lockgate.api.ir import hash_key
+from lockgate.api.secret_data import generate_key, secret_value
 from lockgate.operator.keys import (
-    PREVIOUS_EXPIRES_ANNOTATION, PREVIOUS_KEY_FIELD, ROTATED_FOR_ANNOTATION, generate_key, key_action,
-    key_status_fields, secret_value,
+    PREVIOUS_EXPIRES_ANNOTATION, PREVIOUS_KEY_FIELD, ROTATED_FOR_ANNOTATION, key_action,
+    key_status_fields,
 )
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)

@@ -13,7 +13,7 @@ from lockgate.cli.operator_cmd import settings_from
 from lockgate.operator.handlers import WATCHED, indexed_objects, slim
 from lockgate.operator.reconciler import Inventory
 from lockgate.operator.translate import ObjectRef
-from lockgate.proxy.resolver import LoopbackNamesResolver, is_loopback_name
+from lockgate.common.resolver import LoopbackNamesResolver, is_loopback_name
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -19,6 +19,8 @@ from urllib.parse import quote
 
 import aiohttp
 
+from lockgate.common.http import client_session
+
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
@@ -112,8 +114,7 @@ class KubeApi:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self.connection.ssl_context, limit=20)
-            self._session = aiohttp.ClientSession(connector=connector)
+            self._session = client_session(tls=self.connection.ssl_context, limit=20)
         return self._session
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
