@@ -14,6 +14,7 @@ import contextlib
 import gc
 import logging
 import signal
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import orjson
@@ -23,6 +24,7 @@ from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.gateway import GATEWAY, Gateway
 from lockgate.proxy import mcp
 from lockgate.proxy.handlers import add_routes, fallback
+from lockgate.proxy.pipeline import STEPS, StepFactory
 from lockgate.proxy.quota import QuotaService, make_quota_service
 from lockgate.proxy.quota import metrics as quota_metrics
 from lockgate.proxy.settings import McpSettings, ProxySettings
@@ -85,14 +87,15 @@ def build_admin_app(gateway: Gateway) -> web.Application:
 class ProxyServer:
     """A running proxy: `async with ProxyServer(source, settings) as server: server.port ...`."""
 
-    def __init__(self, source: ConfigSource, settings: ProxySettings, quota: QuotaService | None = None) -> None:
+    def __init__(self, source: ConfigSource, settings: ProxySettings, quota: QuotaService | None = None,
+                 steps: Sequence[StepFactory] = STEPS) -> None:
         self.source = source
         self.settings = settings
         quota = quota or make_quota_service(settings.quota_store, settings.quota_fail_mode, settings.replicas_hint,
                                             settings.state_dir)
         self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes,
                                access_log=AccessLog(settings.access_log),
-                               default_output_reservation=settings.default_output_reservation)
+                               default_output_reservation=settings.default_output_reservation, steps=steps)
         self._runners: list[web.AppRunner] = []
         self._sites: list[web.TCPSite] = []
         self._loader: asyncio.Task[None] | None = None

@@ -9,8 +9,10 @@ from aiohttp import web
 
 from lockgate.api.ir import ConsumerKey, Credentials
 from lockgate.common.http import client_session
+from lockgate.proxy.auth import authenticate
 from lockgate.proxy.errors import ApiError
 from lockgate.proxy.gateway import Gateway
+from lockgate.proxy.internal import chat_deltas
 from lockgate.proxy.mcp.host import ChatFailed, ChatRequest
 from lockgate.proxy.quota import QuotaService
 from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry
@@ -37,7 +39,7 @@ class DataPlaneHost:
         if compiled is None:
             return None
         try:
-            return self._gateway.authenticate(compiled, request.headers).key
+            return authenticate(compiled, request.headers).key
         except ApiError:
             return None
 
@@ -57,6 +59,7 @@ class DataPlaneHost:
             await self._http.close()
 
     async def chat(self, request: ChatRequest) -> AsyncIterator[str]:
+        """The answer's text deltas through the request pipeline; ChatFailed before the first on any refusal."""
         entry = self._entry(request.key)
         body: dict[str, object] = {"model": request.model, "messages": request.messages}
         if request.max_tokens is not None:
@@ -64,7 +67,7 @@ class DataPlaneHost:
         if request.temperature is not None:
             body["temperature"] = request.temperature
         try:
-            async for delta in self._gateway.chat_deltas(entry, body):
+            async for delta in chat_deltas(self._gateway, entry, body):
                 yield delta
         except ApiError as exc:
             raise ChatFailed(exc.message, exc.status) from None
@@ -76,3 +79,4 @@ class DataPlaneHost:
                 if entry.key.id == key.id:
                     return entry
         raise ChatFailed("the key is no longer configured", 401)
+

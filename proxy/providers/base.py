@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+import orjson
+
 from lockgate.api.ir import Provider, ProviderModel
 
 # chat: /v1/chat/completions, completions, embeddings, responses: OpenAI; messages: Anthropic's /v1/messages.
@@ -59,7 +61,8 @@ class Adapter(Protocol):
 
     def build(self, op: Operation, body: dict[str, Any], provider: Provider, model: ProviderModel, base_url: str,
               credential: str | None, request_id: str) -> tuple[UpstreamCall, bool]:
-        """The upstream request, and whether the client asked for stream usage itself."""
+        """The upstream request for a body the request filters made ready for this provider (model name and
+        `compat` applied), and whether the client asked for stream usage itself."""
         ...
 
     def answer(self, op: Operation, data: bytes, provider: Provider, requested_model: str) -> Answer:
@@ -87,6 +90,20 @@ def event_data(event: bytes) -> bytes | None:
         return event[5:].lstrip(b" ")
     parts = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
     return b"\n".join(parts) if parts else None
+
+
+def chat_deltas(block: bytes) -> list[str]:
+    """The text deltas in whole OpenAI chat completion chunk events."""
+    out = []
+    for event in block.split(b"\n\n"):
+        data = event_data(event)
+        if data is None or not data.startswith(b"{"):
+            continue
+        for choice in orjson.loads(data).get("choices") or ():
+            text = (choice.get("delta") or {}).get("content")
+            if text:
+                out.append(text)
+    return out
 
 
 def event_name(event: bytes) -> bytes | None:

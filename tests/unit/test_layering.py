@@ -37,6 +37,7 @@ def test_this_tree_keeps_every_contract() -> None:
     ("proxy/uses_operator.py", "import lockgate.operator.keys\n", "never import each other"),
     ("api/uses_common.py", "from lockgate.common import http\n", "api serves all"),
     ("api/does_io.py", "import aiohttp\n", "no I/O library"),
+    ("proxy/pipeline/steps/uses_step.py", "from lockgate.proxy.pipeline.steps import send\n", "steps"),
     ("proxy/handlers_cycle.py",
      "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from lockgate.proxy import handlers_cycle2\n",
      "no import cycles"),
