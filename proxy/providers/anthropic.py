@@ -13,7 +13,8 @@ from lockgate.proxy.providers.anthropic_translate import (
     request_to_anthropic,
     response_to_openai,
 )
-from lockgate.proxy.providers.base import DONE, Answer, EventStream, Operation, UpstreamCall, Usage, event_data, event_name, sse
+from lockgate.proxy.providers.base import DONE, Answer, EventStream, Operation, UpstreamCall, Usage, sse
+from lockgate.proxy.sse import event_data, event_name
 
 ANTHROPIC_VERSION = "2023-06-01"
 

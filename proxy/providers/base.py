@@ -8,6 +8,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from lockgate.api.ir import Provider, ProviderModel
+from lockgate.proxy.sse import SSESplitter, event_data
 
 # chat: /v1/chat/completions, completions, embeddings, responses: OpenAI; messages: Anthropic's /v1/messages.
 Operation = Literal["chat", "completions", "embeddings", "responses", "messages"]
@@ -84,14 +85,6 @@ def sse(data: bytes) -> bytes:
 DONE = b"data: [DONE]\n\n"
 
 
-def event_data(event: bytes) -> bytes | None:
-    """The data of one SSE event (lines joined), or None when it carries none."""
-    if event.startswith(b"data:") and b"\n" not in event:
-        return event[5:].lstrip(b" ")
-    parts = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
-    return b"\n".join(parts) if parts else None
-
-
 def chat_deltas(block: bytes) -> list[str]:
     """The text deltas in whole OpenAI chat completion chunk events."""
     out = []
@@ -104,39 +97,6 @@ def chat_deltas(block: bytes) -> list[str]:
             if text:
                 out.append(text)
     return out
-
-
-def event_name(event: bytes) -> bytes | None:
-    for line in event.split(b"\n"):
-        if line.startswith(b"event:"):
-            return line[6:].strip()
-    return None
-
-
-class SSESplitter:
-    """Splits a byte stream into SSE events (without their blank-line terminator)."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        if b"\r" in chunk:
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        buffer = self._buffer + chunk if self._buffer else chunk
-        if b"\n\n" not in buffer:
-            self._buffer = buffer
-            return []
-        events = buffer.split(b"\n\n")
-        self._buffer = events.pop()
-        return [e for e in events if e]
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._buffer)
-
-    def rest(self) -> bytes:
-        rest, self._buffer = self._buffer.strip(), b""
-        return rest
 
 
 class EventStream:

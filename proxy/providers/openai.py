@@ -21,9 +21,9 @@ from lockgate.proxy.providers.base import (
     Operation,
     UpstreamCall,
     Usage,
-    event_data,
     sse,
 )
+from lockgate.proxy.sse import event_data
 
 
 def usage_of(payload: dict[str, Any]) -> Usage | None:
