@@ -22,7 +22,6 @@ import aiohttp
 from lockgate.common.http import client_session
 
 MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
 
 
 class ApiError(Exception):

@@ -40,35 +40,33 @@ class Pipeline:
             pending = hook(ctx)
             if pending is not None:
                 await pending
-        if self._target:
-            await self._failover(ctx)
+        hooks = self._target
+        if hooks:  # failover: the targets in order until one goes through every target-phase step
+            last_error: ApiError | None = None
+            for index, target in enumerate(ctx.targets):
+                ctx.target, ctx.target_index = target, index
+                done = 0
+                try:
+                    for hook in hooks:
+                        pending = hook(ctx)
+                        if pending is not None:
+                            await pending
+                        done += 1
+                except Skip as skip:
+                    await self._undo(ctx, done)
+                    if not (skip.weak and last_error is not None):
+                        last_error = skip.error
+                    continue
+                except BaseException:
+                    await self._undo(ctx, done)
+                    raise
+                break
+            else:
+                raise last_error or no_upstream("No upstream is available for this model.")
         for hook in self._response:
             pending = hook(ctx)
             if pending is not None:
                 await pending
-
-    async def _failover(self, ctx: Context) -> None:
-        last_error: ApiError | None = None
-        hooks = self._target
-        for index, target in enumerate(ctx.targets):
-            ctx.target, ctx.target_index = target, index
-            done = 0
-            try:
-                for hook in hooks:
-                    pending = hook(ctx)
-                    if pending is not None:
-                        await pending
-                    done += 1
-            except Skip as skip:
-                await self._undo(ctx, done)
-                if not (skip.weak and last_error is not None):
-                    last_error = skip.error
-                continue
-            except BaseException:
-                await self._undo(ctx, done)
-                raise
-            return
-        raise last_error or no_upstream("No upstream is available for this model.")
 
     async def _undo(self, ctx: Context, done: int) -> None:
         """Undo, latest first, what the target's steps that went through left behind."""
