@@ -4,7 +4,7 @@
 the request-phase hooks, then the target-phase hooks for each target in
 failover order until one target goes through, then the response hooks (in
 reverse, as an answer travels back); `finish(ctx)` calls the finish hooks,
-once, whatever happened. Nothing is allocated per request but the context.
+in reverse too, once, whatever happened. Nothing is allocated per request but the context.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Pipeline:
         self._request = _hooks(per_request, "request")
         self._target = tuple(s.request for s in self._per_target)
         self._response = _hooks(self.steps[::-1], "response")
-        self._finish = _hooks(self.steps, "finish")
+        self._finish = _hooks(self.steps[::-1], "finish")
 
     async def run(self, ctx: Context) -> None:
         """Through every step up to an answer in hand; raises ApiError to refuse."""

@@ -10,8 +10,9 @@ returns an awaitable, so a synchronous step costs one call.
   Raise `ApiError` to stop and answer; a step of the per-target phase may
   raise `Skip` to give up this target and fail over to the next one.
 - `undo(ctx)` (per-target phase only): this target was given up.
-- `response(ctx)`: once an answer is in hand (a stream: its first events).
-- `finish(ctx)`: always, after the answer was delivered or the request failed.
+- `response(ctx)`: once an answer is in hand (a stream: its first events); in reverse order.
+- `finish(ctx)`: always, after the answer was delivered or the request failed; in reverse
+  order, with `ctx.usage` final.
 
 `phase` is "request" (once per request) or "target" (once per provider tried,
 in failover order). Steps never import each other: what one leaves for the

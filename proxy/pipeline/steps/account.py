@@ -1,5 +1,6 @@
 """account: the metrics and the access log line of a finished request, whatever its end.
-(Quota is settled by admit's finish, the endpoint lease released by send's.)"""
+(Quota is settled by admit's finish, the upstream closed and its endpoint released by send's;
+finish hooks run last step first, and `ctx.usage` is final before any of them.)"""
 
 from __future__ import annotations
 
