@@ -21,8 +21,7 @@ from lockgate.proxy.gateway import GATEWAY, request_id_of
 from lockgate.proxy.pipeline import Context, Kind
 from lockgate.proxy.pipeline.steps.send import CONNECT_ERRORS
 from lockgate.proxy.pipeline.stream import events
-from lockgate.proxy.providers.anthropic import UpstreamStreamError
-from lockgate.proxy.providers.base import Operation, sse
+from lockgate.proxy.providers.base import Operation, UpstreamStreamError, sse
 from lockgate.proxy.templates import parse_json_answer
 
 Deliver = Callable[[web.Request, Context], Awaitable[web.StreamResponse]]

@@ -13,7 +13,16 @@ from lockgate.proxy.providers.anthropic_translate import (
     request_to_anthropic,
     response_to_openai,
 )
-from lockgate.proxy.providers.base import DONE, Answer, EventStream, Operation, UpstreamCall, Usage, sse
+from lockgate.proxy.providers.base import (
+    DONE,
+    Answer,
+    EventStream,
+    Operation,
+    UpstreamCall,
+    UpstreamStreamError,
+    Usage,
+    sse,
+)
 from lockgate.proxy.sse import event_data, event_name
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -123,11 +132,3 @@ class MessagesToChunks(EventStream):
         self.done = True
         out = [sse(orjson.dumps(self.translator.usage_chunk()))] if self.client_wants_usage else []
         return [*out, DONE]
-
-
-class UpstreamStreamError(Exception):
-    """The upstream reported an error inside its stream; `body` is OpenAI's error JSON."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        super().__init__(str(body))
-        self.body = body

@@ -28,6 +28,15 @@ class Usage:
     reported: bool = False  # the upstream reported it (else it was counted)
 
 
+class UpstreamStreamError(Exception):
+    """A provider reported an error inside its stream; `body` is the client's error JSON.
+    Any adapter's stream translator may raise it; the pipeline treats it like a failed upstream."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(str(body))
+        self.body = body
+
+
 @dataclass(slots=True)  # made per request: a frozen dataclass costs 5x to build
 class UpstreamCall:
     url: str

@@ -23,7 +23,7 @@ from lockgate.proxy.outlier import OutlierDetector
 from lockgate.proxy.pipeline.context import Context
 from lockgate.proxy.pipeline.deps import Deps
 from lockgate.proxy.pipeline.step import Skip, Step
-from lockgate.proxy.providers.anthropic import UpstreamStreamError
+from lockgate.proxy.providers.base import UpstreamStreamError
 from lockgate.proxy.upstream import Response, ServerDisconnected, UpstreamPool
 
 # Upstream failures (UpstreamError) and failed writes to the client (aiohttp raises ConnectionResetError's
