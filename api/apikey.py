@@ -45,7 +45,10 @@ class ApiKeySpec(ApiModel):
     limits: KeyLimits | None = Field(default=None, description="Limits across all models of this key.")
     model_limits: dict[str, KeyLimits] = Field(default_factory=dict, description="Per-model limits, on top of limits.")
     routes: list[str] | None = Field(default=None, description="Template Routes this key may call; omitted = all.")
-    mcp_servers: list[str] | None = Field(default=None, description="MCPServers this key may use; omitted = none.")
+    mcp_servers: list[str] | None = Field(
+        default=None, description="MCPServers this key may use: a name in this namespace, or namespace/name of a server that"
+        " allows this namespace; omitted = none.",
+    )
     mcp_tools: dict[str, list[str]] = Field(
         default_factory=dict, description="Per MCPServer, the tool name globs this key may call; a server not listed allows all its tools."
     )

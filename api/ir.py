@@ -114,12 +114,28 @@ class Provider(IRModel):
     queue_max_wait: float = 0.0
     compat: Compat = Compat()
     models: tuple[ProviderModel, ...]
+    shared_with: tuple[str, ...] = Field(
+        default=(), description="Other namespaces whose Routes and MCPServers may use these models; ('*',) = every one."
+    )
+
+    @property
+    def namespace(self) -> str:
+        return namespace_of(self.id)
+
+    def serves(self, namespace: str) -> bool:
+        """Whether Routes and MCPServers of `namespace` may use this provider's models."""
+        return namespace == self.namespace or "*" in self.shared_with or namespace in self.shared_with
 
     def endpoint_urls(self) -> list[str]:
         """Base URLs to send requests to, one per endpoint (or the fixed one)."""
         if self.base_url is not None:
             return [self.base_url.rstrip("/")]
         return [f"{self.scheme}://{_host(e.address)}:{e.port}{self.base_path}".rstrip("/") for e in self.endpoints]
+
+
+def namespace_of(object_id: str) -> str:
+    """The namespace part of a `namespace/name` id."""
+    return object_id.partition("/")[0]
 
 
 def _host(address: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from lockgate.api.duration import Duration
+from lockgate.api.grants import AllowedNamespaces
 from lockgate.api.meta import ApiModel, ResourceStatus, SecretKeyRef, ServiceRef, repeated
 from lockgate.api.provider import URL_PATTERN
 
@@ -84,7 +85,11 @@ class HttpTool(ApiModel):
 
 
 class Aggregate(ApiModel):
-    servers: list[str] = Field(min_length=1, description="MCPServers of this namespace to combine; names get a prefix per server.")
+    servers: list[str] = Field(
+        min_length=1,
+        description="MCPServers to combine: a name in this namespace, or namespace/name of a server that allows this"
+        " namespace; tools get the server's name as prefix.",
+    )
 
 
 class ModelTool(ApiModel):
@@ -115,6 +120,10 @@ class MCPServerSpec(ApiModel):
     tools: list[HttpTool] | None = None
     aggregate: Aggregate | None = None
     model_tools: list[ModelTool] | None = None
+    allowed_namespaces: AllowedNamespaces = Field(
+        default_factory=AllowedNamespaces,
+        description="Namespaces whose ApiKeys and aggregates may use this server; default: only this namespace.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> MCPServerSpec:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from lockgate.api.duration import Duration
+from lockgate.api.grants import AllowedNamespaces
 from lockgate.api.meta import ApiModel, CredentialsRef, ResourceStatus, ServiceRef
 
 ProviderType = Literal["openai", "azure-openai", "anthropic", "openai-compatible"]
@@ -112,6 +113,10 @@ class ModelProviderSpec(ApiModel):
     queue: Queue = Field(default_factory=Queue)
     compat: Compat = Field(default_factory=Compat)
     models: list[ProviderModel] = Field(min_length=1, max_length=1000, description="Models served by this provider.")
+    allowed_namespaces: AllowedNamespaces = Field(
+        default_factory=AllowedNamespaces,
+        description="Namespaces whose Routes and MCPServers may use these models; default: only this namespace.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ModelProviderSpec:

@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-f", "--filename", dest="paths", action="append", required=True, metavar="PATH",
                         help="manifest file or folder (repeatable)")
     parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="default yaml")
-    parser.add_argument("--strict", action="store_true", help="exit 1 if any object is not accepted")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if any object is not accepted or has a reference it may not use")
     parser.add_argument("--namespace", default="lockgate-system", help="namespace of the published objects")
     parser.add_argument("--config-map", default="lockgate-config", help="name of the published ConfigMap (default lockgate-config)")
     parser.add_argument("--credentials-secret", default="lockgate-credentials",
@@ -34,13 +34,17 @@ def register(subparsers: Any) -> None:
 
 
 def report(translation: Translation, stream: TextIO) -> int:
-    """Writes one line per problem; returns how many objects were rejected."""
+    """Writes one line per problem; returns how many objects were rejected or
+    accepted with references left out (not granted)."""
     rejected = 0
     for ref, status in sorted(translation.statuses.items()):
         for cond in status.conditions:
             if cond.type == "Accepted" and cond.status != "True":
                 rejected += 1
                 print(f"error: {ref}: not accepted ({cond.reason}): {cond.message}", file=stream)
+            elif cond.type == "ResolvedRefs" and cond.status == "False" and status.accepted:
+                rejected += 1
+                print(f"error: {ref}: references left out ({cond.reason}): {cond.message}", file=stream)
             elif cond.type == "Ready" and cond.status != "True" and status.accepted:
                 print(f"warning: {ref}: not ready ({cond.reason}): {cond.message}", file=stream)
     return rejected

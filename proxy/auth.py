@@ -3,8 +3,13 @@
 Keys come in `Authorization: Bearer`, `x-api-key` (Anthropic SDK) or
 `api-key` (Azure SDK). Missing or unknown keys are refused with 401
 `invalid_api_key`; an expired key with 401 `expired_api_key`; a rotated-out
-hash past its `not_after` counts as unknown. Authorization of models and
-routes is checked here too so every handler uses the same codes.
+hash past its `not_after` counts as unknown. Authorization of hosts, models
+and routes is checked here too so every handler uses the same codes.
+
+A key belongs to its namespace: it is valid only on hosts where a Route of
+its namespace is served (401 elsewhere), it sees only its namespace's models
+and Routes there (404 for another namespace's), and its own allowlists say
+403 within them.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import hashlib
 import time
 from collections.abc import Mapping
 
-from lockgate.proxy.errors import ApiError, forbidden, unauthorized
-from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry
+from lockgate.api.ir import Route, namespace_of
+from lockgate.proxy.errors import ApiError, forbidden, path_not_found, unauthorized
+from lockgate.proxy.snapshot import CompiledSnapshot, HostView, KeyEntry, OpenAIView
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
@@ -62,5 +68,39 @@ def check_route(entry: KeyEntry, route_id: str) -> None:
         raise forbidden("This API key may not call this route.", code="route_not_allowed")
 
 
+def openai_view(snapshot: CompiledSnapshot, entry: KeyEntry, host: str, path: str) -> OpenAIView:
+    """The OpenAI API as the key's namespace sees it on this host (its Routes there and its pool)."""
+    return openai_view_of(snapshot.host_view(host), entry, path)
 
-__all__ = ["ApiError", "authenticate", "check_model", "check_route", "lookup", "may_use_model", "presented_key"]
+
+def openai_view_of(view: HostView | None, entry: KeyEntry, path: str) -> OpenAIView:
+    """`openai_view` for a host view already looked up (the pipeline's route step does)."""
+    if view is None:
+        raise path_not_found(path)
+    if not view.admits(entry.namespace):
+        raise _not_on_host()
+    openai = view.openai_for(entry.namespace)
+    if openai is None:  # only chatTemplate Routes of the key's namespace here
+        raise path_not_found(path)
+    return openai
+
+
+def template_view(snapshot: CompiledSnapshot, entry: KeyEntry, host: str, route: Route) -> OpenAIView:
+    """The models a chatTemplate Route may call, once the key may call the route
+    (its namespace's, and listed in the key's routes)."""
+    namespace = namespace_of(route.id)
+    if entry.namespace != namespace:
+        view = snapshot.host_view(host)
+        if view is None or not view.admits(entry.namespace):
+            raise _not_on_host()
+        raise path_not_found(route.path or "")  # another tenant's route: not there for this key
+    check_route(entry, route.id)
+    return snapshot.namespace_view(namespace)
+
+
+def _not_on_host() -> ApiError:
+    return unauthorized("This API key is not valid on this host.")
+
+
+__all__ = ["ApiError", "authenticate", "check_model", "check_route", "lookup", "may_use_model", "openai_view",
+           "openai_view_of", "presented_key", "template_view"]

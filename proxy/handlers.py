@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 
 from lockgate.api.ir import Route
-from lockgate.proxy.auth import authenticate, may_use_model
+from lockgate.proxy.auth import authenticate, may_use_model, openai_view
 from lockgate.proxy.errors import ApiError, path_not_found
 from lockgate.proxy.gateway import GATEWAY, request_id_of
 from lockgate.proxy.pipeline import Context, Kind
@@ -111,10 +111,8 @@ async def list_models(request: web.Request) -> web.StreamResponse:
 async def _models(request: web.Request, ctx: Context) -> web.Response:
     snapshot = ctx.snapshot
     entry = ctx.entry = authenticate(snapshot, request.headers)
-    view = snapshot.host_view(request.host)
-    if view is None or view.openai is None:
-        raise path_not_found(request.path)
-    names = [m for m in snapshot.served_models if view.openai.shows(m)] + sorted(view.openai.aliases)
+    view = openai_view(snapshot, entry, request.host, request.path)
+    names = [m for m in view.pool.served_models if view.shows(m)] + sorted(view.aliases)
     created = int(snapshot.loaded_at.timestamp())
     data = [{"id": name, "object": "model", "created": created, "owned_by": "lockgate"}
             for name in dict.fromkeys(names) if may_use_model(entry, name)]

@@ -15,11 +15,13 @@ from lockgate.proxy.providers.base import chat_deltas as deltas_of
 from lockgate.proxy.snapshot import KeyEntry
 
 
-async def chat_deltas(gateway: Gateway, entry: KeyEntry, body: dict[str, Any]) -> AsyncIterator[str]:
+async def chat_deltas(gateway: Gateway, entry: KeyEntry, body: dict[str, Any],
+                      namespace: str | None = None) -> AsyncIterator[str]:
     """Text deltas of a streamed chat completion, accounted as its own request (metrics, access
-    log). Raises ApiError before the first delta on any refusal."""
+    log). The model is chosen among `namespace`'s models and aliases (default: the key's
+    namespace). Raises ApiError before the first delta on any refusal."""
     ctx = gateway.begin(new_request_id(), "POST", "(internal)/chat", "", kind="internal")
-    ctx.entry, ctx.body = entry, body
+    ctx.entry, ctx.body, ctx.namespace = entry, body, namespace
     try:
         assert ctx.pipeline is not None
         await ctx.pipeline.run(ctx)

@@ -1,10 +1,15 @@
 """A configuration compiled once into look-up tables for the request path.
 
 `compile_snapshot` turns a `Snapshot` (IR + credentials) into a frozen
-`CompiledSnapshot`: key hash -> key, host -> what the host serves, model ->
-provider tiers, alias and glob tables. A request reads the snapshot current
-when it started and keeps it to the end, so a swap never changes a request
-in flight.
+`CompiledSnapshot`: key hash -> key, host -> what the host serves to each
+namespace, per namespace its pool (model -> provider tiers), alias and glob
+tables. A request reads the snapshot current when it started and keeps it to
+the end, so a swap never changes a request in flight.
+
+Namespaces are tenants: a namespace's pool holds the models of its own
+ModelProviders and of those shared with it, so two namespaces may both serve
+a `gpt-4o` of their own; a key sees a host only through the Routes of its
+own namespace.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from lockgate.api.ir import Alias, ConsumerKey, GatewayConfig, Provider, ProviderModel, Route
+from lockgate.api.ir import Alias, ConsumerKey, GatewayConfig, Provider, ProviderModel, Route, namespace_of
 from lockgate.proxy.source import Snapshot
 
 
@@ -25,6 +30,7 @@ class KeyEntry:
     expires_at: float | None  # epoch seconds of the key's expiry
     models: re.Pattern[str] | None  # compiled model globs; None = every model
     routes: frozenset[str] | None  # route ids and names; None = every route
+    namespace: str = ""  # the ApiKey's namespace: the tenant it belongs to
 
 
 @dataclass(frozen=True)
@@ -35,14 +41,31 @@ class Target:
     model: ProviderModel
 
 
+Tiers = tuple[tuple[Target, ...], ...]
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The models one namespace may use: its own providers' and those shared with it."""
+
+    tiers: dict[str, Tiers] = field(default_factory=dict)  # model -> priority tiers (0 first)
+    fixed_plans: dict[str, list[Target]] = field(default_factory=dict)  # models with one target: their plan
+    served_models: tuple[str, ...] = ()
+
+
+EMPTY_POOL = Pool()
+
+
 @dataclass(frozen=True)
 class OpenAIView:
-    """The OpenAI API as one host sees it (the union of its openai Routes)."""
+    """The OpenAI API as a namespace's keys see it on one host (the union of
+    the namespace's openai Routes there), or anywhere (templates, model tools)."""
 
     route_ids: tuple[str, ...]
     models: re.Pattern[str] | None  # None = every model
     aliases: dict[str, Alias]
     timeout: float | None = None  # the Routes' whole-request timeout (the shortest), over the providers' own
+    pool: Pool = EMPTY_POOL
 
     def shows(self, model: str) -> bool:
         return model in self.aliases or self.models is None or self.models.match(model) is not None
@@ -50,8 +73,17 @@ class OpenAIView:
 
 @dataclass(frozen=True)
 class HostView:
-    openai: OpenAIView | None
+    openai_by_namespace: dict[str, OpenAIView]  # namespace -> what its keys see of the OpenAI API here
     templates: dict[str, Route]  # path -> chatTemplate Route
+    namespaces: frozenset[str] = frozenset()  # namespaces with a Route on this host
+    open: bool = False  # no openai Route anywhere: every key sees its own namespace's models on every host
+
+    def openai_for(self, namespace: str) -> OpenAIView | None:
+        return self.openai_by_namespace.get(namespace)
+
+    def admits(self, namespace: str) -> bool:
+        """Whether keys of `namespace` may be used on this host at all."""
+        return self.open or namespace in self.namespaces
 
 
 @dataclass(frozen=True)
@@ -62,14 +94,12 @@ class CompiledSnapshot:
     credentials_hash: str
     keys_by_hash: dict[str, KeyEntry]
     providers: dict[str, Provider]
-    tiers: dict[str, tuple[tuple[Target, ...], ...]]  # model -> priority tiers (0 first)
     exact_hosts: dict[str, HostView]
     suffix_hosts: tuple[tuple[str, HostView], ...]  # ".example.com" -> view, longest first
     any_host: HostView | None
-    served_models: tuple[str, ...] = field(default=())
-    fixed_plans: dict[str, list[Target]] = field(default_factory=dict)  # models with one target: their plan
-    # Every openai Route's aliases, for callers with no host (MCP model tools).
-    all_aliases: dict[str, Alias] = field(default_factory=dict)
+    # Per namespace, its pool and its openai Routes' aliases, for callers with
+    # no host (chat templates, MCP model tools).
+    namespace_views: dict[str, OpenAIView] = field(default_factory=dict)
 
     def host_view(self, host: str) -> HostView | None:
         view = self.exact_hosts.get(host)
@@ -83,6 +113,10 @@ class CompiledSnapshot:
             if bare.endswith(suffix):
                 return candidate
         return self.any_host
+
+    def namespace_view(self, namespace: str) -> OpenAIView:
+        """Every model and alias of a namespace, host aside."""
+        return self.namespace_views.get(namespace) or OpenAIView((), None, {})
 
     def credential(self, provider: Provider) -> str | None:
         return self.credentials.get(provider.credential) if provider.credential else None
@@ -126,34 +160,54 @@ def _compile_keys(config: GatewayConfig) -> dict[str, KeyEntry]:
         models = compile_globs(key.models)
         routes = _route_names(key.routes)
         for h in key.hashes:
-            table[h.sha256.lower()] = KeyEntry(key, _epoch(h.not_after), _epoch(key.expires_at), models, routes)
+            table[h.sha256.lower()] = KeyEntry(key, _epoch(h.not_after), _epoch(key.expires_at), models, routes,
+                                               namespace_of(key.id))
     return table
 
 
-def _compile_tiers(providers: tuple[Provider, ...]) -> dict[str, tuple[tuple[Target, ...], ...]]:
+def _pool(providers: list[Provider]) -> Pool:
     by_model: dict[str, dict[int, list[Target]]] = {}
     for provider in providers:
         for model in provider.models:
             by_model.setdefault(model.name, {}).setdefault(provider.priority, []).append(Target(provider, model))
-    return {name: tuple(tuple(tiers[p]) for p in sorted(tiers)) for name, tiers in by_model.items()}
+    tiers = {name: tuple(tuple(tiers[p]) for p in sorted(tiers)) for name, tiers in by_model.items()}
+    return Pool(tiers, {m: [t[0][0]] for m, t in tiers.items() if len(t) == 1 and len(t[0]) == 1}, tuple(sorted(tiers)))
 
 
-def _view(routes: list[Route], with_openai: bool) -> HostView:
-    openai_routes = [r for r in routes if r.type == "openai"]
+def _namespace_views(config: GatewayConfig) -> dict[str, OpenAIView]:
+    """Per namespace that has anything configured: its pool, and its openai Routes' aliases."""
+    namespaces = {namespace_of(o.id) for group in (config.providers, config.routes, config.keys, config.mcp_servers)
+                  for o in group}
+    views = {}
+    for ns in sorted(namespaces):
+        aliases = {a.name: a for r in config.routes if r.type == "openai" and namespace_of(r.id) == ns for a in r.aliases}
+        views[ns] = OpenAIView((), None, aliases, None, _pool([p for p in config.providers if p.serves(ns)]))
+    return views
+
+
+def _openai_view(routes: list[Route], pool: Pool) -> OpenAIView:
+    globs: list[str] = [g for r in routes for g in r.models]
+    aliases = {a.name: a for r in routes for a in r.aliases}
+    timeouts = [r.timeout for r in routes if r.timeout is not None]
+    return OpenAIView(tuple(r.id for r in routes), compile_globs(tuple(globs)), aliases,
+                      min(timeouts) if timeouts else None, pool)
+
+
+def _view(routes: list[Route], namespace_views: dict[str, OpenAIView], open_everywhere: bool) -> HostView:
     templates = {r.path: r for r in routes if r.type == "chatTemplate" and r.path}
-    if not openai_routes:
-        openai = OpenAIView((), None, {}) if with_openai else None
-        return HostView(openai, templates)
-    globs: list[str] = [g for r in openai_routes for g in r.models]
-    aliases = {a.name: a for r in openai_routes for a in r.aliases}
-    timeouts = [r.timeout for r in openai_routes if r.timeout is not None]
-    view = OpenAIView(tuple(r.id for r in openai_routes), compile_globs(tuple(globs)), aliases,
-                      min(timeouts) if timeouts else None)
-    return HostView(view, templates)
+    if open_everywhere:
+        return HostView(namespace_views, templates, frozenset(namespace_views), open=True)
+    by_namespace: dict[str, list[Route]] = {}
+    for route in routes:
+        if route.type == "openai":
+            by_namespace.setdefault(namespace_of(route.id), []).append(route)
+    openai = {ns: _openai_view(rs, namespace_views[ns].pool) for ns, rs in by_namespace.items()}
+    return HostView(openai, templates, frozenset(namespace_of(r.id) for r in routes))
 
 
-def _compile_hosts(config: GatewayConfig) -> tuple[dict[str, HostView], tuple[tuple[str, HostView], ...], HostView | None]:
-    # With no openai Route at all, the OpenAI API (every model) is served on every host.
+def _compile_hosts(config: GatewayConfig, namespace_views: dict[str, OpenAIView]
+                   ) -> tuple[dict[str, HostView], tuple[tuple[str, HostView], ...], HostView | None]:
+    # With no openai Route at all, the OpenAI API is served on every host, each key seeing its namespace's models.
     open_everywhere = not any(r.type == "openai" for r in config.routes)
     by_host: dict[str, list[Route]] = {}
     for route in config.routes:
@@ -166,21 +220,21 @@ def _compile_hosts(config: GatewayConfig) -> tuple[dict[str, HostView], tuple[tu
     for host, routes in by_host.items():
         if host == "*":
             continue
-        view = _view(routes + star_routes, open_everywhere)
+        view = _view(routes + star_routes, namespace_views, open_everywhere)
         if host.startswith("*."):
             suffixes.append((host[1:], view))
         else:
             exact[host] = view
     if star_routes or open_everywhere:
-        any_host = _view(star_routes, open_everywhere)
+        any_host = _view(star_routes, namespace_views, open_everywhere)
     suffixes.sort(key=lambda item: -len(item[0]))
     return exact, tuple(suffixes), any_host
 
 
 def compile_snapshot(snapshot: Snapshot, loaded_at: datetime | None = None) -> CompiledSnapshot:
     config = snapshot.config
-    exact, suffixes, any_host = _compile_hosts(config)
-    tiers = _compile_tiers(config.providers)
+    namespace_views = _namespace_views(config)
+    exact, suffixes, any_host = _compile_hosts(config, namespace_views)
     return CompiledSnapshot(
         config=config,
         credentials=dict(snapshot.credentials.values),
@@ -188,11 +242,8 @@ def compile_snapshot(snapshot: Snapshot, loaded_at: datetime | None = None) -> C
         credentials_hash=snapshot.credentials.content_hash(),
         keys_by_hash=_compile_keys(config),
         providers={p.id: p for p in config.providers},
-        tiers=tiers,
         exact_hosts=exact,
         suffix_hosts=suffixes,
         any_host=any_host,
-        served_models=tuple(sorted(tiers)),
-        fixed_plans={m: [t[0][0]] for m, t in tiers.items() if len(t) == 1 and len(t[0]) == 1},
-        all_aliases={a.name: a for r in config.routes if r.type == "openai" for a in r.aliases},
+        namespace_views=namespace_views,
     )

@@ -15,7 +15,7 @@ from lockgate.operator.translate import ObjectStatus
 
 # Rejections caused by a reference to something missing; they also set
 # ResolvedRefs=False (the Gateway API convention).
-REF_REASONS = frozenset({"SecretNotFound", "UnknownModel", "UnknownServer"})
+REF_REASONS = frozenset({"SecretNotFound", "UnknownModel", "UnknownServer", "RefNotPermitted"})
 
 
 class Rejected(Exception):
@@ -56,16 +56,21 @@ def rejected_status(error: Rejected, generation: int | None, now: datetime) -> O
 
 
 def accepted_status(
-    generation: int | None, now: datetime, not_ready: NotReady | None = None, fields: dict[str, object] | None = None
+    generation: int | None, now: datetime, not_ready: NotReady | None = None, fields: dict[str, object] | None = None,
+    unresolved: Rejected | None = None,
 ) -> ObjectStatus:
+    """`unresolved`: references left out (the resource serves without them), as ResolvedRefs=False."""
     ready = _cond("Ready", True, "Ready", "", generation, now)
     if not_ready is not None:
         ready = _cond("Ready", False, not_ready.reason, not_ready.message, generation, now)
+    refs = _cond("ResolvedRefs", True, "ResolvedRefs", "", generation, now)
+    if unresolved is not None:
+        refs = _cond("ResolvedRefs", False, unresolved.reason, unresolved.message, generation, now)
     return ObjectStatus(
         generation=generation,
         conditions=[
             _cond("Accepted", True, "Accepted", "", generation, now),
-            _cond("ResolvedRefs", True, "ResolvedRefs", "", generation, now),
+            refs,
             ready,
         ],
         fields=dict(fields or {}),

@@ -3,6 +3,7 @@ a rotation), allowlists and limits. The key itself never leaves this module."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -10,8 +11,10 @@ from lockgate.api import ir
 from lockgate.api.apikey import GENERATED_KEY_FIELD, PREVIOUS_KEY_EXPIRES_ANNOTATION, PREVIOUS_KEY_FIELD, KeyLimits
 from lockgate.api.resources import ApiKey
 from lockgate.operator.translate.bundle import Bundle
-from lockgate.operator.translate.conditions import NotReady
+from lockgate.api.grants import AllowedNamespaces
+from lockgate.operator.translate.conditions import NotReady, Rejected
 from lockgate.operator.translate.secrets import secret_value
+from lockgate.operator.translate.tenancy import permitted_server, server_ref
 
 HASH_PREFIX_CHARS = 12
 
@@ -21,9 +24,11 @@ class KeyOutcome:
     key: ir.ConsumerKey | None  # None while the key Secret is pending
     not_ready: NotReady | None = None
     fields: dict[str, object] = field(default_factory=dict)
+    unresolved: Rejected | None = None  # MCPServers left out: not shared with the key's namespace
 
 
-def translate_key(obj: ApiKey, bundle: Bundle, now: datetime) -> KeyOutcome:
+def translate_key(obj: ApiKey, bundle: Bundle, now: datetime, grants: Mapping[str, AllowedNamespaces]) -> KeyOutcome:
+    """`grants`: the accepted MCPServers' spec.allowedNamespaces, by id."""
     spec, ns = obj.spec, obj.metadata.namespace
     secret_name = spec.secret_name or (spec.existing_secret.name if spec.existing_secret else None)
     fields: dict[str, object] = {"secretName": secret_name}
@@ -45,6 +50,15 @@ def translate_key(obj: ApiKey, bundle: Bundle, now: datetime) -> KeyOutcome:
         if previous and expires is not None and expires > now:
             hashes.append(ir.ApiKeyHash(sha256=ir.hash_key(previous), not_after=expires))
     fields["keyHashPrefix"] = hashes[0].sha256[:HASH_PREFIX_CHARS]
+    servers = [server_ref(ns, s) for s in spec.mcp_servers or ()]
+    refused = [s for s in servers if not permitted_server(ns, s, grants)]
+    unresolved = None
+    if refused:
+        unresolved = Rejected(
+            "RefNotPermitted",
+            f"spec.mcpServers: {', '.join(refused)} not found or not shared with namespace {ns}"
+            " (spec.allowedNamespaces of the MCPServer); the key may not use them",
+        )
     key = ir.ConsumerKey(
         id=f"{ns}/{obj.metadata.name}",
         consumer=spec.consumer,
@@ -54,13 +68,13 @@ def translate_key(obj: ApiKey, bundle: Bundle, now: datetime) -> KeyOutcome:
         limits=_limits(spec.limits),
         model_limits={model: _limits(limits) for model, limits in sorted(spec.model_limits.items())},
         routes=tuple(f"{ns}/{r}" for r in spec.routes) if spec.routes is not None else None,
-        mcp_servers=tuple(f"{ns}/{s}" for s in spec.mcp_servers or ()),
-        mcp_tools={f"{ns}/{s}": tuple(globs) for s, globs in sorted(spec.mcp_tools.items())},
+        mcp_servers=tuple(s for s in servers if s not in refused),
+        mcp_tools={server_ref(ns, s): tuple(globs) for s, globs in sorted(spec.mcp_tools.items())},
     )
     not_ready = None
     if spec.expires_at is not None and spec.expires_at <= now:
         not_ready = NotReady("Expired", f"the key expired at {spec.expires_at.isoformat()}; every call gets 401")
-    return KeyOutcome(key, not_ready, fields)
+    return KeyOutcome(key, not_ready, fields, unresolved)
 
 
 def _limits(limits: KeyLimits | None) -> ir.RateLimits:

@@ -10,6 +10,7 @@ from typing import Any
 
 from lockgate.api import ir
 from lockgate.api.duration import parse_duration
+from lockgate.api.grants import AllowedNamespaces
 from lockgate.api.mcpserver import HttpTool, McpUpstream
 from lockgate.api.resources import MCPServer
 from lockgate.operator.translate.bundle import Bundle
@@ -17,6 +18,7 @@ from lockgate.operator.translate.conditions import NotReady, Rejected
 from lockgate.operator.translate.discovery import ready_endpoints
 from lockgate.operator.translate.secrets import secret_value
 from lockgate.operator.translate.templates import check_template
+from lockgate.operator.translate.tenancy import ModelPools, permitted_server, server_ref
 
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
@@ -42,12 +44,16 @@ class McpOutcome:
 def translate_mcp(
     obj: MCPServer,
     bundle: Bundle,
-    models: Collection[str],
+    pools: ModelPools,
+    aliases: Collection[str],
     accepted: Mapping[str, ir.McpServer],
     tool_counts: Mapping[str, int | None],
+    grants: Mapping[str, AllowedNamespaces],
 ) -> McpOutcome:
-    """`accepted`: servers accepted so far by id (aggregates come last);
-    `tool_counts`: their known tool counts (None when only the upstream knows)."""
+    """`pools`: the models each namespace may use; `aliases`: the virtual
+    models of the server's namespace; `accepted`: servers accepted so far by
+    id (aggregates come last), with their known tool counts (None when only
+    the upstream knows) and their grants."""
     spec, ns, name = obj.spec, obj.metadata.namespace, obj.metadata.name
 
     def make_server(**kind_fields: Any) -> ir.McpServer:
@@ -66,24 +72,30 @@ def translate_mcp(
         members = []
         counts: list[int | None] = []
         for i, member in enumerate(spec.aggregate.servers):
-            member_id = f"{ns}/{member}"
+            member_id = server_ref(ns, member)
             server = accepted.get(member_id)
             if server is None:
                 raise Rejected(
                     "UnknownServer",
                     f"spec.aggregate.servers[{i}]: no accepted MCPServer {member_id} to aggregate"
-                    " (aggregates combine proxied, tool and model-tool servers of the same namespace)",
+                    " (aggregates combine proxied, tool and model-tool servers)",
                 )
-            members.append(ir.AggregateMember(server=member_id, prefix=member))
+            if not permitted_server(ns, member_id, grants):
+                raise Rejected(
+                    "RefNotPermitted",
+                    f"spec.aggregate.servers[{i}]: MCPServer {member_id} does not allow namespace {ns}"
+                    " (its spec.allowedNamespaces)",
+                )
+            members.append(ir.AggregateMember(server=member_id, prefix=server.name))
             counts.append(tool_counts.get(member_id))
+        twice = sorted({m.prefix for m in members if sum(o.prefix == m.prefix for o in members) > 1})
+        if twice:
+            raise Rejected("InvalidSpec", f"spec.aggregate.servers: members share the name (tool prefix) {', '.join(twice)}")
         fields["toolCount"] = None if any(c is None for c in counts) else sum(c or 0 for c in counts)
         return McpOutcome(make_server(members=tuple(members)), fields=fields)
     model_tools = []
     for i, tool in enumerate(spec.model_tools or []):
-        if tool.model not in models:
-            raise Rejected(
-                "UnknownModel", f"spec.modelTools[{i}].model: {tool.model!r} is neither a provider model nor an alias"
-            )
+        pools.require(ns, [tool.model], f"spec.modelTools[{i}].model (a provider model or an alias)", also=aliases)
         model_tools.append(ir.ModelTool.model_validate(tool.model_dump()))
     fields["toolCount"] = len(model_tools)
     return McpOutcome(make_server(model_tools=tuple(model_tools)), fields=fields)

@@ -111,6 +111,7 @@ def translate_provider(obj: ModelProvider, bundle: Bundle) -> ProviderOutcome:
             )
             for m in spec.models
         ),
+        shared_with=spec.allowed_namespaces.shared_with(),
     )
     return ProviderOutcome(provider, credentials, not_ready, fields)
 

@@ -7,22 +7,22 @@ from collections.abc import Collection
 from lockgate.api import ir
 from lockgate.api.duration import parse_duration
 from lockgate.api.resources import Route
-from lockgate.operator.translate.conditions import Rejected
 from lockgate.operator.translate.templates import check_template
+from lockgate.operator.translate.tenancy import ModelPools
 
 
-def translate_route(obj: Route, models: Collection[str], aliases: Collection[str]) -> ir.Route:
-    """`models`: names served by accepted providers; `aliases`: virtual
-    models of accepted openai routes (a template may call either)."""
-    spec = obj.spec
+def translate_route(obj: Route, pools: ModelPools, aliases: Collection[str]) -> ir.Route:
+    """`pools`: the models each namespace may use; `aliases`: virtual models
+    of the accepted openai routes of the route's namespace (a template may
+    call a model or an alias)."""
+    spec, ns = obj.spec, obj.metadata.namespace
     for i, alias in enumerate(spec.aliases):
         wanted = [t.model for t in alias.targets] + list(alias.fallbacks)
-        _require_models(wanted, models, f"spec.aliases[{i}] ({alias.name})")
+        pools.require(ns, wanted, f"spec.aliases[{i}] ({alias.name})")
     chat_template: ir.ChatTemplate | None = None
     if spec.chat_template is not None:
         ct = spec.chat_template
-        if ct.model not in models and ct.model not in aliases:
-            raise Rejected("UnknownModel", f"spec.chatTemplate.model: {ct.model!r} is neither a provider model nor an alias; {_known(models)}")
+        pools.require(ns, [ct.model], "spec.chatTemplate.model (a provider model or an alias)", also=aliases)
         check_template(ct.prompt_template, "spec.chatTemplate.promptTemplate")
         if ct.system_prompt is not None:
             check_template(ct.system_prompt, "spec.chatTemplate.systemPrompt")
@@ -45,16 +45,3 @@ def translate_route(obj: Route, models: Collection[str], aliases: Collection[str
         chat_template=chat_template,
     )
 
-
-def _require_models(wanted: list[str], models: Collection[str], where: str) -> None:
-    unknown = [m for m in wanted if m not in models]
-    if unknown:
-        raise Rejected("UnknownModel", f"{where}: no accepted ModelProvider serves {', '.join(map(repr, unknown))}; {_known(models)}")
-
-
-def _known(models: Collection[str]) -> str:
-    names = sorted(models)
-    if not names:
-        return "no models are served yet"
-    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-    return f"known models: {shown}"

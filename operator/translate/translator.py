@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from lockgate.api import ir
+from lockgate.api.grants import AllowedNamespaces
 from lockgate.api.resources import ApiKey, MCPServer, ModelProvider, Resource, Route
 from lockgate.operator.translate import ObjectRef, ObjectStatus, Translation
 from lockgate.operator.translate.bundle import Bundle, collect, name_of, namespace_of
@@ -19,6 +20,7 @@ from lockgate.operator.translate.keys import translate_key
 from lockgate.operator.translate.mcp import translate_mcp
 from lockgate.operator.translate.providers import translate_provider
 from lockgate.operator.translate.routes import translate_route
+from lockgate.operator.translate.tenancy import ModelPools
 
 R = TypeVar("R", bound=Resource[Any, Any])
 
@@ -45,18 +47,18 @@ class _Pass:
     def reject(self, obj: Resource[Any, Any], error: Rejected) -> None:
         self.statuses[_ref(obj)] = rejected_status(error, obj.metadata.generation, self.now)
 
-    def accept(self, obj: Resource[Any, Any], not_ready: NotReady | None = None, fields: dict[str, object] | None = None) -> None:
-        self.statuses[_ref(obj)] = accepted_status(obj.metadata.generation, self.now, not_ready, fields)
+    def accept(self, obj: Resource[Any, Any], not_ready: NotReady | None = None, fields: dict[str, object] | None = None,
+               unresolved: Rejected | None = None) -> None:
+        self.statuses[_ref(obj)] = accepted_status(obj.metadata.generation, self.now, not_ready, fields, unresolved)
 
 
 def translate_objects(objects: Iterable[Mapping[str, Any]], now: datetime) -> Translation:
     p = _Pass(collect(objects), now)
     providers = _providers(p)
-    models = {m.name for provider in providers for m in provider.models}
-    routes = _routes(p, models)
-    aliases = {a.name for route in routes for a in route.aliases}
-    servers = _mcp_servers(p, models | aliases)
-    keys = _keys(p)
+    pools = ModelPools(providers)
+    routes, aliases = _routes(p, pools)
+    servers, grants = _mcp_servers(p, pools, aliases)
+    keys = _keys(p, grants)
     config = ir.GatewayConfig(
         providers=tuple(sorted(providers, key=lambda x: x.id)),
         keys=tuple(sorted(keys, key=lambda x: x.id)),
@@ -80,51 +82,59 @@ def _providers(p: _Pass) -> list[ir.Provider]:
     return providers
 
 
-def _routes(p: _Pass, models: set[str]) -> list[ir.Route]:
+def _routes(p: _Pass, pools: ModelPools) -> tuple[list[ir.Route], dict[str, set[str]]]:
+    """The accepted routes, and the aliases of each namespace's openai routes."""
     routes: list[ir.Route] = []
-    aliases: set[str] = set()
+    aliases: dict[str, set[str]] = {}
     claimed: dict[tuple[str, str], str] = {}
     # openai routes first: their aliases may be what a template route calls
     for obj in sorted(p.parsed("Route", Route), key=lambda r: r.spec.type != "openai"):
+        ns = obj.metadata.namespace
         try:
-            route = translate_route(obj, models, aliases)
+            route = translate_route(obj, pools, aliases.get(ns, set()))
             if route.path is not None:
                 _claim(claimed, [(h, route.path) for h in route.hosts], route.id, "host and path", "".join)
         except Rejected as error:
             p.reject(obj, error)
             continue
         routes.append(route)
-        aliases.update(a.name for a in route.aliases)
+        aliases.setdefault(ns, set()).update(a.name for a in route.aliases)
         p.accept(obj)
-    return routes
+    return routes, aliases
 
 
-def _mcp_servers(p: _Pass, callable_models: set[str]) -> list[ir.McpServer]:
+def _mcp_servers(
+    p: _Pass, pools: ModelPools, aliases: dict[str, set[str]]
+) -> tuple[list[ir.McpServer], dict[str, AllowedNamespaces]]:
+    """The accepted servers, and their grants by id."""
     servers: dict[str, ir.McpServer] = {}
+    grants: dict[str, AllowedNamespaces] = {}
     tool_counts: dict[str, int | None] = {}
     paths: dict[str, str] = {}
     # aggregates last: they need their members' outcome
     for obj in sorted(p.parsed("MCPServer", MCPServer), key=lambda s: s.spec.aggregate is not None):
         try:
             members = {k: v for k, v in servers.items() if v.kind != "aggregate"}  # aggregates do not nest
-            outcome = translate_mcp(obj, p.bundle, callable_models, members, tool_counts)
+            ns_aliases = aliases.get(obj.metadata.namespace, set())
+            outcome = translate_mcp(obj, p.bundle, pools, ns_aliases, members, tool_counts, grants)
             _claim(paths, [outcome.server.path], outcome.server.id, "path")
         except Rejected as error:
             p.reject(obj, error)
             continue
         servers[outcome.server.id] = outcome.server
         tool_counts[outcome.server.id] = outcome.tool_count
+        grants[outcome.server.id] = obj.spec.allowed_namespaces
         p.credentials.update(outcome.credentials)
         p.accept(obj, outcome.not_ready, outcome.fields)
-    return list(servers.values())
+    return list(servers.values()), grants
 
 
-def _keys(p: _Pass) -> list[ir.ConsumerKey]:
+def _keys(p: _Pass, grants: dict[str, AllowedNamespaces]) -> list[ir.ConsumerKey]:
     keys: list[ir.ConsumerKey] = []
     seen_hashes: dict[str, str] = {}
     for obj in p.parsed("ApiKey", ApiKey):
         try:
-            outcome = translate_key(obj, p.bundle, p.now)
+            outcome = translate_key(obj, p.bundle, p.now, grants)
             if outcome.key is not None:
                 _claim(seen_hashes, [h.sha256 for h in outcome.key.hashes], outcome.key.id, "key")
         except Rejected as error:
@@ -132,7 +142,7 @@ def _keys(p: _Pass) -> list[ir.ConsumerKey]:
             continue
         if outcome.key is not None:
             keys.append(outcome.key)
-        p.accept(obj, outcome.not_ready, outcome.fields)
+        p.accept(obj, outcome.not_ready, outcome.fields, outcome.unresolved)
     return keys
 
 

@@ -67,7 +67,7 @@ class DataPlaneHost:
         if request.temperature is not None:
             body["temperature"] = request.temperature
         try:
-            async for delta in chat_deltas(self._gateway, entry, body):
+            async for delta in chat_deltas(self._gateway, entry, body, request.namespace):
                 yield delta
         except ApiError as exc:
             raise ChatFailed(exc.message, exc.status) from None

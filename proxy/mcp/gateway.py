@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from lockgate.api.ir import ConsumerKey, Credentials, GatewayConfig, McpServer, McpUpstream, RateLimits
+from lockgate.api.ir import ConsumerKey, Credentials, GatewayConfig, McpServer, McpUpstream, RateLimits, namespace_of
 from lockgate.proxy.mcp import access
 from lockgate.proxy.mcp import jsonrpc as rpc
 from lockgate.proxy.mcp.aggregate import AggregateBackend, Member
@@ -98,7 +98,7 @@ class McpGateway:
         if server.kind == "tools":
             return HttpToolsBackend(server.tools, self.host.http)
         if server.kind == "modelTools":
-            return ModelToolsBackend(server.model_tools, self.host)
+            return ModelToolsBackend(server.model_tools, self.host, namespace_of(server.id))
         if server.kind == "upstream":
             assert server.upstream is not None and server.upstream.urls, f"{server.id}: no upstream endpoints"
             return UpstreamBackend(self.upstream_client(server.upstream.urls[0], server.upstream))

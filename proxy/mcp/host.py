@@ -28,6 +28,7 @@ class ChatRequest:
     messages: list[dict[str, str]]
     max_tokens: int | None = None
     temperature: float | None = None
+    namespace: str | None = None  # whose models and aliases (the MCPServer's namespace); None: the key's
 
 
 class McpHost(Protocol):

@@ -20,9 +20,11 @@ _SCHEMA: dict[str, Any] = {
 
 
 class ModelToolsBackend(ToolsOnly):
-    def __init__(self, tools: tuple[ModelTool, ...], host: McpHost) -> None:
+    def __init__(self, tools: tuple[ModelTool, ...], host: McpHost, namespace: str | None = None) -> None:
+        """`namespace`: the server's, whose models and aliases the tools call."""
         self._tools = {t.tool_name: t for t in tools}
         self._host = host
+        self._namespace = namespace
         self._listing = [
             {"name": t.tool_name, "description": t.description or f"Ask the model {t.model}", "inputSchema": _SCHEMA}
             for t in tools
@@ -41,7 +43,7 @@ class ModelToolsBackend(ToolsOnly):
             max_tokens = min(max_tokens, tool.max_tokens)
         messages = [{"role": "system", "content": tool.system_prompt}] if tool.system_prompt else []
         messages.append({"role": "user", "content": prompt})
-        request = ChatRequest(ctx.key, tool.model, messages, max_tokens, arguments.get("temperature"))
+        request = ChatRequest(ctx.key, tool.model, messages, max_tokens, arguments.get("temperature"), self._namespace)
         parts: list[str] = []
         try:
             async for delta in self._host.chat(request):

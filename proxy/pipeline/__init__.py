@@ -1,6 +1,6 @@
 """The request pipeline every entry point runs (see docs/architecture.md):
 
-route -> authenticate -> parse -> authorize -> choose -> [per target, failover:
+route -> authenticate -> authorize -> parse -> choose -> [per target, failover:
 admit -> request filters -> send (retries, endpoint choice)] -> response filters
 -> account (at finish: settle, lease, metrics, access log).
 """

@@ -24,8 +24,8 @@ StepFactory = Callable[[Deps], Step]
 STEPS: tuple[StepFactory, ...] = (
     lambda deps: RouteStep(),
     lambda deps: AuthenticateStep(),
-    lambda deps: ParseStep(),
     lambda deps: AuthorizeStep(),
+    lambda deps: ParseStep(),
     ChooseStep,
     AdmitStep,  # per target, in failover order, from here to send
     lambda deps: RequestFiltersStep(),

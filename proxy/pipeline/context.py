@@ -21,11 +21,11 @@ from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry, Target
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from lockgate.api.ir import Alias, Route
+    from lockgate.api.ir import Route
     from lockgate.proxy.balancing import Lease
     from lockgate.proxy.estimate import Estimate
     from lockgate.proxy.quota import Reservation
-    from lockgate.proxy.snapshot import OpenAIView
+    from lockgate.proxy.snapshot import HostView, OpenAIView
     from lockgate.proxy.upstream import Response
 
 # openai: the OpenAI endpoints and /v1/messages; template: a chatTemplate Route; internal: an MCP model tool.
@@ -58,9 +58,9 @@ class Context:
     pipeline: Runner | None = None
     # --- filled in by the steps ---
     entry: KeyEntry | None = None  # authenticate (given for kind "internal")
-    view: OpenAIView | None = None  # route: the host's OpenAI view (None: every served model is visible)
-    aliases: Mapping[str, Alias] | None = None  # route: the aliases the model name may be
-    check_key: bool = True  # authorize: whether the key's model globs apply (not for a Route's own model)
+    host_view: HostView | None = None  # route: what the request's host serves
+    namespace: str | None = None  # whose models an internal request may use (None: the key's namespace)
+    view: OpenAIView | None = None  # authorize: the models and aliases the key may ask for here, and their pool
     body: dict[str, Any] = field(default_factory=dict)  # parse: the OpenAI-shaped request
     size: int | None = None  # parse: the body's size in bytes, when read from the wire
     model: str = ""

@@ -22,7 +22,7 @@ from tests.upstreams import Action, FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 # The default steps whose request hook runs on the way in, and their phases.
-BEFORE = (("route", "request"), ("authenticate", "request"), ("parse", "request"), ("authorize", "request"),
+BEFORE = (("route", "request"), ("authenticate", "request"), ("authorize", "request"), ("parse", "request"),
           ("choose", "request"), ("admit", "target"), ("request_filters", "target"), ("send", "target"))
 EXPECTED = [name for name, _ in BEFORE] + ["response", "finish"]
 

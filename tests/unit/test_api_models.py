@@ -88,3 +88,15 @@ def test_mcpserver_needs_exactly_one_kind() -> None:
         MCPServer.model_validate(doc)
     del doc["spec"]["modelTools"]
     assert MCPServer.model_validate(doc).spec.kind == "aggregate"
+
+
+def test_allowed_namespaces_names_go_with_from_names() -> None:
+    shared = ModelProvider.model_validate(_provider(allowedNamespaces={"from": "Names", "names": ["a", "b"]}))
+    grant = shared.spec.allowed_namespaces
+    assert grant.grants("ns", "a") and grant.grants("ns", "ns") and not grant.grants("ns", "c")
+    assert grant.shared_with() == ("a", "b")
+    assert ModelProvider.model_validate(_provider(allowedNamespaces={"from": "All"})).spec.allowed_namespaces.grants("ns", "c")
+    assert ModelProvider.model_validate(_provider()).spec.allowed_namespaces.shared_with() == ()
+    for bad in ({"from": "Names"}, {"from": "All", "names": ["a"]}, {"names": ["a"]}, {"from": "Names", "names": ["Not_A_Name"]}):
+        with pytest.raises(ValidationError):
+            ModelProvider.model_validate(_provider(allowedNamespaces=bad))

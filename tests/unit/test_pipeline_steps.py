@@ -26,12 +26,16 @@ from lockgate.proxy.pipeline.steps.response_filters import ResponseFiltersStep
 from lockgate.proxy.pipeline.steps.route import RouteStep
 from lockgate.proxy.pipeline.steps.send import SendStep
 from lockgate.proxy.quota import make_quota_service
-from lockgate.proxy.snapshot import CompiledSnapshot, compile_snapshot
+from lockgate.proxy.snapshot import CompiledSnapshot, Target, compile_snapshot
 from lockgate.proxy.upstream import UpstreamPool
 from tests.gatewayconfig import KEY, key, provider, snapshot
 from tests.loopback import serve_app
 
 COMPAT = ir.Compat(drop_params=("logit_bias",), default_params={"top_k": 20}, max_tokens_param="max_tokens")
+
+
+def _target(snap: CompiledSnapshot, model: str) -> Target:
+    return snap.namespace_view("ns").pool.tiers[model][0][0]
 
 
 def _snapshot(url: str = "http://127.0.0.1:9", **key_fields: Any) -> CompiledSnapshot:
@@ -59,15 +63,15 @@ def _through(ctx: Context, *steps: Step) -> Context:
     return ctx
 
 
-def test_route_finds_the_hosts_openai_view_or_answers_404() -> None:
+def test_route_finds_the_host_and_authorize_the_keys_view_of_it() -> None:
     snap = _snapshot()
-    ctx = _through(_ctx(snap), RouteStep())
-    assert ctx.view is not None and "fast" in (ctx.aliases or {})
+    ctx = _through(_ctx(snap), RouteStep(), AuthenticateStep(), AuthorizeStep())
+    assert ctx.host_view is not None and ctx.view is not None and "fast" in ctx.view.aliases
     with pytest.raises(ApiError) as error:
-        RouteStep().request(_ctx(snap, raw_host="other.example"))
+        _through(_ctx(snap, raw_host="other.example"), RouteStep(), AuthenticateStep(), AuthorizeStep())
     assert error.value.status == 404
-    internal = _through(_ctx(snap, kind="internal", raw_host=""), RouteStep())
-    assert internal.view is None and internal.aliases == snap.all_aliases
+    internal = _through(_ctx(snap, kind="internal", raw_host=""), RouteStep(), AuthenticateStep(), AuthorizeStep())
+    assert internal.host_view is None and internal.view is not None and "gpt-4o" in internal.view.pool.tiers
 
 
 def test_authenticate_takes_the_key_or_answers_401() -> None:
@@ -86,21 +90,20 @@ async def test_parse_takes_an_internal_body_as_a_stream_with_its_estimate() -> N
     assert ctx.estimate is not None and ctx.estimate.max_tokens == 7 and ctx.prompt_tokens > 10
 
 
-def test_authorize_hides_models_outside_the_view_and_refuses_the_keys_others() -> None:
-    snap = _snapshot(models=("claude",))
-    ctx = _through(_ctx(snap), RouteStep(), AuthenticateStep())
+def test_choose_hides_models_outside_the_view_and_refuses_the_keys_others() -> None:
+    ctx = _through(_ctx(_snapshot(models=("claude",))), RouteStep(), AuthenticateStep(), AuthorizeStep())
     ctx.model = "claude"
-    AuthorizeStep().request(ctx)
+    ChooseStep(_deps()).request(ctx)
     for model, status in (("gpt-4o", 403), ("mistral", 404)):
         ctx.model = model
         with pytest.raises(ApiError) as error:
-            AuthorizeStep().request(ctx)
+            ChooseStep(_deps()).request(ctx)
         assert error.value.status == status
 
 
 def test_choose_resolves_aliases_and_keeps_providers_that_serve_the_operation() -> None:
     choose = ChooseStep(_deps())
-    ctx = _through(_ctx(_snapshot()), RouteStep())
+    ctx = _through(_ctx(_snapshot()), RouteStep(), AuthenticateStep(), AuthorizeStep())
     ctx.model = "fast"
     choose.request(ctx)
     assert [t.provider.id for t in ctx.targets] == ["ns/openai"]
@@ -117,7 +120,7 @@ def test_choose_resolves_aliases_and_keeps_providers_that_serve_the_operation() 
 async def test_admit_reserves_refuses_past_the_limit_and_settles_on_undo() -> None:
     admit = AdmitStep(_deps())
     snap = _snapshot(limits=ir.RateLimits(rpm=1))
-    first = _through(_ctx(snap), RouteStep(), AuthenticateStep())
+    first = _through(_ctx(snap), RouteStep(), AuthenticateStep(), AuthorizeStep())
     first.model = "gpt-4o"
     ChooseStep(_deps()).request(first)
     await ParseStep().request(_set_internal(first))  # type: ignore[misc]
@@ -142,7 +145,7 @@ def _set_internal(ctx: Context) -> Context:
 def test_request_filters_apply_compat_to_every_provider_type() -> None:
     ctx = _ctx(_snapshot())
     ctx.body = {"model": "claude", "messages": [], "logit_bias": {"1": 1}, "max_completion_tokens": 9}
-    ctx.target = _snapshot().tiers["claude"][0][0]
+    ctx.target = _target(_snapshot(), "claude")
     RequestFiltersStep().request(ctx)
     assert ctx.upstream_body == {"model": "claude-up", "messages": [], "top_k": 20, "max_tokens": 9}
     assert ctx.body["model"] == "claude"  # the client's body is left as it came
@@ -150,7 +153,7 @@ def test_request_filters_apply_compat_to_every_provider_type() -> None:
 
 def test_response_filters_translate_a_whole_anthropic_answer() -> None:
     ctx = _ctx(_snapshot())
-    ctx.target = _snapshot().tiers["claude"][0][0]
+    ctx.target = _target(_snapshot(), "claude")
     RequestFiltersStep().request(ctx)
     ctx.model, ctx.upstream_status = "claude", 200
     ctx.answer = orjson.dumps({"id": "m1", "type": "message", "role": "assistant", "model": "claude-up",
@@ -192,7 +195,7 @@ async def test_send_answers_from_the_upstream_and_skips_a_failing_one(upstream_u
     send = SendStep(deps)
     snap = _snapshot(f"{upstream_url}/v1")
     ctx = _ctx(snap)
-    ctx.target = snap.tiers["gpt-4o"][0][0]
+    ctx.target = _target(snap, "gpt-4o")
     ctx.body = {"model": "gpt-4o", "messages": []}
     RequestFiltersStep().request(ctx)
     await send.request(ctx)  # type: ignore[misc]
@@ -227,6 +230,6 @@ async def test_the_pipeline_fails_over_and_undoes_a_skipped_target() -> None:
 
     snap = _snapshot()
     ctx = _ctx(snap)
-    ctx.targets = [snap.tiers["gpt-4o"][0][0], snap.tiers["claude"][0][0]]
+    ctx.targets = [_target(snap, "gpt-4o"), _target(snap, "claude")]
     await Pipeline([Mark(), Flaky()]).run(ctx)
     assert seen == ["try ns/openai", "undo mark", "try ns/claude"]  # the failing step undoes itself

@@ -52,13 +52,16 @@ def test_hosts_exact_port_suffix_and_default() -> None:
               ir.Route(id="ns/b", type="openai", hosts=("*.corp.example",), models=("qwen*",))]
     snap = _compiled(routes)
     a = snap.host_view("ai.example.com:8080")
-    assert a is not None and a.openai is not None and a.openai.shows("gpt-4o") and not a.openai.shows("qwen-7b")
+    a_api = a.openai_for("ns") if a is not None else None
+    assert a_api is not None and a_api.shows("gpt-4o") and not a_api.shows("qwen-7b")
     b = snap.host_view("x.corp.example")
-    assert b is not None and b.openai is not None and b.openai.shows("qwen-7b")
+    b_api = b.openai_for("ns") if b is not None else None
+    assert b_api is not None and b_api.shows("qwen-7b")
     assert snap.host_view("elsewhere") is None
     open_everywhere = _compiled([])
     view = open_everywhere.host_view("anything")
-    assert view is not None and view.openai is not None and view.openai.shows("gpt-4o")
+    api = view.openai_for("ns") if view is not None else None
+    assert api is not None and api.shows("gpt-4o") and "gpt-4o" in api.pool.tiers
 
 
 def test_param_rewrites() -> None:

@@ -59,5 +59,5 @@ def test_golden_cases_cover_every_kind_and_reason() -> None:
     assert kinds == {"ModelProvider", "ApiKey", "Route", "MCPServer"}
     assert {
         "InvalidSpec", "SecretNotFound", "InvalidTemplate", "UnknownModel", "UnknownServer", "InvalidTool",
-        "Conflict", "NoEndpoints", "KeyPending", "Expired",
+        "Conflict", "NoEndpoints", "KeyPending", "Expired", "RefNotPermitted",
     } <= reasons
