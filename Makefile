@@ -7,7 +7,9 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PORT ?= 8080
 ADMIN_PORT ?= 9090
 
-.PHONY: venv deps run test test-unit crds bench dev-cluster lint clean
+IMAGE ?= lockgate:dev
+
+.PHONY: venv deps run test test-unit crds bench dev-cluster lint clean image kind
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -36,6 +38,15 @@ crds: venv
 
 bench: deps
 	bash hack/run-bench.sh
+
+# The container image (Docker); the chart and examples/in-cluster/ run it as lockgate:dev.
+image:
+	docker build -t $(IMAGE) .
+
+# A kind cluster (Docker) with the image loaded, the chart installed with development
+# values and examples/in-cluster/ applied: docs/kind.md.
+kind: image
+	IMAGE=$(IMAGE) bash hack/kind.sh
 
 dev-cluster: deps
 	bash hack/dev-cluster.sh

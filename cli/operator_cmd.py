@@ -11,6 +11,7 @@ import secrets
 import socket
 from typing import Any
 
+from lockgate.operator.generated_secrets import GeneratedSecret
 from lockgate.operator.settings import OperatorSettings
 
 
@@ -44,6 +45,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-cluster-scan", action="store_true",
                    help="do not list or watch namespaces and CRDs cluster-wide (Kopf's restricted mode, for "
                         "RBAC without cluster-scope reads): the CRDs must exist when the operator starts")
+    p.add_argument("--generate-secret", action="append", default=[], metavar="NAME/KEY",
+                   help="a Secret in the publish namespace that the operator creates with a random value under "
+                        "KEY when absent, and never changes (repeatable; the chart's MCP session key and "
+                        "Redis password)")
     p.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
     p.add_argument("--verbose", "-v", action="store_true")
     p.set_defaults(func=run)
@@ -62,6 +67,7 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
         proxy_service=args.proxy_service, proxy_admin_port=args.proxy_admin_port,
         peering=None if args.standalone else args.peering, priority=priority, identity=identity,
         peering_lifetime=args.peering_lifetime, usage_interval=args.usage_interval,
+        generated_secrets=tuple(GeneratedSecret.parse(s) for s in args.generate_secret),
     )
 
 

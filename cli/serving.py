@@ -25,12 +25,21 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quota-store", default=os.environ.get("LOCKGATE_QUOTA_STORE_URL", "memory"),
                         help="memory, or redis://host:port/db (default: $LOCKGATE_QUOTA_STORE_URL, else memory; "
                              "prefer the variable for a URL with a password, so it stays out of the process list)")
+    parser.add_argument("--quota-store-ca", default=os.environ.get("LOCKGATE_QUOTA_STORE_CA") or None, metavar="PATH",
+                        help="CA bundle that signs the certificate of a TLS Redis (rediss://; default "
+                             "$LOCKGATE_QUOTA_STORE_CA, else the system's)")
     parser.add_argument("--quota-fail-mode", choices=("open", "closed"), default="open",
                         help="when the quota store is unreachable: let requests through (open) or refuse them (closed)")
-    parser.add_argument("--replicas-hint", type=int, default=1, help="proxy replicas sharing the quota store (fail-open: each enforces limit / replicas)")
+    parser.add_argument("--replicas-hint", type=int, default=1,
+                        help="proxy replicas (default 1): with the memory store, or with Redis away and fail-open, "
+                             "each replica enforces limit / replicas, rounded down")
     parser.add_argument("--default-output-reservation", type=int, default=4096, metavar="TOKENS",
                         help="output tokens reserved against tpm and the monthly budget when a request sets no "
                              "max_tokens, lowered to what the tightest tpm leaves (default 4096)")
+    parser.add_argument("--drain-seconds", type=float, default=10.0, metavar="SECONDS",
+                        help="on SIGTERM: readiness off, then up to this long for requests in flight to finish; "
+                             "a stream still running then ends with an error event (default 10; in Kubernetes, "
+                             "terminationGracePeriodSeconds less the preStop delay, and a little margin)")
     parser.add_argument("--gateway-name", default="lockgate", help="the gateway label in metrics")
     parser.add_argument("--log-level", default=os.environ.get("LOCKGATE_LOG_LEVEL", "INFO"))
 
@@ -42,7 +51,9 @@ def settings_from(args: argparse.Namespace) -> ProxySettings:
     return ProxySettings(
         mcp=mcp_from_environment(os.environ), host=args.host, port=args.port, admin_port=args.admin_port, gateway_name=args.gateway_name,
         quota_store=args.quota_store, quota_fail_mode=args.quota_fail_mode, replicas_hint=args.replicas_hint,
+        quota_store_ca=args.quota_store_ca,
         state_dir=args.state_dir, default_output_reservation=args.default_output_reservation,
+        drain_seconds=args.drain_seconds,
     )
 
 

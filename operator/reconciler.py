@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from lockgate.operator.generated_secrets import ensure_generated
 from lockgate.operator.key_secrets import KeySecrets
 from lockgate.operator.peering import PeeringGate
 from lockgate.operator.programmed import ProxyFleet, Rollout, fingerprints, replica_urls, rollout
@@ -140,6 +141,7 @@ class Reconciler:
             self._next_resync = tick + self.settings.resync
             self.publisher.forget()
             self._dirty = True
+            await ensure_generated(self.api, self.settings.publish_namespace, self.settings.generated_secrets)
         if self._dirty or self.translation is None or self._inventory is None:
             inventory, translation = await self._render(now)
         else:

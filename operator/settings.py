@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lockgate.operator.generated_secrets import GeneratedSecret
+
 
 @dataclass(frozen=True)
 class OperatorSettings:
@@ -23,6 +25,7 @@ class OperatorSettings:
     priority: int = 0  # this replica's peering priority (the highest live one is active)
     identity: str = ""  # this replica's id in the peering object
     peering_lifetime: int = 60  # seconds a silent peer is still taken as alive
+    generated_secrets: tuple[GeneratedSecret, ...] = ()  # created in the publish namespace when absent
 
     def watches(self, namespace: str) -> bool:
         return self.all_namespaces or namespace in self.namespaces

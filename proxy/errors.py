@@ -85,6 +85,12 @@ def upstream_timeout(message: str = "The upstream did not answer in time.") -> A
     return ApiError(504, message, type="api_error", code="upstream_timeout", error_type="timeout")
 
 
+def shutting_down() -> ApiError:
+    """What a request still running when a draining replica's deadline passes is told."""
+    return ApiError(503, "The gateway replica is shutting down and ended this request; please retry.",
+                    type="api_error", code="server_shutting_down", error_type="upstream_error")
+
+
 def no_upstream(message: str, status: int = 503) -> ApiError:
     return ApiError(status, message, type="api_error", code="no_upstream_available", error_type="no_upstream")
 

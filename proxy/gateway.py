@@ -29,6 +29,7 @@ from lockgate.proxy.pipeline.build import STEPS
 from lockgate.proxy.quota import QuotaService
 from lockgate.proxy.snapshot import CompiledSnapshot, compile_snapshot
 from lockgate.proxy.source import Snapshot
+from lockgate.proxy.streams import OpenRequests
 from lockgate.proxy.upstream import UpstreamPool
 
 
@@ -47,6 +48,7 @@ class Gateway:
         self.snapshot: CompiledSnapshot | None = None
         self.pipeline: Pipeline | None = None
         self.draining = False
+        self.open_requests = OpenRequests()  # what the drain ends at its deadline
         balancers = self.deps.balancers
         self.metrics.registry.register(BalancerCollector(name, balancers.items))
 
@@ -91,6 +93,7 @@ class Gateway:
             await ctx.pipeline.finish(ctx)
         finally:
             self.metrics.in_flight -= 1
+            self.open_requests.finished()
 
 
 def request_id_of(request: web.Request) -> str:

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from lockgate.api.ir import Route
 from lockgate.proxy.auth import authenticate, may_use_model, openai_view
-from lockgate.proxy.errors import ApiError, path_not_found
+from lockgate.proxy.errors import ApiError, path_not_found, shutting_down
 from lockgate.proxy.gateway import GATEWAY, request_id_of
 from lockgate.proxy.pipeline import Context, Kind
 from lockgate.proxy.pipeline.steps.send import CONNECT_ERRORS
@@ -47,16 +47,22 @@ async def envelope(request: web.Request, kind: Kind, deliver: Deliver, op: Opera
     except ApiError as error:
         return error.response(request_id_of(request))
     ctx.request, ctx.op, ctx.route = request, op, route
+    task = gateway.open_requests.enter()
     try:
         return await deliver(request, ctx)
     except ApiError as error:
         ctx.fail(error)
         return error.response(ctx.request_id)
-    except asyncio.CancelledError:  # the client went away
-        if not ctx.error_type:
+    except asyncio.CancelledError:
+        if gateway.open_requests.ended(task):  # the drain's deadline, before any answer
+            ended = shutting_down()
+            ctx.fail(ended)
+            return ended.response(ctx.request_id)
+        if not ctx.error_type:  # the client went away
             ctx.status, ctx.error_type = 499, "client_closed"
         raise
     finally:
+        gateway.open_requests.leave(task)
         await gateway.finish(ctx)
 
 
@@ -96,6 +102,13 @@ async def stream_out(request: web.Request, ctx: Context) -> web.StreamResponse:
                 "error": {"message": "The upstream stream failed.", "type": "api_error", "param": None,
                           "code": "upstream_timeout" if isinstance(exc, TimeoutError) else "upstream_error"}}
             await response.write(sse(orjson.dumps(body)))
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or not request.app[GATEWAY].open_requests.ended(task):
+                raise
+            error = shutting_down()  # the drain's deadline: the client is told, not cut off
+            ctx.error_type = error.error_type
+            await response.write(sse(orjson.dumps(error.body())))
         await response.write_eof()
     except (asyncio.CancelledError, ConnectionResetError):
         ctx.ok = False

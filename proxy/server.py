@@ -1,8 +1,12 @@
 """The proxy process: the public API app, the admin app, and their lifecycle.
 
 `serve(source, settings)` loads configurations from the source (not ready
-until the first), serves until cancelled or SIGTERM/SIGINT, then turns
-readiness off, drains requests in flight for `drain_seconds` and exits.
+until the first), serves until cancelled or SIGTERM/SIGINT, then drains:
+readiness off, idle event streams (MCP notification streams) closed at once,
+requests in flight given up to `drain_seconds` to finish; whatever still runs
+at that deadline is ended properly (a stream with an OpenAI error event, a
+request with a 503 OpenAI error, an MCP stream with the end of its body), and
+the process exits.
 `ProxyServer` is the same as an async context manager with the bound ports,
 for tests and embedding.
 """
@@ -29,10 +33,13 @@ from lockgate.proxy.quota import QuotaService, make_quota_service
 from lockgate.proxy.quota import metrics as quota_metrics
 from lockgate.proxy.settings import McpSettings, ProxySettings
 from lockgate.proxy.source import ConfigSource
+from lockgate.proxy.streams import OPEN_REQUESTS
 
 __all__ = ["ProxyServer", "ProxySettings", "build_admin_app", "build_app", "run", "serve", "tune_gc"]
 
 log = logging.getLogger("lockgate.proxy")
+
+CLOSE_SECONDS = 2.0  # after the drain: for handlers the deadline ended to write their last bytes
 
 
 def _json(value: object, status: int = 200) -> web.Response:
@@ -42,6 +49,7 @@ def _json(value: object, status: int = 200) -> web.Response:
 def build_app(gateway: Gateway, mcp_settings: McpSettings | None = None) -> web.Application:
     app = web.Application(client_max_size=gateway.max_body_bytes)
     app[GATEWAY] = gateway
+    app[OPEN_REQUESTS] = gateway.open_requests
     add_routes(app)
     mcp.install(app, settings=mcp_settings or McpSettings())  # the MCP routes, before the catch-all
     app.router.add_route("*", "/{tail:.*}", fallback)
@@ -92,7 +100,7 @@ class ProxyServer:
         self.source = source
         self.settings = settings
         quota = quota or make_quota_service(settings.quota_store, settings.quota_fail_mode, settings.replicas_hint,
-                                            settings.state_dir)
+                                            settings.state_dir, ca_file=settings.quota_store_ca)
         self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes,
                                access_log=AccessLog(settings.access_log),
                                default_output_reservation=settings.default_output_reservation, steps=steps)
@@ -108,8 +116,8 @@ class ProxyServer:
         for app, port in ((build_app(self.gateway, self.settings.mcp), self.settings.port),
                           (build_admin_app(self.gateway), self.settings.admin_port)):
             # handler_cancellation: a client that disconnects cancels its handler, and so its upstream request.
-            runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
-                                   shutdown_timeout=self.settings.drain_seconds)
+            # The drain has waited already when the runners stop: they only let the last bytes out.
+            runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=CLOSE_SECONDS)
             await runner.setup()
             site = web.TCPSite(runner, self.settings.host, port, reuse_address=True)
             await site.start()
@@ -135,12 +143,19 @@ class ProxyServer:
         await asyncio.wait_for(self._loaded.wait(), timeout)
 
     async def drain(self) -> None:
-        """Readiness off, then wait (up to drain_seconds) for requests in flight to finish."""
-        self.gateway.draining = True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.drain_seconds
-        while self.gateway.in_flight > 0 and loop.time() < deadline:
-            await asyncio.sleep(0.05)
+        """Readiness off and idle streams closed; then wait (up to drain_seconds) for requests in
+        flight to finish, and end properly whatever still runs at the deadline."""
+        gateway = self.gateway
+        gateway.draining = True
+        open_requests = gateway.open_requests
+        open_requests.end(idle_only=True)
+        await open_requests.wait_until(lambda: gateway.in_flight <= 0 and open_requests.busy == 0,
+                                       self.settings.drain_seconds)
+        ended = open_requests.end(idle_only=False)
+        if ended:
+            log.warning("drain deadline (%gs) passed: ended %d request(s) still running",
+                        self.settings.drain_seconds, ended)
+        await open_requests.wait_until(lambda: open_requests.running == 0, CLOSE_SECONDS)
 
     async def stop(self) -> None:
         if self._loader is not None:

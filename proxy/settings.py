@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
 
+DEFAULT_DRAIN_SECONDS = 10.0
 SESSION_KEY_ENV = "LOCKGATE_SESSION_KEY"
 MCP_ALLOWED_HOSTS_ENV = "LOCKGATE_MCP_ALLOWED_HOSTS"
 
@@ -32,8 +33,9 @@ class ProxySettings:
     gateway_name: str = "lockgate"
     quota_store: str = "memory"  # or "redis://..."
     quota_fail_mode: str = "open"  # open | closed
+    quota_store_ca: str | None = None  # CA bundle of a TLS Redis (rediss://)
     replicas_hint: int = 1
-    drain_seconds: float = 10.0
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS
     state_dir: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024
     access_log: str | None = "-"  # JSON lines: "-" stdout, a file path, or None for none

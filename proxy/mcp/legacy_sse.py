@@ -21,6 +21,7 @@ from lockgate.api.ir import ConsumerKey, McpServer
 from lockgate.proxy.mcp import jsonrpc as rpc
 from lockgate.proxy.mcp import sse
 from lockgate.proxy.mcp.reply import Reply, messages_of
+from lockgate.proxy.streams import until_ended
 
 KEEPALIVE_SECONDS = 15.0
 INIT_WAIT_SECONDS = 30.0
@@ -59,7 +60,8 @@ class Channels:
         channel = self._open[channel_id] = Channel(server, key)
         response = web.StreamResponse(headers=sse.HEADERS)
         await response.prepare(request)
-        try:
+
+        async def pump() -> None:
             await response.write(sse.Event(f"{message_path}?sessionId={channel_id}", event="endpoint").encode())
             while True:
                 try:
@@ -68,6 +70,12 @@ class Channels:
                     await response.write(sse.KEEPALIVE)
                     continue
                 await response.write(sse.Event(rpc.dumps(message).decode(), event="message").encode())
+
+        try:
+            # Idle while nothing is pending: a draining replica closes the channel, the client opens another.
+            await until_ended(request, pump(), lambda: not channel.tasks and channel.outbox.empty())
+            await response.write_eof()
+            return response
         finally:
             self._open.pop(channel_id, None)
             for task in channel.tasks:

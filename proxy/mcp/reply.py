@@ -13,6 +13,7 @@ from aiohttp import web
 
 from lockgate.proxy.mcp import jsonrpc as rpc
 from lockgate.proxy.mcp import sse
+from lockgate.proxy.streams import until_ended
 
 
 @dataclass
@@ -49,9 +50,23 @@ async def write(request: web.Request, reply: Reply) -> web.StreamResponse:
             return web.Response(status=reply.status, body=reply.raw, headers={
                 **reply.headers, "Content-Type": reply.content_type})
         return web.Response(status=reply.status, headers=reply.headers)
+    events = reply.events
     response = web.StreamResponse(status=reply.status, headers={**sse.HEADERS, **reply.headers})
     await response.prepare(request)
-    async for event in reply.events:
-        await response.write(event.encode())
+
+    async def pump() -> None:
+        async for event in events:
+            await response.write(event.encode())
+
+    # A GET stream only carries news (notifications, a resumption): a draining replica closes it
+    # at once, and the client reconnects to one that stays. Any stream ends at the drain's deadline.
+    if await until_ended(request, pump(), _always if request.method == "GET" else None):
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
     await response.write_eof()
     return response
+
+
+def _always() -> bool:
+    return True

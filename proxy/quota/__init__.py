@@ -106,10 +106,12 @@ class UnlimitedQuota:
 
 
 def make_quota_service(store: str = "memory", fail_mode: str = "open", replicas_hint: int = 1,
-                       state_dir: str | None = None, window: float = 60.0) -> QuotaService:
+                       state_dir: str | None = None, window: float = 60.0,
+                       ca_file: str | None = None) -> QuotaService:
     """The quota service for a proxy: `memory` (one replica; the month's usage kept under
     `state_dir`) or a `redis://` / `rediss://` / `unix://` URL shared by replicas.
-    `window` is the rate window in seconds (60: per minute)."""
+    `window` is the rate window in seconds (60: per minute); `ca_file` the CA bundle that signs
+    a TLS Redis' certificate (rediss://), when it is not a public one."""
     from lockgate.proxy.quota.service import build_service
 
-    return build_service(store, fail_mode, replicas_hint, state_dir, window)
+    return build_service(store, fail_mode, replicas_hint, state_dir, window, ca_file)

@@ -85,10 +85,11 @@ def provider_group(provider_id: str, model: str, limits: RateLimits) -> Group | 
 
 
 def share(limit: int | None, replicas: int) -> int | None:
-    """One replica's share of a limit when it must decide alone."""
+    """One replica's share of a limit when it must decide alone: rounded down, so the replicas
+    together never admit more than the limit (a limit below the replica count leaves each none)."""
     if limit is None:
         return None
-    return limit // max(1, replicas) if limit >= replicas else min(limit, 1)
+    return limit // max(1, replicas)
 
 
 def local_share(group: Group, replicas: int, month_used: dict[str, int]) -> Group:

@@ -27,7 +27,7 @@ from lockgate.proxy.quota.store import StoreUnavailable
 from lockgate.proxy.quota.window import TOO_LARGE, WindowState
 
 PREFIX = "lockgate:q"
-CLUSTER_SCHEME = "redis+cluster://"  # redis+cluster://host:port: any node of a Redis Cluster
+CLUSTER_SCHEMES = {"redis+cluster://": "redis://", "rediss+cluster://": "rediss://"}  # any node of a Redis Cluster
 MONTH_GRACE = 86400  # month counters stay readable a day after the month ends
 REASONS = {1: "requests", 2: "tokens", 3: "budget"}
 
@@ -59,16 +59,18 @@ RESERVE, SETTLE, PEEK = _Script(lua.RESERVE), _Script(lua.SETTLE), _Script(lua.P
 
 class RedisStore:
     def __init__(self, url: str, window: float = 60.0, timeout: float = 0.05, connect_timeout: float = 0.1,
-                 max_connections: int = 16) -> None:
+                 max_connections: int = 16, ca_file: str | None = None) -> None:
         self.window = window
         self._loading = asyncio.Lock()
         self._loads = 0  # times the scripts were loaded (a generation: concurrent NOSCRIPTs load once)
         self.client: Any
-        if url.startswith(CLUSTER_SCHEME):  # Redis Cluster: each group's keys share one slot
+        tls: dict[str, Any] = {"ssl_ca_certs": ca_file} if ca_file and url.startswith("rediss") else {}
+        scheme = next((s for s in CLUSTER_SCHEMES if url.startswith(s)), None)
+        if scheme is not None:  # Redis Cluster: each group's keys share one slot
             self.client = RedisCluster.from_url(
-                "redis://" + url.removeprefix(CLUSTER_SCHEME), socket_timeout=timeout,
+                CLUSTER_SCHEMES[scheme] + url.removeprefix(scheme), socket_timeout=timeout,
                 socket_connect_timeout=connect_timeout, max_connections=max_connections * 16,
-                retry=Retry(NoBackoff(), 0), protocol=2)  # its pools do not queue callers: room for bursts
+                retry=Retry(NoBackoff(), 0), protocol=2, **tls)  # its pools do not queue callers: room for bursts
             self.cluster = True
             return
         self.cluster = False
@@ -78,7 +80,7 @@ class RedisStore:
         pool = redis.BlockingConnectionPool.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=connect_timeout, max_connections=max_connections,
             timeout=connect_timeout, retry=Retry(NoBackoff(), 0), health_check_interval=0,
-            protocol=2)  # RESP2: a connection is ready after one exchange (no HELLO, no extra handshakes)
+            protocol=2, **tls)  # RESP2: a connection is ready after one exchange (no HELLO, no extra handshakes)
         self.client = redis.Redis(connection_pool=pool)
 
     async def _run(self, calls: list[tuple[_Script, list[str], list[Any]]]) -> list[Any]:

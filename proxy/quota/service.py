@@ -22,7 +22,7 @@ from lockgate.proxy.quota.fair_queue import FairQueue
 from lockgate.proxy.quota.headers import format_reset, ratelimit_headers, retry_after_value
 from lockgate.proxy.quota.metrics import QUEUE_DEPTH, RESERVATIONS, RESERVED_TOKENS, SETTLED_TOKENS
 from lockgate.proxy.quota.plan import (MONTH_REQUESTS, MONTH_TOKENS, Group, GroupResult, Refusal, WindowSpec,
-                                       consumer_group, model_field, provider_group)
+                                       consumer_group, local_share, model_field, provider_group)
 from lockgate.proxy.quota.store import QuotaStore
 from lockgate.proxy.quota.window import WindowState
 
@@ -46,8 +46,9 @@ class _Plan:
 
 class StoreQuotaService:
     def __init__(self, store: QuotaStore, store_label: str = "memory", window: float = 60.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, replicas: int = 1) -> None:
         self.store = store
+        self.replicas = replicas  # > 1: the store is this replica's alone, it enforces its share of each limit
         self.store_label = store_label
         self.window = window
         self.clock = clock  # wall clock: decides the calendar month
@@ -136,6 +137,9 @@ class StoreQuotaService:
         plan_key = (request.key.id, request.model, request.provider_id)
         consumer = consumer_group(request.key, request.model)
         provider = provider_group(request.provider_id, request.model, request.provider_limits)
+        if self.replicas > 1:
+            consumer = local_share(consumer, self.replicas, {})
+            provider = local_share(provider, self.replicas, {}) if provider is not None else None
         alone = (consumer,)
         both = alone if provider is None else (consumer, provider)
         queue = None
@@ -318,15 +322,16 @@ def _provider_rejection(request: AdmitRequest, wait: float, window: float) -> Qu
 
 
 def build_service(store: str, fail_mode: str, replicas_hint: int, state_dir: str | None,
-                  window: float) -> QuotaService:
+                  window: float, ca_file: str | None = None) -> QuotaService:
     if store == "memory":
         from lockgate.proxy.quota.memory_store import MemoryStore
 
-        return StoreQuotaService(MemoryStore(window, state_dir), "memory", window)
-    if store.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
+        # Each replica counts alone: it admits its share of every limit (limit / replicas).
+        return StoreQuotaService(MemoryStore(window, state_dir), "memory", window, replicas=max(1, replicas_hint))
+    if store.startswith(("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")):
         from lockgate.proxy.quota.failover import FailoverStore
         from lockgate.proxy.quota.redis_store import RedisStore
 
-        shared = FailoverStore(RedisStore(store, window), fail_mode, replicas_hint, window)
+        shared = FailoverStore(RedisStore(store, window, ca_file=ca_file), fail_mode, replicas_hint, window)
         return StoreQuotaService(shared, "redis", window)
     raise ValueError(f"quota store must be 'memory' or a redis:// URL, not {store!r}")

@@ -13,74 +13,32 @@ order: the last one upgrades and uninstalls it.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import shutil
 import subprocess
 import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from tests.e2e.chart_release import (CHART, LOCKGATE_CRDS, REPO, Release, adopt_existing_crds, run_as, selects,
+                                     token_of, with_flags)
 from tests.e2e.lockgate_env import Lockgate, Proxy, apikey, backend, endpoint_slice, route, wait_for
+from tests.integration.quota.redis_server import RedisServer
 from tests.kube.controlplane import ControlPlane, free_port
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "lockgate"
 RELEASE = "lockgate"  # names: lockgate-operator, lockgate-proxy (Service and ServiceAccount)
-OPERATOR, PROXY = "lockgate-operator", "lockgate-proxy"
-LOCKGATE_CRDS = tuple(f"{plural}.lockgate.io" for plural in ("modelproviders", "apikeys", "routes", "mcpservers"))
+OPERATOR, PROXY, REDIS = "lockgate-operator", "lockgate-proxy", "lockgate-redis"
+SESSION_SECRET = "lockgate-mcp-session"
+ADMIN_PORT = 9191  # not the default: the operator must follow proxy.adminPort
+# Defaults, but for a non-default admin port and the chart's NetworkPolicy on.
+INSTALL_SETS = ("--set", f"proxy.adminPort={ADMIN_PORT}", "--set", "networkPolicy.enabled=true")
 UPGRADE_FIELD = "upgradeProbe"  # a field only the upgraded chart's Route schema has
-
-
-@dataclass
-class Release:
-    kube: ControlPlane
-    namespace: str
-    home: Path  # helm's cache, config and data: nothing of the user's is touched
-
-    def helm(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-        assert self.kube.binaries.helm is not None
-        env = {**self.kube.env, **{f"HELM_{k}_HOME": str(self.home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")}}
-        proc = subprocess.run([str(self.kube.binaries.helm), *args, "--namespace", self.namespace],
-                              env=env, capture_output=True, text=True, timeout=timeout, check=False)
-        assert proc.returncode == 0, f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
-        return proc
-
-    def container_args(self, deployment: str) -> list[str]:
-        """The arguments the chart gives the container of a Deployment, as installed."""
-        manifest = self.helm("get", "manifest", RELEASE).stdout
-        for obj in yaml.safe_load_all(manifest):
-            if obj and obj["kind"] == "Deployment" and obj["metadata"]["name"] == deployment:
-                return [str(a) for a in obj["spec"]["template"]["spec"]["containers"][0]["args"]]
-        raise AssertionError(f"the release has no Deployment {deployment}")
-
-
-def with_flags(args: list[str], replaced: Mapping[str, str]) -> list[str]:
-    """`args` with the values of some --flag=value arguments replaced (each must be there)."""
-    missing = [f for f in replaced if not any(a.startswith(f + "=") for a in args)]
-    assert not missing, f"the chart no longer passes {missing}: {args}"
-    return [next((f"{f}={v}" for f, v in replaced.items() if a.startswith(f + "=")), a) for a in args]
-
-
-def adopt_existing_crds(kube: ControlPlane, namespace: str) -> None:
-    """CRDs that another test applied earlier in this session are handed to
-    the release, as an admin adopting a kubectl-installed Lockgate would."""
-    for crd in LOCKGATE_CRDS:
-        if kube.kubectl("get", "crd", crd, check=False).returncode == 0:
-            kube.kubectl("label", "--overwrite", "crd", crd, "app.kubernetes.io/managed-by=Helm")
-            kube.kubectl("annotate", "--overwrite", "crd", crd, f"meta.helm.sh/release-name={RELEASE}",
-                         f"meta.helm.sh/release-namespace={namespace}")
-
-
-def token_of(kubeconfig: Path) -> str:
-    return str(yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"])
 
 
 def http_status(url: str) -> int:
@@ -104,7 +62,7 @@ def release(kube: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Ite
     kube.kubectl("create", "namespace", namespace)
     adopt_existing_crds(kube, namespace)
     installed = Release(kube, namespace, tmp_path_factory.mktemp("helm"))
-    installed.helm("install", RELEASE, str(CHART), "--timeout", "60s")
+    installed.helm("install", RELEASE, str(CHART), *INSTALL_SETS, "--timeout", "60s")
     for crd in LOCKGATE_CRDS:
         kube.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{crd}")
     yield installed
@@ -124,32 +82,86 @@ def lockgate_in(release: Release, tmp_path: Path) -> Iterator[Lockgate]:
                              + "\n".join(process.output().splitlines()[-40:]) + "\n")
 
 
-def run_as(lockgate: Lockgate, name: str, args: list[str], service_account: str) -> Path:
-    """Start `lockgate <args>` acting as the chart's ServiceAccount, as its pod
-    would (POD_NAMESPACE from the downward API); its kubeconfig."""
-    kubeconfig = lockgate.kube.service_account_kubeconfig(lockgate.namespace, service_account)
-    # KUBECONFIG too, so nothing in the process can fall back to the admin's.
-    lockgate._spawn(name, *args, "--kubeconfig", str(kubeconfig),
-                    env={"POD_NAMESPACE": lockgate.namespace, "KUBECONFIG": str(kubeconfig)})
-    return kubeconfig
+def re_expand(arg: str, env: Mapping[str, str]) -> str:
+    for name, value in env.items():
+        arg = arg.replace(f"$({name})", value)
+    assert "$(" not in arg, f"{arg}: a variable the container does not have"
+    return arg
 
 
-def test_the_flow_works_with_exactly_the_charts_service_accounts(release: Release, lockgate_in: Lockgate) -> None:
+def start_operator(release: Release, lockgate: Lockgate, liveness: int | None = None) -> Path:
+    """The operator as the chart runs it, under its ServiceAccount; its kubeconfig."""
+    args = with_flags(release.container_args(OPERATOR),
+                      {"--liveness": f"http://127.0.0.1:{liveness or free_port()}/healthz"})
+    return run_as(lockgate, f"operator-{len(lockgate.processes)}", args, OPERATOR)
+
+
+def generated(lockgate: Lockgate) -> dict[str, str]:
+    """The values the operator generates, once both exist."""
+    return {name: wait_for(lambda: lockgate.secret_value(name, key), 30, f"the generated Secret {name}")
+            for name, key in ((REDIS, "password"), (SESSION_SECRET, "session-key"))}
+
+
+def test_the_flow_works_with_exactly_the_charts_service_accounts(release: Release, lockgate_in: Lockgate,
+                                                                  tmp_path: Path) -> None:
     lockgate, kube, ns = lockgate_in, release.kube, release.namespace
     liveness = free_port()
-    operator_args = with_flags(release.container_args(OPERATOR),
-                               {"--liveness": f"http://127.0.0.1:{liveness}/healthz"})
+    operator_args = release.container_args(OPERATOR)
     assert "--peering=lockgate" in operator_args  # the default: one active operator among replicas
-    operator_config = run_as(lockgate, "operator", operator_args, OPERATOR)
+    # The operator asks the replicas through the admin Service, on the configured port.
+    assert f"--proxy-service={PROXY}-admin" in operator_args and f"--proxy-admin-port={ADMIN_PORT}" in operator_args
+    operator_config = start_operator(release, lockgate, liveness)
+    generated(lockgate)  # written with the chart's RBAC, before any pod that needs them could start
 
-    port, admin_port = free_port(), free_port()
-    proxy_args = with_flags(release.container_args(PROXY),
-                            {"--host": "127.0.0.1", "--port": str(port), "--admin-port": str(admin_port)})
-    proxy_config = run_as(lockgate, "proxy", proxy_args, PROXY)
-    proxy = Proxy(lockgate.processes[-1], port, admin_port)
-    # What the EndpointSlice controller would publish for a proxy pod; on
-    # loopback the admin port differs per process, so the slice names it.
-    lockgate.apply_objects([endpoint_slice(f"{PROXY}-pod", PROXY, "admin", admin_port)])
+    # The chart's defaults point the proxies at the bundled Redis, with the generated password.
+    env = release.container_env(PROXY)
+    url = env["LOCKGATE_QUOTA_STORE_URL"]
+    password = lockgate.secret_value(REDIS, "password")
+    assert url == f"redis://:{password}@{REDIS}.{ns}.svc:6379/0"
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in release.manifest()}
+    service, statefulset = objs[("Service", REDIS)], objs[("StatefulSet", REDIS)]
+    assert service["spec"]["ports"][0]["port"] == 6379
+    assert selects({"matchLabels": service["spec"]["selector"]}, statefulset["spec"]["template"]["metadata"]["labels"])
+    with redis_running(release, tmp_path) as redis:
+        env["LOCKGATE_QUOTA_STORE_URL"] = url.replace(f"{REDIS}.{ns}.svc:6379", f"127.0.0.1:{redis.port}")
+        port, admin_port = free_port(), free_port()
+        proxy_args = with_flags(release.container_args(PROXY),
+                                {"--host": "127.0.0.1", "--port": str(port), "--admin-port": str(admin_port)})
+        proxy_config = run_as(lockgate, "proxy", proxy_args, PROXY, env=env)
+        proxy = Proxy(lockgate.processes[-1], port, admin_port)
+        # What the EndpointSlice controller would publish for the admin Service: the port named admin,
+        # the pod's port (here the loopback one of this process).
+        lockgate.apply_objects([endpoint_slice(f"{PROXY}-admin-pod", f"{PROXY}-admin", "admin", admin_port)])
+        flow(release, lockgate, proxy, redis, liveness)
+    for process in lockgate.processes:
+        assert process.alive(), process.output()
+        assert "Forbidden" not in process.output() and " 403" not in process.output(), process.output()
+    refusals(kube, ns, token_of(proxy_config), token_of(operator_config))
+
+
+@contextlib.contextmanager
+def redis_running(release: Release, tmp_path: Path) -> Iterator[RedisServer]:
+    """The chart's Redis as its pod runs it: a real redis-server with the chart's arguments and the
+    password the operator generated (a loopback port and a scratch directory instead of the pod's)."""
+    env = release.container_env(REDIS)
+    args = [re_expand(a, env) for a in release.container_args(REDIS)]
+    server = RedisServer()
+    args[args.index("--port") + 1] = str(server.port)
+    args[args.index("--dir") + 1] = str(tmp_path)
+    server.extra = args
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def flow(release: Release, lockgate: Lockgate, proxy: Proxy, redis: RedisServer, liveness: int) -> None:
+    # The chart's NetworkPolicy is on: its admin-port rule lets the operator's pods in.
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in release.manifest()}
+    operator_labels = objs[("Deployment", OPERATOR)]["spec"]["template"]["metadata"]["labels"]
+    admin_rule = next(r for r in objs[("NetworkPolicy", PROXY)]["spec"]["ingress"] if r["ports"][0]["port"] == "admin")
+    assert any("podSelector" in peer and selects(peer["podSelector"], operator_labels) for peer in admin_rule["from"])
 
     upstream = lockgate.upstreams.start("through the chart")
     lockgate.apply_objects([*backend("a", upstream.port), route(), apikey("team")])
@@ -159,16 +171,26 @@ def test_the_flow_works_with_exactly_the_charts_service_accounts(release: Releas
         for type_ in ("Ready", "Programmed"):  # status written and proxies asked, under the chart's RBAC
             wait_for(lambda: lockgate.condition_is(kind, name, type_, "True"), 15, f"{kind}/{name} {type_}")
     assert proxy.loaded_hash() == lockgate.published_hash()
+    # The request was counted in the Redis the chart points at, and the operator read the usage back.
+    counters = redis_client(redis, lockgate.secret_value(REDIS, "password") or "").keys("lockgate:q:*")
+    assert counters, "nothing was counted in the chart's Redis"
+    usage = wait_for(lambda: ((lockgate.get("apikey", "team") or {}).get("status") or {}).get("usage"), 30,
+                     "ApiKey usage mirrored from the proxies' admin port")
+    assert usage["requests"] >= 1
     # Written under OwnerReferencesPermissionEnforcement with no rights on apikeys/finalizers.
     (owner,) = (lockgate.get("secret", "team-key") or {})["metadata"]["ownerReferences"]
     assert owner["kind"] == "ApiKey" and owner["controller"] is True
     wait_for(lambda: http_status(f"http://127.0.0.1:{liveness}/healthz") == 200, 10, "Kopf's liveness probe")
-    for process in lockgate.processes:
-        assert process.alive(), process.output()
-        assert "Forbidden" not in process.output() and " 403" not in process.output(), process.output()
 
+
+def redis_client(server: RedisServer, password: str) -> Any:
+    import redis
+
+    return redis.Redis(host="127.0.0.1", port=server.port, password=password, socket_timeout=5)
+
+
+def refusals(kube: ControlPlane, ns: str, proxy_token: str, operator_token: str) -> None:
     # The proxy's token reads its own Secret and nothing else.
-    proxy_token = token_of(proxy_config)
     secrets = f"/api/v1/namespaces/{ns}/secrets"
     assert kube.api("GET", f"{secrets}/lockgate-credentials", token=proxy_token)[0] == 200
     assert kube.api("GET", f"{secrets}/team-key", token=proxy_token)[0] == 403
@@ -176,8 +198,8 @@ def test_the_flow_works_with_exactly_the_charts_service_accounts(release: Releas
     assert kube.api("GET", "/api/v1/namespaces/default/secrets/lockgate-credentials", token=proxy_token)[0] == 403
     assert kube.api("GET", f"/api/v1/namespaces/{ns}/configmaps/other", token=proxy_token)[0] == 403
     assert kube.api("GET", f"/apis/lockgate.io/v1alpha1/namespaces/{ns}/apikeys", token=proxy_token)[0] == 403
+    assert kube.api("GET", f"{secrets}/{REDIS}", token=proxy_token)[0] == 403  # read by the kubelet, not the proxy
     # The operator's token stays in the namespaces the chart gave it.
-    operator_token = token_of(operator_config)
     assert kube.api("GET", secrets, token=operator_token)[0] == 200
     assert kube.api("GET", "/api/v1/namespaces/default/secrets", token=operator_token)[0] == 403
     assert kube.api("GET", f"/api/v1/namespaces/{ns}/pods", token=operator_token)[0] == 403
@@ -185,6 +207,28 @@ def test_the_flow_works_with_exactly_the_charts_service_accounts(release: Releas
     assert kube.api("DELETE", f"{configmaps}/lockgate-config-1", token=operator_token)[0] == 404  # allowed, absent
     assert kube.api("DELETE", f"{configmaps}/lockgate-config", token=operator_token)[0] == 403
     assert kube.api("DELETE", f"{secrets}/team-key", token=operator_token)[0] == 403
+
+
+def test_a_second_install_renders_the_same_objects_and_keeps_the_generated_secrets(
+        release: Release, lockgate_in: Lockgate) -> None:
+    lockgate = lockgate_in
+    start_operator(release, lockgate)
+    before = generated(lockgate)
+    versions = {name: lockgate.obj("secret", name)["metadata"]["resourceVersion"] for name in before}
+    manifest = release.helm("get", "manifest", RELEASE).stdout
+    assert "kind: Secret" not in manifest  # nothing random is rendered: the operator generates it
+    lockgate.processes[-1].stop()
+
+    release.helm("upgrade", RELEASE, str(CHART), *INSTALL_SETS, "--timeout", "60s")  # the second install
+    assert release.helm("get", "manifest", RELEASE).stdout == manifest
+    # A new operator finds both Secrets and changes neither; one that went missing comes back.
+    lockgate.kubectl("delete", "secret", SESSION_SECRET)
+    start_operator(release, lockgate)
+    after = generated(lockgate)
+    assert after[REDIS] == before[REDIS]
+    assert lockgate.obj("secret", REDIS)["metadata"]["resourceVersion"] == versions[REDIS]
+    assert after[SESSION_SECRET] != before[SESSION_SECRET]  # regenerated, since it was deleted
+    assert lockgate.processes[-1].alive(), lockgate.processes[-1].output()
 
 
 def test_observe_cluster_grants_what_kopf_scanning_reads(release: Release, lockgate_in: Lockgate) -> None:

@@ -61,3 +61,34 @@ def test_degraded_wins_over_ready_true_when_not_accepted() -> None:
     obj["status"]["conditions"][0].update(status="False", reason="InvalidSpec", message="")
     script = (HEALTH / "Route" / "health.lua").read_text(encoding="utf-8")
     assert run_health(script, obj) == {"status": "Degraded", "message": "InvalidSpec"}
+
+
+def test_every_combination_of_conditions_has_a_fixture() -> None:
+    """hack/argocd_fixtures.py writes one fixture per combination of Accepted, Ready and
+    Programmed (and Expired, Exhausted for ApiKeys) with its outcome from a decision table
+    kept apart from the Lua; the cases above run each. Here: the files are current."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(REPO / "hack" / "argocd_fixtures.py"), "--check"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    for kind in KINDS:
+        combos = list((HEALTH / kind / "testdata").glob("combo_*.yaml"))
+        assert len(combos) == (2 * 3 * 2) * (4 if kind == "ApiKey" else 1)
+
+
+@pytest.mark.parametrize("conditions, expected", [
+    ({"Accepted": "True", "Ready": "True", "Programmed": "False"}, "Progressing"),
+    ({"Accepted": "True", "Ready": "True", "Programmed": "True", "Expired": "True"}, "Degraded"),
+    ({"Accepted": "True", "Ready": "True", "Programmed": "True", "Exhausted": "True"}, "Degraded"),
+])
+def test_programmed_false_is_progressing_and_a_spent_key_is_degraded(conditions: dict[str, str],
+                                                                      expected: str) -> None:
+    obj = load("ApiKey", "testdata/healthy.yaml")
+    obj["status"]["conditions"] = [{"type": t, "status": s, "reason": t, "message": f"why {t}"}
+                                   for t, s in conditions.items()]
+    health = run_health((HEALTH / "ApiKey" / "health.lua").read_text(encoding="utf-8"), obj)
+    bad = next((t for t, s in conditions.items() if s == ("False" if t == "Programmed" else "True")
+                and t in ("Programmed", "Expired", "Exhausted")), None)
+    assert health == {"status": expected, "message": f"why {bad}"}

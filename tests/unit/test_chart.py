@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +58,10 @@ def test_every_object_is_labelled_and_placed(which: str, request: pytest.Fixture
 
 @pytest.mark.parametrize("which", ["default_objs", "full_objs"])
 def test_pods_are_locked_down(which: str, request: pytest.FixtureRequest) -> None:
-    deploys = of_kind(request.getfixturevalue(which), "Deployment")
-    assert {d["metadata"]["name"].rsplit("-", 1)[-1] for d in deploys} == {"operator", "proxy"}
+    objs = request.getfixturevalue(which)
+    deploys = of_kind(objs, "Deployment") + of_kind(objs, "StatefulSet")
+    expected = {"operator", "proxy", "redis"} if which == "default_objs" else {"operator", "proxy"}
+    assert {d["metadata"]["name"].rsplit("-", 1)[-1] for d in deploys} == expected
     for deploy in deploys:
         pod = deploy["spec"]["template"]["spec"]["securityContext"]
         assert pod["runAsNonRoot"] is True
@@ -96,7 +97,7 @@ def test_operator_probe_and_args(default_objs: list[Obj]) -> None:
     assert "--liveness=http://0.0.0.0:8081/healthz" in args
     assert "--config-map=lockgate-config" in args
     assert "--credentials-secret=lockgate-credentials" in args
-    assert "--proxy-service=lg-lockgate-proxy" in args
+    assert "--proxy-service=lg-lockgate-proxy-admin" in args and "--proxy-admin-port=9090" in args
     assert "--peering=lockgate" in args
     assert "--no-cluster-scan" in args  # no cluster-scope reads granted by default
     assert {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in c["env"]
@@ -119,24 +120,35 @@ def test_proxy_probes_ports_and_args(default_objs: list[Obj]) -> None:
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
     assert c["args"] == [
         "proxy", f"--config-map={NAMESPACE}/lockgate-config", f"--credentials-secret={NAMESPACE}/lockgate-credentials",
-        "--host=0.0.0.0", "--port=8080", "--admin-port=9090", "--quota-store=memory", "--replicas-hint=2",
+        "--host=0.0.0.0", "--port=8080", "--admin-port=9090", "--drain-seconds=293", "--quota-fail-mode=open",
+        "--replicas-hint=2",
     ]
 
 
-def test_proxy_replicas_share_one_mcp_session_key(default_objs: list[Obj]) -> None:
-    # Any replica must verify a session id another replica signed.
-    secret = one(default_objs, "Secret", "-mcp-session")
-    key = base64.b64decode(secret["data"]["session-key"])
-    assert len(key) == 48
+def test_proxy_drains_for_the_grace_period_less_the_prestop_delay() -> None:
+    objs = render(sets=["proxy.terminationGracePeriodSeconds=60", "proxy.preStopSleepSeconds=10"])
+    pod = one(objs, "Deployment", "-proxy")["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert pod["terminationGracePeriodSeconds"] == 60
+    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "10"]
+    assert "--drain-seconds=48" in c["args"]  # 60 - 10, and 2 s to end what is left and exit
+
+
+def test_proxy_replicas_share_one_mcp_session_key_the_operator_generates(default_objs: list[Obj]) -> None:
+    # Any replica must verify a session id another replica signed; the chart renders no random value.
+    assert not of_kind(default_objs, "Secret")
+    (operator,) = containers(one(default_objs, "Deployment", "-operator"))
+    assert "--generate-secret=lg-lockgate-mcp-session/session-key" in operator["args"]
     (c,) = containers(one(default_objs, "Deployment", "-proxy"))
     env = {e["name"]: e for e in c["env"]}
     assert env["LOCKGATE_SESSION_KEY"]["valueFrom"]["secretKeyRef"] == {
-        "name": secret["metadata"]["name"], "key": "session-key"}
+        "name": "lg-lockgate-mcp-session", "key": "session-key"}
 
 
 def test_mcp_session_key_from_a_secret_of_the_users() -> None:
     objs = render(sets=["proxy.mcp.sessionKeySecret.name=my-key", "proxy.mcp.sessionKeySecret.key=k"])
-    assert not [o for o in of_kind(objs, "Secret") if o["metadata"]["name"].endswith("-mcp-session")]
+    (operator,) = containers(one(objs, "Deployment", "-operator"))
+    assert not any("mcp-session" in a or "my-key" in a for a in operator["args"])  # the user's own Secret
     (c,) = containers(one(objs, "Deployment", "-proxy"))
     env = {e["name"]: e for e in c["env"]}
     assert env["LOCKGATE_SESSION_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "my-key", "key": "k"}
@@ -164,7 +176,8 @@ def test_services(default_objs: list[Obj], full_objs: list[Obj]) -> None:
 def test_optional_objects_follow_values(default_objs: list[Obj], full_objs: list[Obj]) -> None:
     kinds = {o["kind"] for o in default_objs}
     assert "PodDisruptionBudget" in kinds
-    assert not kinds & {"HorizontalPodAutoscaler", "NetworkPolicy", "ServiceMonitor"}
+    assert not kinds & {"HorizontalPodAutoscaler", "ServiceMonitor"}
+    assert [p["metadata"]["name"] for p in of_kind(default_objs, "NetworkPolicy")] == ["lg-lockgate-redis"]
     assert one(default_objs, "Deployment", "-proxy")["spec"]["replicas"] == 2
 
     assert not of_kind(render(sets=["proxy.pdb.enabled=false"]), "PodDisruptionBudget")
@@ -188,6 +201,31 @@ def test_optional_objects_follow_values(default_objs: list[Obj], full_objs: list
     # The traffic Service must not match the ServiceMonitor: metrics live only on the admin port.
     traffic_labels = one(full_objs, "Service", "-proxy")["metadata"]["labels"]
     assert not sm["spec"]["selector"]["matchLabels"].items() <= traffic_labels.items()
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    return dict(selector.get("matchLabels") or {}).items() <= labels.items() and not selector.get("matchExpressions")
+
+
+def test_operator_reaches_the_admin_port_it_is_configured_with() -> None:
+    objs = render([FULL], sets=["proxy.adminPort=9191"])
+    (c,) = containers(one(objs, "Deployment", "-operator"))
+    admin_svc = one(objs, "Service", "-proxy-admin")
+    assert f"--proxy-service={admin_svc['metadata']['name']}" in c["args"]
+    assert "--proxy-admin-port=9191" in c["args"]
+    (proxy,) = containers(one(objs, "Deployment", "-proxy"))
+    assert container_port(proxy, "admin") == 9191 and admin_svc["spec"]["ports"][0]["targetPort"] == "admin"
+    # metricsIngressFrom names only a monitoring namespace: the operator is let in all the same.
+    operator_labels = one(objs, "Deployment", "-operator")["spec"]["template"]["metadata"]["labels"]
+    (admin_rule,) = [r for r in one(objs, "NetworkPolicy", "-proxy")["spec"]["ingress"]
+                     if r["ports"][0]["port"] == "admin"]
+    assert any(set(peer) == {"podSelector"} and selects(peer["podSelector"], operator_labels)
+               for peer in admin_rule["from"])
+    # Egress is restricted in these values: the operator's own policy lets it out to that port.
+    proxy_labels = one(objs, "Deployment", "-proxy")["spec"]["template"]["metadata"]["labels"]
+    egress = one(objs, "NetworkPolicy", "-operator")["spec"]["egress"]
+    assert any(rule.get("ports") == [{"port": 9191, "protocol": "TCP"}]
+               and any(selects(peer["podSelector"], proxy_labels) for peer in rule["to"]) for rule in egress)
 
 
 def test_proxy_spreads_over_zones_and_nodes(default_objs: list[Obj]) -> None:
@@ -248,21 +286,116 @@ def test_schema_rejects_bad_values(bad: str, error: str) -> None:
     assert error in proc.stderr or error.replace(".", "/") in proc.stderr, proc.stderr
 
 
-def test_redis_store_needs_an_address() -> None:
-    proc = run_helm(template_args(sets=["proxy.quota.store=redis"]), check=False)
-    assert proc.returncode != 0 and "proxy.quota.redis.url" in proc.stderr
-    (c,) = containers(one(render(sets=["proxy.quota.store=redis", "proxy.quota.redis.url=redis://r:6379/0"]),
-                          "Deployment", "-proxy"))
-    assert {"name": "LOCKGATE_QUOTA_STORE_URL", "value": "redis://r:6379/0"} in c["env"]
-    assert "--replicas-hint=2" in c["args"]  # fail-open enforces limit / replicas
+def test_by_default_the_proxies_count_in_the_bundled_redis(default_objs: list[Obj]) -> None:
+    redis = one(default_objs, "StatefulSet", "-redis")
+    svc = one(default_objs, "Service", "-redis")
+    (c,) = containers(one(default_objs, "Deployment", "-proxy"))
+    env = {e["name"]: e for e in c["env"]}
+    url = env["LOCKGATE_QUOTA_STORE_URL"]["value"]
+    assert url == f"redis://:$(LOCKGATE_REDIS_PASSWORD)@lg-lockgate-redis.{NAMESPACE}.svc:6379/0"
+    assert [e["name"] for e in c["env"]].index("LOCKGATE_REDIS_PASSWORD") < [e["name"] for e in c["env"]].index(
+        "LOCKGATE_QUOTA_STORE_URL")  # the kubelet expands only variables defined before
+    password = env["LOCKGATE_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert password == {"name": "lg-lockgate-redis", "key": "password"}
+    (operator,) = containers(one(default_objs, "Deployment", "-operator"))
+    assert "--generate-secret=lg-lockgate-redis/password" in operator["args"]
+    assert svc["metadata"]["name"] == "lg-lockgate-redis" and svc["spec"]["ports"][0]["port"] == 6379
+    assert svc["spec"]["selector"].items() <= redis["spec"]["template"]["metadata"]["labels"].items()
+    # Persistence on: an append-only file on a claim of its own.
+    (server,) = containers(redis)
+    args = server["args"]
+    assert args[args.index("--appendonly") + 1] == "yes" and args[args.index("--dir") + 1] == "/data"
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    assert {"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": password}} in server["env"]
+    (claim,) = redis["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data" and claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert server["image"] == "docker.io/library/redis:7.4-alpine"
+    # Only the proxies get in.
+    policy = one(default_objs, "NetworkPolicy", "-redis")["spec"]
+    proxy_labels = one(default_objs, "Deployment", "-proxy")["spec"]["template"]["metadata"]["labels"]
+    assert selects(policy["podSelector"], redis["spec"]["template"]["metadata"]["labels"])
+    ((peer,),) = [r["from"] for r in policy["ingress"]]
+    assert selects(peer["podSelector"], proxy_labels)
+    operator_labels = one(default_objs, "Deployment", "-operator")["spec"]["template"]["metadata"]["labels"]
+    assert not selects(peer["podSelector"], operator_labels)
+    # With egress restricted by the chart's own policy, the proxies may still reach it.
+    objs = render(sets=["networkPolicy.enabled=true", "networkPolicy.egress[0].ports[0].port=443"])
+    egress = one(objs, "NetworkPolicy", "-proxy")["spec"]["egress"]
+    assert any(rule.get("ports") == [{"port": 6379, "protocol": "TCP"}]
+               and selects(rule["to"][0]["podSelector"], redis["spec"]["template"]["metadata"]["labels"])
+               for rule in egress)
+
+
+def test_a_managed_redis_replaces_the_bundled_one() -> None:
+    objs = render(sets=["proxy.quota.redis.url=rediss+cluster://cache.example:6379",
+                        "proxy.quota.redis.tlsCASecret.name=redis-ca"])
+    assert not of_kind(objs, "StatefulSet") and not [s for s in of_kind(objs, "Service") if "redis" in s["metadata"]["name"]]
+    deploy = one(objs, "Deployment", "-proxy")
+    (c,) = containers(deploy)
+    env = {e["name"]: e for e in c["env"]}
+    assert env["LOCKGATE_QUOTA_STORE_URL"] == {"name": "LOCKGATE_QUOTA_STORE_URL",
+                                               "value": "rediss+cluster://cache.example:6379"}
+    assert env["LOCKGATE_QUOTA_STORE_CA"]["value"] == "/etc/lockgate/redis-ca/ca.crt"
+    assert {"name": "redis-ca", "mountPath": "/etc/lockgate/redis-ca", "readOnly": True} in c["volumeMounts"]
+    volume = next(v for v in deploy["spec"]["template"]["spec"]["volumes"] if v["name"] == "redis-ca")
+    assert volume["secret"]["secretName"] == "redis-ca"
+    (operator,) = containers(one(objs, "Deployment", "-operator"))
+    assert not any("redis" in a for a in operator["args"] if a.startswith("--generate-secret"))
+
+
+def test_the_memory_store_keeps_the_month_on_a_volume_per_pod() -> None:
+    objs = render(sets=["proxy.quota.store=memory", "proxy.replicas=1"])
+    assert not of_kind(objs, "Deployment") or all("proxy" not in d["metadata"]["name"] for d in of_kind(objs, "Deployment"))
+    proxy = one(objs, "StatefulSet", "-proxy")
+    (c,) = containers(proxy)
+    assert "--quota-store=memory" in c["args"] and "--state-dir=/var/lib/lockgate" in c["args"]
+    assert "--replicas-hint=1" in c["args"]
+    assert {"name": "state", "mountPath": "/var/lib/lockgate"} in c["volumeMounts"]
+    (claim,) = proxy["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "state"
+    assert not [s for s in of_kind(objs, "StatefulSet") if s["metadata"]["name"].endswith("-redis")]
+    # Approximate per-pod limits, opted into, with the autoscaler: it scales the StatefulSet.
+    objs = render(sets=["proxy.quota.store=memory", "proxy.quota.memory.approximate=true",
+                        "proxy.autoscaling.enabled=true"])
+    assert one(objs, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
+    (c,) = containers(one(objs, "StatefulSet", "-proxy"))
+    assert "--replicas-hint=2" in c["args"]
+    # No persistence: an emptyDir, and a Deployment again.
+    objs = render(sets=["proxy.quota.store=memory", "proxy.replicas=1", "proxy.quota.memory.persistence.enabled=false"])
+    deploy = one(objs, "Deployment", "-proxy")
+    assert {"name": "state", "emptyDir": {"sizeLimit": "64Mi"}} in deploy["spec"]["template"]["spec"]["volumes"]
+
+
+@pytest.mark.parametrize("sets", [
+    ["proxy.quota.store=memory"],  # 2 replicas by default
+    ["proxy.quota.store=memory", "proxy.replicas=1", "proxy.autoscaling.enabled=true"],
+])
+def test_the_schema_refuses_per_pod_limits_unless_asked_for(sets: list[str]) -> None:
+    proc = run_helm(template_args(sets=sets), check=False)
+    assert proc.returncode != 0 and "schema" in proc.stderr, proc.stderr
+    assert run_helm(template_args(sets=[*sets, "proxy.quota.memory.approximate=true"])).returncode == 0
+
+
+def test_two_renders_are_byte_identical_and_nothing_looks_the_cluster_up() -> None:
+    for values in ([], [FULL]):
+        first, second = (run_helm(template_args(values)).stdout for _ in range(2))
+        assert first == second
+    varying = re.compile(r"\b(lookup|randAlphaNum|randAlpha|randAscii|randNumeric|randBytes|uuidv4|genPrivateKey|genCA"
+                         r"|genSelfSignedCert|now)\b")
+    for template in (CHART / "templates").rglob("*"):
+        if template.is_file():
+            actions = re.findall(r"\{\{(?!-?\s*/\*)(.*?)\}\}", template.read_text(encoding="utf-8"), re.S)
+            used = {m.group(1) for action in actions for m in [varying.search(action)] if m}
+            assert not used, f"{template.name} calls {used}: two renders would differ"
 
 
 def test_notes() -> None:
     notes = render_notes()
     assert "port-forward svc/lg-lockgate-proxy 8080:80" in notes
     assert "lg-lockgate-proxy-admin.lockgate-system.svc:9090/metrics" in notes
-    assert "quotas are counted in memory" in notes, "two replicas with memory quotas deserve a warning"
-    redis = render_notes(["proxy.quota.store=redis", "proxy.quota.redis.url=redis://r:6379/0",
-                          "proxy.service.type=NodePort"])
-    assert "quotas are counted in memory" not in redis and "NODE_PORT" in redis
+    assert "Quotas are exact" in notes and "quotas are counted in memory" not in notes
+    memory = render_notes(["proxy.quota.store=memory", "proxy.quota.memory.approximate=true",
+                           "proxy.service.type=NodePort"])
+    assert "quotas are counted in memory" in memory, "two replicas with memory quotas deserve a warning"
+    assert "NODE_PORT" in memory
     assert "crds.install is false" in render_notes(["crds.install=false"])

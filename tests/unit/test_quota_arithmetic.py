@@ -130,7 +130,7 @@ def test_provider_group_only_when_limited() -> None:
 
 
 def test_local_share_divides_rates_and_what_is_left_of_budgets() -> None:
-    assert share(10, 3) == 3 and share(2, 3) == 1 and share(0, 3) == 0 and share(None, 3) is None
+    assert share(10, 3) == 3 and share(2, 3) == 0 and share(0, 3) == 0 and share(None, 3) is None
     g = Group("key:x", (WindowSpec("all", 90, 3000),), (BudgetSpec("tokens", 1000), BudgetSpec("model:m", None)))
     local = local_share(g, 3, {"tokens": 400})
     assert local.windows == (WindowSpec("all", 30, 1000),)

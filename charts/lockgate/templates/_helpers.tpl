@@ -91,6 +91,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- concat (list .Values.config.configMapName) $parts .Values.proxy.rbac.extraConfigMapNames | uniq | toJson -}}
 {{- end -}}
 
+{{/* How long a stopping proxy lets requests finish: the grace period less the preStop delay,
+and DRAIN_MARGIN seconds to end what is left and exit before the kubelet kills the process. */}}
+{{- define "lockgate.proxyDrainSeconds" -}}
+{{- $left := sub (sub (int .Values.proxy.terminationGracePeriodSeconds) (int .Values.proxy.preStopSleepSeconds)) 2 -}}
+{{- max 1 $left -}}
+{{- end -}}
+
 {{/* Replicas the quota store divides per-replica limits by. */}}
 {{- define "lockgate.proxyReplicasHint" -}}
 {{- if .Values.proxy.autoscaling.enabled -}}
@@ -98,6 +105,27 @@ app.kubernetes.io/component: {{ .component }}
 {{- else -}}
 {{- .Values.proxy.replicas -}}
 {{- end -}}
+{{- end -}}
+
+{{- define "lockgate.redisName" -}}
+{{- printf "%s-redis" (include "lockgate.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* "true" when the proxies count quotas in the chart's own Redis. */}}
+{{- define "lockgate.bundledRedis" -}}
+{{- $q := .Values.proxy.quota -}}
+{{- if and (eq $q.store "redis") (not $q.redis.url) (not $q.redis.existingSecret.name) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding the bundled Redis' password: the user's, or one the operator generates. */}}
+{{- define "lockgate.redisPasswordSecretName" -}}
+{{- default (include "lockgate.redisName" .) .Values.redis.passwordSecret.name -}}
+{{- end -}}
+
+{{/* "true" when the proxies keep the month's usage on a volume of their own (a StatefulSet). */}}
+{{- define "lockgate.proxyStateful" -}}
+{{- $q := .Values.proxy.quota -}}
+{{- if and (eq $q.store "memory") $q.memory.persistence.enabled -}}true{{- end -}}
 {{- end -}}
 
 {{/* The Secret holding the MCP session signing key: the user's, or the chart's own. */}}

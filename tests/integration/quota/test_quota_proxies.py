@@ -5,6 +5,7 @@ answers, and a restarted proxy keeps the month's usage."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,55 @@ async def test_three_proxies_sharing_redis_admit_exactly_the_rpm(
     await replicas[0].stop()
     await replicas[0].start()
     assert (await replicas[0].admin("/usage"))["demo/team"]["tokens"] == used  # type: ignore[index]
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+async def test_two_proxies_with_the_charts_default_quota_settings_admit_exactly_the_rpm(
+        upstream, proxies, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The quota flags and store URL `helm template` gives the proxies by default: the bundled
+    Redis, behind the password the operator generates (here a real redis-server with one)."""
+    from tests.unit.chart_support import one, render
+
+    (container,) = one(render(), "Deployment", "-proxy")["spec"]["template"]["spec"]["containers"]
+    flags = dict(a.split("=", 1) for a in container["args"] if a.startswith("--") and "=" in a)
+    env = {e["name"]: e for e in container["env"]}
+    assert flags["--quota-fail-mode"] == "open" and flags["--replicas-hint"] == "2"
+    assert "--quota-store" not in flags  # the URL comes from the environment
+    password = "generated-by-the-operator-0123456789abcdefghijkl"
+    server = RedisServer()
+    server.extra = ["--requirepass", password]
+    server.start()
+    try:
+        url = env["LOCKGATE_QUOTA_STORE_URL"]["value"].replace("$(LOCKGATE_REDIS_PASSWORD)", password)
+        url = re.sub(r"@[^/]+/", f"@127.0.0.1:{server.port}/", url)  # the Service's name, on loopback
+        # Patient timeouts on a shared, busy test host: a slow moment must not make this a fail-open test.
+        store = url + "?socket_timeout=2&socket_connect_timeout=2"
+        fake = await upstream("openai")
+        manifests = write_manifests(tmp_path / "manifests", fake.url, rpm=RPM)
+        replicas = [proxies(manifests, tmp_path / f"state-{i}", store, int(flags["--replicas-hint"]),
+                            flags["--quota-fail-mode"]) for i in range(2)]
+        await asyncio.gather(*(p.start() for p in replicas))
+        outcomes = await asyncio.gather(*(call(replicas[i % 2], stream=False) for i in range(3 * RPM)))
+        assert sum(1 for o in outcomes if o[0] == 200) == RPM == len(fake.received)  # exactly the rpm, across both
+        assert {(s, code) for s, _, code in outcomes if s != 200} == {(429, "rate_limit_exceeded")}
+    finally:
+        server.kill()
+
+
+@pytest.mark.slow
+async def test_two_memory_store_proxies_with_a_replicas_hint_admit_at_most_the_limit_together(
+        upstream, proxies, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    fake = await upstream("openai")
+    manifests = write_manifests(tmp_path / "manifests", fake.url, rpm=RPM)
+    replicas = [proxies(manifests, tmp_path / f"state-{i}", "memory", 2) for i in range(2)]
+    await asyncio.gather(*(p.start() for p in replicas))
+    outcomes = await asyncio.gather(*(call(replicas[i % 2], stream=False) for i in range(2 * RPM)))
+    admitted = [sum(1 for i, o in enumerate(outcomes) if o[0] == 200 and i % 2 == r) for r in range(2)]
+    assert admitted == [RPM // 2, RPM // 2]  # each its share, rounded down: 7 + 7 <= 15
+    assert sum(admitted) <= RPM and len(fake.received) == sum(admitted)
+    refused = {(status, code) for status, _, code in outcomes if status != 200}
+    assert refused == {(429, "rate_limit_exceeded")}
 
 
 @pytest.mark.slow

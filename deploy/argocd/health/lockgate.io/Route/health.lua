@@ -47,6 +47,24 @@ for _, kind in ipairs({"Accepted", "Ready"}) do
   end
 end
 
+-- A key past its expiry, or with its monthly budget spent, serves nobody.
+for _, kind in ipairs({"Expired", "Exhausted"}) do
+  local c = find(conditions, kind)
+  if c ~= nil and c.status == "True" then
+    hs.status = "Degraded"
+    hs.message = describe(c, kind)
+    return hs
+  end
+end
+
+-- Not every proxy replica loaded the configuration with this object yet.
+local programmed = find(conditions, "Programmed")
+if programmed ~= nil and programmed.status == "False" then
+  hs.status = "Progressing"
+  hs.message = describe(programmed, "Waiting for the proxies to load it")
+  return hs
+end
+
 local ready = find(conditions, "Ready")
 if ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"
