@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -14,15 +16,52 @@ ROTATE_ANNOTATION = "lockgate.io/rotate"
 # the RFC 3339 instant in this annotation of the Secret.
 PREVIOUS_KEY_FIELD = "previous-api-key"
 PREVIOUS_KEY_EXPIRES_ANNOTATION = "lockgate.io/previous-key-expires"
+# The rotate value handled last, on the key Secret.
+ROTATED_FOR_ANNOTATION = "lockgate.io/rotated-for"
+# Lockgate writes a key only into a Secret with this label: the ones it
+# creates, and ones a person marked for it.
+MANAGED_LABEL, MANAGED_VALUE = "app.kubernetes.io/managed-by", "lockgate"
+SECRET_NOT_MANAGED = "SecretNotManaged"
+
+
+def key_secret_owner(owner_references: Iterable[Mapping[str, Any]], apikey_name: str,
+                     apikey_uid: str | None) -> str | None:
+    """The name of another ApiKey that owns this key Secret, if one does."""
+    for owner in owner_references:
+        if owner.get("kind") != "ApiKey" or not str(owner.get("apiVersion", "")).startswith("lockgate.io/"):
+            continue
+        ours = owner.get("uid") == apikey_uid if apikey_uid else owner.get("name") == apikey_name
+        if not ours:
+            return str(owner.get("name"))
+    return None
+
+
+def key_secret_problem(namespace: str, secret_name: str, labels: Mapping[str, str],
+                       owner_references: Iterable[Mapping[str, Any]], apikey_name: str,
+                       apikey_uid: str | None) -> str | None:
+    """Why Lockgate may not write an ApiKey's key into this existing Secret
+    (a message for the ApiKey's status), or None when it may."""
+    other = key_secret_owner(owner_references, apikey_name, apikey_uid)
+    if other is not None:
+        return f"Secret {namespace}/{secret_name} holds the key of ApiKey {other}; give this ApiKey another secretName"
+    if labels.get(MANAGED_LABEL) != MANAGED_VALUE:
+        return (f"Secret {namespace}/{secret_name} exists and is not managed by Lockgate, so Lockgate writes no key "
+                f"into it: label it {MANAGED_LABEL}={MANAGED_VALUE} to hand it over, or name it in "
+                "spec.existingSecret to bring your own key")
+    return None
 
 
 class KeyLimits(ApiModel):
+    """Limits of one consumer key; omitted limits do not apply."""
+
     rpm: int | None = Field(default=None, ge=1, description="Requests per minute.")
     tpm: int | None = Field(default=None, ge=1, description="Tokens (input + output) per minute.")
     monthly_tokens: int | None = Field(default=None, ge=1, description="Tokens per calendar month, UTC.")
 
 
 class ApiKeySpec(ApiModel):
+    """Who the key belongs to, where it is kept, and what it may do."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
@@ -37,9 +76,11 @@ class ApiKeySpec(ApiModel):
     consumer: str = Field(min_length=1, max_length=128, description="The consumer dimension in metrics and usage.")
     secret_name: str | None = Field(
         default=None, pattern=DNS_SUBDOMAIN, max_length=253,
-        description="Secret the operator generates the key into (key \"api-key\").",
+        description="Secret the operator generates the key into (key \"api-key\"). It creates the Secret when absent;"
+                    " an existing one must carry the label app.kubernetes.io/managed-by=lockgate.",
     )
-    existing_secret: SecretKeyRef | None = Field(default=None, description="Bring your own key instead of a generated one.")
+    existing_secret: SecretKeyRef | None = Field(
+        default=None, description="Bring your own key instead of a generated one; Lockgate only reads this Secret.")
     expires_at: datetime | None = Field(default=None, description="After this instant every call gets 401; omitted = never.")
     models: list[str] | None = Field(default=None, description="Model name globs this key may use; omitted = all models.")
     limits: KeyLimits | None = Field(default=None, description="Limits across all models of this key.")
@@ -65,14 +106,18 @@ class ApiKeySpec(ApiModel):
 
 
 class KeyUsage(ApiModel):
+    """This month's usage of a key, as the proxies counted it."""
+
     month: str = Field(description="Calendar month, UTC, as YYYY-MM.")
     tokens: int = Field(ge=0, description="Tokens used this month.")
     remaining: int | None = Field(default=None, description="Tokens left this month, if the key has a budget.")
-    requests: int = Field(default=0, ge=0)
+    requests: int = Field(default=0, ge=0, description="Requests made this month.")
 
 
 class ApiKeyStatus(ResourceStatus):
+    """What the operator reports on an ApiKey."""
+
     secret_name: str | None = Field(default=None, description="The Secret holding the key.")
     key_hash_prefix: str | None = Field(default=None, description="First characters of the key's SHA-256, to tell keys apart.")
-    rotated_at: datetime | None = None
-    usage: KeyUsage | None = None
+    rotated_at: datetime | None = Field(default=None, description="When the key was last rotated.")
+    usage: KeyUsage | None = Field(default=None, description="This month's usage, refreshed from the proxies.")

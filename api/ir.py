@@ -105,6 +105,11 @@ class Provider(IRModel):
     api_version: str | None = None
     engine: str = "generic"
     credential: str | None = Field(default=None, description="Id of the value in Credentials.")
+    ca_bundle: str | None = Field(default=None, description="Id of the CA bundle (PEM) in Credentials.")
+    client_certificate: str | None = Field(
+        default=None, description="Id of the client certificate chain (PEM) in Credentials; its key is under the "
+                                  "same id with '.key' appended.")
+    proxy: str | None = Field(default=None, description="HTTP CONNECT proxy URL, 'direct', or None: the environment's.")
     priority: int = 0
     weight: int = 100
     timeouts: Timeouts = Timeouts()
@@ -223,6 +228,14 @@ class ToolArg(IRModel):
     position: Literal["query", "path", "header", "body"] = "query"
 
 
+class SecretHeader(IRModel):
+    """A request header whose value is a credential (kept in Credentials)."""
+
+    name: str
+    credential: str = Field(description="Id of the value in Credentials.")
+    prefix: str = ""
+
+
 class HttpTool(IRModel):
     name: str
     description: str = ""
@@ -230,6 +243,7 @@ class HttpTool(IRModel):
     method: str = "GET"
     url: str
     headers: dict[str, str] = Field(default_factory=dict)
+    secret_headers: tuple[SecretHeader, ...] = ()
     body_template: str | None = None
     response_template: str = "{{ body }}"
     timeout: float = 30.0

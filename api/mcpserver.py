@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from lockgate.api.duration import Duration
 from lockgate.api.grants import AllowedNamespaces
-from lockgate.api.meta import ApiModel, ResourceStatus, SecretKeyRef, ServiceRef, repeated
+from lockgate.api.meta import MAX_HOSTS, ApiModel, Host, ResourceStatus, SecretKeyRef, ServiceRef, list_map, repeated
 from lockgate.api.provider import URL_PATTERN
 
 ArgType = Literal["string", "number", "integer", "boolean", "array", "object"]
@@ -16,15 +16,22 @@ ArgPosition = Literal["query", "path", "header", "body"]
 Transport = Literal["streamable-http", "sse"]
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 TOOL_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"  # an HTTP token
+MAX_TOOL_HEADERS = 32
+MAX_TOOLS = 256  # bounds the API server's cost estimate of the per-tool CEL rule
 
 
 class UpstreamAuth(ApiModel):
+    """The gateway's own credential for a proxied MCP server."""
+
     secret_ref: SecretKeyRef = Field(description="The credential the gateway sends upstream (never the client's).")
     header: str = Field(default="Authorization", description="Header that carries it.")
     scheme: str = Field(default="Bearer", description="Prefix before the value; empty for none.")
 
 
 class McpUpstream(ApiModel):
+    """An MCP server the gateway proxies."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
@@ -37,7 +44,7 @@ class McpUpstream(ApiModel):
     service: ServiceRef | None = Field(default=None, description="A Service whose ready endpoints serve MCP.")
     path: str = Field(default="/mcp", pattern=r"^/", description="Path on service endpoints.")
     transport: Transport = Field(default="streamable-http", description="streamable-http or sse (the older HTTP+SSE transport).")
-    auth: UpstreamAuth | None = None
+    auth: UpstreamAuth | None = Field(default=None, description="A credential from a Secret, sent upstream.")
     timeout: Duration = Field(default="60s", description="Per upstream request.")
 
     @model_validator(mode="after")
@@ -48,33 +55,78 @@ class McpUpstream(ApiModel):
 
 
 class ToolArg(ApiModel):
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
-    description: str = ""
-    type: ArgType = "string"
-    required: bool = False
-    default: Any = None
-    enum: list[Any] | None = None
+    """An argument of a generated tool, in the tool's input schema."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", max_length=128, description="Argument name.")
+    description: str = Field(default="", description="Shown to the model in the tool's input schema.")
+    type: ArgType = Field(default="string", description="string, number, integer, boolean, array or object.")
+    required: bool = Field(default=False, description="Calls without it are refused.")
+    default: Any = Field(default=None, description="Value used when the call omits it.")
+    enum: list[Any] | None = Field(default=None, description="The only values allowed.")
     position: ArgPosition = Field(default="query", description="Where the value goes: query, path, header or body.")
 
 
+class SecretValue(ApiModel):
+    """A value kept in a Secret."""
+
+    secret_key_ref: SecretKeyRef = Field(description="The Secret key holding the value.")
+
+
+class HeaderFromSecret(ApiModel):
+    """A request header whose value comes from a Secret, so no credential sits in the spec."""
+
+    name: str = Field(pattern=HEADER_NAME, max_length=128, description="Header name, for example X-Api-Key.")
+    value_from: SecretValue = Field(description="Where the value is kept.")
+    prefix: str = Field(default="", max_length=64, pattern=r"^[^\r\n]*$",
+                        description="Text sent before the value, for example \"Bearer \".")
+
+
 class ToolRequest(ApiModel):
-    method: HttpMethod = "GET"
+    """The HTTP request a tool call makes."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "!has(self.headersFrom) || !has(self.headers) || self.headersFrom.all(h, !(h.name in self.headers))",
+        "message": "a header is set either in headers or in headersFrom, not in both",
+    }]})
+
+    method: HttpMethod = Field(default="GET", description="GET, POST, PUT, PATCH or DELETE.")
     url: str = Field(pattern=URL_PATTERN, description="URL with {arg} placeholders in its path.")
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=MAX_TOOL_HEADERS,
+                                    description="Fixed request headers; take credentials from a Secret with headersFrom.")
+    headers_from: list[HeaderFromSecret] = Field(
+        default_factory=list, max_length=MAX_TOOL_HEADERS, json_schema_extra=list_map("name"),
+        description="Request headers whose values come from Secrets of this namespace; names are unique.",
+    )
     body: str | None = Field(default=None, description="Jinja2 template of the body; default: body args as JSON.")
-    timeout: Duration = "30s"
+    timeout: Duration = Field(default="30s", description="Deadline of the HTTP request.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ToolRequest:
+        fixed = {h.lower() for h in self.headers}
+        twice = repeated(h.name.lower() for h in self.headers_from)
+        both = sorted(h.name for h in self.headers_from if h.name.lower() in fixed)
+        if twice:
+            raise ValueError(f"headersFrom names must be unique; repeated: {', '.join(map(repr, twice))}")
+        if both:
+            raise ValueError(f"a header is set either in headers or in headersFrom, not in both: {', '.join(both)}")
+        return self
 
 
 class ToolResponse(ApiModel):
+    """What the model gets back from a tool call."""
+
     template: str = Field(default="{{ body }}", description="Jinja2 template of the tool result; body is the response text, json the parsed JSON.")
 
 
 class HttpTool(ApiModel):
-    name: str = Field(pattern=TOOL_NAME)
-    description: str = ""
-    args: list[ToolArg] = Field(default_factory=list)
-    request: ToolRequest
-    response: ToolResponse = Field(default_factory=ToolResponse)
+    """An MCP tool generated from one HTTP API call."""
+
+    name: str = Field(pattern=TOOL_NAME, description="Tool name, unique in the server.")
+    description: str = Field(default="", description="What the tool does, shown to the model.")
+    args: list[ToolArg] = Field(default_factory=list, max_length=64, json_schema_extra=list_map("name"),
+                                description="The tool's arguments; names are unique.")
+    request: ToolRequest = Field(description="The HTTP request a call makes.")
+    response: ToolResponse = Field(default_factory=ToolResponse, description="How the answer is rendered.")
 
     @model_validator(mode="after")
     def _check(self) -> HttpTool:
@@ -85,6 +137,8 @@ class HttpTool(ApiModel):
 
 
 class Aggregate(ApiModel):
+    """Several MCPServers published as one."""
+
     servers: list[str] = Field(
         min_length=1,
         description="MCPServers to combine: a name in this namespace, or namespace/name of a server that allows this"
@@ -93,14 +147,18 @@ class Aggregate(ApiModel):
 
 
 class ModelTool(ApiModel):
+    """A gateway model offered as an MCP tool (a prompt in, the answer out)."""
+
     model: str = Field(min_length=1, description="A gateway model or alias.")
-    tool_name: str = Field(pattern=TOOL_NAME)
-    description: str = ""
+    tool_name: str = Field(pattern=TOOL_NAME, description="Tool name, unique in the server.")
+    description: str = Field(default="", description="What the tool is for, shown to the calling model.")
     max_tokens: int | None = Field(default=None, ge=1, description="Default cap on the answer.")
-    system_prompt: str | None = None
+    system_prompt: str | None = Field(default=None, description="System message sent with every call.")
 
 
 class MCPServerSpec(ApiModel):
+    """Where the MCP server is published and where its tools come from (exactly one kind)."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
@@ -114,12 +172,16 @@ class MCPServerSpec(ApiModel):
     )
 
     path: str = Field(pattern=r"^/[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$", description="Published at <path>/mcp, <path>/sse and <path>/message.")
-    description: str = ""
-    hosts: list[str] | None = Field(default=None, description="Allowed Host/Origin names; default: the gateway's hosts.")
-    upstream: McpUpstream | None = None
-    tools: list[HttpTool] | None = None
-    aggregate: Aggregate | None = None
-    model_tools: list[ModelTool] | None = None
+    description: str = Field(default="", description="What the server offers, for people and models.")
+    hosts: list[Host] | None = Field(default=None, max_length=MAX_HOSTS,
+                                     description="Allowed Host/Origin names; default: the gateway's hosts.")
+    upstream: McpUpstream | None = Field(default=None, description="Proxy an MCP server (one of four kinds).")
+    tools: list[HttpTool] | None = Field(
+        default=None, max_length=MAX_TOOLS, json_schema_extra=list_map("name"),
+        description="Tools generated from HTTP API calls (one of four kinds); names are unique.",
+    )
+    aggregate: Aggregate | None = Field(default=None, description="Combine MCPServers into one (one of four kinds).")
+    model_tools: list[ModelTool] | None = Field(default=None, description="Gateway models as tools (one of four kinds).")
     allowed_namespaces: AllowedNamespaces = Field(
         default_factory=AllowedNamespaces,
         description="Namespaces whose ApiKeys and aggregates may use this server; default: only this namespace.",
@@ -147,6 +209,8 @@ class MCPServerSpec(ApiModel):
 
 
 class MCPServerStatus(ResourceStatus):
+    """What the operator reports on an MCPServer."""
+
     url: str | None = Field(default=None, description="Path the server is published at.")
     tool_count: int | None = Field(default=None, description="Tools known to the gateway.")
 

@@ -3,12 +3,13 @@ Kubernetes-shaped conditions and the common status."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "lockgate.io"
@@ -17,6 +18,33 @@ API_VERSION: Literal["lockgate.io/v1alpha1"] = "lockgate.io/v1alpha1"  # GROUP/V
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# A host a Route or MCPServer answers on: a DNS name or IP (with an optional
+# port), `*.suffix`, or `*`. Written with character classes so the same text is
+# a Python, JSON Schema and CEL (RE2) regular expression.
+HOST_PATTERN = r"^([*][.])?[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]+)?$|^[*]$"
+HOST_MESSAGE = "a host is a DNS name or IP address (optionally with :port), *.suffix, or *"
+MAX_HOSTS = 64
+
+
+def list_map(*keys: str) -> dict[str, Any]:
+    """JSON Schema extras of a list of objects keyed by `keys`: the API server
+    refuses two items with the same key (and merges such lists by key)."""
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
+
+
+def _check_host(host: str) -> str:
+    if not re.match(HOST_PATTERN, host):
+        raise ValueError(f"invalid host {host!r}: {HOST_MESSAGE}")
+    return host
+
+
+Host = Annotated[
+    str,
+    Field(min_length=1, max_length=253, json_schema_extra={
+        "x-kubernetes-validations": [{"rule": f"self.matches('{HOST_PATTERN}')", "message": HOST_MESSAGE}],
+    }),
+    AfterValidator(_check_host),
+]
 
 
 def repeated(names: Iterable[str]) -> list[str]:
@@ -55,6 +83,8 @@ class SecretKeyRef(ApiModel):
 
 
 class CredentialsRef(ApiModel):
+    """Where the credential the gateway sends upstream is kept."""
+
     secret_ref: SecretKeyRef = Field(description="The Secret key holding the credential.")
 
 
@@ -71,19 +101,25 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 class Condition(ApiModel):
     """A Kubernetes-shaped condition (metav1.Condition)."""
 
-    type: str = Field(description="Accepted, ResolvedRefs, Ready, Programmed, Expired or Exhausted.")
-    status: ConditionStatus
-    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
-    message: str = Field(default="", max_length=32768)
-    observed_generation: int | None = Field(default=None, ge=0)
-    last_transition_time: datetime | None = None
+    type: str = Field(min_length=1, max_length=316,
+                      description="Accepted, ResolvedRefs, Ready, Programmed, Expired or Exhausted.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024,
+                        description="Why, in one CamelCase word (for example SecretNotFound).")
+    message: str = Field(default="", max_length=32768, description="What happened and what to do about it.")
+    observed_generation: int | None = Field(default=None, ge=0,
+                                            description="The metadata.generation this condition was set for.")
+    last_transition_time: datetime | None = Field(default=None, description="When the status last changed.")
 
 
 class ResourceStatus(ApiModel):
     """What the operator reports on every Lockgate resource."""
 
     observed_generation: int | None = Field(default=None, description="The generation the operator last processed.")
-    conditions: list[Condition] = Field(default_factory=list, description="Accepted, ResolvedRefs, Ready, Programmed.")
+    conditions: list[Condition] = Field(
+        default_factory=list, json_schema_extra=list_map("type"),
+        description="Accepted, ResolvedRefs, Ready, Programmed (and for ApiKeys Expired, Exhausted); one per type.",
+    )
 
 
 def condition(status: ResourceStatus, type_: str) -> Condition | None:

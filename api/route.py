@@ -2,40 +2,46 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from lockgate.api.duration import Duration
-from lockgate.api.meta import ApiModel, ResourceStatus, repeated
+from lockgate.api.meta import MAX_HOSTS, ApiModel, Host, ResourceStatus, list_map, repeated
 
 RouteType = Literal["openai", "chatTemplate"]
 VariableType = Literal["string", "number", "integer", "boolean", "array", "object"]
-HOST_PATTERN = re.compile(r"^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]+)?$|^\*$")
 
 
 class AliasTarget(ApiModel):
-    model: str = Field(min_length=1)
-    weight: int = Field(default=1, ge=0, le=10000)
+    """One model an alias may send a request to."""
+
+    model: str = Field(min_length=1, description="A model name served by a ModelProvider.")
+    weight: int = Field(default=1, ge=0, le=10000, description="Share of the alias' requests; 0 takes none.")
 
 
 class Alias(ApiModel):
+    """A virtual model: one name for several models, by weight, with fallbacks."""
+
     name: str = Field(min_length=1, description="The virtual model name clients ask for.")
     targets: list[AliasTarget] = Field(min_length=1, description="Models chosen by weight.")
     fallbacks: list[str] = Field(default_factory=list, description="Models tried in order when every target failed.")
 
 
 class Variable(ApiModel):
-    type: VariableType = "string"
-    description: str = ""
-    required: bool = False
-    default: Any = None
-    enum: list[Any] | None = None
+    """A field of the JSON a template API takes (JSON Schema, simplified)."""
+
+    type: VariableType = Field(default="string", description="string, number, integer, boolean, array or object.")
+    description: str = Field(default="", description="Shown in the API's schema.")
+    required: bool = Field(default=False, description="Calls without it get 400.")
+    default: Any = Field(default=None, description="Value used when the call omits it.")
+    enum: list[Any] | None = Field(default=None, description="The only values allowed.")
     items: Variable | None = Field(default=None, description="Item type of an array.")
 
 
 class ChatTemplate(ApiModel):
+    """A prompt template published as a JSON API: variables in, a model's answer out."""
+
     model: str = Field(min_length=1, description="Model (or alias) that answers.")
     variables: dict[str, Variable] = Field(default_factory=dict, description="The JSON fields callers post.")
     system_prompt: str | None = Field(default=None, description="Optional system message (a template too).")
@@ -45,6 +51,8 @@ class ChatTemplate(ApiModel):
 
 
 class RouteSpec(ApiModel):
+    """What clients of some hosts may call."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
@@ -57,18 +65,18 @@ class RouteSpec(ApiModel):
     )
 
     type: RouteType = Field(description="openai or chatTemplate.")
-    hosts: list[str] = Field(default_factory=lambda: ["*"], description="Host names (or *.suffix, or *) this route serves.")
-    models: list[str] = Field(default_factory=lambda: ["*"], description="Model name globs visible on these hosts (openai).")
-    aliases: list[Alias] = Field(default_factory=list, description="Virtual models (openai).")
+    hosts: list[Host] = Field(default_factory=lambda: ["*"], max_length=MAX_HOSTS, json_schema_extra={"default": ["*"]},
+                              description="Host names (or *.suffix, or *) this route serves.")
+    models: list[str] = Field(default_factory=lambda: ["*"], json_schema_extra={"default": ["*"]},
+                              description="Model name globs visible on these hosts (openai).")
+    aliases: list[Alias] = Field(default_factory=list, json_schema_extra=list_map("name"),
+                                 description="Virtual models (openai); names are unique.")
     path: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$", description="Path of a chatTemplate API.")
     timeout: Duration | None = Field(default=None, description="Whole-request timeout.")
-    chat_template: ChatTemplate | None = None
+    chat_template: ChatTemplate | None = Field(default=None, description="The template API (chatTemplate).")
 
     @model_validator(mode="after")
     def _check(self) -> RouteSpec:
-        for host in self.hosts:
-            if not HOST_PATTERN.match(host):
-                raise ValueError(f"invalid host {host!r}")
         if self.type == "chatTemplate" and (self.chat_template is None or self.path is None):
             raise ValueError("a chatTemplate route needs path and chatTemplate")
         if self.type == "openai" and self.chat_template is not None:
@@ -80,4 +88,4 @@ class RouteSpec(ApiModel):
 
 
 class RouteStatus(ResourceStatus):
-    pass
+    """What the operator reports on a Route."""

@@ -22,6 +22,10 @@ import aiohttp
 from lockgate.common.http import client_session
 
 MERGE_PATCH = "application/merge-patch+json"
+# Lists and watches of object metadata only (names, labels, versions; no data).
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+JSON_PATCH = "application/json-patch+json"
 
 
 class ApiError(Exception):
@@ -102,8 +106,9 @@ def resource_path(api_version: str, plural: str, namespace: str | None = None, n
 class KubeApi:
     """JSON in, JSON out; `ApiError` for non-2xx answers."""
 
-    def __init__(self, connection: Connection, timeout: float = 30.0) -> None:
+    def __init__(self, connection: Connection, timeout: float = 30.0, connections: int = 20) -> None:
         self.connection = connection
+        self._limit = connections  # long watches each hold one
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=5)
         self._session: aiohttp.ClientSession | None = None
 
@@ -113,11 +118,11 @@ class KubeApi:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = client_session(tls=self.connection.ssl_context, limit=20)
+            self._session = client_session(tls=self.connection.ssl_context, limit=self._limit)
         return self._session
 
-    def _headers(self, content_type: str | None = None) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
+    def _headers(self, content_type: str | None = None, accept: str = "application/json") -> dict[str, str]:
+        headers = {"Accept": accept}
         token = self.connection.token()
         if token:
             headers["Authorization"] = token if token.lower().startswith("bearer ") else f"Bearer {token}"
@@ -126,11 +131,11 @@ class KubeApi:
         return headers
 
     async def request(self, method: str, path: str, body: Any = None, params: Mapping[str, str] | None = None,
-                      content_type: str = "application/json") -> dict[str, Any]:
+                      content_type: str = "application/json", accept: str = "application/json") -> dict[str, Any]:
         data = None if body is None else json.dumps(body)
         async with self._client().request(
             method, self.connection.server + path, data=data, params=params,
-            headers=self._headers(content_type if data is not None else None), timeout=self._timeout,
+            headers=self._headers(content_type if data is not None else None, accept), timeout=self._timeout,
         ) as resp:
             text = await resp.text()
             payload = _json_or_none(text)
@@ -164,13 +169,13 @@ class KubeApi:
                 raise
 
     async def watch(self, path: str, resource_version: str, params: Mapping[str, str] | None = None,
-                    timeout_seconds: int = 290) -> AsyncIterator[dict[str, Any]]:
+                    timeout_seconds: int = 290, accept: str = "application/json") -> AsyncIterator[dict[str, Any]]:
         """Watch events ({"type", "object"}) from a resourceVersion until the
         server ends the stream. A 410 Gone comes back as an ERROR event."""
         query = {"watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
                  "timeoutSeconds": str(timeout_seconds), **(params or {})}
         timeout = aiohttp.ClientTimeout(total=None, connect=5, sock_read=timeout_seconds + 30)
-        async with self._client().get(self.connection.server + path, params=query, headers=self._headers(),
+        async with self._client().get(self.connection.server + path, params=query, headers=self._headers(accept=accept),
                                       timeout=timeout) as resp:
             if resp.status >= 300:
                 raise ApiError(resp.status, _json_or_none(await resp.text()), f"WATCH {path}")

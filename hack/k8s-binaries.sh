@@ -12,7 +12,10 @@
 # LOCKGATE_ETCD=/usr/bin/etcd skips building etcd (Debian's 3.4 works with
 # kube-apiserver 1.33 for tests).
 #
-# Usage: hack/k8s-binaries.sh [--print-env]
+# Usage: hack/k8s-binaries.sh [--node] [--print-env]
+#   --node       also build the node components of the same release (kubelet,
+#                kube-proxy, kube-scheduler, kube-controller-manager) for the
+#                single-node cluster of the node tests.
 #   --print-env  after building, print KEY=path lines on stdout (build logs
 #                always go to stderr), for tools and fixtures to read.
 set -euo pipefail
@@ -23,12 +26,15 @@ CACHE=${LOCKGATE_CACHE:-$HOME/.cache/lockgate}
 K8S_DIR=$CACHE/k8s/$K8S_VERSION
 HELM_DIR=$CACHE/helm/$HELM_VERSION
 
-print_env=0
-case "${1:-}" in
-  --print-env) print_env=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--print-env]" >&2; exit 2 ;;
-esac
+print_env=0 node=0
+for arg in "$@"; do
+  case "$arg" in
+    --print-env) print_env=1 ;;
+    --node) node=1 ;;
+    *) echo "usage: $0 [--node] [--print-env]" >&2; exit 2 ;;
+  esac
+done
+NODE_COMPONENTS="kubelet kube-proxy kube-scheduler kube-controller-manager"
 
 log() { echo "k8s-binaries: $*" >&2; }
 
@@ -121,6 +127,8 @@ build_k8s() {
   local want=(kube-apiserver)
   [ -n "${LOCKGATE_ETCD:-}" ] || want+=(etcd)
   command -v kubectl >/dev/null || want+=(kubectl)
+  # shellcheck disable=SC2206
+  [ "$node" -eq 1 ] && want+=($NODE_COMPONENTS)
   local missing=()
   for b in "${want[@]}"; do [ -x "$K8S_DIR/bin/$b" ] || missing+=("$b"); done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -137,13 +145,21 @@ build_k8s() {
   # Build into a scratch dir and move into place: a present binary is complete.
   local out=$K8S_DIR/bin.partial
   rm -rf "$out"; mkdir -p "$out"
+  # The Kubernetes commands in one `go build`: they share most packages, and
+  # one invocation compiles each shared package once (much faster on few cores).
+  local cmds=()
   for b in "${missing[@]}"; do
-    case "$b" in
-      etcd) (cd "$src" && timed "etcd $etcd_version" go build -trimpath -ldflags "-s -w" -o "$out/etcd" ./cmd/etcd) ;;
-      *) (cd "$src" && timed "$b $K8S_VERSION" go build -trimpath -ldflags "$ldflags" -o "$out/$b" "k8s.io/kubernetes/cmd/$b") ;;
-    esac
-    mv "$out/$b" "$K8S_DIR/bin/$b"
+    if [ "$b" = etcd ]; then
+      (cd "$src" && timed "etcd $etcd_version" go build -trimpath -ldflags "-s -w" -o "$out/etcd" ./cmd/etcd)
+      mv "$out/etcd" "$K8S_DIR/bin/etcd"
+    else
+      cmds+=("k8s.io/kubernetes/cmd/$b")
+    fi
   done
+  if [ ${#cmds[@]} -gt 0 ]; then
+    (cd "$src" && timed "${cmds[*]##*/} $K8S_VERSION" go build -trimpath -ldflags "$ldflags" -o "$out/" "${cmds[@]}")
+    for c in "${cmds[@]}"; do mv "$out/${c##*/}" "$K8S_DIR/bin/${c##*/}"; done
+  fi
   rm -rf "$out"
 }
 
@@ -173,4 +189,10 @@ if [ "$print_env" -eq 1 ]; then
   echo "LOCKGATE_ETCD=${LOCKGATE_ETCD:-$K8S_DIR/bin/etcd}"
   echo "LOCKGATE_KUBECTL=$kubectl_path"
   echo "LOCKGATE_HELM=$HELM_DIR/bin/helm"
+  if [ "$node" -eq 1 ]; then
+    for b in $NODE_COMPONENTS; do
+      key=$(echo "$b" | tr 'a-z-' 'A-Z_')
+      echo "LOCKGATE_$key=$K8S_DIR/bin/$b"
+    done
+  fi
 fi

@@ -1,5 +1,8 @@
 """Kopf wiring: index every watched object and poke the reconciler.
 
+Secrets are not among Kopf's watches: `SecretStore` keeps only those the
+resources name, and Lockgate's own.
+
 Handlers are deliberately empty of logic. Indexes hold the current objects
 (Kopf keeps them from list+watch and drops deleted ones); every event pokes
 the one `Reconciler` loop, which reads the indexes. Kopf runs event handlers
@@ -19,6 +22,7 @@ import kopf
 
 from lockgate.operator.peering import PeeringGate
 from lockgate.operator.reconciler import Reconciler
+from lockgate.operator.secret_store import SecretStore
 from lockgate.operator.settings import OperatorSettings
 from lockgate.common.kube_client import KubeApi, resource_path
 
@@ -46,7 +50,6 @@ WATCHED: tuple[Watched, ...] = (
     Watched("lockgate.io", "v1alpha1", "apikeys", "ApiKey"),
     Watched("lockgate.io", "v1alpha1", "routes", "Route"),
     Watched("lockgate.io", "v1alpha1", "mcpservers", "MCPServer"),
-    Watched("", "v1", "secrets", "Secret"),
     Watched("", "v1", "services", "Service"),
     Watched("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
 )
@@ -78,33 +81,15 @@ def indexed_objects(indices: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
             yield from store
 
 
-# Secret types that never hold a provider credential or consumer key; Helm
-# release Secrets in particular are large and many.
-IGNORED_SECRET_TYPES = frozenset({
-    "helm.sh/release.v1", "kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token",
-})
-
-
-def _ignored_secret(settings: OperatorSettings, body: Mapping[str, Any]) -> bool:
-    """Our own published Secret, or one of a type Lockgate never reads."""
-    meta = body.get("metadata") or {}
-    published = meta.get("namespace") == settings.publish_namespace and meta.get("name") == settings.credentials_secret
-    return published or body.get("type") in IGNORED_SECRET_TYPES
-
-
 def build_registry() -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     for watched in WATCHED:
         def index_fn(body: kopf.Body, memo: OperatorContext, _w: Watched = watched, **_: Any) -> dict[Any, Any]:
-            if _w.plural == "secrets" and _ignored_secret(memo.settings, body):
-                return {}
             meta = body.get("metadata") or {}
             return {(meta.get("namespace"), meta.get("name")): slim(body, _w)}
 
-        def event_fn(body: kopf.Body, memo: OperatorContext, _w: Watched = watched, **_: Any) -> None:
-            if _w.plural == "secrets" and _ignored_secret(memo.settings, body):
-                return
+        def event_fn(memo: OperatorContext, **_: Any) -> None:
             if memo.reconciler is not None:
                 memo.reconciler.poke()
 
@@ -130,8 +115,14 @@ def build_registry() -> kopf.OperatorRegistry:
         if ours.peering:
             namespace = None if ours.all_namespaces else ours.namespaces[0]
             gate = PeeringGate(api, ours.peering, namespace, ours.identity, ours.priority)
-        memo.reconciler = Reconciler(ours, api, lambda: indexed_objects(indices), peering=gate)
+        namespaces: tuple[str | None, ...] = (None,) if ours.all_namespaces else ours.namespaces
+        published = (ours.publish_namespace, ours.credentials_secret)
+        # Its own client: the Secret watches hold two connections per namespace.
+        store = SecretStore(KubeApi(api.connection, connections=2 * len(namespaces) + 8), namespaces,
+                            lambda: memo.reconciler.nudge() if memo.reconciler else None, skip=lambda k: k == published)
+        memo.reconciler = Reconciler(ours, api, lambda: indexed_objects(indices), peering=gate, secrets=store)
         memo.tasks = (
+            asyncio.create_task(store.run(), name="lockgate secrets"),
             asyncio.create_task(memo.reconciler.run(), name="lockgate reconciler"),
             asyncio.create_task(_start_if_empty(memo.reconciler, api, memo.settings), name="lockgate empty check"),
         )
@@ -153,6 +144,8 @@ def build_registry() -> kopf.OperatorRegistry:
         if memo.reconciler is not None:
             await memo.reconciler.close()
             await memo.reconciler.api.close()
+            if memo.reconciler.secrets is not None:
+                await memo.reconciler.secrets.api.close()
 
     return registry
 
@@ -171,9 +164,7 @@ async def _start_if_empty(reconciler: Reconciler, api: KubeApi, settings: Operat
         for watched in WATCHED:
             path = resource_path(watched.api_version, watched.plural, ns)
             listing = await api.request("GET", path, params={"limit": "2"})
-            items = [i for i in listing.get("items", [])
-                     if not (watched.plural == "secrets" and _ignored_secret(settings, i))]
-            if items:
+            if listing.get("items"):
                 return
     log.info("nothing to watch yet: publishing the empty configuration")
     reconciler.poke()

@@ -1,7 +1,10 @@
 """Generated ApiKey Secrets: pure decisions and manifests.
 
 A key is generated once into the Secret `spec.secretName` (data `api-key`)
-and never regenerated while that Secret holds one. Setting the annotation
+and never regenerated while that Secret holds one. Lockgate writes only into a
+Secret it creates (labelled app.kubernetes.io/managed-by=lockgate and owned by
+the ApiKey) or one a person labelled so; any other existing Secret is left
+alone and the ApiKey's status says why (see `key_secret_problem`). Setting the annotation
 `lockgate.io/rotate` on the ApiKey to a new value rotates it: the old key moves
 to `previous-api-key` and keeps working until the Secret's annotation
 `lockgate.io/previous-key-expires` (now + spec.rotationGrace). The rotate value
@@ -16,17 +19,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from lockgate.api.apikey import GENERATED_KEY_FIELD, ROTATE_ANNOTATION
+from lockgate.api.apikey import (
+    GENERATED_KEY_FIELD, MANAGED_LABEL, MANAGED_VALUE, PREVIOUS_KEY_EXPIRES_ANNOTATION, PREVIOUS_KEY_FIELD,
+    ROTATE_ANNOTATION, ROTATED_FOR_ANNOTATION, key_secret_problem,
+)
 from lockgate.api.duration import parse_duration
 from lockgate.api.ir import hash_key
 from lockgate.api.secret_data import generate_key, secret_value
 from lockgate.operator.status import rfc3339
 
-PREVIOUS_KEY_FIELD = "previous-api-key"
-PREVIOUS_EXPIRES_ANNOTATION = "lockgate.io/previous-key-expires"
-ROTATED_FOR_ANNOTATION = "lockgate.io/rotated-for"
 ROTATED_AT_ANNOTATION = "lockgate.io/rotated-at"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "lockgate"}
+MANAGED_BY = {MANAGED_LABEL: MANAGED_VALUE}
 
 
 def _b64(text: str) -> str:
@@ -81,8 +84,12 @@ def key_action(apikey: Mapping[str, Any], secret: Mapping[str, Any] | None, now:
         return None  # existingSecret: the user owns the key
     if secret is None:
         return KeyAction(create=new_key_secret(apikey, new_key or generate_key()), reason="KeyGenerated", id="create")
+    meta, secret_meta = apikey["metadata"], secret.get("metadata") or {}
+    if key_secret_problem(meta.get("namespace", ""), spec["secretName"], secret_meta.get("labels") or {},
+                          secret_meta.get("ownerReferences") or [], meta.get("name", ""), meta.get("uid")):
+        return None  # not ours to write: the translator puts the reason on the ApiKey
     current = secret_value(secret, GENERATED_KEY_FIELD)
-    if not current:  # a Secret made by hand with no key yet: fill it, keep everything else
+    if not current:  # a Secret handed over with no key yet: fill it, keep everything else
         return KeyAction(patch={"data": {GENERATED_KEY_FIELD: _b64(new_key or generate_key())}},
                          reason="KeyGenerated", id="fill")
     rotate = ((apikey.get("metadata") or {}).get("annotations") or {}).get(ROTATE_ANNOTATION)
@@ -94,7 +101,7 @@ def key_action(apikey: Mapping[str, Any], secret: Mapping[str, Any] | None, now:
                 "metadata": {"annotations": {
                     ROTATED_FOR_ANNOTATION: rotate,
                     ROTATED_AT_ANNOTATION: rfc3339(now),
-                    PREVIOUS_EXPIRES_ANNOTATION: rfc3339(now + timedelta(seconds=grace)),
+                    PREVIOUS_KEY_EXPIRES_ANNOTATION: rfc3339(now + timedelta(seconds=grace)),
                 }},
                 "data": {GENERATED_KEY_FIELD: _b64(new_key or generate_key()), PREVIOUS_KEY_FIELD: _b64(current)},
             },

@@ -22,6 +22,8 @@ from lockgate.operator.key_secrets import KeySecrets
 from lockgate.operator.peering import PeeringGate
 from lockgate.operator.programmed import ProxyFleet, Rollout, fingerprints, replica_urls, rollout
 from lockgate.operator.publish import Publisher
+from lockgate.operator.secret_refs import secret_references
+from lockgate.operator.secret_store import SecretStore
 from lockgate.operator.settings import OperatorSettings
 from lockgate.operator.status_writer import StatusWriter
 from lockgate.operator.translate import ObjectRef, Translation, translate
@@ -68,8 +70,10 @@ class Inventory:
 class Reconciler:
     def __init__(self, settings: OperatorSettings, api: KubeApi, objects: Callable[[], Iterable[Mapping[str, Any]]],
                  publisher: Publisher | None = None, fleet: ProxyFleet | None = None,
-                 peering: PeeringGate | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+                 peering: PeeringGate | None = None, clock: Callable[[], datetime] = utcnow,
+                 secrets: SecretStore | None = None) -> None:
         self.settings, self.api, self._objects, self._clock = settings, api, objects, clock
+        self.secrets = secrets  # None: Secrets come with `objects`
         self.publisher = publisher or Publisher(api, settings.publish_namespace, settings.config_map,
                                                 settings.credentials_secret)
         self.fleet = fleet or ProxyFleet()
@@ -93,8 +97,12 @@ class Reconciler:
     def poke(self) -> None:
         """Something changed: re-render soon. The first poke also means every
         index is populated (Kopf runs event handlers only after that)."""
-        self._dirty = True
+        self.nudge()
         self.started.set()
+
+    def nudge(self) -> None:
+        """A Secret changed: re-render soon, once the indexes are populated."""
+        self._dirty = True
         self._wake.set()
 
     async def run(self) -> None:
@@ -157,7 +165,10 @@ class Reconciler:
     async def _render(self, now: datetime) -> tuple[Inventory, Translation]:
         """Translate the indexes, make sure key Secrets exist, publish."""
         self._dirty = False
-        inventory = Inventory.of(self._objects())
+        objects = list(self._objects())
+        if self.secrets is not None:  # only the Secrets the resources name, and Lockgate's own
+            objects += (await self.secrets.resolve(secret_references(objects))).values()
+        inventory = Inventory.of(objects)
         translation = translate(inventory.objects, now)
         if await self.keys.ensure(inventory.apikeys(), inventory.secrets, now):
             self._dirty = True  # the new Secrets come back through the watch

@@ -40,7 +40,8 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
 def lookup(snapshot: CompiledSnapshot, key: str | None, now: float | None = None) -> KeyEntry:
     if not key:
         raise unauthorized("Missing API key: send it as 'Authorization: Bearer <key>'.")
-    entry = snapshot.keys_by_hash.get(hashlib.sha256(key.encode()).hexdigest())
+    # surrogateescape: the header's own bytes, also when they are not UTF-8 (such a key is simply unknown).
+    entry = snapshot.keys_by_hash.get(hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest())
     now = time.time() if now is None else now
     if entry is None or (entry.not_after is not None and now >= entry.not_after):
         raise unauthorized("Incorrect API key provided.")

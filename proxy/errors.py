@@ -54,10 +54,20 @@ class ApiError(Exception):
     def body(self) -> dict[str, object]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
-    def response(self, request_id: str) -> web.Response:
+    def anthropic_body(self) -> dict[str, object]:
+        """The same error in Anthropic's format (for /v1/messages)."""
+        kind = ANTHROPIC_TYPES.get(self.status, "api_error" if self.status >= 500 else "invalid_request_error")
+        return {"type": "error", "error": {"type": kind, "message": self.message}}
+
+    def response(self, request_id: str, anthropic: bool = False) -> web.Response:
         headers = {"x-request-id": request_id, **self.headers}
-        return web.Response(status=self.status, body=orjson.dumps(self.body()), content_type="application/json",
+        body = self.anthropic_body() if anthropic else self.body()
+        return web.Response(status=self.status, body=orjson.dumps(body), content_type="application/json",
                             headers=headers)
+
+
+ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                   404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 529: "overloaded_error"}
 
 
 def unauthorized(message: str, code: str = "invalid_api_key") -> ApiError:

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -30,19 +29,20 @@ from lockgate.proxy.quota import QuotaService
 from lockgate.proxy.snapshot import CompiledSnapshot, compile_snapshot
 from lockgate.proxy.source import Snapshot
 from lockgate.proxy.streams import OpenRequests
-from lockgate.proxy.upstream import UpstreamPool
+from lockgate.proxy.upstream import UpstreamPool, UpstreamSettings
 
 
 class Gateway:
     def __init__(self, name: str, quota: QuotaService, *, max_body_bytes: int = 10 * 1024 * 1024,
                  access_log: AccessLog | None = None,
                  default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION,
-                 steps: Sequence[StepFactory] = STEPS) -> None:
+                 steps: Sequence[StepFactory] = STEPS, upstream: UpstreamSettings | None = None) -> None:
         self.name = name
         self.max_body_bytes = max_body_bytes
         self.metrics = make_metrics(name)
         self.deps = Deps(quota=quota, metrics=self.metrics, access_log=access_log or AccessLog(None),
-                         upstreams=UpstreamPool(), default_output_reservation=default_output_reservation)
+                         upstreams=UpstreamPool(upstream or UpstreamSettings()),
+                         default_output_reservation=default_output_reservation)
         self.quota = quota
         self.steps = tuple(steps)
         self.snapshot: CompiledSnapshot | None = None
@@ -96,17 +96,6 @@ class Gateway:
             self.open_requests.finished()
 
 
-def request_id_of(request: web.Request) -> str:
-    """The client's x-request-id, or a new one."""
-    return request.headers.get("x-request-id") or new_request_id()
-
-
-_ids = random.Random(os.urandom(16))
-
-
-def new_request_id() -> str:
-    """24 hex digits, unpredictable enough to correlate logs (not a secret): no system call per request."""
-    return f"{_ids.getrandbits(96):024x}"
 
 
 def host_label(snapshot: CompiledSnapshot, host: str) -> str:

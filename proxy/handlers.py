@@ -17,7 +17,8 @@ from aiohttp import web
 from lockgate.api.ir import Route
 from lockgate.proxy.auth import authenticate, may_use_model, openai_view
 from lockgate.proxy.errors import ApiError, path_not_found, shutting_down
-from lockgate.proxy.gateway import GATEWAY, request_id_of
+from lockgate.proxy.edge import request_id_of
+from lockgate.proxy.gateway import GATEWAY
 from lockgate.proxy.pipeline import Context, Kind
 from lockgate.proxy.pipeline.steps.send import CONNECT_ERRORS
 from lockgate.proxy.pipeline.stream import events
@@ -38,26 +39,27 @@ class EventStreamResponse(web.StreamResponse):
 
 async def envelope(request: web.Request, kind: Kind, deliver: Deliver, op: Operation = "chat",
                    route: Route | None = None) -> web.StreamResponse:
-    """One request's context around `deliver`: begun, failed in OpenAI's error format,
-    marked 499 when the client goes away, and always finished."""
+    """One request's context around `deliver`: begun, failed in OpenAI's error format (Anthropic's
+    for /v1/messages), marked 499 when the client goes away, and always finished."""
+    anthropic = op == "messages"
     gateway = request.app[GATEWAY]
     try:
         ctx = gateway.begin(request_id_of(request), request.method, request.path, request.host, kind,
                             request.headers)
     except ApiError as error:
-        return error.response(request_id_of(request))
+        return error.response(request_id_of(request), anthropic)
     ctx.request, ctx.op, ctx.route = request, op, route
     task = gateway.open_requests.enter()
     try:
         return await deliver(request, ctx)
     except ApiError as error:
         ctx.fail(error)
-        return error.response(ctx.request_id)
+        return error.response(ctx.request_id, anthropic)
     except asyncio.CancelledError:
         if gateway.open_requests.ended(task):  # the drain's deadline, before any answer
             ended = shutting_down()
             ctx.fail(ended)
-            return ended.response(ctx.request_id)
+            return ended.response(ctx.request_id, anthropic)
         if not ctx.error_type:  # the client went away
             ctx.status, ctx.error_type = 499, "client_closed"
         raise
@@ -178,5 +180,5 @@ async def fallback(request: web.Request) -> web.StreamResponse:
     request_id = request_id_of(request)
     if request.path in _API_PATHS:
         return ApiError(405, f"Method {request.method} is not allowed on {request.path}.", code="method_not_allowed",
-                        error_type="bad_request").response(request_id)
+                        error_type="bad_request").response(request_id, request.path == "/v1/messages")
     return path_not_found(request.path).response(request_id)

@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 
 from lockgate.proxy.errors import ApiError
-from lockgate.proxy.gateway import Gateway, new_request_id
+from lockgate.proxy.edge import new_request_id
+from lockgate.proxy.gateway import Gateway
 from lockgate.proxy.pipeline.stream import events
 from lockgate.proxy.providers.base import chat_deltas as deltas_of
 from lockgate.proxy.snapshot import KeyEntry

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 import orjson
 from aiohttp import web
 
+from lockgate.proxy import edge
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.gateway import GATEWAY, Gateway
 from lockgate.proxy import mcp
@@ -50,6 +51,7 @@ def build_app(gateway: Gateway, mcp_settings: McpSettings | None = None) -> web.
     app = web.Application(client_max_size=gateway.max_body_bytes)
     app[GATEWAY] = gateway
     app[OPEN_REQUESTS] = gateway.open_requests
+    edge.install(app)
     add_routes(app)
     mcp.install(app, settings=mcp_settings or McpSettings())  # the MCP routes, before the catch-all
     app.router.add_route("*", "/{tail:.*}", fallback)
@@ -59,6 +61,7 @@ def build_app(gateway: Gateway, mcp_settings: McpSettings | None = None) -> web.
 def build_admin_app(gateway: Gateway) -> web.Application:
     app = web.Application()
     app[GATEWAY] = gateway
+    edge.install(app)
 
     async def healthz(_: web.Request) -> web.Response:
         return _json({"status": "ok"})
@@ -103,7 +106,8 @@ class ProxyServer:
                                             settings.state_dir, ca_file=settings.quota_store_ca)
         self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes,
                                access_log=AccessLog(settings.access_log),
-                               default_output_reservation=settings.default_output_reservation, steps=steps)
+                               default_output_reservation=settings.default_output_reservation, steps=steps,
+                               upstream=settings.upstream)
         self._runners: list[web.AppRunner] = []
         self._sites: list[web.TCPSite] = []
         self._loader: asyncio.Task[None] | None = None

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
+from lockgate.proxy.upstream import UpstreamSettings
 
 DEFAULT_DRAIN_SECONDS = 10.0
 SESSION_KEY_ENV = "LOCKGATE_SESSION_KEY"
@@ -41,6 +42,7 @@ class ProxySettings:
     access_log: str | None = "-"  # JSON lines: "-" stdout, a file path, or None for none
     default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens
     mcp: McpSettings = field(default_factory=McpSettings)
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)  # caps, pooling, proxies of upstream calls
 
 
 def mcp_from_environment(environ: Mapping[str, str]) -> McpSettings:

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 
 from lockgate.api.ir import Alias, ConsumerKey, GatewayConfig, Provider, ProviderModel, Route, namespace_of
 from lockgate.proxy.source import Snapshot
+from lockgate.proxy.upstream import UpstreamTransport
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class CompiledSnapshot:
     # Per namespace, its pool and its openai Routes' aliases, for callers with
     # no host (chat templates, MCP model tools).
     namespace_views: dict[str, OpenAIView] = field(default_factory=dict)
+    transports: dict[str, UpstreamTransport] = field(default_factory=dict)  # provider id -> its own proxy, TLS
 
     def host_view(self, host: str) -> HostView | None:
         view = self.exact_hosts.get(host)
@@ -120,6 +122,25 @@ class CompiledSnapshot:
 
     def credential(self, provider: Provider) -> str | None:
         return self.credentials.get(provider.credential) if provider.credential else None
+
+    def transport(self, provider: Provider) -> UpstreamTransport | None:
+        """The provider's own proxy and TLS material, or None for the pool's defaults."""
+        return self.transports.get(provider.id)
+
+
+def _compile_transports(providers: tuple[Provider, ...], credentials: dict[str, str]) -> dict[str, UpstreamTransport]:
+    transports = {}
+    for p in providers:
+        if p.proxy is None and p.ca_bundle is None and p.client_certificate is None:
+            continue
+        cert = p.client_certificate
+        transports[p.id] = UpstreamTransport(
+            proxy=None if p.proxy is None else "" if p.proxy == "direct" else p.proxy,
+            ca_pem=credentials.get(p.ca_bundle) if p.ca_bundle else None,
+            cert_pem=credentials.get(cert) if cert else None,
+            key_pem=credentials.get(cert + ".key") if cert else None,
+        )
+    return transports
 
 
 def _strip_port(host: str) -> str:
@@ -246,4 +267,5 @@ def compile_snapshot(snapshot: Snapshot, loaded_at: datetime | None = None) -> C
         suffix_hosts=suffixes,
         any_host=any_host,
         namespace_views=namespace_views,
+        transports=_compile_transports(config.providers, snapshot.credentials.values),
     )

@@ -2,7 +2,7 @@
 upstreams) and the encoder for the events it writes.
 
 `SSESplitter` cuts a byte stream into raw events (CR, LF and CRLF all end
-lines, even when a CRLF is split across reads); `event_data` and
+lines, even when a CRLF is split across reads; one event is capped); `event_data` and
 `event_name` read the fields the LLM stream translators need without
 decoding the rest; `parse_event` and `parse` give whole `Event`s.
 """
@@ -12,35 +12,70 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from lockgate.proxy.upstream.errors import ResponseTooLarge
+
+
+MAX_EVENT_BYTES = 8 * 1024 * 1024  # one upstream event past this ends the stream (ResponseTooLarge)
+
 
 class SSESplitter:
-    """Splits a byte stream into SSE events (without their blank-line terminator)."""
+    """Splits a byte stream into SSE events (without their blank-line terminator).
 
-    def __init__(self) -> None:
-        self._buffer = b""
-        self._cr = False  # the last read ended in CR: the next may start with its LF
+    An unfinished event waits in a growing buffer that is searched only
+    where new bytes came (never again from its start), up to `limit` bytes.
+    """
+
+    def __init__(self, limit: int = MAX_EVENT_BYTES) -> None:
+        self._buffer = bytearray()
+        self._searched = 0  # the buffer holds no blank line before this offset
+        self._cr = False  # the last chunk ended with CR: a LF opening the next one belongs to it
+        self.limit = limit
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        if self._cr:
-            chunk, self._cr = b"\r" + chunk, False
+        if self._cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._cr = chunk.endswith(b"\r")
         if b"\r" in chunk:
-            if chunk.endswith(b"\r"):
-                chunk, self._cr = chunk[:-1], True
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        buffer = self._buffer + chunk if self._buffer else chunk
-        if b"\n\n" not in buffer:
-            self._buffer = buffer
+        buffer = self._buffer
+        if not buffer:  # the common case: whole events in one chunk, no copy
+            if b"\n\n" not in chunk:
+                buffer += chunk
+                self._searched = max(len(buffer) - 1, 0)
+                self._check()
+                return []
+            events = chunk.split(b"\n\n")
+            buffer += events.pop()
+            self._searched = max(len(buffer) - 1, 0)
+            self._check()
+            return [e for e in events if e]
+        start = self._searched
+        buffer += chunk
+        end = buffer.find(b"\n\n", start)
+        if end < 0:
+            self._searched = len(buffer) - 1
+            self._check()
             return []
-        events = buffer.split(b"\n\n")
-        self._buffer = events.pop()
+        last = buffer.rfind(b"\n\n")
+        events = bytes(buffer[:last]).split(b"\n\n")
+        del buffer[:last + 2]
+        self._searched = max(len(buffer) - 1, 0)
+        self._check()
         return [e for e in events if e]
+
+    def _check(self) -> None:
+        if len(self._buffer) > self.limit:
+            self._buffer.clear()
+            raise ResponseTooLarge(f"an upstream stream event passed {self.limit} bytes")
 
     @property
     def pending(self) -> bool:
-        return bool(self._buffer) or self._cr
+        return bool(self._buffer)
 
     def rest(self) -> bytes:
-        rest, self._buffer, self._cr = self._buffer.strip(), b"", False
+        rest = bytes(self._buffer).strip()
+        self._buffer.clear()
+        self._searched = 0
         return rest
 
 

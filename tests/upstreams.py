@@ -63,16 +63,17 @@ class FakeUpstream:
     stream_cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     in_stream: asyncio.Event = field(default_factory=asyncio.Event)
     port: int = 0
+    bind: str = "127.0.0.1"  # the node tests serve pods on the host's end of their link
     _runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
-        base = f"http://127.0.0.1:{self.port}"
+        base = f"http://{self.bind}:{self.port}"
         return base + "/v1" if self.kind in ("openai", "vllm") else base
 
     @property
     def host(self) -> tuple[str, int]:
-        return "127.0.0.1", self.port
+        return self.bind, self.port
 
     def then(self, *actions: Action) -> FakeUpstream:
         self.script.extend(actions)
@@ -88,7 +89,7 @@ class FakeUpstream:
             app.router.add_post("/v1/{op:.*}", self._openai)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        site = web.TCPSite(self._runner, self.bind, self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self

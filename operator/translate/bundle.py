@@ -19,6 +19,8 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 class SecretData:
     values: dict[str, str]
     annotations: dict[str, str]
+    labels: dict[str, str] = field(default_factory=dict)
+    owner_references: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass
@@ -66,5 +68,8 @@ def collect(objects: Iterable[Mapping[str, Any]]) -> Bundle:
 
 
 def _secret(obj: Mapping[str, Any]) -> SecretData:
-    annotations = {str(k): str(v) for k, v in ((obj.get("metadata") or {}).get("annotations") or {}).items()}
-    return SecretData(values=secret_values(obj), annotations=annotations)
+    meta = obj.get("metadata") or {}
+    annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
+    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+    owners = tuple(o for o in meta.get("ownerReferences") or [] if isinstance(o, Mapping))
+    return SecretData(values=secret_values(obj), annotations=annotations, labels=labels, owner_references=owners)

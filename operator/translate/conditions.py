@@ -15,7 +15,7 @@ from lockgate.operator.translate import ObjectStatus
 
 # Rejections caused by a reference to something missing; they also set
 # ResolvedRefs=False (the Gateway API convention).
-REF_REASONS = frozenset({"SecretNotFound", "UnknownModel", "UnknownServer", "RefNotPermitted"})
+REF_REASONS = frozenset({"SecretNotFound", "SecretNotManaged", "UnknownModel", "UnknownServer", "RefNotPermitted"})
 
 
 class Rejected(Exception):

@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from lockgate.api import ir
-from lockgate.api.apikey import GENERATED_KEY_FIELD, PREVIOUS_KEY_EXPIRES_ANNOTATION, PREVIOUS_KEY_FIELD, KeyLimits
+from lockgate.api.apikey import (
+    GENERATED_KEY_FIELD, PREVIOUS_KEY_EXPIRES_ANNOTATION, PREVIOUS_KEY_FIELD, ROTATE_ANNOTATION, ROTATED_FOR_ANNOTATION,
+    SECRET_NOT_MANAGED, KeyLimits, key_secret_owner, key_secret_problem,
+)
 from lockgate.api.resources import ApiKey
-from lockgate.operator.translate.bundle import Bundle
 from lockgate.api.grants import AllowedNamespaces
+from lockgate.operator.translate.bundle import Bundle, SecretData
 from lockgate.operator.translate.conditions import NotReady, Rejected
 from lockgate.operator.translate.secrets import secret_value
 from lockgate.operator.translate.tenancy import permitted_server, server_ref
@@ -33,17 +36,25 @@ def translate_key(obj: ApiKey, bundle: Bundle, now: datetime, grants: Mapping[st
     secret_name = spec.secret_name or (spec.existing_secret.name if spec.existing_secret else None)
     fields: dict[str, object] = {"secretName": secret_name}
     hashes: list[ir.ApiKeyHash] = []
+    not_ready: NotReady | None = None
     if spec.existing_secret is not None:
         hashes.append(ir.ApiKeyHash(sha256=ir.hash_key(secret_value(bundle, ns, spec.existing_secret, "spec.existingSecret"))))
     else:
         secret = bundle.secret(ns, str(spec.secret_name))
         current = secret.values.get(GENERATED_KEY_FIELD) if secret else None
+        problem = None
+        if secret is not None:
+            problem = key_secret_problem(ns, str(spec.secret_name), secret.labels, secret.owner_references,
+                                         obj.metadata.name, obj.metadata.uid)
+            if key_secret_owner(secret.owner_references, obj.metadata.name, obj.metadata.uid) is not None:
+                raise Rejected(SECRET_NOT_MANAGED, str(problem))  # another ApiKey's key: never served under this one
         if secret is None or not current:
-            return KeyOutcome(
-                None,
-                NotReady("KeyPending", f"waiting for the operator to generate the key into Secret {ns}/{spec.secret_name}"),
-                fields,
-            )
+            pending = NotReady(SECRET_NOT_MANAGED, problem) if problem else NotReady(
+                "KeyPending", f"waiting for the operator to generate the key into Secret {ns}/{spec.secret_name}")
+            return KeyOutcome(None, pending, fields)
+        if problem is not None and _rotation_pending(obj, secret):
+            not_ready = NotReady(SECRET_NOT_MANAGED, f"the rotation asked for by {ROTATE_ANNOTATION} was not done"
+                                                     f" and the current key keeps working: {problem}")
         hashes.append(ir.ApiKeyHash(sha256=ir.hash_key(current)))
         previous = secret.values.get(PREVIOUS_KEY_FIELD)
         expires = _previous_expiry(secret.annotations.get(PREVIOUS_KEY_EXPIRES_ANNOTATION))
@@ -71,10 +82,15 @@ def translate_key(obj: ApiKey, bundle: Bundle, now: datetime, grants: Mapping[st
         mcp_servers=tuple(s for s in servers if s not in refused),
         mcp_tools={server_ref(ns, s): tuple(globs) for s, globs in sorted(spec.mcp_tools.items())},
     )
-    not_ready = None
     if spec.expires_at is not None and spec.expires_at <= now:
         not_ready = NotReady("Expired", f"the key expired at {spec.expires_at.isoformat()}; every call gets 401")
     return KeyOutcome(key, not_ready, fields, unresolved)
+
+
+def _rotation_pending(obj: ApiKey, secret: SecretData) -> bool:
+    """The ApiKey asks for a rotation its Secret does not show as done."""
+    wanted = obj.metadata.annotations.get(ROTATE_ANNOTATION)
+    return bool(wanted) and wanted != secret.annotations.get(ROTATED_FOR_ANNOTATION)
 
 
 def _limits(limits: KeyLimits | None) -> ir.RateLimits:

@@ -27,6 +27,10 @@ def credential_id(namespace: str, name: str) -> str:
     return f"mcp/{namespace}/{name}"
 
 
+def header_credential_id(namespace: str, name: str, tool: str, header: str) -> str:
+    return f"{credential_id(namespace, name)}/tools/{tool}/headers/{header.lower()}"
+
+
 @dataclass
 class McpOutcome:
     server: ir.McpServer
@@ -65,9 +69,14 @@ def translate_mcp(
         upstream, credentials, not_ready = _upstream(spec.upstream, bundle, ns, name)
         return McpOutcome(make_server(upstream=upstream), credentials, not_ready, fields)
     if spec.tools is not None:
-        tools = tuple(_http_tool(t, i) for i, t in enumerate(spec.tools))
+        header_values: dict[str, str] = {}
+        tools: list[ir.HttpTool] = []
+        for i, http_tool in enumerate(spec.tools):
+            built, tool_credentials = _http_tool(http_tool, i, bundle, ns, name)
+            tools.append(built)
+            header_values.update(tool_credentials)
         fields["toolCount"] = len(tools)
-        return McpOutcome(make_server(tools=tools), fields=fields)
+        return McpOutcome(make_server(tools=tuple(tools)), header_values, fields=fields)
     if spec.aggregate is not None:
         members = []
         counts: list[int | None] = []
@@ -127,7 +136,8 @@ def _host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
-def _http_tool(tool: HttpTool, index: int) -> ir.HttpTool:
+def _http_tool(tool: HttpTool, index: int, bundle: Bundle, ns: str, name: str) -> tuple[ir.HttpTool, dict[str, str]]:
+    """The IR tool, and the values of its secret headers (for the credentials Secret only)."""
     where = f"spec.tools[{index}] ({tool.name})"
     path_args = {a.name for a in tool.args if a.position == "path"}
     placeholders = set(PLACEHOLDER.findall(tool.request.url))
@@ -142,6 +152,17 @@ def _http_tool(tool: HttpTool, index: int) -> ir.HttpTool:
     if tool.request.body is not None:
         check_template(tool.request.body, f"{where}.request.body")
     check_template(tool.response.template, f"{where}.response.template")
+    credentials: dict[str, str] = {}
+    secret_headers = []
+    for j, header in enumerate(tool.request.headers_from):
+        cred = header_credential_id(ns, name, tool.name, header.name)
+        value = secret_value(bundle, ns, header.value_from.secret_key_ref,
+                             f"spec.tools[{index}].request.headersFrom[{j}] ({header.name})")
+        if any(c in value for c in "\r\n\0"):
+            raise Rejected("InvalidSecret", f"{where}: the value of header {header.name} has a line break"
+                           " (a trailing newline? store the value with printf or --from-literal)")
+        credentials[cred] = value
+        secret_headers.append(ir.SecretHeader(name=header.name, credential=cred, prefix=header.prefix))
     return ir.HttpTool(
         name=tool.name,
         description=tool.description,
@@ -149,7 +170,8 @@ def _http_tool(tool: HttpTool, index: int) -> ir.HttpTool:
         method=tool.request.method,
         url=tool.request.url,
         headers=dict(tool.request.headers),
+        secret_headers=tuple(secret_headers),
         body_template=tool.request.body,
         response_template=tool.response.template,
         timeout=parse_duration(tool.request.timeout),
-    )
+    ), credentials

@@ -7,6 +7,7 @@ from typing import Literal
 
 from lockgate.api import ir
 from lockgate.api.duration import parse_duration
+from lockgate.api.meta import SecretKeyRef
 from lockgate.api.provider import EngineMetrics, LoadBalancing, ModelProviderSpec
 from lockgate.api.resources import ModelProvider
 from lockgate.operator.translate.bundle import Bundle
@@ -58,6 +59,7 @@ def translate_provider(obj: ModelProvider, bundle: Bundle) -> ProviderOutcome:
     if spec.credentials is not None:
         credential = credential_id(ns, name)
         credentials[credential] = secret_value(bundle, ns, spec.credentials.secret_ref, "spec.credentials.secretRef")
+    ca_bundle, client_certificate = _tls_material(spec, bundle, ns, name, credentials)
     endpoints: tuple[ir.Endpoint, ...] = ()
     not_ready: NotReady | None = None
     fields: dict[str, object] = {"models": [m.name for m in spec.models]}
@@ -80,6 +82,9 @@ def translate_provider(obj: ModelProvider, bundle: Bundle) -> ProviderOutcome:
         api_version=spec.api_version,
         engine=spec.engine,
         credential=credential,
+        ca_bundle=ca_bundle,
+        client_certificate=client_certificate,
+        proxy=spec.proxy,
         priority=spec.priority,
         weight=spec.weight,
         timeouts=ir.Timeouts(
@@ -116,6 +121,26 @@ def translate_provider(obj: ModelProvider, bundle: Bundle) -> ProviderOutcome:
     return ProviderOutcome(provider, credentials, not_ready, fields)
 
 
+def _tls_material(spec: ModelProviderSpec, bundle: Bundle, ns: str, name: str,
+                  credentials: dict[str, str]) -> tuple[str | None, str | None]:
+    """The ids of the provider's CA bundle and client certificate, their PEM added to `credentials` (the one
+    credentials Secret: never the configuration)."""
+    tls = spec.tls
+    if tls is None:
+        return None, None
+    ca_bundle = client_certificate = None
+    if tls.ca_bundle is not None:
+        ca_bundle = f"{credential_id(ns, name)}/ca"
+        credentials[ca_bundle] = secret_value(bundle, ns, tls.ca_bundle, "spec.tls.caBundle")
+    if tls.client_certificate is not None:
+        client_certificate = f"{credential_id(ns, name)}/client"
+        what = "spec.tls.clientCertificate"
+        for key, suffix in (("tls.crt", ""), ("tls.key", ".key")):
+            ref = SecretKeyRef(name=tls.client_certificate.name, key=key)
+            credentials[client_certificate + suffix] = secret_value(bundle, ns, ref, what)
+    return ca_bundle, client_certificate
+
+
 def max_tokens_param(spec: ModelProviderSpec) -> Literal["max_tokens", "max_completion_tokens"]:
     """OpenAI's own APIs take max_completion_tokens (reasoning models refuse
     max_tokens); Anthropic is translated anyway; other engines know max_tokens."""
@@ -130,8 +155,7 @@ def _load_balancing(lb: LoadBalancing, engine: str) -> ir.LoadBalancing:
         metrics = _engine_metrics(lb.metrics or EngineMetrics(), engine)
     external: ir.ExternalPicker | None = None
     if lb.strategy == "external":
-        if lb.external is None:
-            raise Rejected("InvalidSpec", "spec.loadBalancing.external: the external strategy needs external.url")
+        assert lb.external is not None  # the model refuses strategy external without it
         external = ir.ExternalPicker(url=lb.external.url, timeout=parse_duration(lb.external.timeout))
     return ir.LoadBalancing(
         strategy=lb.strategy,

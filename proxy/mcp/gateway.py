@@ -96,7 +96,7 @@ class McpGateway:
 
     def _build(self, server: McpServer, depth: int) -> Backend:
         if server.kind == "tools":
-            return HttpToolsBackend(server.tools, self.host.http)
+            return HttpToolsBackend(server.tools, self.host.http, self.config()[1].values)
         if server.kind == "modelTools":
             return ModelToolsBackend(server.model_tools, self.host, namespace_of(server.id))
         if server.kind == "upstream":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -20,6 +21,7 @@ from jinja2 import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from lockgate.api.ir import HttpTool, ToolArg
+from lockgate.proxy.edge import is_field_value
 from lockgate.proxy.mcp import jsonrpc as rpc
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_-]*)\}")
@@ -73,7 +75,8 @@ def resolve_args(tool: HttpTool, arguments: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def build_call(tool: HttpTool, values: dict[str, Any]) -> HttpCall:
+def build_call(tool: HttpTool, values: dict[str, Any], credentials: Mapping[str, str] | None = None) -> HttpCall:
+    """The request for a call; `credentials` holds the values of the tool's secret headers."""
     by_position: dict[str, dict[str, Any]] = {"query": {}, "path": {}, "header": {}, "body": {}}
     positions = {a.name: a.position for a in tool.args}
     for name, value in values.items():
@@ -87,7 +90,14 @@ def build_call(tool: HttpTool, values: dict[str, Any]) -> HttpCall:
         text = _scalar(value)
         if "\r" in text or "\n" in text or "\0" in text:
             raise rpc.RpcError(rpc.INVALID_PARAMS, f"argument {name!r} cannot go in a header: it has a line break")
+        if not is_field_value(text):
+            raise rpc.RpcError(rpc.INVALID_PARAMS, f"argument {name!r} cannot go in a header: only visible ASCII can")
         headers[name] = text
+    for header in tool.secret_headers:  # last: no argument can replace a credential
+        value = (credentials or {}).get(header.credential)
+        if value is None:
+            raise rpc.RpcError(rpc.INTERNAL_ERROR, f"the credential for header {header.name} is missing")
+        headers[header.name] = header.prefix + value
     body: bytes | None = None
     if tool.body_template is not None:
         body = render(tool.body_template, {"args": values, **values}).encode()

@@ -77,6 +77,8 @@ def parse_body(raw: bytes) -> Message:
         message = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RpcError(PARSE_ERROR, f"parse error: {exc}", status=400) from None
+    except RecursionError:
+        raise RpcError(PARSE_ERROR, "parse error: nested too deeply", status=400) from None
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
         raise RpcError(INVALID_REQUEST, "expected one JSON-RPC 2.0 message", status=400)
     if "id" in message and message["id"] is None:
@@ -114,4 +116,8 @@ def result_of(answer: Message) -> dict[str, Any]:
 
 
 def dumps(message: Message) -> bytes:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (JSON allows "\ud800"): escaped, so the output stays UTF-8
+        return json.dumps(message, separators=(",", ":")).encode()

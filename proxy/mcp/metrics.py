@@ -1,4 +1,6 @@
-"""Per server and tool: calls, errors, duration; and one access log line per request."""
+"""Per server and tool: calls, errors, duration; and one access log line per request.
+
+Label values are bounded by the configuration: callers pass them through `lockgate.proxy.labels`."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import logging
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from lockgate.proxy.labels import ToolLabels
 from lockgate.proxy.metrics import CounterFamily, HistogramFamily
 
 access_log = logging.getLogger("lockgate.mcp.access")
@@ -23,6 +26,7 @@ class McpMetrics:
                                     labels + ("error_type",), registry)
         self.duration = HistogramFamily("lockgate_mcp_request_duration_seconds", "Time to answer an MCP request.",
                                         labels, MCP_BUCKETS, registry)
+        self.tools = ToolLabels()  # tool label values: bounded per server
 
     def record(self, gateway: str, server: str, method: str, tool: str, status: str, seconds: float,
                error_type: str | None, consumer: str, era: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from lockgate.api.ir import ConsumerKey, McpServer
+from lockgate.proxy.edge import forwardable
 from lockgate.proxy.mcp import jsonrpc as rpc
 from lockgate.proxy.mcp import sse
 from lockgate.proxy.mcp.era import Era, check_modern_headers
@@ -50,8 +51,7 @@ def _target(gw: McpGateway, server: McpServer, key: ConsumerKey, headers: Mappin
 
 def _upstream_headers(gw: McpGateway, server: McpServer, headers: Mapping[str, str], target: _Target) -> dict[str, str]:
     assert server.upstream is not None
-    out = {name: headers[name] for name in FORWARDED if name in headers}
-    out.update({k: v for k, v in headers.items() if k.lower().startswith("mcp-param-")})
+    out = forwardable(headers, FORWARDED, prefix="mcp-param-")
     out.update(gw.upstream_headers(server.upstream))
     if target.upstream_session:
         out["Mcp-Session-Id"] = target.upstream_session

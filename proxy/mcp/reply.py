@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
 from aiohttp import web
 
@@ -49,6 +50,10 @@ async def write(request: web.Request, reply: Reply) -> web.StreamResponse:
         if reply.raw is not None:
             return web.Response(status=reply.status, body=reply.raw, headers={
                 **reply.headers, "Content-Type": reply.content_type})
+        if reply.status >= 400:  # a refusal says why in JSON-RPC too, as every other MCP answer
+            message = rpc.error_message(None, rpc.INVALID_REQUEST, _reason(reply.status))
+            return web.Response(status=reply.status, body=rpc.dumps(message), headers=reply.headers,
+                                content_type="application/json")
         return web.Response(status=reply.status, headers=reply.headers)
     events = reply.events
     response = web.StreamResponse(status=reply.status, headers={**sse.HEADERS, **reply.headers})
@@ -66,6 +71,13 @@ async def write(request: web.Request, reply: Reply) -> web.StreamResponse:
             await aclose()
     await response.write_eof()
     return response
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower()
+    except ValueError:
+        return f"HTTP {status}"
 
 
 def _always() -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from lockgate.api.ir import ConsumerKey, McpServer
+from lockgate.proxy import labels
 from lockgate.proxy.mcp import access
 from lockgate.proxy.mcp import jsonrpc as rpc
 from lockgate.proxy.mcp import reply as replies
@@ -139,7 +140,7 @@ async def _streamable(request: web.Request) -> web.StreamResponse:
 
 async def _streamable_reply(gw: McpGateway, request: web.Request) -> tuple[Reply, dict[str, Any]]:
     server, key = _admit(gw, request)
-    info: dict[str, Any] = {"server": server.id, "consumer": key.consumer}
+    info: dict[str, Any] = {"server": server, "consumer": key.consumer}
     if request.method == "POST":
         body = await _read_body(gw, request)
         message = rpc.parse_body(body)
@@ -172,22 +173,25 @@ async def _measured(gw: McpGateway, request: web.Request,
     except rpc.RpcError as exc:
         reply = error_reply(None, exc)
     error_type = _error_type(reply)
+    server: McpServer | None = info.get("server")
     try:
         return await replies.write(request, reply)
     finally:
-        gw.metrics.record(gw.host.gateway_name, info.get("server", "-"), str(info.get("method", request.method)),
-                          str(info.get("tool") or ""), str(reply.status), time.monotonic() - started,
-                          error_type, str(info.get("consumer", "-")), str(info.get("era", "-")))
+        # Labels from the configuration only (see labels.py): nothing a client sends adds a series.
+        gw.metrics.record(gw.host.gateway_name, server.id if server is not None else "-",
+                          labels.mcp_method_label(info.get("method", request.method)),
+                          gw.metrics.tools.label(server, info.get("tool"), error_type is None), str(reply.status),
+                          time.monotonic() - started, error_type, str(info.get("consumer", "-")),
+                          str(info.get("era", "-")))
 
 
 def _error_type(reply: Reply) -> str | None:
-    if reply.status >= 400:
-        return f"http_{reply.status}"
-    if reply.body is not None and "error" in reply.body:
-        return f"jsonrpc_{reply.body['error'].get('code')}"
-    if reply.body is not None and isinstance(reply.body.get("result"), dict) and reply.body["result"].get("isError"):
-        return "tool_error"
-    return None
+    body = reply.body
+    error = body.get("error") if body is not None else None
+    if reply.status < 400 and body is not None and error is None:
+        result = body.get("result")
+        return "tool_error" if isinstance(result, dict) and result.get("isError") else None
+    return labels.mcp_error_label(reply.status, error.get("code") if isinstance(error, dict) else error)
 
 
 async def _sse_open(request: web.Request) -> web.StreamResponse:

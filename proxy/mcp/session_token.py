@@ -47,7 +47,7 @@ class SessionSigner:
 
     def decode(self, token: str) -> SessionRef | None:
         """The session a token names, or None when it is malformed or not ours."""
-        if not token.startswith(_PREFIX):
+        if not token.startswith(_PREFIX) or not token.isascii():  # ours are ASCII; others cannot be compared
             return None
         payload, _, signature = token[len(_PREFIX):].partition(".")
         if not hmac.compare_digest(signature, self._sign(payload)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -17,9 +18,11 @@ MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
 
 class HttpToolsBackend(ToolsOnly):
-    def __init__(self, tools: tuple[HttpTool, ...], http: aiohttp.ClientSession) -> None:
+    def __init__(self, tools: tuple[HttpTool, ...], http: aiohttp.ClientSession,
+                 credentials: Mapping[str, str] | None = None) -> None:
         self._tools = {t.name: t for t in tools}
         self._http = http
+        self._credentials = credentials or {}
         self._listing = [
             {"name": t.name, "description": t.description, "inputSchema": http_tools.input_schema(t)} for t in tools
         ]
@@ -30,7 +33,7 @@ class HttpToolsBackend(ToolsOnly):
     async def call(self, ctx: CallContext, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         tool = self._tools[name]
         try:
-            call = http_tools.build_call(tool, http_tools.resolve_args(tool, arguments))
+            call = http_tools.build_call(tool, http_tools.resolve_args(tool, arguments), self._credentials)
         except rpc.RpcError as exc:
             # Bad arguments are a tool error the model can read and correct, not a protocol error.
             return text_result(f"{tool.name}: {exc.message}", is_error=True)

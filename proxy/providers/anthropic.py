@@ -21,9 +21,12 @@ from lockgate.proxy.providers.base import (
     UpstreamCall,
     UpstreamStreamError,
     Usage,
+    json_object,
     sse,
 )
 from lockgate.proxy.sse import event_data, event_name
+
+__all__ = ["AnthropicAdapter", "UpstreamStreamError"]
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -63,18 +66,18 @@ class AnthropicAdapter:
         return UpstreamCall(base_url + "/v1/messages", headers, orjson.dumps(out)), client_wants_usage
 
     def answer(self, op: Operation, data: bytes, provider: Provider, requested_model: str) -> Answer:
-        payload = _loads(data)
-        if payload is None:
-            return Answer(data, Usage())
+        payload = json_object(data, "the answer")
         usage = _messages_usage(payload.get("usage"))
         if op == "messages":
             return Answer(data, usage)
         return Answer(orjson.dumps(response_to_openai(payload, requested_model)), usage)
 
     def error_body(self, op: Operation, data: bytes) -> bytes:
+        payload = _loads(data)
         if op == "messages":
-            return data
-        return orjson.dumps(error_to_openai(_loads(data)))
+            return data if payload is not None and isinstance(payload.get("error"), dict) else orjson.dumps(
+                {"type": "error", "error": {"type": "api_error", "message": "The upstream refused the request."}})
+        return orjson.dumps(error_to_openai(payload))
 
     def stream(self, op: Operation, provider: Provider, requested_model: str, client_wants_usage: bool
                ) -> MessagesToChunks | MessagesPassthrough:

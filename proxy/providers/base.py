@@ -87,6 +87,39 @@ class Adapter(Protocol):
         ...
 
 
+class MalformedUpstreamAnswer(UpstreamStreamError):
+    """An upstream answer that is not what it claims (JSON that does not parse, a stream that is not SSE):
+    an upstream failure (502, failover, outlier ejection), never passed on to the client."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__({"error": {"message": f"The upstream's answer is malformed: {what}.", "type": "api_error",
+                                    "param": None, "code": "upstream_error"}})
+
+
+def json_object(data: bytes, what: str) -> dict[str, Any]:
+    """`data` as a JSON object, or MalformedUpstreamAnswer."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise MalformedUpstreamAnswer(f"{what} is not JSON") from None
+    if not isinstance(value, dict):
+        raise MalformedUpstreamAnswer(f"{what} is not a JSON object")
+    return value
+
+
+def openai_error_body(data: bytes, fallback: str = "The upstream refused the request.") -> bytes:
+    """An upstream error body as it came when it is OpenAI's error JSON, else a generic one in that format."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        value = None
+    if isinstance(value, dict) and isinstance(value.get("error"), dict):
+        return data
+    message = value.get("message") if isinstance(value, dict) else None  # engines' flat {"object": "error"...}
+    return orjson.dumps({"error": {"message": message if isinstance(message, str) else fallback,
+                                   "type": "api_error", "param": None, "code": "upstream_error"}})
+
+
 def sse(data: bytes) -> bytes:
     return b"data: " + data + b"\n\n"
 
@@ -95,25 +128,40 @@ DONE = b"data: [DONE]\n\n"
 
 
 def chat_deltas(block: bytes) -> list[str]:
-    """The text deltas in whole OpenAI chat completion chunk events."""
+    """The text deltas in whole OpenAI chat completion chunk events (MalformedUpstreamAnswer for one that is not JSON)."""
     out = []
     for event in block.split(b"\n\n"):
         data = event_data(event)
         if data is None or not data.startswith(b"{"):
             continue
-        for choice in orjson.loads(data).get("choices") or ():
-            text = (choice.get("delta") or {}).get("content")
-            if text:
+        choices = json_object(data, "a stream event").get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            text = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(text, str) and text:
                 out.append(text)
     return out
 
 
 class EventStream:
-    """Base of stream translators: splits upstream bytes into events and translates each one."""
+    """Base of stream translators: splits upstream bytes into events and translates each one.
+
+    The first event with data must carry a JSON object (or OpenAI's [DONE]): a body that only says
+    it is a stream raises MalformedUpstreamAnswer before any byte of it reaches the client.
+    """
 
     def __init__(self) -> None:
         self.usage = Usage()
         self.sse = SSESplitter()
+        self.checked = False  # the first event with data was a JSON object
+
+    def check(self, event: bytes) -> None:
+        data = event_data(event)
+        if data is None:
+            return  # comments and keep-alives
+        if data != b"[DONE]":
+            json_object(data, "the stream's first event")
+        self.checked = True
 
     def feed(self, event: bytes) -> list[bytes]:
         raise NotImplementedError
@@ -123,15 +171,26 @@ class EventStream:
 
     def whole_events(self, chunk: bytes) -> bool:
         """True when the chunk holds only whole events and nothing is held back (so it may pass untouched)."""
-        return not self.sse.pending and chunk.endswith(b"\n\n") and b"\r" not in chunk
+        if self.sse.pending or not chunk.endswith(b"\n\n") or b"\r" in chunk:
+            return False
+        rest = chunk
+        while not self.checked and rest:  # the first read: its first event with data is checked
+            event, _, rest = rest.partition(b"\n\n")
+            if event:
+                self.check(event)
+        return self.checked  # no data yet (comments only, or not SSE at all): the slow path decides
 
     def feed_bytes(self, chunk: bytes) -> bytes:
         out: list[bytes] = []
         for event in self.sse.feed(chunk):
+            if not self.checked:
+                self.check(event)
             out.extend(self.feed(event))
         return b"".join(out)
 
     def end(self) -> bytes:
         rest = self.sse.rest()
+        if rest and not self.checked:
+            self.check(rest)
         out = self.feed(rest) if rest else []
         return b"".join([*out, *self.finish()])

@@ -21,6 +21,8 @@ from lockgate.proxy.providers.base import (
     Operation,
     UpstreamCall,
     Usage,
+    json_object,
+    openai_error_body,
     sse,
 )
 from lockgate.proxy.sse import event_data
@@ -55,12 +57,7 @@ class OpenAIAdapter:
         return UpstreamCall(self.url(op, base_url, model, provider), headers, orjson.dumps(out)), client_wants_usage
 
     def answer(self, op: Operation, data: bytes, provider: Provider, requested_model: str) -> Answer:
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return Answer(data, Usage())
-        if not isinstance(payload, dict):
-            return Answer(data, Usage())
+        payload = json_object(data, "the answer")
         usage = usage_of(payload) or Usage()
         compat = provider.compat
         if op == "chat" and compat.reasoning != "keep":
@@ -76,7 +73,7 @@ class OpenAIAdapter:
         return Answer(data, usage)
 
     def error_body(self, op: Operation, data: bytes) -> bytes:
-        return data
+        return openai_error_body(data)
 
     def stream(self, op: Operation, provider: Provider, requested_model: str, client_wants_usage: bool) -> OpenAIStream:
         compat = provider.compat
@@ -115,7 +112,7 @@ class OpenAIStream(EventStream):
 
     def feed_bytes(self, chunk: bytes) -> bytes:
         # The fast path: whole events, no filter, no usage to read: passed on untouched.
-        if self.splitter is None and not _has_usage(chunk) and self.whole_events(chunk):
+        if self.splitter is None and self.whole_events(chunk) and not _has_usage(chunk):
             self.chunks += chunk.count(b"data:")
             return chunk
         return super().feed_bytes(chunk)

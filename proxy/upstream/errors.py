@@ -29,9 +29,21 @@ class TLSFailed(ConnectFailed):
     """The TLS handshake failed, e.g. the certificate is not trusted or names another host."""
 
 
+class ProxyFailed(ConnectFailed):
+    """The HTTP proxy refused or broke the CONNECT tunnel to the upstream."""
+
+
 class ServerDisconnected(UpstreamError):
     """The upstream closed or reset the connection before the response was complete."""
 
 
 class MalformedResponse(UpstreamError):
     """The upstream's bytes are not an HTTP/1.1 response."""
+
+
+class ResponseTooLarge(UpstreamError):
+    """The response passed a cap: header bytes or count, a whole body, one stream event."""
+
+
+class NotSent(ServerDisconnected):
+    """The connection closed before any byte of the request was written: it may go on another one."""

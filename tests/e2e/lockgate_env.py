@@ -119,9 +119,9 @@ class Upstreams:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
         return future.result(10)
 
-    def start(self, text: str, kind: str = "openai") -> FakeUpstream:
+    def start(self, text: str, kind: str = "openai", bind: str = "127.0.0.1") -> FakeUpstream:
         async def make() -> FakeUpstream:
-            return await FakeUpstream(kind=kind, text=text, name=text).start()  # type: ignore[arg-type]
+            return await FakeUpstream(kind=kind, text=text, name=text, bind=bind).start()  # type: ignore[arg-type]
 
         fake: FakeUpstream = self._run(make())
         self.started.append(fake)

@@ -207,6 +207,11 @@ def refusals(kube: ControlPlane, ns: str, proxy_token: str, operator_token: str)
     assert kube.api("DELETE", f"{configmaps}/lockgate-config-1", token=operator_token)[0] == 404  # allowed, absent
     assert kube.api("DELETE", f"{configmaps}/lockgate-config", token=operator_token)[0] == 403
     assert kube.api("DELETE", f"{secrets}/team-key", token=operator_token)[0] == 403
+    # Key Secrets are patched, never replaced; only the credentials Secret is.
+    team_key = kube.api("GET", f"{secrets}/team-key", token=operator_token)[1]
+    assert kube.api("PUT", f"{secrets}/team-key", team_key, token=operator_token)[0] == 403
+    credentials = kube.api("GET", f"{secrets}/lockgate-credentials", token=operator_token)[1]
+    assert kube.api("PUT", f"{secrets}/lockgate-credentials", credentials, token=operator_token)[0] == 200
 
 
 def test_a_second_install_renders_the_same_objects_and_keeps_the_generated_secrets(

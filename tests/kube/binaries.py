@@ -1,5 +1,7 @@
 """The kube-apiserver, etcd, kubectl and helm binaries the control plane runs,
-built and cached by hack/k8s-binaries.sh."""
+built and cached by hack/k8s-binaries.sh; for the node tests also kubelet,
+kube-proxy, kube-scheduler, kube-controller-manager (the same script with
+--node) and containerd (hack/containerd-binaries.sh)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "hack" / "k8s-binaries.sh"
+CONTAINERD_SCRIPT = REPO / "hack" / "containerd-binaries.sh"
 
 
 class ControlPlaneError(RuntimeError):
@@ -30,6 +33,45 @@ class Binaries:
     versions: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class NodeBinaries:
+    control_plane: Binaries
+    kubelet: Path
+    kube_proxy: Path
+    kube_scheduler: Path
+    kube_controller_manager: Path
+    containerd: Path  # its runc shim sits beside it
+
+
+def _script_env(script: Path, *args: str) -> dict[str, str]:
+    """Run a build script with --print-env and read its KEY=value lines."""
+    out = subprocess.run(
+        ["bash", str(script), *args, "--print-env"],
+        stdout=subprocess.PIPE, text=True, check=False, timeout=3600,
+    )
+    if out.returncode == 3:  # the scripts' code for "no Go"
+        raise GoMissing(f"{script} needs Go to build the missing binaries")
+    if out.returncode != 0:
+        raise ControlPlaneError(f"{script} failed with exit code {out.returncode}")
+    return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+
+
+def locate_node_binaries() -> NodeBinaries:
+    """Build (if needed) and find everything a single-node cluster runs."""
+    env = _script_env(BUILD_SCRIPT, "--node") | _script_env(CONTAINERD_SCRIPT)
+    try:
+        return NodeBinaries(
+            control_plane=_binaries(env),
+            kubelet=Path(env["LOCKGATE_KUBELET"]),
+            kube_proxy=Path(env["LOCKGATE_KUBE_PROXY"]),
+            kube_scheduler=Path(env["LOCKGATE_KUBE_SCHEDULER"]),
+            kube_controller_manager=Path(env["LOCKGATE_KUBE_CONTROLLER_MANAGER"]),
+            containerd=Path(env["LOCKGATE_CONTAINERD"]),
+        )
+    except KeyError as e:
+        raise ControlPlaneError(f"binary path {e} not provided") from None
+
+
 def locate_binaries(build: bool = True) -> Binaries:
     """Build (if needed) and find the binaries via hack/k8s-binaries.sh.
 
@@ -40,15 +82,11 @@ def locate_binaries(build: bool = True) -> Binaries:
     if not build:
         env = {k: v for k, v in os.environ.items() if k.startswith("LOCKGATE_")}
     else:
-        out = subprocess.run(
-            ["bash", str(BUILD_SCRIPT), "--print-env"],
-            stdout=subprocess.PIPE, text=True, check=False, timeout=3600,
-        )
-        if out.returncode == 3:  # the script's code for "no Go"
-            raise GoMissing(f"{BUILD_SCRIPT} needs Go to build the missing binaries")
-        if out.returncode != 0:
-            raise ControlPlaneError(f"{BUILD_SCRIPT} failed with exit code {out.returncode}")
-        env = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+        env = _script_env(BUILD_SCRIPT)
+    return _binaries(env)
+
+
+def _binaries(env: dict[str, str]) -> Binaries:
     try:
         helm = Path(env["LOCKGATE_HELM"]) if env.get("LOCKGATE_HELM") else None
         return Binaries(

@@ -103,10 +103,12 @@ def _leaf(
     return KeyPair(builder.sign(ca.key, hashes.SHA256()), key)
 
 
-def serving_cert(ca: KeyPair, service_ip: str) -> KeyPair:
-    """Valid for loopback and for the in-cluster names of the `kubernetes` Service."""
-    dns = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"]
-    ips = ["127.0.0.1", service_ip]
+def serving_cert(ca: KeyPair, service_ip: str, address: str = "127.0.0.1") -> KeyPair:
+    """Valid for loopback, the address served on, and the in-cluster names of
+    the `kubernetes` Service."""
+    dns = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+           "kubernetes.default.svc.cluster.local"]
+    ips = sorted({"127.0.0.1", address, service_ip})
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     return _leaf(ca, _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, sans)

@@ -10,6 +10,11 @@ No controllers run (no kube-controller-manager, no kubelet): objects are stored
 and served, RBAC and admission apply, but nothing garbage-collects, no default
 ServiceAccount appears and namespaces stay Terminating when deleted.
 
+The single-node cluster of the node tests (tests/kube/node.py) starts it with
+`in_cluster=True` on an address its pods can route to: then the ServiceAccount
+admission plugin mounts tokens into pods and the `kubernetes` Service has that
+address as its endpoint.
+
 `python -m tests.kube.controlplane` runs one in the foreground until Ctrl-C.
 """
 
@@ -17,10 +22,10 @@ from __future__ import annotations
 
 import base64
 import http.client
+import ipaddress
 import json
 import os
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
@@ -34,13 +39,12 @@ import yaml
 
 from tests.kube import certs
 from tests.kube.binaries import Binaries, ControlPlaneError, GoMissing, locate_binaries
-from tests.kube.processes import LoggedProcess, free_port, wait_until
+from tests.kube.processes import LoggedProcess, free_port, serve_until_stopped, wait_until
 
 __all__ = ["Binaries", "ControlPlane", "ControlPlaneError", "GoMissing", "free_port",
            "locate_binaries", "wait_until"]
 
 SERVICE_CIDR = "10.0.0.0/24"
-SERVICE_IP = "10.0.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
 _ETCD_PREFIX = "lockgate-etcd-"
 
 
@@ -52,8 +56,21 @@ class ControlPlane:
     system:masters), `workdir` (certs, logs, kubeconfigs).
     """
 
-    def __init__(self, binaries: Binaries, workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        binaries: Binaries,
+        workdir: Path | None = None,
+        *,
+        address: str = "127.0.0.1",
+        service_cidr: str = SERVICE_CIDR,
+        in_cluster: bool = False,
+    ) -> None:
         self.binaries = binaries
+        self.address = address
+        self.service_cidr = service_cidr
+        # The `kubernetes` Service: the first address of the Service range.
+        self.service_ip = str(next(ipaddress.ip_network(service_cidr).hosts()))
+        self.in_cluster = in_cluster
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="lockgate-kube-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +148,7 @@ class ControlPlane:
         assert self._ssl is not None, "control plane not started"
         ctx = self._ssl if token is None else self._ca_only_ssl()
         port = int(self.server.rsplit(":", 1)[1])
-        conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+        conn = http.client.HTTPSConnection(self.address, port, context=ctx, timeout=10)
         try:
             headers = {"Accept": "application/json", "Content-Type": "application/json"}
             if token:
@@ -199,7 +216,7 @@ class ControlPlane:
         d = self._pki
         d.mkdir(exist_ok=True)
         serving_ca = certs.new_ca("lockgate-test-serving-ca")
-        serving = certs.serving_cert(serving_ca, SERVICE_IP)
+        serving = certs.serving_cert(serving_ca, self.service_ip, self.address)
         client_ca = certs.new_ca("lockgate-test-client-ca")
         self._admin = certs.client_cert(client_ca, "admin", ("system:masters",))
         sa_key = certs.signing_key()
@@ -242,18 +259,19 @@ class ControlPlane:
 
         def healthy() -> bool:
             etcd.ensure_alive()
-            return _http_ok(f"{client}/health", b'"health":"true"')
+            return http_ok(f"{client}/health", b'"health":"true"')
 
         wait_until(healthy, timeout, "etcd /health")
 
     def _start_apiserver(self, timeout: float) -> None:
         port = free_port()
-        self.server = f"https://127.0.0.1:{port}"
+        self.server = f"https://{self.address}:{port}"
         d = self._pki
         argv = [
             str(self.binaries.kube_apiserver),
             f"--etcd-servers={self._etcd_url}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
+            f"--bind-address={self.address}", f"--advertise-address={self.address}",
+            f"--secure-port={port}",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             f"--tls-cert-file={d / 'apiserver.crt'}", f"--tls-private-key-file={d / 'apiserver.key'}",
             f"--client-ca-file={d / 'client-ca.crt'}",
@@ -261,16 +279,23 @@ class ControlPlane:
             f"--service-account-issuer={self.server}",
             f"--service-account-key-file={d / 'sa.pub'}",
             f"--service-account-signing-key-file={d / 'sa.key'}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            # No controller would create the tokens this plugin waits for.
-            "--disable-admission-plugins=ServiceAccount",
+            f"--service-cluster-ip-range={self.service_cidr}",
             # As strict as OpenShift: setting blockOwnerDeletion needs RBAC on the owner.
             "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
             "--allow-privileged=true",
-            # The `kubernetes` Endpoints may not hold a loopback address; without
-            # this the apiserver logs a failed sync every ten seconds.
-            "--endpoint-reconciler-type=none",
         ]
+        if self.in_cluster:
+            # Nodes are reached by address (logs, exec): no DNS resolves their names.
+            argv.append("--kubelet-preferred-address-types=InternalIP")
+        else:
+            argv += [
+                # Pods would be refused for want of a `default` ServiceAccount,
+                # which only kube-controller-manager creates.
+                "--disable-admission-plugins=ServiceAccount",
+                # The `kubernetes` Endpoints may not hold a loopback address; without
+                # this the apiserver logs a failed sync every ten seconds.
+                "--endpoint-reconciler-type=none",
+            ]
         self._apiserver = LoggedProcess("kube-apiserver", argv, self.workdir / "kube-apiserver.log")
         apiserver = self._apiserver
         assert self._ssl is not None
@@ -278,7 +303,7 @@ class ControlPlane:
 
         def ready() -> bool:
             apiserver.ensure_alive()
-            return _http_ok(f"{self.server}/readyz", b"ok", ctx)
+            return http_ok(f"{self.server}/readyz", b"ok", ctx)
 
         wait_until(ready, timeout, "kube-apiserver /readyz")
         self._write_kubeconfig(
@@ -320,7 +345,7 @@ def _has_flag(binary: Path, flag: str) -> bool:
     return flag in out.stdout + out.stderr
 
 
-def _http_ok(url: str, expect: bytes, ctx: ssl.SSLContext | None = None) -> bool:
+def http_ok(url: str, expect: bytes, ctx: ssl.SSLContext | None = None) -> bool:
     """One short GET; any connection error just means 'not yet'."""
     import urllib.request
 
@@ -357,17 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"logs: {cp.workdir}")
         print(f"\nexport KUBECONFIG={kubeconfig}\n\nCtrl-C stops the cluster (its data is discarded).",
               flush=True)
-        # Block the stop signals and wait for them: wakes at once on Ctrl-C,
-        # and once a second to notice a crashed child.
-        stop_signals = {signal.SIGINT, signal.SIGTERM}
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-        while signal.sigtimedwait(stop_signals, 1) is None:
-            for proc in cp.processes():
-                if not proc.alive():
-                    print(f"{proc.name} died:\n{proc.tail()}", file=sys.stderr)
-                    return 1
-        print("stopping", flush=True)
-    return 0
+        return serve_until_stopped(cp.processes)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from tests.kube.binaries import ControlPlaneError
@@ -35,11 +35,13 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
 class LoggedProcess:
     """A child process with its log in a file, stopped gently then firmly."""
 
-    def __init__(self, name: str, argv: Sequence[str], log: Path) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.name, self.log = name, log
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True,  # Ctrl-C reaches us, we stop children in order
                 preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
@@ -65,3 +67,18 @@ class LoggedProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+
+
+def serve_until_stopped(processes: Callable[[], Sequence[LoggedProcess]]) -> int:
+    """Block until Ctrl-C or SIGTERM (0), or until one of `processes` dies (1)."""
+    # Block the stop signals and wait for them: wakes at once on Ctrl-C,
+    # and once a second to notice a crashed child.
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    while signal.sigtimedwait(stop_signals, 1) is None:
+        for proc in processes():
+            if not proc.alive():
+                print(f"{proc.name} died:\n{proc.tail()}", file=sys.stderr)
+                return 1
+    print("stopping", flush=True)
+    return 0

@@ -1,6 +1,7 @@
 """A small validator for the structural subset of OpenAPI v3 our CRDs use:
 what the API server checks before CEL (types, enums, patterns, bounds,
-required fields) and the unknown fields it would silently prune."""
+required fields, list-map keys) and the unknown fields it would silently
+prune. CEL rules are checked by the API server itself (tests/e2e)."""
 
 from __future__ import annotations
 
@@ -43,10 +44,15 @@ def problems(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
     if kind == "array":
         if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
             out.append(f"{where}: item count out of bounds")
+        if schema.get("x-kubernetes-list-type") == "map":
+            keys = [tuple(i.get(k) for k in schema["x-kubernetes-list-map-keys"]) for i in value if isinstance(i, dict)]
+            out += [f"{where}: duplicate entry {k}" for k in sorted({k for k in keys if keys.count(k) > 1}, key=str)]
         for i, item in enumerate(value):
             out += problems(item, schema["items"], f"{path}[{i}]")
     if kind == "object":
         out += [f"{where}: missing {name}" for name in schema.get("required", []) if name not in value]
+        if len(value) > schema.get("maxProperties", len(value)):
+            out.append(f"{where}: too many properties")
         props = schema.get("properties")
         for key, item in value.items():
             child = f"{path}.{key}" if path else key
@@ -62,7 +68,14 @@ def problems(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
 def structural_problems(schema: dict[str, Any], path: str = "") -> list[str]:
     """Rules of a structural schema: a type everywhere (bar the two escapes),
     no references or unions left."""
-    out = [f"{path}: {k} left in" for k in ("$ref", "anyOf", "oneOf", "allOf", "nullable", "title", "default") if k in schema]
+    out = [f"{path}: {k} left in" for k in ("$ref", "anyOf", "oneOf", "allOf", "nullable", "title") if k in schema]
+    if "default" in schema:
+        out += [f"{path}: default {p}" for p in problems(schema["default"], schema, path)]
+    if schema.get("x-kubernetes-list-type") == "map":
+        item = schema.get("items") or {}
+        for key in schema.get("x-kubernetes-list-map-keys") or ["<none>"]:
+            if key not in item.get("required", []) and "default" not in (item.get("properties") or {}).get(key, {}):
+                out.append(f"{path}: list-map key {key} is neither required nor defaulted")
     escapes = schema.get("x-kubernetes-int-or-string") or schema.get("x-kubernetes-preserve-unknown-fields")
     if "type" not in schema and not escapes:
         out.append(f"{path or '<root>'}: no type")

@@ -9,10 +9,13 @@ from pydantic import ValidationError
 
 from lockgate.api import ApiKey, MCPServer, ModelProvider, Route
 from lockgate.api.duration import parse_duration
+from lockgate.api.mcpserver import ToolRequest
+from lockgate.api.route import RouteSpec
 
 
 def _provider(**spec: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"type": "openai", "endpoint": "https://api.example.com/v1", "models": [{"name": "m"}]}
+    base: dict[str, Any] = {"type": "openai", "endpoint": "https://api.example.com/v1", "models": [{"name": "m"}],
+                            "credentials": {"secretRef": {"name": "openai", "key": "api-key"}}}
     base.update(spec)
     return {"apiVersion": "lockgate.io/v1alpha1", "kind": "ModelProvider", "metadata": {"name": "p", "namespace": "ns"}, "spec": base}
 
@@ -49,6 +52,15 @@ def test_provider_refuses_unknown_fields_and_bad_enums() -> None:
         ModelProvider.model_validate(_provider(loadBalancing={"strategy": "random"}))
     with pytest.raises(ValidationError):
         ModelProvider.model_validate(_provider(timeouts={"connect": "five seconds"}))
+
+
+def test_hosted_apis_need_credentials_and_external_needs_its_block() -> None:
+    for kind in ("openai", "azure-openai", "anthropic"):
+        with pytest.raises(ValidationError, match=f"type {kind} needs credentials"):
+            ModelProvider.model_validate(_provider(type=kind, apiVersion="2024-10-21", credentials=None))
+    assert ModelProvider.model_validate(_provider(type="openai-compatible", credentials=None)).spec.credentials is None
+    with pytest.raises(ValidationError, match="strategy external needs the external block"):
+        ModelProvider.model_validate(_provider(loadBalancing={"strategy": "external"}))
 
 
 def test_azure_needs_api_version_and_models_are_unique() -> None:
@@ -88,6 +100,28 @@ def test_mcpserver_needs_exactly_one_kind() -> None:
         MCPServer.model_validate(doc)
     del doc["spec"]["modelTools"]
     assert MCPServer.model_validate(doc).spec.kind == "aggregate"
+
+
+def test_tool_headers_from_secrets_are_unique_and_not_also_fixed() -> None:
+    def request(**fields: Any) -> dict[str, Any]:
+        return {"url": "https://api.example.com/x", **fields}
+
+    ref = {"valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+    assert ToolRequest.model_validate(request(headersFrom=[{"name": "X-Key", **ref}])).headers_from[0].prefix == ""
+    with pytest.raises(ValidationError, match="either in headers or in headersFrom"):
+        ToolRequest.model_validate(request(headers={"x-key": "inline"}, headersFrom=[{"name": "X-Key", **ref}]))
+    with pytest.raises(ValidationError, match="headersFrom names must be unique"):
+        ToolRequest.model_validate(request(headersFrom=[{"name": "X-Key", **ref}, {"name": "x-key", **ref}]))
+    with pytest.raises(ValidationError, match="prefix"):
+        ToolRequest.model_validate(request(headersFrom=[{"name": "X-Key", "prefix": "a\nb", **ref}]))
+
+
+def test_hosts_are_names_or_wildcards() -> None:
+    ok = ["ai.example.com", "*.example.com", "127.0.0.1", "localhost:8080", "*"]
+    assert RouteSpec.model_validate({"type": "openai", "hosts": ok}).hosts == ok
+    for bad in ("exa mple.com", "https://ai.example.com", "ai.*.example.com", "**", ""):
+        with pytest.raises(ValidationError):
+            RouteSpec.model_validate({"type": "openai", "hosts": [bad]})
 
 
 def test_allowed_namespaces_names_go_with_from_names() -> None:

@@ -78,15 +78,22 @@ def test_operator_roles_per_namespace() -> None:
         assert verbs_for(rules, "lockgate.io", "apikeys/finalizers") == set()  # key Secrets set no blockOwnerDeletion
         assert verbs_for(rules, "kopf.dev", "kopfpeerings") == READ | {"patch"}
         assert verbs_for(rules, "", "configmaps") == set(), "config is published only in the release namespace"
-        assert verbs_for(rules, "", "secrets") == READ | {"create", "update", "patch"}
+        assert verbs_for(rules, "", "secrets") == READ | {"create", "patch"}, "keys are patched, never replaced"
         assert verbs_for(rules, "discovery.k8s.io", "endpointslices") == READ
         assert verbs_for(rules, "events.k8s.io", "events") == {"create"}
         assert verbs_for(rules, "coordination.k8s.io", "leases") == {"get", "create", "update"}  # extraRules
     home = by_ns[NAMESPACE]
-    assert verbs_for(home, "", "configmaps") == READ | {"create", "update", "patch", "delete"}
+    assert verbs_for(home, "", "configmaps") == {"list", "create", "get", "update", "delete"}
     (delete,) = [r for r in home if "delete" in r["verbs"]]
     assert delete["verbs"] == ["delete"] and delete["resourceNames"] == ["gw-config-1", "gw-config-2", "gw-config-3"]
-    assert verbs_for(home, "", "secrets") >= {"create", "update", "patch"}
+    (replace,) = [r for r in home if "configmaps" in r["resources"] and "update" in r["verbs"]]
+    assert replace["resourceNames"] == ["gw-config", "gw-config-1", "gw-config-2", "gw-config-3"]
+    # Not watched here: the credentials and generated Secrets, by name (and create, which takes no name).
+    assert verbs_for(home, "", "secrets") == {"create", "get", "update", "patch"}
+    for rule in [r for r in home if "secrets" in r["resources"]]:
+        names = set(rule.get("resourceNames") or ())
+        assert rule["verbs"] == ["create"] or names == {"gw-credentials"} or (
+            names and "gw-credentials" not in names and set(rule["verbs"]) == {"get", "patch"}), rule
     assert verbs_for(home, "lockgate.io", "routes") == set(), "the release namespace is not watched here"
     for binding in of_kind(objs, "RoleBinding"):
         if binding["metadata"]["name"].endswith("-operator"):
@@ -122,3 +129,10 @@ def test_all_namespaces_uses_a_cluster_role() -> None:
     assert binding["subjects"][0]["namespace"] == NAMESPACE
     home = rules_of(objs, "Role", "-operator")
     assert list(home) == [NAMESPACE] and verbs_for(home[NAMESPACE], "", "configmaps") >= {"create", "update"}
+
+
+def test_only_the_credentials_secret_is_ever_replaced(objs: list[Obj]) -> None:
+    for role in [o for o in objs if o["kind"] in RULE_KINDS]:
+        for rule in role["rules"]:
+            if "secrets" in rule["resources"] and {"update", "delete"} & set(rule["verbs"]):
+                assert rule.get("resourceNames"), f"{role['metadata']['name']}: {rule}"

@@ -34,6 +34,7 @@ def test_committed_crds_match_the_models() -> None:
     stale = sorted(name for name in expected if committed.get(name) != expected[name])
     extra = sorted(set(committed) - set(expected))
     assert not stale and not extra, f"crds/ is stale ({stale}, unexpected {extra}): run `make crds`"
+    assert not [n for n, text in expected.items() if "&id0" in text], "YAML aliases make the CRDs hard to read"
 
 
 @pytest.mark.parametrize("kind", [k.kind for k in KINDS])
@@ -59,6 +60,37 @@ def test_cel_rules_and_descriptions_reach_the_schema() -> None:
         "description": "Port name or number, as in the Service's EndpointSlices.", "x-kubernetes-int-or-string": True,
     }
     assert provider["properties"]["priority"]["maximum"] == 100
+
+
+@pytest.mark.parametrize("kind", [k.kind for k in KINDS])
+def test_every_field_is_described(kind: str) -> None:
+    """What `kubectl explain` shows comes from these descriptions."""
+    missing: list[str] = []
+
+    def walk(node: dict, path: str) -> None:
+        for key, child in (node.get("properties") or {}).items():
+            if not child.get("description") and f"{path}.{key}" != f"{kind}.metadata":  # Kubernetes' own
+                missing.append(f"{path}.{key}")
+            walk(child, f"{path}.{key}")
+        if "items" in node:
+            walk(node["items"], f"{path}[]")
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], f"{path}.*")
+
+    walk(_schemas()[kind], kind)
+    assert missing == []
+
+
+def test_list_maps_refuse_duplicates_and_defaults_are_in_the_schema() -> None:
+    provider = _schemas()["ModelProvider"]["properties"]
+    models = provider["spec"]["properties"]["models"]
+    assert (models["x-kubernetes-list-type"], models["x-kubernetes-list-map-keys"]) == ("map", ["name"])
+    conditions = provider["status"]["properties"]["conditions"]
+    assert (conditions["x-kubernetes-list-type"], conditions["x-kubernetes-list-map-keys"]) == ("map", ["type"])
+    assert provider["spec"]["properties"]["timeouts"]["properties"]["firstToken"]["default"] == "60s"
+    twice = {"apiVersion": "lockgate.io/v1alpha1", "kind": "ModelProvider", "metadata": {"name": "x"},
+             "spec": {"type": "openai-compatible", "endpoint": "http://a/v1", "models": [{"name": "m"}, {"name": "m"}]}}
+    assert problems(twice, _schemas()["ModelProvider"]) == ["spec.models: duplicate entry ('m',)"]
 
 
 def _examples() -> list[tuple[str, dict]]:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lockgate.api.ir import HttpTool, ToolArg
+from lockgate.api.ir import HttpTool, SecretHeader, ToolArg
 from lockgate.proxy.mcp import http_tools
 from lockgate.proxy.mcp.jsonrpc import RpcError
 
@@ -51,6 +51,21 @@ def test_query_header_and_body_positions() -> None:
 def test_header_values_cannot_inject_lines() -> None:
     with pytest.raises(RpcError, match="line break"):
         http_tools.build_call(_tool(), {"id": "1", "X-Tenant": "a\r\nX-Admin: 1"})
+
+
+def test_header_values_are_visible_ascii_only() -> None:
+    for value in ("caf\u00e9", "\ud800", "tab\x7f", "bell\x07"):
+        with pytest.raises(RpcError, match="only visible ASCII"):
+            http_tools.build_call(_tool(), {"id": "1", "X-Tenant": value})
+
+
+def test_secret_headers_come_from_the_credentials_and_win_over_arguments() -> None:
+    tool = _tool(secret_headers=(SecretHeader(name="X-Tenant", credential="mcp/ns/s/tools/t/headers/x-tenant",
+                                              prefix="Token "),))
+    call = http_tools.build_call(tool, {"id": "1", "X-Tenant": "forged"}, {"mcp/ns/s/tools/t/headers/x-tenant": "s3cret"})
+    assert call.headers["X-Tenant"] == "Token s3cret"
+    with pytest.raises(RpcError, match="credential for header X-Tenant is missing"):
+        http_tools.build_call(tool, {"id": "1"}, {})
 
 
 def test_placeholders_outside_the_path_are_refused() -> None:

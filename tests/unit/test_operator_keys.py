@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 from datetime import datetime, timezone
 
+from lockgate.api.apikey import PREVIOUS_KEY_EXPIRES_ANNOTATION, PREVIOUS_KEY_FIELD, ROTATED_FOR_ANNOTATION
 from lockgate.api.ir import hash_key
 from lockgate.api.secret_data import generate_key, secret_value
-from lockgate.operator.keys import (
-    PREVIOUS_EXPIRES_ANNOTATION, PREVIOUS_KEY_FIELD, ROTATED_FOR_ANNOTATION, key_action,
-    key_status_fields,
-)
+from lockgate.operator.keys import key_action, key_status_fields
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -23,6 +21,9 @@ def apikey(annotations: dict[str, str] | None = None, **spec: object) -> dict:
 
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
+
+
+MARKED = {"app.kubernetes.io/managed-by": "lockgate"}
 
 
 def test_generated_keys_are_prefixed_long_and_unique() -> None:
@@ -38,6 +39,8 @@ def test_missing_secret_is_created_owned_by_the_apikey() -> None:
     assert secret["metadata"]["name"] == "team-key" and secret["metadata"]["namespace"] == "ns"
     owner = secret["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("ApiKey", "team", "u-1", True)
+    assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "lockgate"
+    assert key_action(apikey(), secret, NOW) is None, "its own Secret, with a key: nothing to do"
     assert secret_value(secret, "api-key") == "lg-new"
 
 
@@ -46,20 +49,37 @@ def test_existing_key_is_never_regenerated() -> None:
     assert key_action(apikey(), secret, NOW) is None
 
 
-def test_empty_secret_made_by_hand_is_filled() -> None:
-    action = key_action(apikey(), {"metadata": {"name": "team-key"}, "data": {}}, NOW, new_key="lg-x")
+def test_empty_secret_handed_over_by_its_label_is_filled() -> None:
+    secret = {"metadata": {"name": "team-key", "labels": MARKED}, "data": {}}
+    action = key_action(apikey(), secret, NOW, new_key="lg-x")
     assert action is not None and action.patch == {"data": {"api-key": b64("lg-x")}}
 
 
+def test_an_unmarked_secret_is_never_written() -> None:
+    key = apikey({"lockgate.io/rotate": "now"})
+    assert key_action(key, {"metadata": {"name": "team-key"}, "data": {}}, NOW) is None
+    assert key_action(key, {"metadata": {"name": "team-key", "labels": {"app.kubernetes.io/managed-by": "Helm"}},
+                            "data": {"api-key": b64("lg-theirs")}}, NOW) is None
+
+
+def test_a_secret_of_another_apikey_is_never_written_even_when_marked() -> None:
+    theirs = {"apiVersion": "lockgate.io/v1alpha1", "kind": "ApiKey", "name": "other", "uid": "u-2", "controller": True}
+    secret = {"metadata": {"name": "team-key", "labels": MARKED, "ownerReferences": [theirs]}, "data": {}}
+    assert key_action(apikey({"lockgate.io/rotate": "now"}), secret, NOW) is None
+    ours = {**theirs, "name": "team", "uid": "u-1"}
+    secret["metadata"]["ownerReferences"] = [ours]
+    assert key_action(apikey(), secret, NOW) is not None
+
+
 def test_rotation_moves_old_key_with_grace_and_happens_once_per_value() -> None:
-    secret = {"metadata": {"name": "team-key", "annotations": {}}, "data": {"api-key": b64("lg-old")}}
+    secret = {"metadata": {"name": "team-key", "annotations": {}, "labels": MARKED}, "data": {"api-key": b64("lg-old")}}
     key = apikey({"lockgate.io/rotate": "2026-03-01"}, rotationGrace="30m")
     action = key_action(key, secret, NOW, new_key="lg-new")
     assert action is not None and action.patch is not None and action.id == "rotate:2026-03-01"
     assert action.patch["data"] == {"api-key": b64("lg-new"), PREVIOUS_KEY_FIELD: b64("lg-old")}
     annotations = action.patch["metadata"]["annotations"]
-    assert annotations[PREVIOUS_EXPIRES_ANNOTATION] == "2026-03-01T12:30:00Z"
-    rotated = {"metadata": {"name": "team-key", "annotations": annotations},
+    assert annotations[PREVIOUS_KEY_EXPIRES_ANNOTATION] == "2026-03-01T12:30:00Z"
+    rotated = {"metadata": {"name": "team-key", "annotations": annotations, "labels": MARKED},
                "data": action.patch["data"]}
     assert key_action(key, rotated, NOW) is None
 

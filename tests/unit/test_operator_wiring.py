@@ -12,6 +12,7 @@ from lockgate.cli.main import build_parser
 from lockgate.cli.operator_cmd import settings_from
 from lockgate.operator.handlers import WATCHED, indexed_objects, slim
 from lockgate.operator.reconciler import Inventory
+from lockgate.operator.secret_refs import secret_references
 from lockgate.operator.translate import ObjectRef
 from lockgate.common.resolver import LoopbackNamesResolver, is_loopback_name
 
@@ -34,9 +35,10 @@ def test_flags_to_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_index_bodies_drop_managed_fields_and_know_their_kind() -> None:
-    secrets = next(w for w in WATCHED if w.plural == "secrets")
-    body = slim({"metadata": {"name": "s", "namespace": "n", "managedFields": [{"x": 1}]}, "data": {}}, secrets)
-    assert body == {"metadata": {"name": "s", "namespace": "n"}, "data": {}, "apiVersion": "v1", "kind": "Secret"}
+    assert "secrets" not in {w.plural for w in WATCHED}, "Kopf would keep every Secret of the cluster"
+    services = next(w for w in WATCHED if w.plural == "services")
+    body = slim({"metadata": {"name": "s", "namespace": "n", "managedFields": [{"x": 1}]}, "spec": {}}, services)
+    assert body == {"metadata": {"name": "s", "namespace": "n"}, "spec": {}, "apiVersion": "v1", "kind": "Service"}
     assert list(indexed_objects({"i": {("n", "s"): [body]}})) == [body]
 
 
@@ -62,3 +64,21 @@ async def test_names_under_localhost_are_loopback() -> None:
         assert (v4["host"], v4["port"], v6["host"]) == ("127.0.0.1", 8000, "::1")
     finally:
         await resolver.close()
+
+
+def test_secret_references_are_found_wherever_a_spec_names_one() -> None:
+    def obj(kind: str, ns: str, spec: dict) -> dict:
+        return {"apiVersion": "lockgate.io/v1alpha1", "kind": kind, "metadata": {"name": "x", "namespace": ns}, "spec": spec}
+
+    objects = [
+        obj("ModelProvider", "a", {"credentials": {"secretRef": {"name": "openai", "key": "k"}}}),
+        obj("ApiKey", "a", {"secretName": "generated"}),
+        obj("ApiKey", "b", {"existingSecret": {"name": "mine", "key": "token"}}),
+        obj("MCPServer", "b", {"upstream": {"auth": {"secretRef": {"name": "mcp", "key": "t"}}}}),
+        obj("MCPServer", "c", {"tools": [{"request": {"headersFrom": [
+            {"name": "X-Key", "valueFrom": {"secretKeyRef": {"name": "tool", "key": "t"}}}]}}]}),
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "unreferenced", "namespace": "a"}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "a"},
+         "spec": {"volumes": [{"secret": {"secretName": "not-ours"}}]}},
+    ]
+    assert secret_references(objects) == {("a", "openai"), ("a", "generated"), ("b", "mine"), ("b", "mcp"), ("c", "tool")}

@@ -18,12 +18,14 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "tenancy.md"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 KEY_SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "indexer-key", "namespace": "search"},
               "stringData": {"api-key": "lg-docs-tenancy-0123456789abcdef"}}
+PROVIDER_SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "openai-credentials", "namespace": "platform"},
+                   "stringData": {"api-key": "sk-docs-tenancy"}}
 
 
 def _manifests() -> list[dict[str, Any]]:
     text = DOC.read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
-    return [doc for block in blocks for doc in yaml.safe_load_all(block) if doc] + [KEY_SECRET]
+    return [doc for block in blocks for doc in yaml.safe_load_all(block) if doc] + [KEY_SECRET, PROVIDER_SECRET]
 
 
 def test_the_shared_provider_and_server_serve_the_team() -> None:

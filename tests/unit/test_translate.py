@@ -41,7 +41,8 @@ def test_string_data_wins_over_data_as_the_api_server_does() -> None:
 
 def test_max_tokens_param_auto_depends_on_the_provider_type() -> None:
     objects = [
-        _provider("a", type="openai", endpoint="https://api.openai.com/v1"),
+        _secret("s", token="sk-test"),
+        _provider("a", type="openai", endpoint="https://api.openai.com/v1", credentials={"secretRef": {"name": "s", "key": "token"}}),
         _provider("b"),
         _provider("c", compat={"maxTokensParam": "max_completion_tokens"}),
     ]
@@ -103,3 +104,55 @@ def test_conditions_carry_the_generation() -> None:
     status = translate([provider], NOW).statuses[ObjectRef("ModelProvider", "ns", "p")]
     assert {c.observed_generation for c in status.conditions} == {7}
     assert status.accepted
+
+
+def test_a_providers_tls_material_goes_to_the_credentials_secret_only() -> None:
+    objects = [
+        _secret("ca", **{"ca.crt": "-----BEGIN CERTIFICATE-----\nCA\n"}),
+        _secret("client", **{"tls.crt": "-----BEGIN CERTIFICATE-----\nLEAF\n", "tls.key": "-----BEGIN PRIVATE KEY-----\nK\n"}),
+        _provider("p", endpoint="https://llm.internal/v1", proxy="http://proxy.internal:3128",
+                  tls={"caBundle": {"name": "ca", "key": "ca.crt"}, "clientCertificate": {"name": "client"}}),
+    ]
+    result = translate(objects, NOW)
+    provider = result.config.providers[0]
+    assert (provider.ca_bundle, provider.client_certificate) == ("provider/ns/p/ca", "provider/ns/p/client")
+    assert provider.proxy == "http://proxy.internal:3128"
+    assert result.credentials.values == {"provider/ns/p/ca": "-----BEGIN CERTIFICATE-----\nCA\n",
+                                         "provider/ns/p/client": "-----BEGIN CERTIFICATE-----\nLEAF\n",
+                                         "provider/ns/p/client.key": "-----BEGIN PRIVATE KEY-----\nK\n"}
+    assert "BEGIN" not in result.config.model_dump_json()
+
+
+def test_a_missing_client_certificate_secret_is_secret_not_found() -> None:
+    objects = [_secret("client", **{"tls.crt": "x"}),
+               _provider("p", endpoint="https://llm.internal/v1", tls={"clientCertificate": {"name": "client"}}),
+               _provider("q", endpoint="https://llm.internal/v1", tls={"caBundle": {"name": "nope", "key": "ca.crt"}})]
+    result = translate(objects, NOW)
+    assert result.config.providers == ()
+    p = result.statuses[ObjectRef("ModelProvider", "ns", "p")]
+    q = result.statuses[ObjectRef("ModelProvider", "ns", "q")]
+    assert not p.accepted and not q.accepted
+    assert [(c.reason, "tls.key" in c.message) for c in p.conditions if c.type == "Accepted"] == [("SecretNotFound", True)]
+    assert [c.reason for c in q.conditions if c.type == "Accepted"] == ["SecretNotFound"]
+
+
+def test_a_proxy_url_with_credentials_is_refused() -> None:
+    result = translate([_provider("p", proxy="http://user:pw@proxy:3128")], NOW)
+    status = result.statuses[ObjectRef("ModelProvider", "ns", "p")]
+    assert not status.accepted and "pw" not in str(result.config.model_dump_json())
+
+
+def test_tool_header_secrets_reach_only_the_credentials() -> None:
+    server = {"apiVersion": "lockgate.io/v1alpha1", "kind": "MCPServer", "metadata": {"name": "w", "namespace": "ns"},
+              "spec": {"path": "/w", "tools": [{"name": "t", "request": {
+                  "url": "https://api.example.com/x",
+                  "headersFrom": [{"name": "X-Api-Key", "valueFrom": {"secretKeyRef": {"name": "s", "key": "token"}}}]}}]}}
+    result = translate([_secret("s", token="tool-secret-value"), server], NOW)
+    assert result.credentials.values == {"mcp/ns/w/tools/t/headers/x-api-key": "tool-secret-value"}
+    assert "tool-secret-value" not in result.config.model_dump_json()
+    (header,) = result.config.mcp_servers[0].tools[0].secret_headers
+    assert (header.name, header.credential) == ("X-Api-Key", "mcp/ns/w/tools/t/headers/x-api-key")
+
+    broken = translate([_secret("s", token="line\n"), server], NOW)
+    (accepted,) = [c for c in broken.statuses[ObjectRef("MCPServer", "ns", "w")].conditions if c.type == "Accepted"]
+    assert accepted.status == "False" and "line break" in accepted.message and not broken.credentials.values

@@ -9,6 +9,7 @@ import time
 import orjson
 
 from lockgate.proxy.accesslog import AccessLog
+from lockgate.proxy.labels import model_label
 from lockgate.proxy.metrics import Metrics
 from lockgate.proxy.pipeline.context import Context
 from lockgate.proxy.pipeline.deps import Deps
@@ -29,7 +30,9 @@ class AccountStep(Step):
 def observe(metrics: Metrics, ctx: Context, log: AccessLog) -> None:
     duration = time.perf_counter() - ctx.started
     consumer = ctx.entry.key.consumer if ctx.entry is not None else ""
-    series = metrics.series(ctx.host, consumer, ctx.provider, ctx.model, ctx.upstream_model, str(ctx.status),
+    # A model the client made up is one value, "unknown"; one that reached a provider was planned, so configured.
+    model = ctx.model if ctx.provider else model_label(ctx.snapshot, ctx.model)
+    series = metrics.series(ctx.host, consumer, ctx.provider, model, ctx.upstream_model, str(ctx.status),
                             ctx.error_type)
     series.requests += 1
     overhead = max(0.0, duration - ctx.upstream_seconds)
@@ -53,7 +56,7 @@ def observe(metrics: Metrics, ctx: Context, log: AccessLog) -> None:
             "error_code": ctx.error_code,
             "key_id": ctx.entry.key.id if ctx.entry is not None else None,
             "consumer": consumer or None,
-            "model": ctx.model or None,
+            "model": model or None,
             "provider": ctx.provider or None,
             "upstream_model": ctx.upstream_model or None,
             "stream": ctx.stream,

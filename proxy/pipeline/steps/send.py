@@ -119,10 +119,11 @@ class SendStep(Step):
             # The connect timeout bounds new connections only; a pooled one costs no timer.
             async with asyncio.timeout_at(first_deadline) as limit:
                 response = await self.upstreams.post(call.url, call.body, call.headers,
-                                                     connect_timeout=timeouts.connect)
+                                                     connect_timeout=timeouts.connect,
+                                                     transport=ctx.snapshot.transport(provider))
                 status = response.status
-                if status == 429 or status >= 500:
-                    await response.read()
+                if status == 429 or status >= 500:  # retried elsewhere: its body is not worth reading whole
+                    await response.drop(self.upstreams.settings.drop_body_bytes)
                     retry_after = _retry_after(response.headers)
                     if status == 429:
                         raise _Retryable(ApiError(429, "The upstream provider is rate limiting.",
