@@ -28,14 +28,15 @@ class SSESplitter:
     def __init__(self, limit: int = MAX_EVENT_BYTES) -> None:
         self._buffer = bytearray()
         self._searched = 0  # the buffer holds no blank line before this offset
-        self._cr = False  # the last chunk ended with CR: a LF opening the next one belongs to it
+        self._cr = False  # the last read ended in CR: held back, the next may start with its LF
         self.limit = limit
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        if self._cr and chunk.startswith(b"\n"):
-            chunk = chunk[1:]
-        self._cr = chunk.endswith(b"\r")
+        if self._cr:
+            chunk, self._cr = b"\r" + chunk, False
         if b"\r" in chunk:
+            if chunk.endswith(b"\r"):
+                chunk, self._cr = chunk[:-1], True
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         buffer = self._buffer
         if not buffer:  # the common case: whole events in one chunk, no copy
@@ -70,12 +71,12 @@ class SSESplitter:
 
     @property
     def pending(self) -> bool:
-        return bool(self._buffer)
+        return bool(self._buffer) or self._cr
 
     def rest(self) -> bytes:
         rest = bytes(self._buffer).strip()
         self._buffer.clear()
-        self._searched = 0
+        self._searched, self._cr = 0, False
         return rest
 
 

@@ -51,12 +51,14 @@ def test_max_tokens_param_auto_depends_on_the_provider_type() -> None:
 
 
 def test_compat_an_anthropic_provider_cannot_honour_is_refused_with_a_condition() -> None:
+    key = {"credentials": {"secretRef": {"name": "s", "key": "token"}}}
     objects = [
-        _provider("a", type="anthropic", endpoint="https://api.anthropic.com", compat={"reasoning": "strip"}),
+        _secret("s", token="sk-test"),
+        _provider("a", type="anthropic", endpoint="https://api.anthropic.com", compat={"reasoning": "strip"}, **key),
         _provider("b", type="anthropic", endpoint="https://api.anthropic.com",
-                  compat={"maxTokensParam": "max_completion_tokens"}),
+                  compat={"maxTokensParam": "max_completion_tokens"}, **key),
         _provider("c", type="anthropic", endpoint="https://api.anthropic.com",
-                  compat={"dropParams": ["logit_bias"], "defaultParams": {"top_k": 5}}),
+                  compat={"dropParams": ["logit_bias"], "defaultParams": {"top_k": 5}}, **key),
     ]
     result = translate(objects, NOW)
     assert [p.id for p in result.config.providers] == ["ns/c"]  # parameters apply to every type
