@@ -8,10 +8,11 @@ from typing import Any
 
 import orjson
 
-from lockgate.proxy.errors import ApiError
+from lockgate.proxy.errors import ApiError, upstream_error
 from lockgate.proxy.edge import new_request_id
 from lockgate.proxy.gateway import Gateway
 from lockgate.proxy.pipeline.stream import events
+from lockgate.proxy.providers.base import UpstreamStreamError
 from lockgate.proxy.providers.base import chat_deltas as deltas_of
 from lockgate.proxy.snapshot import KeyEntry
 
@@ -30,9 +31,12 @@ async def chat_deltas(gateway: Gateway, entry: KeyEntry, body: dict[str, Any],
             raise ApiError(ctx.status, _error_message(ctx.answer), type="api_error", code="upstream_error",
                            error_type="upstream_error")
         ctx.status = 200
-        async for block in events(ctx):
-            for text in deltas_of(block):
-                yield text
+        try:
+            async for block in events(ctx):
+                for text in deltas_of(block):
+                    yield text
+        except (ConnectionError, TimeoutError, UpstreamStreamError) as exc:  # mid-stream: the upstream failed
+            raise upstream_error(f"The upstream stream failed: {type(exc).__name__}.") from None
         ctx.ok = True
     except ApiError as error:
         ctx.fail(error)

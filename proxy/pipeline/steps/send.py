@@ -5,6 +5,8 @@ of a self-hosted provider takes a fresh endpoint from its balancer (ejected
 and already tried endpoints excluded). Connect errors, timeouts, 429 and 5xx
 count against the outlier detector and retry; when every attempt failed the
 target is skipped (failover). Other 4xx are the client's fault and are relayed.
+A whole 2xx answer is translated into the client's format here, so one that is
+not what it claims (MalformedUpstreamAnswer) fails the attempt like a 5xx.
 A stream is handed on only once its first event is in hand, so a failover
 happens before any byte reaches the client.
 """
@@ -138,6 +140,9 @@ class SendStep(Step):
                     if not response.complete:  # the headers were the first byte; the body may take the rest
                         limit.reschedule(deadline)
                     ctx.answer = await response.read()
+                    if status < 400:  # in the client's format now: an answer that lies is this attempt's failure
+                        answer = adapter.answer(op, ctx.answer, provider, ctx.model)
+                        ctx.answer, ctx.usage = answer.body, answer.usage
                     ctx.upstream_seconds += time.perf_counter() - t0
                     ctx.first_byte()
                     ctx.answered = True
