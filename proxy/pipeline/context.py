@@ -81,6 +81,7 @@ class Context:
     pending: list[bytes] = field(default_factory=list)  # send: client events read before any byte was sent
     deadline: float = 0.0
     answer: bytes = b""  # the whole answer (or error body) in the client's format
+    translated: bool = False  # send: `answer` (a 2xx) is already in the client's format
     upstream_status: int = 0  # send: the status of the upstream's answer
     provider: str = ""
     upstream_model: str = ""

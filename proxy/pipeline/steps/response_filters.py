@@ -2,9 +2,10 @@
 
 The provider type's adapter translates the answer (Anthropic to OpenAI and
 back), applies the provider's `compat` on the way back (reasoning split) and
-reads the usage; send calls it within the attempt, so that an answer that
-lies about its content type fails over. Here an upstream error body becomes
-the client's error format. A stream's filter is the adapter's translator,
+reads the usage. The send step already does so within its attempt, so that
+an answer that lies about its content type fails over; this step translates
+what is still untranslated. An upstream error body becomes the client's error
+format. A stream's filter is the adapter's translator,
 which send attached before the first event, and which `pipeline.stream.events`
 feeds chunk by chunk.
 """
@@ -24,4 +25,7 @@ class ResponseFiltersStep(Step):
         if ctx.upstream_status >= 400:
             ctx.answer = ctx.adapter.error_body(ctx.op, ctx.answer)
             return
-        ctx.ok = True  # a whole 2xx answer: send translated it, a malformed one failed its attempt
+        if not ctx.translated:  # send translates within its attempt (a malformed answer fails it over)
+            answer = ctx.adapter.answer(ctx.op, ctx.answer, ctx.target.provider, ctx.model)
+            ctx.answer, ctx.usage, ctx.translated = answer.body, answer.usage, True
+        ctx.ok = True

@@ -142,7 +142,7 @@ class SendStep(Step):
                     ctx.answer = await response.read()
                     if status < 400:  # in the client's format now: an answer that lies is this attempt's failure
                         answer = adapter.answer(op, ctx.answer, provider, ctx.model)
-                        ctx.answer, ctx.usage = answer.body, answer.usage
+                        ctx.answer, ctx.usage, ctx.translated = answer.body, answer.usage, True
                     ctx.upstream_seconds += time.perf_counter() - t0
                     ctx.first_byte()
                     ctx.answered = True
