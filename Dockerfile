@@ -11,6 +11,7 @@ WORKDIR /src
 # README.m[d]: copied when present (pyproject names it), no error when absent.
 COPY pyproject.toml README.m[d] ./
 COPY api/ api/
+COPY common/ common/
 COPY operator/ operator/
 COPY proxy/ proxy/
 COPY cli/ cli/

@@ -52,6 +52,7 @@ dev-cluster: deps
 	bash hack/dev-cluster.sh
 
 lint: venv
+	bash hack/lint-imports.sh
 	bash hack/typecheck.sh --strict api operator/translate
 	bash hack/typecheck.sh
 

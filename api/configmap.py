@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 from typing import Any
 
 from lockgate.api.ir import Credentials, GatewayConfig, canonical_json
@@ -73,6 +74,11 @@ def encode(
     creds["data"] = {CREDENTIALS_KEY: _b64(canonical_json(credentials.values).encode())}
     objects.append(creds)
     return objects
+
+
+def belongs_to(config_map_name: str, base: str) -> bool:
+    """The base ConfigMap or one of its numbered parts (`base-1`, `base-2`...)."""
+    return config_map_name == base or re.fullmatch(re.escape(base) + r"-[0-9]+", config_map_name) is not None
 
 
 def decode(config_maps: list[dict[str, Any]], secret: dict[str, Any]) -> tuple[GatewayConfig, Credentials]:

@@ -23,7 +23,7 @@ import aiohttp
 import uvloop
 
 from bench_proxy import CHAT_BODY, STREAM_BODY, Party, free_port, spawn, wait_serving
-from lockgate.proxy.resolver import LoopbackNamesResolver
+from lockgate.common.resolver import LoopbackNamesResolver
 from lockgate.proxy.upstream import UpstreamPool
 
 HEADERS = {"Content-Type": "application/json", "x-request-id": "0123456789abcdef01234567",

@@ -72,7 +72,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
 async def _quickstart(args: argparse.Namespace) -> None:
     from lockgate.proxy.dev_upstream import start
     from lockgate.proxy.server import serve
-    from lockgate.proxy.source_files import FileSource, default_state_dir
+    from lockgate.cli.source_files import FileSource, default_state_dir
 
     runner = await start(args.host, args.upstream_port)
     log.warning("development upstream (echoes prompts, not a model) on http://%s:%d/v1", args.host, args.upstream_port)

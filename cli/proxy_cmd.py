@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
-    from lockgate.api.kube_client import KubeApi
+    from lockgate.common.kube_client import KubeApi
     from lockgate.proxy.server import serve
     from lockgate.proxy.source_kube import KubeSource, parse_ref
 

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import yaml
 
 from lockgate.api.configmap import encode
-from lockgate.api.manifests import ManifestError, load_manifests
+from lockgate.cli.manifests import ManifestError, load_manifests
 from lockgate.operator.translate import Translation, translate
 
 

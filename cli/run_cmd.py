@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
     from lockgate.proxy.server import serve
-    from lockgate.proxy.source_files import FileSource, default_state_dir
+    from lockgate.cli.source_files import FileSource, default_state_dir
 
     state_dir = args.state_dir or str(default_state_dir())
     args.state_dir = state_dir

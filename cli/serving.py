@@ -12,7 +12,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lockgate.proxy.server import ProxySettings
+    from lockgate.proxy.settings import ProxySettings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -46,11 +46,11 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> ProxySettings:
     """ProxySettings from the flags (imported late: the proxy is heavy)."""
-    from lockgate.proxy.server import ProxySettings
+    from lockgate.proxy.settings import ProxySettings, mcp_from_environment
     from lockgate.proxy.upstream import UpstreamSettings
 
     return ProxySettings(
-        host=args.host, port=args.port, admin_port=args.admin_port, gateway_name=args.gateway_name,
+        mcp=mcp_from_environment(os.environ), host=args.host, port=args.port, admin_port=args.admin_port, gateway_name=args.gateway_name,
         quota_store=args.quota_store, quota_fail_mode=args.quota_fail_mode, replicas_hint=args.replicas_hint,
         quota_store_ca=args.quota_store_ca,
         state_dir=args.state_dir, default_output_reservation=args.default_output_reservation,

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from lockgate.operator.status import Transition, rfc3339
-from lockgate.api.kube_client import ApiError, KubeApi, resource_path
+from lockgate.common.kube_client import ApiError, KubeApi, resource_path
 
 log = logging.getLogger("lockgate.operator.events")
 

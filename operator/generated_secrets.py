@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lockgate.api.kube_client import ApiError, KubeApi, resource_path
+from lockgate.common.kube_client import ApiError, KubeApi, resource_path
 
 log = logging.getLogger("lockgate.operator.generated")
 

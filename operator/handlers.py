@@ -27,7 +27,7 @@ from lockgate.operator.peering import PeeringGate
 from lockgate.operator.reconciler import Reconciler
 from lockgate.operator.secret_store import SecretStore
 from lockgate.operator.settings import OperatorSettings
-from lockgate.api.kube_client import KubeApi, resource_path
+from lockgate.common.kube_client import KubeApi, resource_path
 
 log = logging.getLogger("lockgate.operator")
 

@@ -10,7 +10,7 @@ from typing import Any
 from lockgate.operator.events import event_manifest, post_event
 from lockgate.api.apikey import GENERATED_KEY_FIELD
 from lockgate.operator.keys import key_action, secret_value
-from lockgate.api.kube_client import ApiError, KubeApi, resource_path
+from lockgate.common.kube_client import ApiError, KubeApi, resource_path
 
 log = logging.getLogger("lockgate.operator.keys")
 

@@ -14,7 +14,6 @@ handled last is remembered on the Secret, so a rotation happens once per value.
 from __future__ import annotations
 
 import base64
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,36 +25,15 @@ from lockgate.api.apikey import (
 )
 from lockgate.api.duration import parse_duration
 from lockgate.api.ir import hash_key
+from lockgate.api.secret_data import generate_key, secret_value
 from lockgate.operator.status import rfc3339
 
-KEY_PREFIX = "lg-"
-KEY_BYTES = 32
 ROTATED_AT_ANNOTATION = "lockgate.io/rotated-at"
 MANAGED_BY = {MANAGED_LABEL: MANAGED_VALUE}
 
 
-def generate_key() -> str:
-    """`lg-` and 32 random bytes, URL-safe base64 (43 characters)."""
-    return KEY_PREFIX + secrets.token_urlsafe(KEY_BYTES)
-
-
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
-
-
-def secret_value(secret: Mapping[str, Any] | None, field: str) -> str | None:
-    """A data field of a Secret, decoded (stringData too, for files)."""
-    if not secret:
-        return None
-    if field in (secret.get("stringData") or {}):
-        return str(secret["stringData"][field])
-    raw = (secret.get("data") or {}).get(field)
-    if raw is None:
-        return None
-    try:
-        return base64.b64decode(raw).decode()
-    except ValueError:
-        return None
 
 
 def owner_reference(apikey: Mapping[str, Any]) -> dict[str, Any]:

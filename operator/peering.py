@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from lockgate.api.kube_client import ApiError, KubeApi, resource_path
+from lockgate.common.kube_client import ApiError, KubeApi, resource_path
 
 log = logging.getLogger("lockgate.operator.peering")
 

@@ -18,7 +18,7 @@ import aiohttp
 
 from lockgate.api.ir import GatewayConfig, canonical_json
 from lockgate.api.meta import Condition
-from lockgate.proxy.resolver import LoopbackNamesResolver
+from lockgate.common.http import client_session
 
 log = logging.getLogger("lockgate.operator.programmed")
 
@@ -115,8 +115,7 @@ class ProxyFleet:
 
     async def _get(self, url: str) -> dict[str, Any] | None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout, connector=aiohttp.TCPConnector(resolver=LoopbackNamesResolver()))
+            self._session = client_session(timeout=self._timeout)
         try:
             async with self._session.get(url) as resp:
                 if resp.status != 200:

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lockgate.api.ir import Credentials, GatewayConfig
-from lockgate.api.kube_client import ApiError, KubeApi, resource_path
-from lockgate.proxy.source_kube import belongs_to
+from lockgate.common.kube_client import ApiError, KubeApi, resource_path
+from lockgate.api.configmap import belongs_to
 
 log = logging.getLogger("lockgate.operator.publish")
 

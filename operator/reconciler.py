@@ -30,7 +30,7 @@ from lockgate.operator.status_writer import StatusWriter
 from lockgate.operator.translate import ObjectRef, Translation, translate
 from lockgate.operator.usage import merge_usage
 from lockgate.api.meta import Condition
-from lockgate.api.kube_client import KubeApi, resource_path
+from lockgate.common.kube_client import KubeApi, resource_path
 
 log = logging.getLogger("lockgate.operator")
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from lockgate.api.apikey import MANAGED_LABEL, MANAGED_VALUE
-from lockgate.api.kube_client import METADATA, METADATA_LIST, ApiError, KubeApi, resource_path, sleep_backoff
+from lockgate.common.kube_client import METADATA, METADATA_LIST, ApiError, KubeApi, resource_path, sleep_backoff
 from lockgate.operator.secret_refs import SecretKey
 
 log = logging.getLogger("lockgate.operator.secrets")

@@ -17,7 +17,7 @@ from lockgate.operator.programmed import Rollout, programmed_condition
 from lockgate.operator.status import desired_status, status_patch, transitions
 from lockgate.operator.translate import ObjectRef, ObjectStatus
 from lockgate.operator.usage import exhausted_condition, expired_condition
-from lockgate.api.kube_client import ApiError, KubeApi, resource_path
+from lockgate.common.kube_client import ApiError, KubeApi, resource_path
 
 log = logging.getLogger("lockgate.operator.status")
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 from lockgate.api.ir import Route, namespace_of
 from lockgate.proxy.errors import ApiError, forbidden, path_not_found, unauthorized
-from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry, OpenAIView
+from lockgate.proxy.snapshot import CompiledSnapshot, HostView, KeyEntry, OpenAIView
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
@@ -71,7 +71,11 @@ def check_route(entry: KeyEntry, route_id: str) -> None:
 
 def openai_view(snapshot: CompiledSnapshot, entry: KeyEntry, host: str, path: str) -> OpenAIView:
     """The OpenAI API as the key's namespace sees it on this host (its Routes there and its pool)."""
-    view = snapshot.host_view(host)
+    return openai_view_of(snapshot.host_view(host), entry, path)
+
+
+def openai_view_of(view: HostView | None, entry: KeyEntry, path: str) -> OpenAIView:
+    """`openai_view` for a host view already looked up (the pipeline's route step does)."""
     if view is None:
         raise path_not_found(path)
     if not view.admits(entry.namespace):
@@ -100,4 +104,4 @@ def _not_on_host() -> ApiError:
 
 
 __all__ = ["ApiError", "authenticate", "check_model", "check_route", "lookup", "may_use_model", "openai_view",
-           "presented_key", "template_view"]
+           "openai_view_of", "presented_key", "template_view"]

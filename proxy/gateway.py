@@ -1,270 +1,101 @@
-"""The proxy's shared state and its internal API, at `app[GATEWAY]`.
+"""The data plane's state at `app[GATEWAY]`: the current snapshot and the pipeline built for it.
 
-Handlers in this package and the MCP module (`lockgate.proxy.mcp`, whose
-`install(app)` the server calls when it exists) use only what is listed here:
-
-- `gateway.snapshot`: the current `CompiledSnapshot`. Read it once per request
-  and keep using that object; a config swap replaces the attribute, never
-  the object a request holds. `begin()` does this for you.
-- `gateway.authenticate(snapshot, headers) -> KeyEntry`: the caller's key
-  (`entry.key` is the IR `ConsumerKey`); raises `ApiError` (401).
-- `gateway.session`: the pooled `aiohttp.ClientSession` for upstreams other
-  than the LLM forward path (MCP servers, endpoint pickers...).
-- `gateway.upstreams`: the lean keep-alive pool (`lockgate.proxy.upstream`)
-  the LLM forward path posts to.
-- `gateway.quota`: the `QuotaService`; `gateway.metrics`: the `Metrics`.
-- `gateway.begin(request) -> RequestRecord` / `gateway.finish(record)`: the
-  in-flight count, request id, metrics and the access log line of a request.
-- `gateway.chat_deltas(entry, body, record=None, namespace=None)`: run an
-  OpenAI chat completion through the full pipeline (model checks, alias and
-  provider choice in a namespace's pool, failover, quotas, metrics) and yield
-  the answer's text deltas.
-- `gateway.fallback_handlers`: handlers `(request) -> Response | None` asked
-  for paths no fixed route serves, before the 404.
-- `ApiError.response(request_id)` renders any error as OpenAI error JSON.
+- `gateway.snapshot`: the current `CompiledSnapshot`; `gateway.pipeline`: the
+  request pipeline built with it (`lockgate.proxy.pipeline`). A config swap
+  replaces both; a request keeps the pair it began with.
+- `gateway.begin(...) -> Context` / `await gateway.finish(ctx)`: a request's
+  context (id, snapshot, pipeline) and, at its end, the pipeline's finish
+  hooks (settle, metrics, access log) and the in-flight count.
+- `gateway.deps`: what the steps were given (quota, metrics, balancers,
+  outliers, the upstream pool, the access log).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
-import aiohttp
-import orjson
 from aiohttp import web
 
-from lockgate.api.ir import Provider
 from lockgate.proxy.accesslog import AccessLog
-from lockgate.proxy.auth import authenticate, check_model
-from lockgate.proxy.balancing import Balancer, make_balancer
 from lockgate.proxy.balancing.metrics import BalancerCollector
-from lockgate.proxy.edge import new_request_id, request_id_of
-from lockgate.proxy.errors import ApiError, model_not_found, upstream_error
-from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION, Estimate, estimate_request
-from lockgate.proxy.forward import forward
-from lockgate.proxy.metrics import Metrics, make_metrics
-from lockgate.proxy.outlier import OutlierDetector
-from lockgate.proxy.providers.base import UpstreamStreamError, json_object
+from lockgate.proxy.errors import ApiError
+from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
+from lockgate.proxy.metrics import make_metrics
+from lockgate.proxy.pipeline import Context, Deps, Kind, Pipeline, StepFactory, build_pipeline
+from lockgate.proxy.pipeline.build import STEPS
 from lockgate.proxy.quota import QuotaService
-from lockgate.proxy.record import RequestRecord, observe
-from lockgate.proxy.routing import expand_alias, plan
-from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry, OpenAIView, Target, compile_snapshot
-from lockgate.proxy.streams import OpenRequests
+from lockgate.proxy.snapshot import CompiledSnapshot, compile_snapshot
 from lockgate.proxy.source import Snapshot
-from lockgate.proxy.resolver import LoopbackNamesResolver
+from lockgate.proxy.streams import OpenRequests
 from lockgate.proxy.upstream import UpstreamPool, UpstreamSettings
-
-FallbackHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
 
 class Gateway:
     def __init__(self, name: str, quota: QuotaService, *, max_body_bytes: int = 10 * 1024 * 1024,
                  access_log: AccessLog | None = None,
                  default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION,
-                 upstream: UpstreamSettings | None = None) -> None:
+                 steps: Sequence[StepFactory] = STEPS, upstream: UpstreamSettings | None = None) -> None:
         self.name = name
-        self.upstream_settings = upstream or UpstreamSettings()
-        self.default_output_reservation = default_output_reservation  # output tokens reserved without max_tokens
-        self.access_log = access_log or AccessLog(None)
-        self.quota = quota
         self.max_body_bytes = max_body_bytes
-        self.metrics: Metrics = make_metrics(name)
-        self.outliers = OutlierDetector()
+        self.metrics = make_metrics(name)
+        self.deps = Deps(quota=quota, metrics=self.metrics, access_log=access_log or AccessLog(None),
+                         upstreams=UpstreamPool(upstream or UpstreamSettings()),
+                         default_output_reservation=default_output_reservation)
+        self.quota = quota
+        self.steps = tuple(steps)
         self.snapshot: CompiledSnapshot | None = None
+        self.pipeline: Pipeline | None = None
         self.draining = False
-        self.in_flight = 0
         self.open_requests = OpenRequests()  # what the drain ends at its deadline
-        self.rng = random.Random()
-        self.fallback_handlers: list[FallbackHandler] = []
-        self._balancers: dict[str, tuple[str, Balancer]] = {}
-        self._session: aiohttp.ClientSession | None = None
-        self._upstreams: UpstreamPool | None = None
-        self.metrics.registry.register(
-            BalancerCollector(name, lambda: [(pid, b) for pid, (_, b) in self._balancers.items()]))
-
-    # --- lifecycle -------------------------------------------------------
+        balancers = self.deps.balancers
+        self.metrics.registry.register(BalancerCollector(name, balancers.items))
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=60,
-                                             resolver=LoopbackNamesResolver())
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                                  skip_auto_headers=("User-Agent",))
-        return self._session
-
-    @property
-    def upstreams(self) -> UpstreamPool:
-        if self._upstreams is None:
-            self._upstreams = UpstreamPool(self.upstream_settings)
-        return self._upstreams
+    def in_flight(self) -> int:
+        return self.metrics.in_flight
 
     @property
     def ready(self) -> bool:
         return self.snapshot is not None and not self.draining
 
     async def apply(self, snapshot: Snapshot, loaded_at: datetime | None = None) -> CompiledSnapshot:
-        """Compile and swap in a new configuration; requests in flight keep theirs."""
+        """Compile, build the pipeline and swap both in; requests in flight keep theirs."""
         compiled = compile_snapshot(snapshot, loaded_at)
-        await self._update_balancers(compiled)
-        self.snapshot = compiled
+        await self.deps.balancers.update(compiled.config.providers)
+        pipeline = build_pipeline(self.deps, self.steps)
+        self.snapshot, self.pipeline = compiled, pipeline
         return compiled
 
-    async def _update_balancers(self, compiled: CompiledSnapshot) -> None:
-        keep: dict[str, tuple[str, Balancer]] = {}
-        for provider in compiled.config.providers:
-            if provider.base_url is not None:
-                continue
-            fingerprint = provider.load_balancing.model_dump_json()
-            old = self._balancers.pop(provider.id, None)
-            if old is not None and old[0] == fingerprint:
-                old[1].update(provider.endpoint_urls())
-                keep[provider.id] = old
-            else:
-                if old is not None:
-                    await old[1].close()
-                keep[provider.id] = (fingerprint, make_balancer(provider))
-        for _, balancer in self._balancers.values():
-            await balancer.close()
-        self._balancers = keep
-
-    def balancer(self, provider: Provider) -> Balancer:
-        entry = self._balancers.get(provider.id)
-        if entry is None:  # a provider of an older snapshot still in flight
-            entry = (provider.load_balancing.model_dump_json(), make_balancer(provider))
-            self._balancers[provider.id] = entry
-        return entry[1]
-
     async def close(self) -> None:
-        for _, balancer in self._balancers.values():
-            await balancer.close()
-        self._balancers = {}
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._upstreams is not None:
-            await self._upstreams.close()
-            self._upstreams = None
+        await self.deps.balancers.close()
+        await self.deps.upstreams.close()
         await self.quota.close()
-        self.access_log.close()
+        self.deps.access_log.close()
 
     # --- per request -----------------------------------------------------
 
-    def begin(self, request: web.Request) -> RequestRecord:
-        snapshot = self.snapshot
-        if snapshot is None:
+    def begin(self, request_id: str, method: str, path: str, host: str, kind: Kind = "openai",
+              headers: Mapping[str, str] | None = None) -> Context:
+        """A request's context on the current snapshot and pipeline (503 before the first configuration)."""
+        snapshot, pipeline = self.snapshot, self.pipeline
+        if snapshot is None or pipeline is None:
             raise ApiError(503, "The gateway has no configuration yet.", type="api_error", code="not_ready",
                            error_type="no_upstream")
-        request_id = request_id_of(request)
-        self.in_flight += 1
         self.metrics.in_flight += 1
-        return RequestRecord(request_id, snapshot, request.method, request.path, host_label(snapshot, request.host))
+        return Context(request_id, snapshot, method, path, host_label(snapshot, host) if host else "*", kind=kind,
+                       headers=headers if headers is not None else {}, raw_host=host, pipeline=pipeline)
 
-    def finish(self, record: RequestRecord) -> None:
-        self.in_flight -= 1
-        self.metrics.in_flight -= 1
-        self.open_requests.finished()
-        observe(self.metrics, record, self.access_log)
-
-    def authenticate(self, snapshot: CompiledSnapshot, headers: Mapping[str, str]) -> KeyEntry:
-        return authenticate(snapshot, headers)
-
-    def plan(self, record: RequestRecord, view: OpenAIView, model: str) -> list[Target]:
-        """The targets for a model in a view (a host's, or a namespace's for chat
-        templates and MCP model tools), after the key's checks (404 unknown, 403 not allowed)."""
-        assert record.entry is not None
-        if not view.shows(model):
-            raise model_not_found(model)
-        pool = view.pool
-        alias = view.aliases.get(model)
-        if alias is None and model in pool.fixed_plans:  # one provider: nothing to draw
-            targets = pool.fixed_plans[model]
-        else:
-            models = expand_alias(alias, self.rng) if alias is not None else [model]
-            targets = plan(models, pool.tiers, self.rng)
-        if not targets:
-            raise model_not_found(model)
-        check_model(record.entry, model)
-        return targets
-
-    async def chat_deltas(self, entry: KeyEntry, body: dict[str, Any], record: RequestRecord | None = None,
-                          namespace: str | None = None) -> AsyncIterator[str]:
-        """Text deltas of a streamed chat completion run through the whole pipeline.
-
-        The model is chosen among `namespace`'s models and aliases (default:
-        the key's namespace). With no `record`, the call is accounted as its
-        own request (metrics and access log). Raises ApiError before the first
-        delta on any refusal.
-        """
-        own = record is None
-        if record is None:
-            snapshot = self.snapshot
-            if snapshot is None:
-                raise ApiError(503, "The gateway has no configuration yet.", type="api_error", code="not_ready",
-                               error_type="no_upstream")
-            record = RequestRecord(new_request_id(), snapshot, "POST", "(internal)/chat", "*")
-            self.in_flight += 1
-            self.metrics.in_flight += 1
-        record.entry = entry
-        model = body.get("model")
-        record.model = model if isinstance(model, str) else ""
-        record.stream = True
-        ok = False
-        outcome = None
+    async def finish(self, ctx: Context) -> None:
         try:
-            view = record.snapshot.namespace_view(entry.namespace if namespace is None else namespace)
-            targets = self.plan(record, view, record.model)
-            body = {**body, "stream": True}
-            outcome = await forward(self, record, "chat", body, targets, stream=True, estimate=estimate_tokens(body))
-            if outcome.status >= 400:
-                raise ApiError(outcome.status, _error_message(outcome.body), type="api_error", code="upstream_error",
-                               error_type="upstream_error")
-            record.status = 200
-            try:
-                async for event in outcome.events():
-                    for text in _deltas(event):
-                        yield text
-            except (ConnectionError, TimeoutError, UpstreamStreamError) as exc:  # mid-stream: the upstream failed
-                raise upstream_error(f"The upstream stream failed: {type(exc).__name__}.") from None
-            ok = True
-        except ApiError as error:
-            record.fail(error)
-            raise
+            assert ctx.pipeline is not None
+            await ctx.pipeline.finish(ctx)
         finally:
-            if not ok and not record.error_type:
-                record.status, record.error_type = 499, "client_closed"
-            if outcome is not None:
-                await outcome.close(ok)
-            if own:
-                self.finish(record)
+            self.metrics.in_flight -= 1
+            self.open_requests.finished()
 
 
-def _deltas(block: bytes) -> list[str]:
-    out = []
-    for event in block.split(b"\n\n"):
-        if not event.startswith(b"data: {"):
-            continue
-        choices = json_object(event[6:], "a stream event").get("choices")
-        for choice in choices if isinstance(choices, list) else ():
-            delta = choice.get("delta") if isinstance(choice, dict) else None
-            text = delta.get("content") if isinstance(delta, dict) else None
-            if isinstance(text, str) and text:
-                out.append(text)
-    return out
-
-
-def _error_message(body: bytes) -> str:
-    try:
-        return str(orjson.loads(body)["error"]["message"])
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return "The upstream refused the request."
-
-
-def estimate_tokens(body: dict[str, Any], raw_length: int | None = None) -> Estimate:
-    """The request's prompt estimate (characters / 4) and output cap; forward turns it into a reservation."""
-    return estimate_request(body, raw_length)
 
 
 def host_label(snapshot: CompiledSnapshot, host: str) -> str:

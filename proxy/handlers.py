@@ -1,38 +1,32 @@
-"""HTTP handlers of the OpenAI API (and Anthropic's /v1/messages): thin steps over the pipeline.
+"""HTTP entry points of the OpenAI API (and Anthropic's /v1/messages) and of chatTemplate Routes.
 
-route (host) -> authenticate -> parse -> plan (model checks) -> forward (quota,
-choice, failover) -> respond (whole or streamed) -> account.
+Each is a thin envelope around the request pipeline (`lockgate.proxy.pipeline`):
+begin a context, run the pipeline, deliver the answer (whole or streamed),
+and always finish (settle, metrics, access log); errors in OpenAI's format,
+499 when the client goes away.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import orjson
 from aiohttp import web
 
 from lockgate.api.ir import Route
-from lockgate.proxy.auth import may_use_model, openai_view, template_view
-from lockgate.proxy.errors import ApiError, bad_request, path_not_found, shutting_down
-from lockgate.proxy.forward import CONNECT_ERRORS, Outcome, forward
-from lockgate.proxy.gateway import GATEWAY, Gateway, estimate_tokens, request_id_of
-from lockgate.proxy.providers.anthropic import UpstreamStreamError
-from lockgate.proxy.providers.base import Operation, sse
-from lockgate.proxy.record import RequestRecord
-from lockgate.proxy.templates import parse_json_answer, render_messages, validate_variables
+from lockgate.proxy.auth import authenticate, may_use_model, openai_view
+from lockgate.proxy.errors import ApiError, path_not_found, shutting_down
+from lockgate.proxy.edge import request_id_of
+from lockgate.proxy.gateway import GATEWAY
+from lockgate.proxy.pipeline import Context, Kind
+from lockgate.proxy.pipeline.steps.send import CONNECT_ERRORS
+from lockgate.proxy.pipeline.stream import events
+from lockgate.proxy.providers.base import Operation, UpstreamStreamError, sse
+from lockgate.proxy.templates import parse_json_answer
 
-Serve = Callable[[Gateway, RequestRecord], Awaitable[web.StreamResponse]]
+Deliver = Callable[[web.Request, Context], Awaitable[web.StreamResponse]]
 
-# Fields each operation requires, besides model.
-REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
-    "chat": (("messages", list),),
-    "completions": (("prompt", (str, list)),),
-    "embeddings": (("input", (str, list)),),
-    "responses": (("input", (str, list)),),
-    "messages": (("messages", list), ("max_tokens", int)),
-}
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -43,111 +37,69 @@ class EventStreamResponse(web.StreamResponse):
     _send_headers_immediately = False  # what aiohttp's web.Response does for the same reason
 
 
-async def read_json(request: web.Request) -> tuple[dict[str, Any], int]:
-    """The request body as a JSON object, and its size."""
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise ApiError(413, "The request body is too large.", code="request_too_large",
-                       error_type="payload_too_large") from None
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise bad_request("The request body is not valid JSON.", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object.", code="invalid_json")
-    return body, len(raw)
-
-
-def check_fields(op: Operation, body: dict[str, Any]) -> str:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise bad_request("Missing required parameter: 'model'.", code="missing_required_parameter", param="model")
-    for name, kind in REQUIRED[op]:
-        if not isinstance(body.get(name), kind):
-            raise bad_request(f"Missing or invalid required parameter: '{name}'.", code="missing_required_parameter",
-                              param=name)
-    return model
-
-
-async def recorded(request: web.Request, serve: Serve, anthropic: bool = False) -> web.StreamResponse:
-    """One request's record around `serve`: begun, failed in OpenAI's error
-    format (Anthropic's for /v1/messages), marked 499 when the client goes away, and always finished."""
+async def envelope(request: web.Request, kind: Kind, deliver: Deliver, op: Operation = "chat",
+                   route: Route | None = None) -> web.StreamResponse:
+    """One request's context around `deliver`: begun, failed in OpenAI's error format (Anthropic's
+    for /v1/messages), marked 499 when the client goes away, and always finished."""
+    anthropic = op == "messages"
     gateway = request.app[GATEWAY]
     try:
-        record = gateway.begin(request)
+        ctx = gateway.begin(request_id_of(request), request.method, request.path, request.host, kind,
+                            request.headers)
     except ApiError as error:
         return error.response(request_id_of(request), anthropic)
+    ctx.request, ctx.op, ctx.route = request, op, route
     task = gateway.open_requests.enter()
     try:
-        return await serve(gateway, record)
+        return await deliver(request, ctx)
     except ApiError as error:
-        record.fail(error)
-        return error.response(record.request_id, anthropic)
+        ctx.fail(error)
+        return error.response(ctx.request_id, anthropic)
     except asyncio.CancelledError:
         if gateway.open_requests.ended(task):  # the drain's deadline, before any answer
             ended = shutting_down()
-            record.fail(ended)
-            return ended.response(record.request_id, anthropic)
-        if not record.error_type:  # the client went away
-            record.status, record.error_type = 499, "client_closed"
+            ctx.fail(ended)
+            return ended.response(ctx.request_id, anthropic)
+        if not ctx.error_type:  # the client went away
+            ctx.status, ctx.error_type = 499, "client_closed"
         raise
     finally:
         gateway.open_requests.leave(task)
-        gateway.finish(record)
+        await gateway.finish(ctx)
 
 
-def openai_handler(op: Operation):  # type: ignore[no-untyped-def]
+def openai_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await recorded(request, lambda gateway, record: _serve(gateway, request, record, op),
-                              anthropic=op == "messages")
+        return await envelope(request, "openai", _answer, op)
 
     return handle
 
 
-async def _serve(gateway: Gateway, request: web.Request, record: RequestRecord, op: Operation) -> web.StreamResponse:
-    snapshot = record.snapshot
-    record.entry = gateway.authenticate(snapshot, request.headers)
-    view = openai_view(snapshot, record.entry, request.host, request.path)
-    body, size = await read_json(request)
-    record.model = check_fields(op, body)
-    targets = gateway.plan(record, view, record.model)
-    stream = bool(body.get("stream")) and op != "embeddings"
-    record.stream = stream
-    outcome = await forward(gateway, record, op, body, targets, stream=stream, estimate=estimate_tokens(body, size),
-                            timeout=view.timeout)
-    if outcome.response is None:
-        await outcome.close(outcome.status < 400)
-        record.status = outcome.status
-        if outcome.status >= 400:
-            record.error_type = "bad_request" if outcome.status < 500 else "upstream_error"
-        return web.Response(status=outcome.status, body=outcome.body, content_type="application/json",
-                            headers=_headers(record, outcome))
-    return await stream_out(request, record, outcome)
+async def _answer(request: web.Request, ctx: Context) -> web.StreamResponse:
+    assert ctx.pipeline is not None
+    await ctx.pipeline.run(ctx)
+    if ctx.response is None:
+        if ctx.status >= 400:
+            ctx.error_type = "bad_request" if ctx.status < 500 else "upstream_error"
+        return web.Response(status=ctx.status, body=ctx.answer, content_type="application/json",
+                            headers=ctx.response_headers())
+    return await stream_out(request, ctx)
 
 
-def _headers(record: RequestRecord, outcome: Outcome) -> dict[str, str]:
-    headers = {"x-request-id": record.request_id}
-    if outcome.reservation is not None and outcome.reservation.headers:
-        headers.update(outcome.reservation.headers)
-    return headers
-
-
-async def stream_out(request: web.Request, record: RequestRecord, outcome: Outcome) -> web.StreamResponse:
+async def stream_out(request: web.Request, ctx: Context) -> web.StreamResponse:
     """Forward a stream event by event. Mid-stream failures end it with an error event."""
-    response = EventStreamResponse(status=200, headers={**SSE_HEADERS, **_headers(record, outcome)})
-    ok = False
-    record.status = 200
+    response = EventStreamResponse(status=200, headers={**SSE_HEADERS, **ctx.response_headers()})
+    ctx.status = 200
     try:
         await response.prepare(request)
         try:
-            async for event in outcome.events():
+            async for event in events(ctx):
                 await response.write(event)
-            ok = True
+            ctx.ok = True
         except (*CONNECT_ERRORS, TimeoutError, UpstreamStreamError) as exc:
             if isinstance(exc, ConnectionResetError) and request.transport is None:
                 raise  # the client went away
-            record.error_type = "timeout" if isinstance(exc, TimeoutError) else "upstream_error"
+            ctx.error_type = "timeout" if isinstance(exc, TimeoutError) else "upstream_error"
             body = exc.body if isinstance(exc, UpstreamStreamError) else {
                 "error": {"message": "The upstream stream failed.", "type": "api_error", "param": None,
                           "code": "upstream_timeout" if isinstance(exc, TimeoutError) else "upstream_error"}}
@@ -157,32 +109,31 @@ async def stream_out(request: web.Request, record: RequestRecord, outcome: Outco
             if task is None or not request.app[GATEWAY].open_requests.ended(task):
                 raise
             error = shutting_down()  # the drain's deadline: the client is told, not cut off
-            record.error_type = error.error_type
+            ctx.error_type = error.error_type
             await response.write(sse(orjson.dumps(error.body())))
         await response.write_eof()
     except (asyncio.CancelledError, ConnectionResetError):
-        record.status, record.error_type = 499, "client_closed"
+        ctx.ok = False
+        ctx.status, ctx.error_type = 499, "client_closed"
         raise
-    finally:
-        await outcome.close(ok)
     return response
 
 
 async def list_models(request: web.Request) -> web.StreamResponse:
-    return await recorded(request, lambda gateway, record: _models(gateway, request, record))
+    return await envelope(request, "openai", _models)
 
 
-async def _models(gateway: Gateway, request: web.Request, record: RequestRecord) -> web.Response:
-    snapshot = record.snapshot
-    entry = record.entry = gateway.authenticate(snapshot, request.headers)
+async def _models(request: web.Request, ctx: Context) -> web.Response:
+    snapshot = ctx.snapshot
+    entry = ctx.entry = authenticate(snapshot, request.headers)
     view = openai_view(snapshot, entry, request.host, request.path)
     names = [m for m in view.pool.served_models if view.shows(m)] + sorted(view.aliases)
     created = int(snapshot.loaded_at.timestamp())
     data = [{"id": name, "object": "model", "created": created, "owned_by": "lockgate"}
             for name in dict.fromkeys(names) if may_use_model(entry, name)]
-    record.status = 200
+    ctx.status = 200
     return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json",
-                        headers={"x-request-id": record.request_id})
+                        headers={"x-request-id": ctx.request_id})
 
 
 def add_routes(app: web.Application) -> None:
@@ -194,34 +145,24 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/models", list_models)
 
 
-async def serve_template(gateway: Gateway, request: web.Request, record: RequestRecord, route: Route) -> web.Response:
+async def _template_answer(request: web.Request, ctx: Context) -> web.Response:
     """A chatTemplate Route: variables in, the model's answer (text or JSON) out."""
-    template = route.chat_template
-    assert template is not None
-    entry = record.entry = gateway.authenticate(record.snapshot, request.headers)
-    view = template_view(record.snapshot, entry, request.host, route)
-    posted, _ = await read_json(request)
-    messages = render_messages(template, validate_variables(template, posted))
-    body = {**template.params, "model": template.model, "messages": messages, "stream": False}
-    record.model = template.model
-    targets = gateway.plan(record, view, template.model)
-    outcome = await forward(gateway, record, "chat", body, targets, stream=False, estimate=estimate_tokens(body),
-                            timeout=route.timeout)
-    await outcome.close(outcome.status < 400)
-    record.status = outcome.status
-    if outcome.status >= 400:
-        record.error_type = "upstream_error"
-        return web.Response(status=outcome.status, body=outcome.body, content_type="application/json",
-                            headers=_headers(record, outcome))
+    assert ctx.pipeline is not None and ctx.route is not None and ctx.route.chat_template is not None
+    await ctx.pipeline.run(ctx)
+    if ctx.status >= 400:
+        ctx.error_type = "upstream_error"
+        return web.Response(status=ctx.status, body=ctx.answer, content_type="application/json",
+                            headers=ctx.response_headers())
     try:
-        text = orjson.loads(outcome.body)["choices"][0]["message"]["content"] or ""
+        text = orjson.loads(ctx.answer)["choices"][0]["message"]["content"] or ""
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
         raise ApiError(502, "The model's answer has no message.", type="api_error", code="invalid_model_output",
                        error_type="upstream_error") from None
-    if template.response == "json":
+    if ctx.route.chat_template.response == "json":
         value = parse_json_answer(text)
-        return web.Response(body=orjson.dumps(value), content_type="application/json", headers=_headers(record, outcome))
-    return web.Response(text=text, content_type="text/plain", headers=_headers(record, outcome))
+        return web.Response(body=orjson.dumps(value), content_type="application/json",
+                            headers=ctx.response_headers())
+    return web.Response(text=text, content_type="text/plain", headers=ctx.response_headers())
 
 
 _API_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/messages",
@@ -229,18 +170,13 @@ _API_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddin
 
 
 async def fallback(request: web.Request) -> web.StreamResponse:
-    """Paths no fixed route serves: chatTemplate Routes, then other modules' handlers, then 404."""
-    gateway = request.app[GATEWAY]
-    snapshot = gateway.snapshot
+    """Paths no fixed route serves: chatTemplate Routes, then 404 (405 on the API's own paths)."""
+    snapshot = request.app[GATEWAY].snapshot
     if snapshot is not None and request.method == "POST":
         view = snapshot.host_view(request.host)
         route = view.templates.get(request.path) if view is not None else None
         if route is not None:
-            return await recorded(request, lambda gw, record: serve_template(gw, request, record, route))
-    for handler in gateway.fallback_handlers:
-        response = await handler(request)
-        if response is not None:
-            return response
+            return await envelope(request, "template", _template_answer, "chat", route)
     request_id = request_id_of(request)
     if request.path in _API_PATHS:
         return ApiError(405, f"Method {request.method} is not allowed on {request.path}.", code="method_not_allowed",

@@ -1,10 +1,14 @@
-"""Prometheus metrics of the data plane (names after the OpenTelemetry GenAI conventions).
+"""Prometheus metrics: the proxy's one mechanism, and the data plane's series.
 
-Dashboards depend on these names and labels. Requests are counted into plain
+Everything the proxy counts (requests, quota, MCP) is counted into plain
 Python numbers (the event loop is single-threaded, so no locks) and turned
-into Prometheus families only when /metrics is scraped: prometheus_client's
-own children take a lock per increment, which costs more than the rest of a
-request's accounting. One registry per gateway, so several gateways in one
+into Prometheus families only when /metrics is scraped, by collectors
+registered in a prometheus_client registry: prometheus_client's own children
+take a lock per increment, which costs more than the rest of a request's
+accounting. `CounterFamily`, `GaugeFamily` and `HistogramFamily` are those
+collectors for any labelled metric; `Metrics` holds the data plane's
+request series (names after the OpenTelemetry GenAI conventions; dashboards
+depend on them). One registry per gateway, so several gateways in one
 process (tests) keep separate counts.
 """
 
@@ -52,6 +56,70 @@ class Histogram:
 
 def _bound(value: float) -> str:
     return repr(float(value))
+
+
+class Cell:
+    """One sample of a family: hot paths keep the cell of their labels and add to `value`."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: float = 0
+
+
+class CounterFamily:
+    """A labelled counter in plain numbers, a collector of its registry."""
+
+    kind: type[CounterMetricFamily] | type[GaugeMetricFamily] = CounterMetricFamily
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...] = (),
+                 registry: CollectorRegistry | None = None) -> None:
+        self.name, self.documentation, self.labels = name, documentation, labels
+        self.cells: dict[tuple[str, ...], Cell] = {} if labels else {(): Cell()}
+        if registry is not None:
+            registry.register(self)
+
+    def cell(self, labels: tuple[str, ...] = ()) -> Cell:
+        """The sample for `labels`, shown (at 0) from now on."""
+        found = self.cells.get(labels)
+        if found is None:
+            found = self.cells[labels] = Cell()
+        return found
+
+    def collect(self) -> Iterator[Metric]:
+        family = self.kind(self.name, self.documentation, labels=self.labels)
+        for labels, cell in list(self.cells.items()):
+            family.add_metric(list(labels), cell.value)
+        yield family
+
+
+class GaugeFamily(CounterFamily):
+    """A labelled gauge: callers set `cell(labels).value`."""
+
+    kind = GaugeMetricFamily
+
+
+class HistogramFamily:
+    """Labelled histograms in plain numbers, a collector of its registry."""
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...], bounds: tuple[float, ...],
+                 registry: CollectorRegistry | None = None) -> None:
+        self.name, self.documentation, self.labels, self.bounds = name, documentation, labels, bounds
+        self.series: dict[tuple[str, ...], Histogram] = {}
+        if registry is not None:
+            registry.register(self)
+
+    def histogram(self, labels: tuple[str, ...]) -> Histogram:
+        found = self.series.get(labels)
+        if found is None:
+            found = self.series[labels] = Histogram(self.bounds)
+        return found
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        for labels, histogram in list(self.series.items()):
+            family.add_metric(list(labels), histogram.buckets(), histogram.total)
+        yield family
 
 
 @dataclass

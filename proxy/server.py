@@ -16,10 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import importlib
 import logging
 import signal
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import orjson
@@ -27,59 +26,35 @@ from aiohttp import web
 
 from lockgate.proxy import edge
 from lockgate.proxy.accesslog import AccessLog
-from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
 from lockgate.proxy.gateway import GATEWAY, Gateway
+from lockgate.proxy import mcp
 from lockgate.proxy.health_metrics import HealthCollector
 from lockgate.proxy.handlers import add_routes, fallback
+from lockgate.proxy.pipeline import STEPS, StepFactory
 from lockgate.proxy.quota import QuotaService, make_quota_service
 from lockgate.proxy.quota import metrics as quota_metrics
+from lockgate.proxy.settings import McpSettings, ProxySettings
 from lockgate.proxy.source import ConfigSource
 from lockgate.proxy.streams import OPEN_REQUESTS
-from lockgate.proxy.upstream import UpstreamSettings
+
+__all__ = ["ProxyServer", "ProxySettings", "build_admin_app", "build_app", "run", "serve", "tune_gc"]
 
 log = logging.getLogger("lockgate.proxy")
 
-DEFAULT_DRAIN_SECONDS = 10.0
 CLOSE_SECONDS = 2.0  # after the drain: for handlers the deadline ended to write their last bytes
-
-
-@dataclass
-class ProxySettings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    admin_port: int = 9090
-    gateway_name: str = "lockgate"
-    quota_store: str = "memory"  # or "redis://..."
-    quota_fail_mode: str = "open"  # open | closed
-    quota_store_ca: str | None = None  # CA bundle of a TLS Redis (rediss://)
-    replicas_hint: int = 1
-    drain_seconds: float = DEFAULT_DRAIN_SECONDS
-    state_dir: str | None = None
-    max_body_bytes: int = 10 * 1024 * 1024
-    access_log: str | None = "-"  # JSON lines: "-" stdout, a file path, or None for none
-    default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens
-    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)  # caps, pooling, proxies of upstream calls
 
 
 def _json(value: object, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(value), content_type="application/json")
 
 
-def build_app(gateway: Gateway) -> web.Application:
+def build_app(gateway: Gateway, mcp_settings: McpSettings | None = None) -> web.Application:
     app = web.Application(client_max_size=gateway.max_body_bytes)
     app[GATEWAY] = gateway
     app[OPEN_REQUESTS] = gateway.open_requests
     edge.install(app)
     add_routes(app)
-    try:  # the MCP module mounts its routes before the catch-all
-        mcp = importlib.import_module("lockgate.proxy.mcp")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("lockgate.proxy.mcp",):
-            raise
-    else:
-        install = getattr(mcp, "install", None)
-        if install is not None:
-            install(app)
+    mcp.install(app, settings=mcp_settings or McpSettings())  # the MCP routes, before the catch-all
     app.router.add_route("*", "/{tail:.*}", fallback)
     return app
 
@@ -124,18 +99,19 @@ def build_admin_app(gateway: Gateway) -> web.Application:
 class ProxyServer:
     """A running proxy: `async with ProxyServer(source, settings) as server: server.port ...`."""
 
-    def __init__(self, source: ConfigSource, settings: ProxySettings, quota: QuotaService | None = None) -> None:
+    def __init__(self, source: ConfigSource, settings: ProxySettings, quota: QuotaService | None = None,
+                 steps: Sequence[StepFactory] = STEPS) -> None:
         self.source = source
         self.settings = settings
         quota = quota or make_quota_service(settings.quota_store, settings.quota_fail_mode, settings.replicas_hint,
                                             settings.state_dir, ca_file=settings.quota_store_ca)
         self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes,
                                access_log=AccessLog(settings.access_log),
-                               default_output_reservation=settings.default_output_reservation,
+                               default_output_reservation=settings.default_output_reservation, steps=steps,
                                upstream=settings.upstream)
         self._apply_failures = 0
         self.gateway.metrics.registry.register(HealthCollector(
-            settings.gateway_name, lambda: self.gateway.snapshot, self.gateway.outliers,
+            settings.gateway_name, lambda: self.gateway.snapshot, self.gateway.deps.outliers,
             lambda: self._apply_failures + getattr(self.source, "load_failures", 0)))
         self._runners: list[web.AppRunner] = []
         self._sites: list[web.TCPSite] = []
@@ -146,7 +122,7 @@ class ProxyServer:
 
     async def start(self) -> None:
         self._loader = asyncio.create_task(self._load())
-        for app, port in ((build_app(self.gateway), self.settings.port),
+        for app, port in ((build_app(self.gateway, self.settings.mcp), self.settings.port),
                           (build_admin_app(self.gateway), self.settings.admin_port)):
             # handler_cancellation: a client that disconnects cancels its handler, and so its upstream request.
             # The drain has waited already when the runners stop: they only let the last bytes out.

@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from lockgate.api.configmap import INDEX_KEY, decode
 from lockgate.api.ir import Credentials, GatewayConfig
-from lockgate.api.kube_client import ApiError, KubeApi, resource_path, sleep_backoff
+from lockgate.common.kube_client import ApiError, KubeApi, resource_path, sleep_backoff
 from lockgate.proxy.source import Snapshot
 
 log = logging.getLogger("lockgate.source.kube")
@@ -36,11 +35,6 @@ def parse_ref(value: str, default_namespace: str | None = None) -> tuple[str, st
     if not namespace or not name:
         raise ValueError(f"expected NAMESPACE/NAME, got {value!r}")
     return namespace, name
-
-
-def belongs_to(config_map_name: str, base: str) -> bool:
-    """The base ConfigMap or one of its numbered parts (`base-1`, `base-2`...)."""
-    return config_map_name == base or re.fullmatch(re.escape(base) + r"-[0-9]+", config_map_name) is not None
 
 
 class Reflector:

@@ -4,13 +4,12 @@ resources in a stable order."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from lockgate.api.meta import GROUP
+from lockgate.api.secret_data import secret_values
 
 LOCKGATE_KINDS = ("ModelProvider", "ApiKey", "Route", "MCPServer")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -69,16 +68,8 @@ def collect(objects: Iterable[Mapping[str, Any]]) -> Bundle:
 
 
 def _secret(obj: Mapping[str, Any]) -> SecretData:
-    values: dict[str, str] = {}
-    for k, v in (obj.get("data") or {}).items():
-        try:
-            values[str(k)] = base64.b64decode(str(v), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            continue  # not a text credential: nothing Lockgate can use
-    for k, v in (obj.get("stringData") or {}).items():
-        values[str(k)] = str(v)
     meta = obj.get("metadata") or {}
     annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
     labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
     owners = tuple(o for o in meta.get("ownerReferences") or [] if isinstance(o, Mapping))
-    return SecretData(values=values, annotations=annotations, labels=labels, owner_references=owners)
+    return SecretData(values=secret_values(obj), annotations=annotations, labels=labels, owner_references=owners)

@@ -36,8 +36,24 @@ class ProviderOutcome:
     fields: dict[str, object] = field(default_factory=dict)
 
 
+def unsupported_compat(spec: ModelProviderSpec) -> str | None:
+    """Why a `compat` field cannot hold for this provider type, or None. Parameters (drop,
+    default, the token cap's name) apply to every type; the reasoning split reads tags in
+    OpenAI-shaped text, which Anthropic's typed thinking blocks are not."""
+    if spec.type == "anthropic":
+        if spec.compat.reasoning != "keep":
+            return ("spec.compat.reasoning: an anthropic provider answers with typed thinking blocks, not tags "
+                    "in its text; only keep is supported")
+        if spec.compat.max_tokens_param == "max_completion_tokens":
+            return "spec.compat.maxTokensParam: the Messages API takes max_tokens; use auto or max_tokens"
+    return None
+
+
 def translate_provider(obj: ModelProvider, bundle: Bundle) -> ProviderOutcome:
     spec, ns, name = obj.spec, obj.metadata.namespace, obj.metadata.name
+    problem = unsupported_compat(spec)
+    if problem is not None:
+        raise Rejected("UnsupportedField", problem)
     credentials: dict[str, str] = {}
     credential: str | None = None
     if spec.credentials is not None:

@@ -23,6 +23,7 @@ import aiohttp
 from yarl import URL
 
 from lockgate.api.ir import ExternalPicker
+from lockgate.common.http import client_session
 from lockgate.proxy.balancing.choice import Choice
 from lockgate.proxy.balancing.state import EndpointState
 
@@ -92,7 +93,7 @@ class PickerClient:
             self.last_error = "backing off after a failure"
             return None
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = client_session()
         try:
             async with asyncio.timeout(self.config.timeout):
                 async with self._session.post(self.config.url, json=body) as response:

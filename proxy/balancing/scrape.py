@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
 from lockgate.api.ir import EngineMetrics
+from lockgate.common.http import client_session
 from lockgate.proxy.balancing.state import EndpointState, EngineSample
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class MetricsScraper:
     async def scrape_once(self) -> None:
         """Scrape every endpoint concurrently, each within the interval."""
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = client_session()
         await asyncio.gather(*(self._scrape(state) for state in list(self._states())))
 
     async def _scrape(self, state: EndpointState) -> None:

@@ -8,8 +8,11 @@ import aiohttp
 from aiohttp import web
 
 from lockgate.api.ir import ConsumerKey, Credentials
+from lockgate.common.http import client_session
+from lockgate.proxy.auth import authenticate
 from lockgate.proxy.errors import ApiError
 from lockgate.proxy.gateway import Gateway
+from lockgate.proxy.internal import chat_deltas
 from lockgate.proxy.mcp.host import ChatFailed, ChatRequest
 from lockgate.proxy.quota import QuotaService
 from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry
@@ -36,7 +39,7 @@ class DataPlaneHost:
         if compiled is None:
             return None
         try:
-            return self._gateway.authenticate(compiled, request.headers).key
+            return authenticate(compiled, request.headers).key
         except ApiError:
             return None
 
@@ -44,7 +47,7 @@ class DataPlaneHost:
     def http(self) -> aiohttp.ClientSession:
         # Its own pool: MCP and tool upstreams want decompressed bodies, the LLM pool does not.
         if self._http is None:
-            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60))
+            self._http = client_session()
         return self._http
 
     @property
@@ -56,6 +59,7 @@ class DataPlaneHost:
             await self._http.close()
 
     async def chat(self, request: ChatRequest) -> AsyncIterator[str]:
+        """The answer's text deltas through the request pipeline; ChatFailed before the first on any refusal."""
         entry = self._entry(request.key)
         body: dict[str, object] = {"model": request.model, "messages": request.messages}
         if request.max_tokens is not None:
@@ -63,7 +67,7 @@ class DataPlaneHost:
         if request.temperature is not None:
             body["temperature"] = request.temperature
         try:
-            async for delta in self._gateway.chat_deltas(entry, body, namespace=request.namespace):
+            async for delta in chat_deltas(self._gateway, entry, body, request.namespace):
                 yield delta
         except ApiError as exc:
             raise ChatFailed(exc.message, exc.status) from None
@@ -75,3 +79,4 @@ class DataPlaneHost:
                 if entry.key.id == key.id:
                     return entry
         raise ChatFailed("the key is no longer configured", 401)
+

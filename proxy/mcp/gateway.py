@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,7 +23,6 @@ from lockgate.proxy.quota import AdmitRequest, QuotaRejected, Reservation
 from lockgate.proxy.source import Snapshot
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
-ALLOWED_HOSTS_ENV = "LOCKGATE_MCP_ALLOWED_HOSTS"
 
 
 class McpGateway:
@@ -32,8 +30,7 @@ class McpGateway:
                  max_body_bytes: int = DEFAULT_MAX_BODY, metrics: McpMetrics | None = None) -> None:
         self.host = host
         self.signer = SessionSigner(session_key(session_secret))
-        env_hosts = [h.strip() for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if h.strip()]
-        self.extra_hosts = tuple(allowed_hosts) + tuple(env_hosts)
+        self.extra_hosts = tuple(allowed_hosts)
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics or shared_metrics()
         self.inputs = InputRelay()

@@ -26,7 +26,6 @@ UPSTREAM_ERROR = -32000  # implementation-defined: the upstream failed or timed 
 RATE_LIMITED = -32001
 FORBIDDEN = -32003
 HEADER_MISMATCH = -32020
-MISSING_CLIENT_CAPABILITY = -32021
 UNSUPPORTED_PROTOCOL_VERSION = -32022
 
 # Methods whose Mcp-Name header carries params.name / params.uri.
@@ -66,10 +65,6 @@ def notification(method: str, params: dict[str, Any]) -> Message:
 
 def is_request(message: Message) -> bool:
     return "method" in message and "id" in message
-
-
-def is_notification(message: Message) -> bool:
-    return "method" in message and "id" not in message
 
 
 def is_response(message: Message) -> bool:

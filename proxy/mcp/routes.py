@@ -30,20 +30,21 @@ from lockgate.proxy.mcp.metrics import McpMetrics
 from lockgate.proxy.mcp.proxy_upstream import proxy_post, proxy_stream
 from lockgate.proxy.mcp.reply import Reply, error_reply
 from lockgate.proxy.mcp.serve import serve_get, serve_post
+from lockgate.proxy.settings import McpSettings
 
 GATEWAY = web.AppKey("lockgate_mcp_gateway", McpGateway)
 CHANNELS = web.AppKey("lockgate_mcp_channels", Channels)
 CATALOG_PATH = "/v1/mcp/servers"
 
 
-def install(app: web.Application, host: McpHost | None = None, *, session_secret: str | None = None,
-            allowed_hosts: tuple[str, ...] = (), max_body_bytes: int | None = None) -> McpGateway:
+def install(app: web.Application, host: McpHost | None = None, *, settings: McpSettings = McpSettings()) -> McpGateway:
     """Mount the MCP routes on the proxy's application.
 
     With no `host`, the data plane's gateway at app[GATEWAY] serves as one: the
     same keys, quotas, metrics registry and chat pipeline as the OpenAI API.
     """
     metrics = None
+    max_body_bytes = settings.max_body_bytes
     owned: DataPlaneHost | None = None
     if host is None:
         from lockgate.proxy.gateway import GATEWAY as DATA_PLANE
@@ -52,7 +53,7 @@ def install(app: web.Application, host: McpHost | None = None, *, session_secret
         host = owned = DataPlaneHost(data_plane)
         max_body_bytes = max_body_bytes or data_plane.max_body_bytes
         metrics = McpMetrics(data_plane.metrics.registry)
-    gw = McpGateway(host, session_secret, allowed_hosts, metrics=metrics,
+    gw = McpGateway(host, settings.session_secret, settings.allowed_hosts, metrics=metrics,
                     **({"max_body_bytes": max_body_bytes} if max_body_bytes else {}))
     app[GATEWAY] = gw
     app[CHANNELS] = Channels()

@@ -15,7 +15,6 @@ import json
 import os
 from dataclasses import dataclass
 
-DEFAULT_KEY_ENV = "LOCKGATE_SESSION_KEY"
 _PREFIX = "lg1."
 
 
@@ -28,13 +27,12 @@ class SessionRef:
 
 
 def session_key(secret: str | None = None) -> bytes:
-    """The signing key: the given secret, else $LOCKGATE_SESSION_KEY, else a per-process random one.
+    """The signing key: the given secret (`McpSettings.session_secret`), else a per-process random one.
 
     A random key suits one standalone process; replicas must share a secret.
     """
-    value = secret or os.environ.get(DEFAULT_KEY_ENV)
-    if value:
-        return hashlib.sha256(b"lockgate-mcp-session:" + value.encode()).digest()
+    if secret:
+        return hashlib.sha256(b"lockgate-mcp-session:" + secret.encode()).digest()
     return os.urandom(32)
 
 

@@ -21,11 +21,10 @@ from lockgate.proxy.providers.base import (
     UpstreamCall,
     UpstreamStreamError,
     Usage,
-    event_data,
-    event_name,
     json_object,
     sse,
 )
+from lockgate.proxy.sse import event_data, event_name
 
 __all__ = ["AnthropicAdapter", "UpstreamStreamError"]
 
@@ -136,4 +135,3 @@ class MessagesToChunks(EventStream):
         self.done = True
         out = [sse(orjson.dumps(self.translator.usage_chunk()))] if self.client_wants_usage else []
         return [*out, DONE]
-

@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from lockgate.api.ir import Provider, ProviderModel
-from lockgate.proxy.upstream.errors import ResponseTooLarge
+from lockgate.proxy.sse import SSESplitter, event_data
 
 # chat: /v1/chat/completions, completions, embeddings, responses: OpenAI; messages: Anthropic's /v1/messages.
 Operation = Literal["chat", "completions", "embeddings", "responses", "messages"]
@@ -26,6 +26,15 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     reported: bool = False  # the upstream reported it (else it was counted)
+
+
+class UpstreamStreamError(Exception):
+    """A provider reported an error inside its stream; `body` is the client's error JSON.
+    Any adapter's stream translator may raise it; the pipeline treats it like a failed upstream."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(str(body))
+        self.body = body
 
 
 @dataclass(slots=True)  # made per request: a frozen dataclass costs 5x to build
@@ -62,7 +71,8 @@ class Adapter(Protocol):
 
     def build(self, op: Operation, body: dict[str, Any], provider: Provider, model: ProviderModel, base_url: str,
               credential: str | None, request_id: str) -> tuple[UpstreamCall, bool]:
-        """The upstream request, and whether the client asked for stream usage itself."""
+        """The upstream request for a body the request filters made ready for this provider (model name and
+        `compat` applied), and whether the client asked for stream usage itself."""
         ...
 
     def answer(self, op: Operation, data: bytes, provider: Provider, requested_model: str) -> Answer:
@@ -75,14 +85,6 @@ class Adapter(Protocol):
 
     def stream(self, op: Operation, provider: Provider, requested_model: str, client_wants_usage: bool) -> StreamTranslator:
         ...
-
-
-class UpstreamStreamError(Exception):
-    """The upstream reported an error inside its stream; `body` is OpenAI's error JSON."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        super().__init__(str(body))
-        self.body = body
 
 
 class MalformedUpstreamAnswer(UpstreamStreamError):
@@ -125,83 +127,20 @@ def sse(data: bytes) -> bytes:
 DONE = b"data: [DONE]\n\n"
 
 
-def event_data(event: bytes) -> bytes | None:
-    """The data of one SSE event (lines joined), or None when it carries none."""
-    if event.startswith(b"data:") and b"\n" not in event:
-        return event[5:].lstrip(b" ")
-    parts = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
-    return b"\n".join(parts) if parts else None
-
-
-def event_name(event: bytes) -> bytes | None:
-    for line in event.split(b"\n"):
-        if line.startswith(b"event:"):
-            return line[6:].strip()
-    return None
-
-
-MAX_EVENT_BYTES = 8 * 1024 * 1024  # one upstream event past this ends the stream (ResponseTooLarge)
-
-
-class SSESplitter:
-    """Splits a byte stream into SSE events (without their blank-line terminator).
-
-    An unfinished event waits in a growing buffer that is searched only
-    where new bytes came (never again from its start), up to `limit` bytes.
-    """
-
-    def __init__(self, limit: int = MAX_EVENT_BYTES) -> None:
-        self._buffer = bytearray()
-        self._searched = 0  # the buffer holds no blank line before this offset
-        self._cr = False  # the last chunk ended with CR: a LF opening the next one belongs to it
-        self.limit = limit
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        if self._cr and chunk.startswith(b"\n"):
-            chunk = chunk[1:]
-        self._cr = chunk.endswith(b"\r")
-        if b"\r" in chunk:
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        buffer = self._buffer
-        if not buffer:  # the common case: whole events in one chunk, no copy
-            if b"\n\n" not in chunk:
-                buffer += chunk
-                self._searched = max(len(buffer) - 1, 0)
-                self._check()
-                return []
-            events = chunk.split(b"\n\n")
-            buffer += events.pop()
-            self._searched = max(len(buffer) - 1, 0)
-            self._check()
-            return [e for e in events if e]
-        start = self._searched
-        buffer += chunk
-        end = buffer.find(b"\n\n", start)
-        if end < 0:
-            self._searched = len(buffer) - 1
-            self._check()
-            return []
-        last = buffer.rfind(b"\n\n")
-        events = bytes(buffer[:last]).split(b"\n\n")
-        del buffer[:last + 2]
-        self._searched = max(len(buffer) - 1, 0)
-        self._check()
-        return [e for e in events if e]
-
-    def _check(self) -> None:
-        if len(self._buffer) > self.limit:
-            self._buffer.clear()
-            raise ResponseTooLarge(f"an upstream stream event passed {self.limit} bytes")
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._buffer)
-
-    def rest(self) -> bytes:
-        rest = bytes(self._buffer).strip()
-        self._buffer.clear()
-        self._searched = 0
-        return rest
+def chat_deltas(block: bytes) -> list[str]:
+    """The text deltas in whole OpenAI chat completion chunk events (MalformedUpstreamAnswer for one that is not JSON)."""
+    out = []
+    for event in block.split(b"\n\n"):
+        data = event_data(event)
+        if data is None or not data.startswith(b"{"):
+            continue
+        choices = json_object(data, "a stream event").get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            text = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(text, str) and text:
+                out.append(text)
+    return out
 
 
 class EventStream:

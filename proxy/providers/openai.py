@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from lockgate.api.ir import Provider, ProviderModel
-from lockgate.proxy.filters.params import rewrite_request, with_usage_requested
+from lockgate.proxy.filters.params import with_usage_requested
 from lockgate.proxy.filters.reasoning import ReasoningSplitter, split_reasoning
 from lockgate.proxy.providers.base import (
     OPENAI_PATHS,
@@ -21,11 +21,11 @@ from lockgate.proxy.providers.base import (
     Operation,
     UpstreamCall,
     Usage,
-    event_data,
     json_object,
     openai_error_body,
     sse,
 )
+from lockgate.proxy.sse import event_data
 
 
 def usage_of(payload: dict[str, Any]) -> Usage | None:
@@ -49,10 +49,10 @@ class OpenAIAdapter:
 
     def build(self, op: Operation, body: dict[str, Any], provider: Provider, model: ProviderModel, base_url: str,
               credential: str | None, request_id: str) -> tuple[UpstreamCall, bool]:
-        out = rewrite_request(body, model.upstream_model, provider.compat)
+        out = body  # already filtered for this provider (the pipeline's request filters)
         client_wants_usage = True
         if op in ("chat", "completions") and out.get("stream"):
-            out, client_wants_usage = with_usage_requested(out)
+            out, client_wants_usage = with_usage_requested(dict(out))
         headers = {"Content-Type": "application/json", "x-request-id": request_id, **self.auth_headers(credential)}
         return UpstreamCall(self.url(op, base_url, model, provider), headers, orjson.dumps(out)), client_wants_usage
 

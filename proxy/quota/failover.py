@@ -55,21 +55,21 @@ class FailoverStore:
         self._last_month: dict[str, dict[str, int]] = {}  # group tag -> budget field -> used, as Redis last said
         self._pending: dict[tuple[str, str], _Pending] = {}  # (tag, month) -> usage Redis has not seen
         self._flushing: asyncio.Task[None] | None = None
-        STORE_UP.set(1)
+        STORE_UP.cell().value = 1
 
     @property
     def available(self) -> bool:
         return time.monotonic() >= self._down_until
 
     def _failed(self, error: StoreUnavailable) -> None:
-        STORE_ERRORS.inc()
+        STORE_ERRORS.cell().value += 1
         self._timeouts = self._timeouts + 1 if error.timed_out else TIMEOUTS_TO_TRIP
         if self._timeouts < TIMEOUTS_TO_TRIP:
             return
         if self._up:  # log transitions, not every failed call
             log.warning("quota store unavailable (fail mode %s): %r", self.fail_mode, error)
         self._up = False
-        STORE_UP.set(0)
+        STORE_UP.cell().value = 0
         self._down_until = time.monotonic() + RETRY_AFTER
 
     def _answered(self) -> None:
@@ -77,7 +77,7 @@ class FailoverStore:
         if not self._up:
             log.warning("quota store answers again")
         self._up = True
-        STORE_UP.set(1)
+        STORE_UP.cell().value = 1
         if self._pending and (self._flushing is None or self._flushing.done()):
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
 

@@ -276,13 +276,13 @@ class StoreQuotaService:
 
 def _depth_gauge(provider_id: str, model: str) -> Callable[[int], None]:
     """Sets a provider model's queue depth gauge, shown from the first time its queue is used."""
-    child = None
+    cell = None
 
     def set_depth(depth: int) -> None:
-        nonlocal child
-        if child is None:
-            child = QUEUE_DEPTH.labels(provider=provider_id, model=model)
-        child.set(depth)
+        nonlocal cell
+        if cell is None:
+            cell = QUEUE_DEPTH.cell((provider_id, model))
+        cell.value = depth
 
     return set_depth
 

@@ -10,7 +10,7 @@ import asyncio
 import ipaddress
 import socket
 
-from lockgate.proxy.resolver import is_loopback_name
+from lockgate.common.resolver import is_loopback_name
 from lockgate.proxy.upstream.errors import ConnectFailed
 
 DNS_TTL = 10.0  # seconds a resolved name is reused: short, so moved endpoints are followed

@@ -9,12 +9,25 @@ what has arrived (the connection pauses the socket while too much waits);
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from lockgate.proxy.upstream.errors import ResponseTooLarge, UpstreamError
 
-if TYPE_CHECKING:
-    from lockgate.proxy.upstream.connection import Connection
+
+class _Origins(Protocol):
+    @property
+    def origin(self) -> object: ...
+
+
+class Connection(Protocol):
+    """What a response needs of the connection it arrives on (`connection.Connection`)."""
+
+    @property
+    def slot(self) -> _Origins: ...
+
+    def resume(self) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 class Response:

@@ -11,7 +11,7 @@ from functools import partial
 from lockgate.api import ir
 from lockgate.api.configmap import encode
 from lockgate.operator.publish import Publisher
-from lockgate.api.kube_client import KubeApi, resource_path
+from lockgate.common.kube_client import KubeApi, resource_path
 from lockgate.proxy.source_kube import KubeSource
 from tests.kube.controlplane import ControlPlane
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from lockgate.api.kube_client import METADATA, METADATA_LIST, KubeApi, resource_path
+from lockgate.common.kube_client import METADATA, METADATA_LIST, KubeApi, resource_path
 from lockgate.operator.secret_store import SecretStore
 from tests.e2e.lockgate_env import Lockgate, apikey, crds, lockgate, wait_for  # noqa: F401  (fixtures)
 from tests.kube.controlplane import ControlPlane

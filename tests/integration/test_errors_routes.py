@@ -118,7 +118,7 @@ async def test_admin_metrics_config_and_access_log(upstream, gateway, tmp_path) 
     for name in ("gen_ai_client_operation_duration_seconds_bucket", "gen_ai_server_time_to_first_token_seconds_bucket",
                  "lockgate_gateway_overhead_seconds_bucket", "lockgate_requests_in_flight"):
         assert name in metrics
-    server.gateway.access_log.flush()
+    server.gateway.deps.access_log.flush()
     logged = log_path.read_text()
     lines = [json.loads(line) for line in logged.splitlines()]
     assert lines[-1]["status"] == 200 and lines[-1]["consumer"] == "team-a" and lines[-1]["output_tokens"] == 7

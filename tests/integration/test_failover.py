@@ -78,7 +78,7 @@ async def test_outlier_ejection_skips_a_failing_provider_and_honours_retry_after
     for _ in range(3):  # ejected: not even tried, though it would answer now
         assert (await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)).choices[0].message.content == "good"
     assert len(bad.received) == 2
-    detector = server.gateway.outliers
+    detector = server.gateway.deps.outliers
     assert detector.is_ejected("ns/bad")
 
 
@@ -92,7 +92,7 @@ async def test_retry_after_ejects_at_once(upstream, gateway) -> None:
     await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert len(limited.received) == 1
-    until = server.gateway.outliers.ejected_until("ns/limited")
+    until = server.gateway.deps.outliers.ejected_until("ns/limited")
     import time
     assert until - time.monotonic() > 100
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lockgate.api.crdgen import render_all
-from lockgate.api.manifests import ManifestError, load_manifests
+from lockgate.cli.manifests import ManifestError, load_manifests
 from lockgate.cli.main import main
 
 

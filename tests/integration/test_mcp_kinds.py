@@ -243,10 +243,6 @@ async def test_input_required_results_pass_through_an_aggregate() -> None:
 
 
 async def test_tool_calls_count_against_the_keys_rpm() -> None:
-    from lockgate.proxy.quota import UnlimitedQuota, make_quota_service
-
-    if isinstance(make_quota_service(), UnlimitedQuota):
-        pytest.skip("the quota service is still the admit-everything placeholder on this branch")
     api = RestApi()
     async with serve_app(api.app()) as api_url:
         snap = snapshot([_http_tools_server(api_url)], [key("slow", ("team/orders",), rpm=2)])

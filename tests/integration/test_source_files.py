@@ -13,7 +13,7 @@ import pytest
 
 from lockgate.api.ir import hash_key
 from lockgate.proxy.source import Snapshot
-from lockgate.proxy.source_files import FileSource
+from lockgate.cli.source_files import FileSource
 
 PROVIDER = """\
 apiVersion: lockgate.io/v1alpha1

@@ -50,7 +50,7 @@ async def test_responses_api_stream_passes_typed_events_and_counts_usage(upstrea
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "Typed events pass through."
     assert events[-1].type == "response.completed" and events[-1].response.usage.output_tokens == 7
     assert "stream_options" not in fake.received[-1].body  # chat's usage request is not the Responses API's
-    server.gateway.access_log.flush()
+    server.gateway.deps.access_log.flush()
     line = json.loads(log_path.read_text().splitlines()[-1])
     assert (line["path"], line["stream"], line["input_tokens"], line["output_tokens"], line["tokens_reported"]) == \
         ("/v1/responses", True, 11, 7, True)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lockgate.api.ir import hash_key
-from lockgate.api.manifests import load_manifests
+from lockgate.cli.manifests import load_manifests
 from lockgate.operator.translate import translate
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"

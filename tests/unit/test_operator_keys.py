@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 
 from lockgate.api.apikey import PREVIOUS_KEY_EXPIRES_ANNOTATION, PREVIOUS_KEY_FIELD, ROTATED_FOR_ANNOTATION
 from lockgate.api.ir import hash_key
-from lockgate.operator.keys import generate_key, key_action, key_status_fields, secret_value
+from lockgate.api.secret_data import generate_key, secret_value
+from lockgate.operator.keys import key_action, key_status_fields
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

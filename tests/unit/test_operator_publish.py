@@ -7,7 +7,8 @@ import pytest
 from lockgate.api.configmap import encode
 from lockgate.api.ir import Credentials, GatewayConfig
 from lockgate.operator.publish import content_hash_of, stamp, write_order
-from lockgate.proxy.source_kube import belongs_to, parse_ref
+from lockgate.api.configmap import belongs_to
+from lockgate.proxy.source_kube import parse_ref
 
 
 def test_secret_first_parts_next_index_last() -> None:

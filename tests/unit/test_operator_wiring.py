@@ -14,7 +14,7 @@ from lockgate.operator.handlers import WATCHED, indexed_objects, slim
 from lockgate.operator.reconciler import Inventory
 from lockgate.operator.secret_refs import secret_references
 from lockgate.operator.translate import ObjectRef
-from lockgate.proxy.resolver import LoopbackNamesResolver, is_loopback_name
+from lockgate.common.resolver import LoopbackNamesResolver, is_loopback_name
 
 
 def parse(*argv: str) -> argparse.Namespace:

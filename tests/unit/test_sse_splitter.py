@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from lockgate.proxy.providers.base import SSESplitter
+from lockgate.proxy.sse import SSESplitter
 from lockgate.proxy.upstream import UpstreamError
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from lockgate.proxy.providers.anthropic import MessagesPassthrough, MessagesToChunks
-from lockgate.proxy.providers.base import SSESplitter
+from lockgate.proxy.sse import SSESplitter
 from lockgate.proxy.providers.openai import OpenAIStream
 
 
@@ -24,6 +24,13 @@ def test_splitter_handles_events_across_reads_and_crlf() -> None:
     assert splitter.feed(b"data: a\n") == []
     assert splitter.feed(b"\ndata: b\r\n\r\ndata: c") == [b"data: a", b"data: b"]
     assert splitter.pending and splitter.rest() == b"data: c"
+
+
+def test_a_crlf_split_across_reads_ends_one_line_only() -> None:
+    splitter = SSESplitter()
+    assert splitter.feed(b"data: a\r") == []
+    assert splitter.feed(b"\ndata: b\r\n\r") == []
+    assert splitter.feed(b"\n") == [b"data: a\ndata: b"]
 
 
 def test_whole_reads_pass_untouched_and_usage_is_read() -> None:

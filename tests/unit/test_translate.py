@@ -50,6 +50,25 @@ def test_max_tokens_param_auto_depends_on_the_provider_type() -> None:
     assert by_id == {"ns/a": "max_completion_tokens", "ns/b": "max_tokens", "ns/c": "max_completion_tokens"}
 
 
+def test_compat_an_anthropic_provider_cannot_honour_is_refused_with_a_condition() -> None:
+    key = {"credentials": {"secretRef": {"name": "s", "key": "token"}}}
+    objects = [
+        _secret("s", token="sk-test"),
+        _provider("a", type="anthropic", endpoint="https://api.anthropic.com", compat={"reasoning": "strip"}, **key),
+        _provider("b", type="anthropic", endpoint="https://api.anthropic.com",
+                  compat={"maxTokensParam": "max_completion_tokens"}, **key),
+        _provider("c", type="anthropic", endpoint="https://api.anthropic.com",
+                  compat={"dropParams": ["logit_bias"], "defaultParams": {"top_k": 5}}, **key),
+    ]
+    result = translate(objects, NOW)
+    assert [p.id for p in result.config.providers] == ["ns/c"]  # parameters apply to every type
+    for name, field in (("a", "spec.compat.reasoning"), ("b", "spec.compat.maxTokensParam")):
+        accepted = next(c for c in result.statuses[ObjectRef("ModelProvider", "ns", name)].conditions
+                        if c.type == "Accepted")
+        assert (accepted.status, accepted.reason) == ("False", "UnsupportedField")
+        assert accepted.message.startswith(field)
+
+
 def test_ipv6_endpoints_and_endpoints_without_ready_condition() -> None:
     slice_ = {
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",

@@ -19,6 +19,8 @@ from urllib.parse import quote
 
 import aiohttp
 
+from lockgate.common.http import client_session
+
 MERGE_PATCH = "application/merge-patch+json"
 # Lists and watches of object metadata only (names, labels, versions; no data).
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
@@ -116,8 +118,7 @@ class KubeApi:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self.connection.ssl_context, limit=self._limit)
-            self._session = aiohttp.ClientSession(connector=connector)
+            self._session = client_session(tls=self.connection.ssl_context, limit=self._limit)
         return self._session
 
     def _headers(self, content_type: str | None = None, accept: str = "application/json") -> dict[str, str]:

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import os
 import re
-import secrets
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,14 +24,14 @@ from typing import Any
 from watchfiles import Change, awatch
 
 from lockgate.api.apikey import GENERATED_KEY_FIELD
-from lockgate.api.manifests import SUFFIXES, ManifestError, load_manifests
+from lockgate.api.secret_data import generate_key
+from lockgate.cli.manifests import SUFFIXES, ManifestError, load_manifests
 from lockgate.api.meta import DNS_SUBDOMAIN, GROUP
 from lockgate.operator.translate import Translation, translate
 from lockgate.proxy.source import Snapshot
 
 log = logging.getLogger("lockgate.source.files")
 STATE_DIR_ENV = "LOCKGATE_STATE_DIR"
-KEY_PREFIX = "lg-"
 _SAFE_NAME = re.compile(DNS_SUBDOMAIN)
 
 
@@ -143,7 +142,7 @@ class FileSource:
         except FileNotFoundError:
             pass
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        key = generate_key()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(key + "\n")

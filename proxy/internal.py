@@ -1,0 +1,54 @@
+"""The internal entry point: a chat completion asked for by another part of the proxy (an MCP
+model tool), run through the same pipeline as /v1/chat/completions as a request of its own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from lockgate.proxy.errors import ApiError, upstream_error
+from lockgate.proxy.edge import new_request_id
+from lockgate.proxy.gateway import Gateway
+from lockgate.proxy.pipeline.stream import events
+from lockgate.proxy.providers.base import UpstreamStreamError
+from lockgate.proxy.providers.base import chat_deltas as deltas_of
+from lockgate.proxy.snapshot import KeyEntry
+
+
+async def chat_deltas(gateway: Gateway, entry: KeyEntry, body: dict[str, Any],
+                      namespace: str | None = None) -> AsyncIterator[str]:
+    """Text deltas of a streamed chat completion, accounted as its own request (metrics, access
+    log). The model is chosen among `namespace`'s models and aliases (default: the key's
+    namespace). Raises ApiError before the first delta on any refusal."""
+    ctx = gateway.begin(new_request_id(), "POST", "(internal)/chat", "", kind="internal")
+    ctx.entry, ctx.body, ctx.namespace = entry, body, namespace
+    try:
+        assert ctx.pipeline is not None
+        await ctx.pipeline.run(ctx)
+        if ctx.status >= 400:
+            raise ApiError(ctx.status, _error_message(ctx.answer), type="api_error", code="upstream_error",
+                           error_type="upstream_error")
+        ctx.status = 200
+        try:
+            async for block in events(ctx):
+                for text in deltas_of(block):
+                    yield text
+        except (ConnectionError, TimeoutError, UpstreamStreamError) as exc:  # mid-stream: the upstream failed
+            raise upstream_error(f"The upstream stream failed: {type(exc).__name__}.") from None
+        ctx.ok = True
+    except ApiError as error:
+        ctx.fail(error)
+        raise
+    finally:
+        if not ctx.ok and not ctx.error_type:
+            ctx.status, ctx.error_type = 499, "client_closed"
+        await gateway.finish(ctx)
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        return str(orjson.loads(body)["error"]["message"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return "The upstream refused the request."

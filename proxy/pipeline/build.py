@@ -1,0 +1,39 @@
+"""Where the pipeline is assembled: the steps in order. A new step is a module under
+`steps/` and one line here (or, for a test or an embedding process, a `steps` argument)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from lockgate.proxy.pipeline.deps import Deps
+from lockgate.proxy.pipeline.pipeline import Pipeline
+from lockgate.proxy.pipeline.step import Step
+from lockgate.proxy.pipeline.steps.account import AccountStep
+from lockgate.proxy.pipeline.steps.admit import AdmitStep
+from lockgate.proxy.pipeline.steps.authenticate import AuthenticateStep
+from lockgate.proxy.pipeline.steps.authorize import AuthorizeStep
+from lockgate.proxy.pipeline.steps.choose import ChooseStep
+from lockgate.proxy.pipeline.steps.parse import ParseStep
+from lockgate.proxy.pipeline.steps.request_filters import RequestFiltersStep
+from lockgate.proxy.pipeline.steps.response_filters import ResponseFiltersStep
+from lockgate.proxy.pipeline.steps.route import RouteStep
+from lockgate.proxy.pipeline.steps.send import SendStep
+
+StepFactory = Callable[[Deps], Step]
+
+STEPS: tuple[StepFactory, ...] = (
+    lambda deps: RouteStep(),
+    lambda deps: AuthenticateStep(),
+    lambda deps: AuthorizeStep(),
+    lambda deps: ParseStep(),
+    ChooseStep,
+    AdmitStep,  # per target, in failover order, from here to send
+    lambda deps: RequestFiltersStep(),
+    SendStep,
+    lambda deps: ResponseFiltersStep(),
+    AccountStep,
+)
+
+
+def build_pipeline(deps: Deps, steps: Sequence[StepFactory] = STEPS) -> Pipeline:
+    return Pipeline([make(deps) for make in steps])

@@ -1,0 +1,26 @@
+"""What the steps are given when a pipeline is built: the process' shared parts."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from lockgate.proxy.accesslog import AccessLog
+from lockgate.proxy.balancing.registry import Balancers
+from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
+from lockgate.proxy.metrics import Metrics
+from lockgate.proxy.outlier import OutlierDetector
+from lockgate.proxy.quota import QuotaService
+from lockgate.proxy.upstream import UpstreamPool
+
+
+@dataclass
+class Deps:
+    quota: QuotaService
+    metrics: Metrics
+    access_log: AccessLog
+    upstreams: UpstreamPool
+    balancers: Balancers = field(default_factory=Balancers)
+    outliers: OutlierDetector = field(default_factory=OutlierDetector)
+    rng: random.Random = field(default_factory=random.Random)
+    default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens

@@ -1,0 +1,72 @@
+"""account: the metrics and the access log line of a finished request, whatever its end.
+(Quota is settled by admit's finish, the upstream closed and its endpoint released by send's;
+finish hooks run last step first, and `ctx.usage` is final before any of them.)"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from lockgate.proxy.accesslog import AccessLog
+from lockgate.proxy.labels import model_label
+from lockgate.proxy.metrics import Metrics
+from lockgate.proxy.pipeline.context import Context
+from lockgate.proxy.pipeline.deps import Deps
+from lockgate.proxy.pipeline.step import Step
+
+
+class AccountStep(Step):
+    name = "account"
+
+    def __init__(self, deps: Deps) -> None:
+        self.metrics: Metrics = deps.metrics
+        self.log: AccessLog = deps.access_log
+
+    def finish(self, ctx: Context) -> None:
+        observe(self.metrics, ctx, self.log)
+
+
+def observe(metrics: Metrics, ctx: Context, log: AccessLog) -> None:
+    duration = time.perf_counter() - ctx.started
+    consumer = ctx.entry.key.consumer if ctx.entry is not None else ""
+    # A model the client made up is one value, "unknown"; one that reached a provider was planned, so configured.
+    model = ctx.model if ctx.provider else model_label(ctx.snapshot, ctx.model)
+    series = metrics.series(ctx.host, consumer, ctx.provider, model, ctx.upstream_model, str(ctx.status),
+                            ctx.error_type)
+    series.requests += 1
+    overhead = max(0.0, duration - ctx.upstream_seconds)
+    metrics.overhead.observe(overhead)
+    if ctx.provider:
+        series.duration.observe(duration)
+        if ctx.ttft is not None:
+            series.ttft.observe(ctx.ttft)
+        if ctx.usage.input_tokens or ctx.usage.output_tokens:
+            series.input_tokens.observe(ctx.usage.input_tokens)
+            series.output_tokens.observe(ctx.usage.output_tokens)
+    if log.enabled:
+        line = {
+            "ts": time.time(),
+            "request_id": ctx.request_id,
+            "method": ctx.method,
+            "path": ctx.path,
+            "host": ctx.host,
+            "status": ctx.status,
+            "error_type": ctx.error_type or None,
+            "error_code": ctx.error_code,
+            "key_id": ctx.entry.key.id if ctx.entry is not None else None,
+            "consumer": consumer or None,
+            "model": model or None,
+            "provider": ctx.provider or None,
+            "upstream_model": ctx.upstream_model or None,
+            "stream": ctx.stream,
+            "attempts": ctx.attempts,
+            "input_tokens": ctx.usage.input_tokens,
+            "output_tokens": ctx.usage.output_tokens,
+            "tokens_reported": ctx.usage.reported,
+            "duration_ms": round(duration * 1000, 3),
+            "ttft_ms": round(ctx.ttft * 1000, 3) if ctx.ttft is not None else None,
+            "overhead_ms": round(overhead * 1000, 3),
+            "config_hash": ctx.snapshot.config.hash[:12],
+        }
+        log.write(orjson.dumps(line))

@@ -1,0 +1,82 @@
+"""admit: the quota reservation for the target being tried (keys, models, provider limits and queue).
+
+A failover admits the request again for the next provider as a repeat of the
+first reservation (`AdmitRequest.repeat_of`), so the key's rpm and monthly
+request count see one request. A provider's own rate limit moves on to the
+next target while there is one; any other refusal answers 429 (503 while a
+closed-mode quota store is away). The reservation is settled with the tokens
+really used when the request finishes, or with none when its target is given up.
+"""
+
+from __future__ import annotations
+
+from lockgate.api.ir import ConsumerKey
+from lockgate.proxy.errors import ApiError, no_upstream
+from lockgate.proxy.estimate import Estimate
+from lockgate.proxy.metrics import Metrics
+from lockgate.proxy.outlier import OutlierDetector
+from lockgate.proxy.pipeline.context import Context
+from lockgate.proxy.pipeline.deps import Deps
+from lockgate.proxy.pipeline.step import Skip, Step
+from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService
+from lockgate.proxy.quota.plan import model_limits_for
+from lockgate.proxy.snapshot import Target
+
+
+def quota_error(rejected: QuotaRejected) -> ApiError:
+    headers = {"Retry-After": str(max(1, int(rejected.retry_after + 0.999))), **rejected.headers}
+    provider = rejected.code == "provider_rate_limited"
+    if rejected.status == 503:  # QuotaStoreUnavailable: fail mode "closed" while Redis is away
+        return ApiError(503, rejected.message, type="api_error", code=rejected.code, error_type="internal",
+                        headers=headers)
+    return ApiError(429, rejected.message, type="insufficient_quota" if rejected.code == "insufficient_quota"
+                    else "rate_limit_error", code=rejected.code,
+                    error_type="provider_rate_limited" if provider else "policy_rate_limited", headers=headers)
+
+
+def reservation_size(estimate: Estimate, cap: int, key: ConsumerKey, target: Target) -> int:
+    """Tokens to reserve for one target: without max_tokens the cap yields to the tightest tpm."""
+    if estimate.max_tokens is not None:
+        return estimate.reserved(cap)
+    per_model = model_limits_for(key, target.model.name)
+    return estimate.reserved(cap, (key.limits.tpm, per_model.tpm if per_model else None, target.model.limits.tpm))
+
+
+class AdmitStep(Step):
+    name = "admit"
+    phase = "target"
+
+    def __init__(self, deps: Deps) -> None:
+        self.quota: QuotaService = deps.quota
+        self.metrics: Metrics = deps.metrics
+        self.outliers: OutlierDetector = deps.outliers
+        self.cap = deps.default_output_reservation
+
+    async def request(self, ctx: Context) -> None:
+        assert ctx.entry is not None and ctx.target is not None and ctx.estimate is not None
+        target, key = ctx.target, ctx.entry.key
+        provider = target.provider
+        if provider.base_url is not None and self.outliers.is_ejected(provider.id):
+            raise Skip(no_upstream("Every upstream for this model is ejected after failures."), weak=True)
+        try:
+            tokens = reservation_size(ctx.estimate, self.cap, key, target)
+            ctx.reservation = await self.quota.admit(AdmitRequest(key, target.model.name, provider.id,
+                                                                  target.model.limits, tokens,
+                                                                  provider.queue_max_wait, repeat_of=ctx.counted))
+        except QuotaRejected as rejected:
+            self.metrics.quota_rejected(key.consumer, rejected.code, ctx.host, ctx.model)
+            error = quota_error(rejected)
+            if rejected.code == "provider_rate_limited" and ctx.target_index + 1 < len(ctx.targets):
+                raise Skip(error) from None
+            raise error from None
+        ctx.provider, ctx.upstream_model = provider.id, target.model.upstream_model
+
+    async def undo(self, ctx: Context) -> None:
+        reservation, ctx.reservation = ctx.reservation, None
+        if reservation is not None:
+            await self.quota.settle(reservation, 0)
+            ctx.counted = ctx.counted or reservation.rid
+
+    async def finish(self, ctx: Context) -> None:
+        if ctx.reservation is not None:
+            await self.quota.settle(ctx.reservation, ctx.usage.input_tokens + ctx.usage.output_tokens)

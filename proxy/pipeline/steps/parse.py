@@ -1,0 +1,83 @@
+"""parse: the request as an OpenAI-shaped body, its model and whether it streams.
+
+The OpenAI endpoints read a JSON object with the fields their operation
+requires (400 otherwise, 413 past the size limit); a chatTemplate Route reads
+the variables, checks them and renders the messages with the Route's
+model and parameters; an MCP model tool brings its body. Then the prompt
+estimate the quota reserves for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from lockgate.proxy.errors import ApiError, bad_request
+from lockgate.proxy.estimate import estimate_request
+from lockgate.proxy.pipeline.context import Context
+from lockgate.proxy.pipeline.step import Step
+from lockgate.proxy.providers.base import Operation
+from lockgate.proxy.templates import render_messages, validate_variables
+
+# Fields each operation requires, besides model.
+REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
+    "chat": (("messages", list),),
+    "completions": (("prompt", (str, list)),),
+    "embeddings": (("input", (str, list)),),
+    "responses": (("input", (str, list)),),
+    "messages": (("messages", list), ("max_tokens", int)),
+}
+
+
+async def read_json(request: web.Request) -> tuple[dict[str, Any], int]:
+    """The request body as a JSON object, and its size."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, "The request body is too large.", code="request_too_large",
+                       error_type="payload_too_large") from None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise bad_request("The request body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.", code="invalid_json")
+    return body, len(raw)
+
+
+def check_fields(op: Operation, body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("Missing required parameter: 'model'.", code="missing_required_parameter", param="model")
+    for name, kind in REQUIRED[op]:
+        if not isinstance(body.get(name), kind):
+            raise bad_request(f"Missing or invalid required parameter: '{name}'.", code="missing_required_parameter",
+                              param=name)
+    return model
+
+
+class ParseStep(Step):
+    name = "parse"
+
+    async def request(self, ctx: Context) -> None:
+        if ctx.kind == "openai":
+            assert ctx.request is not None
+            ctx.body, ctx.size = await read_json(ctx.request)
+            ctx.model = check_fields(ctx.op, ctx.body)
+            ctx.stream = bool(ctx.body.get("stream")) and ctx.op != "embeddings"
+        elif ctx.kind == "template":
+            assert ctx.request is not None and ctx.route is not None and ctx.route.chat_template is not None
+            template = ctx.route.chat_template
+            posted, _ = await read_json(ctx.request)
+            messages = render_messages(template, validate_variables(template, posted))
+            ctx.body = {**template.params, "model": template.model, "messages": messages, "stream": False}
+            ctx.model = template.model
+        else:
+            model = ctx.body.get("model")
+            ctx.model = model if isinstance(model, str) else ""
+            ctx.body = {**ctx.body, "stream": True}
+            ctx.stream = True
+        ctx.estimate = estimate_request(ctx.body, ctx.size)
+        ctx.prompt_tokens = ctx.estimate.prompt_tokens
