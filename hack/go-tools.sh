@@ -1,12 +1,5 @@
 # Shared by the scripts that build test binaries with Go (sourced, not run).
-# The caller sets LOG_NAME before sourcing; "$@" is the caller's arguments.
-
-print_env=0
-case "${1:-}" in
-  --print-env) print_env=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--print-env]" >&2; exit 2 ;;
-esac
+# The caller sets LOG_NAME before sourcing and parses its own arguments.
 
 log() { echo "$LOG_NAME: $*" >&2; }
 

@@ -36,10 +36,9 @@ for arg in "$@"; do
 done
 NODE_COMPONENTS="kubelet kube-proxy kube-scheduler kube-controller-manager"
 
-log() { echo "k8s-binaries: $*" >&2; }
-
-# Exit code 3 means "Go is missing", so callers can tell it from a failed build.
-need_go() { command -v go >/dev/null || { log "go is not installed (https://go.dev/dl/)"; exit 3; }; }
+LOG_NAME=k8s-binaries
+# shellcheck source=hack/go-tools.sh
+source "$(dirname "$0")/go-tools.sh"
 mkdir -p "$K8S_DIR/bin" "$HELM_DIR/bin"
 
 # One build at a time per cache: parallel test sessions or worktrees would
@@ -47,19 +46,6 @@ mkdir -p "$K8S_DIR/bin" "$HELM_DIR/bin"
 exec 9>"$CACHE/.build.lock"
 flock 9
 
-# Upstream builds these statically; no C toolchain needed.
-export CGO_ENABLED=0
-# -mod=mod lets `go build` fill go.mod/go.sum of the generated wrapper module.
-export GOFLAGS="${GOFLAGS:-} -mod=mod"
-
-# Runs a build and reports how long it took (builds take minutes on 2 cores).
-timed() {
-  local what=$1; shift
-  local start=$SECONDS
-  log "building $what (this takes several minutes the first time)"
-  "$@" >&2
-  log "built $what in $((SECONDS - start))s"
-}
 
 # Writes the wrapper module: k8s.io/kubernetes cannot be `go install`ed because
 # its go.mod replaces every staging module with a local path, and replace

@@ -23,6 +23,13 @@ CACHE=${LOCKGATE_CACHE:-$HOME/.cache/lockgate}
 OTEL_DIR=$CACHE/otelcol/$OTELCOL_VERSION
 PROM_DIR=$CACHE/promtool/$PROMETHEUS_MODULE_VERSION
 
+print_env=0
+case "${1:-}" in
+  --print-env) print_env=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--print-env]" >&2; exit 2 ;;
+esac
+
 LOG_NAME=observability-binaries
 # shellcheck source=hack/go-tools.sh
 source "$(dirname "$0")/go-tools.sh"
