@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
+from lockgate.api.budget import CURRENCY_PATTERN, MAX_COST
 from lockgate.api.meta import DNS_SUBDOMAIN, ApiModel, ResourceStatus, SecretKeyRef
 
 GENERATED_KEY_FIELD = "api-key"
@@ -57,6 +58,9 @@ class KeyLimits(ApiModel):
     rpm: int | None = Field(default=None, ge=1, description="Requests per minute.")
     tpm: int | None = Field(default=None, ge=1, description="Tokens (input + output) per minute.")
     monthly_tokens: int | None = Field(default=None, ge=1, description="Tokens per calendar month, UTC.")
+    monthly_cost: float | None = Field(
+        default=None, ge=0, le=MAX_COST,
+        description="Money per calendar month, UTC, in the key's currency at the models' prices (six decimals at most).")
 
 
 class ApiKeySpec(ApiModel):
@@ -93,6 +97,11 @@ class ApiKeySpec(ApiModel):
     mcp_tools: dict[str, list[str]] = Field(
         default_factory=dict, description="Per MCPServer, the tool name globs this key may call; a server not listed allows all its tools."
     )
+    currency: str = Field(default="USD", pattern=CURRENCY_PATTERN,
+                          description="Currency of the key's monthlyCost limits and its reported spend.")
+    budgets: list[str] = Field(
+        default_factory=list, max_length=16,
+        description="Budgets (team budgets) in this namespace the key also spends from; each must admit a request.")
     rotation_grace: str = Field(
         default="1h", pattern=r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$",
         description="How long the previous key keeps working after a rotation.",
@@ -112,6 +121,9 @@ class KeyUsage(ApiModel):
     tokens: int = Field(ge=0, description="Tokens used this month.")
     remaining: int | None = Field(default=None, description="Tokens left this month, if the key has a budget.")
     requests: int = Field(default=0, ge=0, description="Requests made this month.")
+    cost: str | None = Field(default=None, description="Money spent this month, a decimal in the key's currency.")
+    remaining_cost: str | None = Field(default=None, description="Money left this month, if the key has a monthlyCost.")
+    currency: str | None = Field(default=None, description="The currency of cost and remainingCost.")
 
 
 class ApiKeyStatus(ResourceStatus):

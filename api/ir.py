@@ -35,6 +35,7 @@ class RateLimits(IRModel):
     rpm: int | None = None
     tpm: int | None = None
     monthly_tokens: int | None = None
+    monthly_cost: int | None = Field(default=None, description="Money per calendar month, in micro-units (1e-6).")
 
 
 class Pricing(IRModel):
@@ -175,6 +176,17 @@ class ConsumerKey(IRModel):
     routes: tuple[str, ...] | None = Field(default=None, description="Route ids; None = every route.")
     mcp_servers: tuple[str, ...] = Field(default=(), description="MCPServer ids this key may use.")
     mcp_tools: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="Server id -> tool globs.")
+    currency: str = Field(default="USD", description="Currency of the key's cost limits and spend.")
+    budgets: tuple[str, ...] = Field(default=(), description="Ids of the Budgets (team budgets) the key spends from.")
+
+
+class Budget(IRModel):
+    """A monthly budget shared by the keys that name it (a team's)."""
+
+    id: str = Field(description="namespace/name of the Budget")
+    monthly_tokens: int | None = None
+    monthly_cost: int | None = Field(default=None, description="Money per calendar month, in micro-units (1e-6).")
+    currency: str = "USD"
 
 
 class AliasTarget(IRModel):
@@ -296,6 +308,7 @@ class GatewayConfig(IRModel):
     keys: tuple[ConsumerKey, ...] = ()
     routes: tuple[Route, ...] = ()
     mcp_servers: tuple[McpServer, ...] = ()
+    budgets: tuple[Budget, ...] = ()
 
     def content_hash(self) -> str:
         body = self.model_dump(mode="json", exclude={"hash"})

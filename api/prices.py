@@ -96,3 +96,21 @@ def parse_amount(text: str) -> int:
         raise ValueError(f"{text!r} is not an amount: digits with at most six decimal places, like 100 or 12.50")
     whole, frac = match.group(1), (match.group(2) or "").ljust(6, "0")
     return int(whole) * MICROS + int(frac)
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """A model's prices as integer micro-units per million tokens, ready for `cost_micros`."""
+
+    currency: str
+    input: int
+    output: int
+    cached_input: int
+
+    @classmethod
+    def of(cls, currency: str, input_price: float, output_price: float, cached_price: float) -> Rates:
+        return cls(currency, rate(input_price), rate(output_price), rate(cached_price))
+
+    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> int:
+        """What a request with this usage costs, micro-units, rounded up."""
+        return cost_micros(self.input, self.output, self.cached_input, input_tokens, output_tokens, cached_tokens)

@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from lockgate.api.apikey import ApiKeySpec, ApiKeyStatus
+from lockgate.api.budget import BudgetSpec, BudgetStatus
 from lockgate.api.mcpserver import MCPServerSpec, MCPServerStatus
 from lockgate.api.meta import API_VERSION, ObjectMeta, ResourceStatus
 from lockgate.api.provider import ModelProviderSpec, ModelProviderStatus
@@ -46,6 +47,10 @@ class Route(Resource[RouteSpec, RouteStatus]):
 
 class MCPServer(Resource[MCPServerSpec, MCPServerStatus]):
     kind: Literal["MCPServer"] = "MCPServer"
+
+
+class Budget(Resource[BudgetSpec, BudgetStatus]):
+    kind: Literal["Budget"] = "Budget"
 
 
 READY = '.status.conditions[?(@.type=="Ready")].status'
@@ -106,7 +111,13 @@ KINDS: tuple[KindInfo, ...] = (
         "An MCP server published on the gateway: proxied, aggregated, generated from an HTTP API, or over gateway models.",
         (_col("Path", ".spec.path"), _col("Tools", ".status.toolCount", "integer"), _READY, _AGE),
     ),
+    KindInfo(
+        "Budget", "budgets", "budget", ("lgb", "lgbudget"), Budget, BudgetSpec, BudgetStatus,
+        "A team's monthly budget in tokens and money, shared by the ApiKeys that name it.",
+        (_col("Tokens", ".status.usage.tokens", "integer"), _col("Cost", ".status.usage.cost"),
+         _col("Remaining", ".status.usage.remainingCost"), _col("Currency", ".spec.currency", priority=1), _READY, _AGE),
+    ),
 )
 
 KIND_BY_NAME: dict[str, KindInfo] = {k.kind: k for k in KINDS}
-AnyResource = ModelProvider | ApiKey | Route | MCPServer
+AnyResource = ModelProvider | ApiKey | Route | MCPServer | Budget

@@ -20,11 +20,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 HEALTH = REPO / "deploy" / "argocd" / "health" / "lockgate.io"
-KINDS = ("ModelProvider", "ApiKey", "Route", "MCPServer")
+KINDS = ("ModelProvider", "ApiKey", "Route", "MCPServer", "Budget")
 STATUS = {"T": "True", "F": "False", "U": "Unknown"}
-# (condition, statuses it takes); ApiKeys also have Expired and Exhausted.
+# (condition, statuses it takes); ApiKeys also have Expired and Exhausted, Budgets Exhausted.
 COMMON = (("Accepted", "TF"), ("Ready", "TFU"), ("Programmed", "TF"))
 APIKEY = (("Expired", "TF"), ("Exhausted", "TF"))
+BUDGET = (("Exhausted", "TF"),)  # a team Budget spent for the month
 MESSAGE = "{type} is {status} in this fixture"
 
 
@@ -47,7 +48,7 @@ def expected(states: dict[str, str]) -> dict[str, str]:
 
 
 def combinations(kind: str) -> list[dict[str, str]]:
-    axes = COMMON + (APIKEY if kind == "ApiKey" else ())
+    axes = COMMON + (APIKEY if kind == "ApiKey" else BUDGET if kind == "Budget" else ())
     return [{name: STATUS[s] for (name, _), s in zip(axes, pick)}
             for pick in itertools.product(*(letters for _, letters in axes))]
 

@@ -53,6 +53,7 @@ WATCHED: tuple[Watched, ...] = (
     Watched("lockgate.io", "v1alpha1", "apikeys", "ApiKey"),
     Watched("lockgate.io", "v1alpha1", "routes", "Route"),
     Watched("lockgate.io", "v1alpha1", "mcpservers", "MCPServer"),
+    Watched("lockgate.io", "v1alpha1", "budgets", "Budget"),
     Watched("", "v1", "services", "Service"),
     Watched("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
 )

@@ -28,7 +28,7 @@ from lockgate.operator.secret_store import SecretStore
 from lockgate.operator.settings import OperatorSettings
 from lockgate.operator.status_writer import StatusWriter
 from lockgate.operator.translate import ObjectRef, Translation, translate
-from lockgate.operator.usage import merge_usage
+from lockgate.operator.usage import budget_usage_id, merge_usage
 from lockgate.api.meta import Condition
 from lockgate.common.kube_client import KubeApi, resource_path
 
@@ -170,6 +170,8 @@ class Reconciler:
         if tick >= self._next_usage and urls:
             self._next_usage = tick + self.settings.usage_interval
             self._usage = merge_usage((await self.fleet.collect(urls, "/usage")).values())
+            budgets = merge_usage((await self.fleet.collect(urls, "/budgets")).values())
+            self._usage.update({budget_usage_id(b): usage for b, usage in budgets.items()})
         await self.statuses.write(inventory.lockgate, translation.statuses, self.rollout, inventory.secrets,
                                   self._usage, now, self._parts)
 

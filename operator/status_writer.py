@@ -16,7 +16,7 @@ from lockgate.operator.keys import key_status_fields
 from lockgate.operator.programmed import Rollout, programmed_condition
 from lockgate.operator.status import desired_status, status_patch, transitions
 from lockgate.operator.translate import ObjectRef, ObjectStatus
-from lockgate.operator.usage import exhausted_condition, expired_condition
+from lockgate.operator.usage import budget_usage_id, exhausted_condition, expired_condition
 from lockgate.common.kube_client import ApiError, KubeApi, resource_path
 
 log = logging.getLogger("lockgate.operator.status")
@@ -36,6 +36,9 @@ def object_status(body: Mapping[str, Any], current: Mapping[str, Any] | None, ve
         fields.update(key_status_fields(body, secrets))
         fields["usage"] = dict(usage) if usage else (current or {}).get("usage")
         conditions.append(expired_condition((body.get("spec") or {}).get("expiresAt"), now))
+        conditions.append(exhausted_condition(fields["usage"]))
+    elif body.get("kind") == "Budget":
+        fields["usage"] = dict(usage) if usage else (current or {}).get("usage")
         conditions.append(exhausted_condition(fields["usage"]))
     return desired_status(current, conditions, fields, generation, now)
 
@@ -68,8 +71,10 @@ class StatusWriter:
                 self._programmed[uid] = part
             # After a restart nothing is remembered: what is stored was programmed.
             unchanged = self._programmed.get(uid, part) == part
+            usage_id = f"{ref.namespace}/{ref.name}"
             desired = object_status(body, current, verdict, state, ns_secrets,
-                                    usage.get(f"{ref.namespace}/{ref.name}"), now, unchanged)
+                                    usage.get(budget_usage_id(usage_id) if ref.kind == "Budget" else usage_id),
+                                    now, unchanged)
             patch = status_patch(current, desired)
             if patch is None:
                 continue

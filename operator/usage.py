@@ -11,15 +11,17 @@ and would only make the mirror undercount).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from lockgate.api.meta import Condition
+from lockgate.api.prices import format_amount, parse_amount
 
 
 def merge_usage(reports: Iterable[Mapping[str, Any] | None]) -> dict[str, dict[str, Any]]:
-    """Per key id, the usage across replicas (unreachable replicas skipped)."""
+    """Per key id (or Budget id, from GET /budgets), the usage across replicas (unreachable replicas
+    skipped)."""
     per_key: dict[str, list[Mapping[str, Any]]] = {}
     for report in reports:
         for key_id, usage in (report or {}).items():
@@ -41,7 +43,35 @@ def _merge_one(items: list[Mapping[str, Any]]) -> dict[str, Any]:
     budgets = [b for b in budgets if b] or [
         int(u["remaining"]) + int(u.get("tokens") or 0) for u in current if u.get("remaining") is not None]
     remaining = max(0, max(budgets) - tokens) if budgets else None
-    return {"month": month, "tokens": tokens, "remaining": remaining, "requests": requests}
+    merged: dict[str, Any] = {"month": month, "tokens": tokens, "remaining": remaining, "requests": requests}
+    merged.update(_merge_money(current, combine))
+    return merged
+
+
+def _merge_money(current: list[Mapping[str, Any]], combine: Callable[[Iterable[int]], int]) -> dict[str, Any]:
+    """This month's spend across replicas (decimal strings, added exactly as micro-units), what is
+    left of the money limit (`limits.monthly_cost`, micro-units), and the currency."""
+    reported = [u for u in current if u.get("cost") is not None]
+    if not reported:
+        return {}
+    spent = int(combine(_micros(u["cost"]) for u in reported))
+    limits = [int((u.get("limits") or {}).get("monthly_cost") or 0) for u in reported]
+    limits = [x for x in limits if x] or [
+        _micros(u["remainingCost"]) + _micros(u["cost"]) for u in reported if u.get("remainingCost") is not None]
+    left = format_amount(max(0, max(limits) - spent)) if limits else None
+    return {"cost": format_amount(spent), "remainingCost": left, "currency": reported[0].get("currency")}
+
+
+def _micros(amount: object) -> int:
+    try:
+        return parse_amount(str(amount))
+    except ValueError:
+        return 0
+
+
+def budget_usage_id(budget_id: str) -> str:
+    """Where a Budget's usage sits among the keys' (a key and a Budget may share a namespace/name)."""
+    return f"Budget/{budget_id}"
 
 
 def expired_condition(expires_at: str | datetime | None, now: datetime) -> Condition:
@@ -55,7 +85,13 @@ def expired_condition(expires_at: str | datetime | None, now: datetime) -> Condi
 
 
 def exhausted_condition(usage: Mapping[str, Any] | None) -> Condition:
+    if usage and usage.get("remainingCost") is not None and _micros(usage["remainingCost"]) <= 0:
+        return Condition(type="Exhausted", status="True", reason="MonthlyBudgetExhausted",
+                         message=f"The monthly money budget is used up for {usage.get('month')}")
     remaining = (usage or {}).get("remaining")
+    if remaining is None and usage and usage.get("remainingCost") is not None:
+        return Condition(type="Exhausted", status="False", reason="WithinBudget",
+                         message=f"{usage['remainingCost']} {usage.get('currency') or ''} left this month".rstrip())
     if remaining is None:
         return Condition(type="Exhausted", status="False", reason="NoBudget" if usage else "NoUsage",
                          message="No monthly token budget is being consumed")

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from lockgate.api.prices import micros_to_amount
+
 REQUEST_LABELS = ("gateway", "host", "consumer", "provider", "model", "upstream_model", "status_code", "error_type")
 MODEL_LABELS = ("gateway", "host", "consumer", "provider", "model", "upstream_model")
 QUOTA_LABELS = ("gateway", "host", "consumer", "model", "reason")
@@ -131,6 +133,7 @@ class Series:
     ttft: Histogram = field(default_factory=lambda: Histogram(DURATION_BUCKETS))
     input_tokens: Histogram = field(default_factory=lambda: Histogram(TOKEN_BUCKETS))
     output_tokens: Histogram = field(default_factory=lambda: Histogram(TOKEN_BUCKETS))
+    cost: dict[str, int] = field(default_factory=dict)  # currency -> micro-units spent
 
 
 class Metrics:
@@ -176,9 +179,13 @@ class _Collector:
                                      "Time until the first byte of the answer.", labels=MODEL_LABELS)
         tokens = HistogramMetricFamily("gen_ai_client_token_usage", "Tokens used per request.",
                                        labels=MODEL_LABELS + ("token_type",))
+        cost = CounterMetricFamily("lockgate_cost", "Money spent on requests, at the models' prices "
+                                   "(cached input tokens at their price).", labels=MODEL_LABELS + ("currency",))
         for (host, consumer, provider, model, upstream, status, error), s in list(m.series_by_labels.items()):
             requests.add_metric([g, host, consumer, provider, model, upstream, status, error], s.requests)
             labels = [g, host, consumer, provider, model, upstream]
+            for currency, micros in list(s.cost.items()):
+                cost.add_metric(labels + [currency], micros_to_amount(micros))
             for histogram, family, extra in ((s.duration, duration, [status]), (s.ttft, ttft, []),
                                              (s.input_tokens, tokens, ["input"]),
                                              (s.output_tokens, tokens, ["output"])):
@@ -194,7 +201,7 @@ class _Collector:
                                          labels=QUOTA_LABELS)
         for (host, consumer, model, reason), count in list(m.quota_rejections.items()):
             rejections.add_metric([g, host, consumer, model, reason], count)
-        yield from (requests, duration, ttft, tokens, overhead, in_flight, rejections)
+        yield from (requests, duration, ttft, tokens, cost, overhead, in_flight, rejections)
 
 
 def make_metrics(gateway: str = "lockgate") -> Metrics:

@@ -88,11 +88,16 @@ def build_admin_app(gateway: Gateway) -> web.Application:
         snapshot = gateway.snapshot  # every key of the loaded config, not only those seen by this replica
         return _json(await gateway.quota.usage(list(snapshot.config.keys) if snapshot is not None else None))
 
+    async def budgets(_: web.Request) -> web.Response:
+        snapshot = gateway.snapshot  # the team Budgets of the loaded config: spend and what is left this month
+        return _json(await gateway.quota.budget_usage(list(snapshot.config.budgets) if snapshot is not None else []))
+
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/config", config)
     app.router.add_get("/usage", usage)
+    app.router.add_get("/budgets", budgets)
     return app
 
 

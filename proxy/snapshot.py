@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from lockgate.api.ir import Alias, ConsumerKey, GatewayConfig, Provider, ProviderModel, Route, namespace_of
+from lockgate.api.ir import Alias, Budget, ConsumerKey, GatewayConfig, Provider, ProviderModel, Route, namespace_of
+from lockgate.api.prices import Rates
 from lockgate.proxy.source import Snapshot
 from lockgate.proxy.upstream import UpstreamTransport
 
@@ -40,6 +41,12 @@ class Target:
 
     provider: Provider
     model: ProviderModel
+    rates: Rates | None = None  # the model's prices, compiled; None: it costs nothing
+
+
+def rates_of(model: ProviderModel) -> Rates | None:
+    p = model.pricing
+    return None if p is None else Rates.of(p.currency, p.input, p.output, p.cached_input)
 
 
 Tiers = tuple[tuple[Target, ...], ...]
@@ -102,6 +109,7 @@ class CompiledSnapshot:
     # no host (chat templates, MCP model tools).
     namespace_views: dict[str, OpenAIView] = field(default_factory=dict)
     transports: dict[str, UpstreamTransport] = field(default_factory=dict)  # provider id -> its own proxy, TLS
+    budgets: dict[str, tuple[Budget, ...]] = field(default_factory=dict)  # key id -> the team Budgets it spends from
 
     def host_view(self, host: str) -> HostView | None:
         view = self.exact_hosts.get(host)
@@ -190,7 +198,8 @@ def _pool(providers: list[Provider]) -> Pool:
     by_model: dict[str, dict[int, list[Target]]] = {}
     for provider in providers:
         for model in provider.models:
-            by_model.setdefault(model.name, {}).setdefault(provider.priority, []).append(Target(provider, model))
+            target = Target(provider, model, rates_of(model))
+            by_model.setdefault(model.name, {}).setdefault(provider.priority, []).append(target)
     tiers = {name: tuple(tuple(tiers[p]) for p in sorted(tiers)) for name, tiers in by_model.items()}
     return Pool(tiers, {m: [t[0][0]] for m, t in tiers.items() if len(t) == 1 and len(t[0]) == 1}, tuple(sorted(tiers)))
 
@@ -268,4 +277,10 @@ def compile_snapshot(snapshot: Snapshot, loaded_at: datetime | None = None) -> C
         any_host=any_host,
         namespace_views=namespace_views,
         transports=_compile_transports(config.providers, snapshot.credentials.values),
+        budgets=_key_budgets(config),
     )
+
+
+def _key_budgets(config: GatewayConfig) -> dict[str, tuple[Budget, ...]]:
+    by_id = {b.id: b for b in config.budgets}
+    return {k.id: tuple(by_id[b] for b in k.budgets if b in by_id) for k in config.keys if k.budgets}

@@ -60,6 +60,7 @@ class FakeUpstream:
     script: deque[Action] = field(default_factory=deque)
     received: list[Received] = field(default_factory=list)
     usage: tuple[int, int] = (11, 7)
+    cached_tokens: int = 0  # of the prompt tokens, those reported as read from the prompt cache
     stream_cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     in_stream: asyncio.Event = field(default_factory=asyncio.Event)
     port: int = 0
@@ -131,8 +132,10 @@ class FakeUpstream:
         op = request.match_info["op"]
         model = body.get("model", "unknown")
         prompt_tokens, completion_tokens = self.usage
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                 "total_tokens": prompt_tokens + completion_tokens}
+        usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                                 "total_tokens": prompt_tokens + completion_tokens}
+        if self.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
         if op == "embeddings":
             inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
             data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))]
@@ -188,7 +191,7 @@ class FakeUpstream:
         return response
 
     async def _openai_stream(self, request: web.Request, action: Action, body: dict[str, Any],
-                             usage: dict[str, int], op: str) -> web.StreamResponse:
+                             usage: dict[str, Any], op: str) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         model = body.get("model", "unknown")

@@ -11,7 +11,7 @@ from typing import Any
 from lockgate.api.meta import GROUP
 from lockgate.api.secret_data import secret_values
 
-LOCKGATE_KINDS = ("ModelProvider", "ApiKey", "Route", "MCPServer")
+LOCKGATE_KINDS = ("ModelProvider", "ApiKey", "Route", "MCPServer", "Budget")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 

@@ -14,6 +14,7 @@ from lockgate.api.apikey import (
 )
 from lockgate.api.resources import ApiKey
 from lockgate.api.grants import AllowedNamespaces
+from lockgate.operator.translate.budgets import money
 from lockgate.operator.translate.bundle import Bundle, SecretData
 from lockgate.operator.translate.conditions import NotReady, Rejected
 from lockgate.operator.translate.secrets import secret_value
@@ -81,6 +82,7 @@ def translate_key(obj: ApiKey, bundle: Bundle, now: datetime, grants: Mapping[st
         routes=tuple(f"{ns}/{r}" for r in spec.routes) if spec.routes is not None else None,
         mcp_servers=tuple(s for s in servers if s not in refused),
         mcp_tools={server_ref(ns, s): tuple(globs) for s, globs in sorted(spec.mcp_tools.items())},
+        currency=spec.currency,
     )
     if spec.expires_at is not None and spec.expires_at <= now:
         not_ready = NotReady("Expired", f"the key expired at {spec.expires_at.isoformat()}; every call gets 401")
@@ -96,7 +98,8 @@ def _rotation_pending(obj: ApiKey, secret: SecretData) -> bool:
 def _limits(limits: KeyLimits | None) -> ir.RateLimits:
     if limits is None:
         return ir.RateLimits()
-    return ir.RateLimits(rpm=limits.rpm, tpm=limits.tpm, monthly_tokens=limits.monthly_tokens)
+    return ir.RateLimits(rpm=limits.rpm, tpm=limits.tpm, monthly_tokens=limits.monthly_tokens,
+                         monthly_cost=money(limits.monthly_cost))
 
 
 def _previous_expiry(text: str | None) -> datetime | None:

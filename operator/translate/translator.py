@@ -12,10 +12,11 @@ from pydantic import ValidationError
 
 from lockgate.api import ir
 from lockgate.api.grants import AllowedNamespaces
-from lockgate.api.resources import ApiKey, MCPServer, ModelProvider, Resource, Route
+from lockgate.api.resources import ApiKey, Budget, MCPServer, ModelProvider, Resource, Route
 from lockgate.operator.translate import ObjectRef, ObjectStatus, Translation
 from lockgate.operator.translate.bundle import Bundle, collect, name_of, namespace_of
 from lockgate.operator.translate.conditions import NotReady, Rejected, accepted_status, rejected_status
+from lockgate.operator.translate.budgets import key_budgets, translate_budget
 from lockgate.operator.translate.keys import translate_key
 from lockgate.operator.translate.mcp import translate_mcp
 from lockgate.operator.translate.providers import translate_provider
@@ -31,6 +32,7 @@ class _Pass:
         self.now = now
         self.statuses: dict[ObjectRef, ObjectStatus] = {}
         self.credentials: dict[str, str] = {}
+        self.budget_objects: dict[str, Budget] = {}
 
     def parsed(self, kind: str, model: type[R]) -> list[R]:
         """Valid resources of a kind; invalid ones get InvalidSpec now."""
@@ -58,12 +60,15 @@ def translate_objects(objects: Iterable[Mapping[str, Any]], now: datetime) -> Tr
     pools = ModelPools(providers)
     routes, aliases = _routes(p, pools)
     servers, grants = _mcp_servers(p, pools, aliases)
-    keys = _keys(p, grants)
+    budgets = _budgets(p)
+    keys = _keys(p, grants, budgets)
+    _accept_budgets(p, budgets, keys)
     config = ir.GatewayConfig(
         providers=tuple(sorted(providers, key=lambda x: x.id)),
         keys=tuple(sorted(keys, key=lambda x: x.id)),
         routes=tuple(sorted(routes, key=lambda x: x.id)),
         mcp_servers=tuple(sorted(servers, key=lambda x: x.id)),
+        budgets=tuple(sorted(budgets.values(), key=lambda x: x.id)),
     ).with_hash()
     return Translation(config=config, credentials=ir.Credentials(values=dict(sorted(p.credentials.items()))), statuses=p.statuses)
 
@@ -129,11 +134,24 @@ def _mcp_servers(
     return list(servers.values()), grants
 
 
-def _keys(p: _Pass, grants: dict[str, AllowedNamespaces]) -> list[ir.ConsumerKey]:
+def _budgets(p: _Pass) -> dict[str, ir.Budget]:
+    """The valid Budgets by id (accepted once the keys spending from them are known)."""
+    p.budget_objects = {obj.ref: obj for obj in p.parsed("Budget", Budget)}
+    return {ref: translate_budget(obj) for ref, obj in p.budget_objects.items()}
+
+
+def _accept_budgets(p: _Pass, budgets: dict[str, ir.Budget], keys: list[ir.ConsumerKey]) -> None:
+    for ref, obj in p.budget_objects.items():
+        spenders = sorted(k.id.partition("/")[2] for k in keys if ref in k.budgets)
+        p.accept(obj, fields={"keys": spenders})
+
+
+def _keys(p: _Pass, grants: dict[str, AllowedNamespaces], budgets: dict[str, ir.Budget]) -> list[ir.ConsumerKey]:
     keys: list[ir.ConsumerKey] = []
     seen_hashes: dict[str, str] = {}
     for obj in p.parsed("ApiKey", ApiKey):
         try:
+            spends_from = key_budgets(obj, budgets)
             outcome = translate_key(obj, p.bundle, p.now, grants)
             if outcome.key is not None:
                 _claim(seen_hashes, [h.sha256 for h in outcome.key.hashes], outcome.key.id, "key")
@@ -141,7 +159,7 @@ def _keys(p: _Pass, grants: dict[str, AllowedNamespaces]) -> list[ir.ConsumerKey
             p.reject(obj, error)
             continue
         if outcome.key is not None:
-            keys.append(outcome.key)
+            keys.append(outcome.key.model_copy(update={"budgets": spends_from}))
         p.accept(obj, outcome.not_ready, outcome.fields, outcome.unresolved)
     return keys
 

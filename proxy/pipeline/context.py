@@ -114,6 +114,14 @@ class Context:
         output = max(usage.output_tokens, getattr(self.translator, "chunks", 0))
         return Usage(usage.input_tokens or self.prompt_tokens, output, False)
 
+    def cost(self) -> int:
+        """What the usage costs at the prices of the target that served it, micro-units (0: unpriced)."""
+        target = self.target
+        if target is None or target.rates is None or not self.provider:
+            return 0
+        usage = self.usage
+        return target.rates.cost(usage.input_tokens, usage.output_tokens, usage.cached_tokens)
+
     def response_headers(self) -> dict[str, str]:
         headers = {"x-request-id": self.request_id}
         if self.reservation is not None and self.reservation.headers:

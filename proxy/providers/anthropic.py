@@ -44,7 +44,7 @@ def _loads(data: bytes | None) -> dict[str, Any] | None:
 def _messages_usage(usage: dict[str, Any] | None) -> Usage:
     usage = usage or {}
     prompt = sum(int(usage.get(k) or 0) for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
-    return Usage(prompt, int(usage.get("output_tokens") or 0), True)
+    return Usage(prompt, int(usage.get("output_tokens") or 0), True, int(usage.get("cache_read_input_tokens") or 0))
 
 
 class AnthropicAdapter:
@@ -126,7 +126,8 @@ class MessagesToChunks(EventStream):
         if kind == "message_stop":
             return self.finish()
         out = [sse(orjson.dumps(chunk)) for chunk in self.translator.event(kind, payload)]
-        self.usage = Usage(self.translator.input_tokens, self.translator.output_tokens, True)
+        self.usage = Usage(self.translator.input_tokens, self.translator.output_tokens, True,
+                           self.translator.cached_tokens)
         return out
 
     def finish(self) -> list[bytes]:

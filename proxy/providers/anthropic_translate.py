@@ -203,6 +203,7 @@ class StreamToOpenAI:
         self.created = int(time.time())
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cached_tokens = 0  # of input_tokens, read from Anthropic's prompt cache
         self.tool_index: dict[int, int] = {}  # content block index -> tool_calls index
         self.started = False
 
@@ -223,6 +224,7 @@ class StreamToOpenAI:
             usage = _usage(message.get("usage"))
             self.input_tokens = usage["prompt_tokens"]
             self.output_tokens = usage["completion_tokens"]
+            self.cached_tokens = int((message.get("usage") or {}).get("cache_read_input_tokens") or 0)
             self.started = True
             return [self._chunk({"role": "assistant", "content": ""})]
         if kind == "content_block_start":

@@ -26,6 +26,7 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     reported: bool = False  # the upstream reported it (else it was counted)
+    cached_tokens: int = 0  # of input_tokens, those read from the provider's prompt cache
 
 
 class UpstreamStreamError(Exception):

@@ -34,7 +34,9 @@ def usage_of(payload: dict[str, Any]) -> Usage | None:
         return None
     input_tokens = usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0
     output_tokens = usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0
-    return Usage(int(input_tokens), int(output_tokens), True)
+    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
+    cached = details.get("cached_tokens") or 0 if isinstance(details, dict) else 0
+    return Usage(int(input_tokens), int(output_tokens), True, int(cached))
 
 
 class OpenAIAdapter:

@@ -10,7 +10,8 @@ with `repeat_of` set to its `rid`, so the key counts the client request once.
 Error codes (`QuotaRejected.code`) and the HTTP status the data plane answers
 with (`QuotaRejected.status`):
 - rate_limit_exceeded (429): the key's rpm/tpm (or its per-model limits).
-- insufficient_quota (429): the key's monthly token budget is spent.
+- insufficient_quota (429): a monthly budget (tokens or money; the key's, per model, or a team
+  Budget's) is spent.
 - provider_rate_limited (429): the provider model's rpm/tpm stayed saturated
   for the whole queue wait (or the request could not wait).
 - quota_store_unavailable (503): `QuotaStoreUnavailable`, raised only in
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lockgate.api.ir import ConsumerKey, RateLimits
+from lockgate.api.ir import Budget, ConsumerKey, RateLimits
 
 
 @dataclass(slots=True)  # made per request: a frozen dataclass costs 5x to build
@@ -40,6 +41,8 @@ class AdmitRequest:
     # settled with nothing: windows that already count it do not count it again, nor does the month.
     # (Only such a reservation is found by its rid in the memory store: see MemoryPlan.)
     repeat_of: str = ""
+    estimated_cost: int = 0  # the reservation priced at the target model's prices, micro-units
+    budgets: tuple[Budget, ...] = ()  # the team Budgets the key spends from
 
 
 @dataclass(slots=True)  # made per request
@@ -54,6 +57,7 @@ class Reservation:
     plan: Any = None  # the store's compiled plan that took it and settles it directly, if any
     held: Any = None  # where that plan holds it (the memory store's window slots)
     settled: bool = False
+    reserved_cost: int = 0  # micro-units reserved against money budgets
 
 
 class QuotaRejected(Exception):
@@ -78,12 +82,19 @@ class QuotaStoreUnavailable(QuotaRejected):
 class QuotaService(Protocol):
     async def admit(self, request: AdmitRequest) -> Reservation: ...
 
-    async def settle(self, reservation: Reservation, used_tokens: int) -> None: ...
+    async def settle(self, reservation: Reservation, used_tokens: int, used_cost: int = 0) -> None:
+        """Replace the reservation by the tokens and money (micro-units) really used."""
+        ...
 
     async def usage(self, keys: Sequence[ConsumerKey] | None = None) -> dict[str, dict[str, object]]:
         """Per key id: {"month": "YYYY-MM", "tokens": int, "remaining": int | None, "requests": int,
         "limits": {...}, "window": {...}, "models": {...}}. `keys`: the keys to report (the current
         snapshot's); without it, the keys this replica has admitted requests for."""
+        ...
+
+    async def budget_usage(self, budgets: Sequence[Budget]) -> dict[str, dict[str, object]]:
+        """Per Budget id: {"month", "tokens", "remaining", "cost", "remainingCost", "currency", "requests",
+        "limits"}; money as decimal strings ("12.345678")."""
         ...
 
     async def close(self) -> None: ...
@@ -95,13 +106,16 @@ class UnlimitedQuota:
     async def admit(self, request: AdmitRequest) -> Reservation:
         return Reservation(request, request.estimated_tokens)
 
-    async def settle(self, reservation: Reservation, used_tokens: int) -> None:
+    async def settle(self, reservation: Reservation, used_tokens: int, used_cost: int = 0) -> None:
         return None
 
     async def close(self) -> None:
         return None
 
     async def usage(self, keys: Sequence[ConsumerKey] | None = None) -> dict[str, dict[str, object]]:
+        return {}
+
+    async def budget_usage(self, budgets: Sequence[Budget]) -> dict[str, dict[str, object]]:
         return {}
 
 

@@ -51,6 +51,7 @@ class FailoverStore:
         self._up = True
         self._timeouts = 0  # timeouts in a row
         self._local_rids: set[str] = set()
+        self._local_spend: dict[str, int] = {}  # local reservations' money (micro-units), owed to Redis when settled
         self._repeat_rids: set[str] = set()  # local reservations that repeat an earlier admission
         self._last_month: dict[str, dict[str, int]] = {}  # group tag -> budget field -> used, as Redis last said
         self._pending: dict[tuple[str, str], _Pending] = {}  # (tag, month) -> usage Redis has not seen
@@ -82,10 +83,10 @@ class FailoverStore:
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
 
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
-                      month_end: float, repeat: bool = False) -> list[GroupResult]:
+                      month_end: float, repeat: bool = False, spend: int = 0) -> list[GroupResult]:
         if self.available:
             try:
-                results = await self.shared.reserve(groups, rid, cost, month, month_end, repeat)
+                results = await self.shared.reserve(groups, rid, cost, month, month_end, repeat, spend)
             except StoreUnavailable as e:
                 self._failed(e)
             else:
@@ -97,37 +98,41 @@ class FailoverStore:
         if self.fail_mode == "closed":
             raise QuotaStoreUnavailable()
         shares = [local_share(g, self.replicas, self._last_month.get(g.tag, {})) for g in groups]
-        results = await self.local.reserve(shares, rid, cost, month, month_end, repeat)
+        results = await self.local.reserve(shares, rid, cost, month, month_end, repeat, spend)
         if repeat:
             self._repeat_rids.add(rid)  # its request was counted (or owed) at its first admission
         self._local_rids.add(rid)
+        if spend and all(r.refusal is None for r in results):
+            self._local_spend[rid] = spend
         return results
 
     async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
-                     delta: int, used: int, release: bool) -> None:
+                     delta: int, used: int, release: bool, spend_delta: int = 0) -> None:
         if rid in self._local_rids:
             self._local_rids.discard(rid)
-            await self.local.settle(groups, rid, month, month_end, delta, used, release)
+            spent = self._local_spend.pop(rid, 0) + spend_delta  # the money really used
+            await self.local.settle(groups, rid, month, month_end, delta, used, release, spend_delta)
             repeated = rid in self._repeat_rids
             self._repeat_rids.discard(rid)
             if not release:
-                self._owe(groups, month, month_end, used, 0 if repeated else 1)
+                self._owe(groups, month, month_end, used, 0 if repeated else 1, spent)
             return
         if self.available:
             try:
-                await self.shared.settle(groups, rid, month, month_end, delta, used, release)
+                await self.shared.settle(groups, rid, month, month_end, delta, used, release, spend_delta)
             except StoreUnavailable as e:
                 self._failed(e)
             else:
                 self._answered()
                 return
-        self._owe(groups, month, month_end, delta, -1 if release else 0)
+        self._owe(groups, month, month_end, delta, -1 if release else 0, spend_delta)
 
-    def _owe(self, groups: Sequence[Group], month: str, month_end: float, tokens: int, requests: int) -> None:
+    def _owe(self, groups: Sequence[Group], month: str, month_end: float, tokens: int, requests: int,
+             spend: int = 0) -> None:
         for g in groups:
             if g.budgets:
                 p = self._pending.setdefault((g.tag, month), _Pending(g, month_end))
-                p.tokens += tokens
+                p.tokens += g.amount(tokens, spend)
                 p.requests += requests
 
     async def _flush(self) -> None:

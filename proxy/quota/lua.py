@@ -38,19 +38,21 @@ end
 
 # Checks every group, then reserves in all of them, or in none.
 # KEYS: per group: z1, h1, ..., zN, hN [, month]
-# ARGV: window_ms, rid, cost, month_expire_at, again (0/1), G, then per group: N, rpm1, tpm1, ..., B, field1,
-#       limit1, ... (-1 = no limit). again = 1: rid was admitted before (a failover); a window still holding it
-#       does not count it again (its tokens are replaced) and the month's request count stays.
+# ARGV: window_ms, rid, cost, month_expire_at, again (0/1), G, spend, then per group: U, N, rpm1, tpm1, ..., B,
+#       field1, limit1, ... (-1 = no limit). U = 1: the group's budgets count money (spend, micro-units), not
+#       tokens (cost); windows always count tokens. again = 1: rid was admitted before (a failover); a window
+#       still holding it does not count it again (its tokens are replaced) and the month's request count stays.
 # -> {1, per group: count1, sum1, reset1, ..., used1, ...}
 #    or {0, group, reason (1 requests, 2 tokens, 3 budget), wait_ms (-1 never), index}
 RESERVE = COMMON + r"""
 local window = tonumber(ARGV[1]); local rid = ARGV[2]; local cost = tonumber(ARGV[3])
-local expire_at = tonumber(ARGV[4]); local again = ARGV[5] == '1'
+local expire_at = tonumber(ARGV[4]); local again = ARGV[5] == '1'; local spend = tonumber(ARGV[7])
 local now = now_ms()
 local groups = {}
-local a = 7; local k = 1
+local a = 9; local k = 1
 for g = 1, tonumber(ARGV[6]) do
-  local grp = {windows = {}, budgets = {}}
+  local grp = {windows = {}, budgets = {}, amount = cost}
+  if ARGV[a - 1] == '1' then grp.amount = spend end
   for i = 1, tonumber(ARGV[a]) do
     grp.windows[i] = {z = KEYS[k], h = KEYS[k + 1], rpm = tonumber(ARGV[a + 2 * i - 1]), tpm = tonumber(ARGV[a + 2 * i])}
     k = k + 2
@@ -59,7 +61,7 @@ for g = 1, tonumber(ARGV[6]) do
   for j = 1, tonumber(ARGV[a]) do
     grp.budgets[j] = {field = ARGV[a + 2 * j - 1], limit = tonumber(ARGV[a + 2 * j])}
   end
-  a = a + 1 + 2 * #grp.budgets
+  a = a + 2 + 2 * #grp.budgets
   if #grp.budgets > 0 then grp.month = KEYS[k]; k = k + 1 end
   groups[g] = grp
 end
@@ -87,7 +89,7 @@ local function tokens_wait(w, cost)
 end
 for g, grp in ipairs(groups) do
   for j, b in ipairs(grp.budgets) do
-    if b.limit >= 0 and (tonumber(redis.call('HGET', grp.month, b.field)) or 0) + cost > b.limit then
+    if b.limit >= 0 and (tonumber(redis.call('HGET', grp.month, b.field)) or 0) + grp.amount > b.limit then
       return {0, g, 3, -1, j}
     end
   end
@@ -112,7 +114,7 @@ for _, grp in ipairs(groups) do
   end
   if grp.month then
     for _, b in ipairs(grp.budgets) do
-      out[#out + 1] = redis.call('HINCRBY', grp.month, b.field, cost)
+      out[#out + 1] = redis.call('HINCRBY', grp.month, b.field, grp.amount)
     end
     if not again then redis.call('HINCRBY', grp.month, 'requests', 1) end
     redis.call('EXPIREAT', grp.month, expire_at)

@@ -61,11 +61,12 @@ class MemoryStore:
         return table
 
     def _refusal(self, group: Group, cost: int, table: dict[str, dict[str, int]], now: float,
-                 repeat_of: str) -> Refusal | None:
+                 repeat_of: str, spend: int = 0) -> Refusal | None:
         if group.budgets:
             counters = table.get(group.tag) or {}
+            amount = group.amount(cost, spend)
             for b in group.budgets:
-                if b.limit is not None and counters.get(b.field, 0) + cost > b.limit:
+                if b.limit is not None and counters.get(b.field, 0) + amount > b.limit:
                     return Refusal("budget", float("inf"), b.field)
         for spec, w in zip(group.windows, self._windows_of(group)):
             refused = w.wait(now, spec.rpm, spec.tpm, cost, repeat_of)
@@ -74,7 +75,7 @@ class MemoryStore:
         return None
 
     def _take(self, group: Group, rid: str, cost: int, table: dict[str, dict[str, int]], now: float,
-              repeat: bool) -> GroupResult:
+              repeat: bool, spend: int = 0) -> GroupResult:
         states = []
         for spec, w in zip(group.windows, self._windows_of(group)):
             w.add_again(now, rid, cost) if repeat else w.add(now, rid, cost)
@@ -82,8 +83,9 @@ class MemoryStore:
         if not group.budgets:
             return GroupResult(None, tuple(states), {})
         counters = table.setdefault(group.tag, {})
+        amount = group.amount(cost, spend)
         for b in group.budgets:
-            counters[b.field] = counters.get(b.field, 0) + cost
+            counters[b.field] = counters.get(b.field, 0) + amount
         counters[MONTH_REQUESTS] = counters.get(MONTH_REQUESTS, 0) + (0 if repeat else 1)
         return GroupResult(None, tuple(states), {b.field: counters[b.field] for b in group.budgets})
 
@@ -92,30 +94,30 @@ class MemoryStore:
         return MemoryPlan(self, groups)
 
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
-                      month_end: float, repeat: bool = False) -> list[GroupResult]:
-        return self.reserve_now(groups, rid, cost, month, month_end, repeat)
+                      month_end: float, repeat: bool = False, spend: int = 0) -> list[GroupResult]:
+        return self.reserve_now(groups, rid, cost, month, month_end, repeat, spend)
 
     def reserve_now(self, groups: Sequence[Group], rid: str, cost: int, month: str,
-                    month_end: float, repeat: bool = False) -> list[GroupResult]:
+                    month_end: float, repeat: bool = False, spend: int = 0) -> list[GroupResult]:
         """Every group or none, synchronously (atomic on the event loop): the service's fast path."""
         now = self.clock()
         table = self._month_table(month)
         repeat_of = rid if repeat else ""
         for group in groups:
-            refusal = self._refusal(group, cost, table, now, repeat_of)
+            refusal = self._refusal(group, cost, table, now, repeat_of, spend)
             if refusal is not None:
                 return [GroupResult(refusal if g is group else None) for g in groups]
-        results = [self._take(g, rid, cost, table, now, repeat) for g in groups]
+        results = [self._take(g, rid, cost, table, now, repeat, spend) for g in groups]
         if any(g.budgets for g in groups):
             self._changed()
         return results
 
     async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
-                     delta: int, used: int, release: bool) -> None:
-        self.settle_now(groups, rid, month, month_end, delta, used, release)
+                     delta: int, used: int, release: bool, spend_delta: int = 0) -> None:
+        self.settle_now(groups, rid, month, month_end, delta, used, release, spend_delta)
 
     def settle_now(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
-                   delta: int, used: int, release: bool) -> None:
+                   delta: int, used: int, release: bool, spend_delta: int = 0) -> None:
         table = self._months.get(month)
         changed = False
         for group in groups:
@@ -123,8 +125,9 @@ class MemoryStore:
                 w.remove(rid) if release else w.settle(rid, used)
             if group.budgets and table is not None:
                 counters = table.setdefault(group.tag, {})
+                change = group.amount(delta, spend_delta)
                 for b in group.budgets:
-                    counters[b.field] = max(0, counters.get(b.field, 0) + delta)
+                    counters[b.field] = max(0, counters.get(b.field, 0) + change)
                 if release:
                     counters[MONTH_REQUESTS] = max(0, counters.get(MONTH_REQUESTS, 0) - 1)
                 changed = True
@@ -180,15 +183,18 @@ class MemoryPlan:
         self.store = store
         self.windows = tuple((store._window(g.tag, spec.name), spec.rpm, spec.tpm)
                              for g in groups for spec in g.windows)
-        # Month counters: (tag, field, limit) for each budget with a limit; (tag, every budget field).
-        self.limits = tuple((g.tag, b.field, b.limit) for g in groups for b in g.budgets if b.limit is not None)
-        self.counted = tuple((g.tag, tuple(b.field for b in g.budgets)) for g in groups if g.budgets)
+        # Month counters: (tag, field, limit, money?) for each budget with a limit; (tag, every budget field,
+        # money?): a money group counts the request's cost, the others its tokens.
+        self.limits = tuple((g.tag, b.field, b.limit, g.unit == "cost") for g in groups for b in g.budgets
+                            if b.limit is not None)
+        self.counted = tuple((g.tag, tuple(b.field for b in g.budgets), g.unit == "cost") for g in groups if g.budgets)
         # The first group's windows with a limit, for the x-ratelimit-* headers; limits as text once.
         first = self.windows[:len(groups[0].windows)] if groups else ()
         self.requests: tuple[LimitRow, ...] = tuple((w, rpm, str(rpm)) for w, rpm, _ in first if rpm is not None)
         self.tokens: tuple[LimitRow, ...] = tuple((w, tpm, str(tpm)) for w, _, tpm in first if tpm is not None)
 
-    def reserve(self, rid: str, cost: int, month: str) -> tuple[dict[str, str], list[list[Any]]] | None:
+    def reserve(self, rid: str, cost: int, month: str,
+                spend: int = 0) -> tuple[dict[str, str], list[list[Any]]] | None:
         """Reserve a new request everywhere and return the x-ratelimit-* headers of the first group
         and the slots holding it; None, with nothing reserved, when anything does not fit."""
         store = self.store
@@ -196,8 +202,8 @@ class MemoryPlan:
         table = store._months.get(month)
         if table is None:
             table = store._month_table(month)
-        for tag, field, limit in self.limits:
-            if table.get(tag, _NONE).get(field, 0) + cost > limit:
+        for tag, field, limit, money in self.limits:
+            if table.get(tag, _NONE).get(field, 0) + (spend if money else cost) > limit:
                 return None
         windows = self.windows
         for w, rpm, tpm in windows:
@@ -207,18 +213,20 @@ class MemoryPlan:
         for w, _, _ in windows:
             held.append(w.hold(now, rid, cost))
         if self.counted:
-            for tag, fields in self.counted:
+            for tag, fields, money in self.counted:
                 counters = table.get(tag)
                 if counters is None:
                     counters = table[tag] = {}
+                amount = spend if money else cost
                 for field in fields:
-                    counters[field] = counters.get(field, 0) + cost
+                    counters[field] = counters.get(field, 0) + amount
                 counters[MONTH_REQUESTS] = counters.get(MONTH_REQUESTS, 0) + 1
             if not store._dirty:
                 store._changed()
         return window_headers(self.requests, self.tokens, now), held
 
-    def settle(self, rid: str, held: list[list[Any]], month: str, delta: int, used: int) -> None:
+    def settle(self, rid: str, held: list[list[Any]], month: str, delta: int, used: int,
+               spend_delta: int = 0) -> None:
         """`settle_now(groups, ..., release=False)` for a request `reserve` held in `held`: the windows
         keep `used` tokens, the month `delta` more."""
         for (w, _, _), slot in zip(self.windows, held):
@@ -228,12 +236,13 @@ class MemoryPlan:
         if self.counted:
             table = self.store._months.get(month)
             if table is not None:
-                for tag, fields in self.counted:
+                for tag, fields, money in self.counted:
                     counters = table.get(tag)
                     if counters is None:
                         counters = table[tag] = {}
+                    change = spend_delta if money else delta
                     for field in fields:
-                        left = counters.get(field, 0) + delta
+                        left = counters.get(field, 0) + change
                         counters[field] = left if left > 0 else 0
                 if not self.store._dirty:
                     self.store._changed()

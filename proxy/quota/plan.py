@@ -11,11 +11,13 @@ from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from typing import Literal
 
-from lockgate.api.ir import ConsumerKey, RateLimits
+from lockgate.api.ir import Budget, ConsumerKey, RateLimits
 from lockgate.proxy.quota.window import WindowState
 
 MONTH_TOKENS = "tokens"  # month-hash field: the key's tokens across all models
 MONTH_REQUESTS = "requests"  # month-hash field: the key's requests (counted, never limited)
+MONTH_COST = "cost"  # month-hash field of a cost group: the money spent across all models (micro-units)
+Unit = Literal["tokens", "cost"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,11 @@ class Group:
     tag: str  # hash tag: every key of the group lands in one Redis Cluster slot
     windows: tuple[WindowSpec, ...]
     budgets: tuple[BudgetSpec, ...] = ()
+    unit: Unit = "tokens"  # what its budgets count: tokens, or money (micro-units; such a group has no windows)
+
+    def amount(self, tokens: int, spend: int) -> int:
+        """Of a request's tokens and money, what this group's budgets count."""
+        return spend if self.unit == "cost" else tokens
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,20 @@ def consumer_group(key: ConsumerKey, model: str) -> Group:
     return Group(f"key:{key.id}", tuple(windows), budgets)
 
 
+def cost_group(key: ConsumerKey, model: str) -> Group:
+    """The key's money this month: in all, and on `model` (micro-units of the key's currency)."""
+    per_model = model_limits_for(key, model)
+    return Group(f"key-cost:{key.id}", (), (BudgetSpec(MONTH_COST, key.limits.monthly_cost),
+                                            BudgetSpec(model_field(model), per_model.monthly_cost if per_model else None)),
+                 "cost")
+
+
+def budget_groups(budget: Budget) -> tuple[Group, Group]:
+    """A team Budget shared by several keys: its tokens and its money this month."""
+    return (Group(f"budget:{budget.id}", (), (BudgetSpec(MONTH_TOKENS, budget.monthly_tokens),)),
+            Group(f"budget-cost:{budget.id}", (), (BudgetSpec(MONTH_COST, budget.monthly_cost),), "cost"))
+
+
 def provider_group(provider_id: str, model: str, limits: RateLimits) -> Group | None:
     if limits.rpm is None and limits.tpm is None:
         return None
@@ -99,4 +120,4 @@ def local_share(group: Group, replicas: int, month_used: dict[str, int]) -> Grou
     budgets = tuple(
         replace(b, limit=None if b.limit is None else share(max(0, b.limit - month_used.get(b.field, 0)), replicas))
         for b in group.budgets)
-    return Group(group.tag, windows, budgets)
+    return Group(group.tag, windows, budgets, group.unit)

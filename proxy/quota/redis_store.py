@@ -114,29 +114,31 @@ class RedisStore:
             return list(await pipe.execute())
 
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
-                      month_end: float, repeat: bool = False) -> list[GroupResult]:
+                      month_end: float, repeat: bool = False, spend: int = 0) -> list[GroupResult]:
         if not self.cluster or len(groups) == 1:
-            (reply,) = await self._run([self._reserve_call(groups, rid, cost, month, month_end, repeat)])
+            (reply,) = await self._run([self._reserve_call(groups, rid, cost, month, month_end, repeat, spend)])
             return _results(groups, reply)
         # Redis Cluster: groups live in different slots, so one after the other, undoing on a refusal.
         results: list[GroupResult] = []
         for i, g in enumerate(groups):
-            (reply,) = await self._run([self._reserve_call([g], rid, cost, month, month_end, repeat)])
+            (reply,) = await self._run([self._reserve_call([g], rid, cost, month, month_end, repeat, spend)])
             (result,) = _results([g], reply)
             results.append(result)
             if result.refusal is not None:
                 if i:  # a repeat keeps its first admission's count, with no tokens
-                    await self.settle(groups[:i], rid, month, month_end, -cost, 0, release=not repeat)
+                    await self.settle(groups[:i], rid, month, month_end, -cost, 0, release=not repeat,
+                                      spend_delta=-spend)
                 return results + [GroupResult(None)] * (len(groups) - i - 1)
         return results
 
     def _reserve_call(self, groups: Sequence[Group], rid: str, cost: int, month: str,
-                      month_end: float, repeat: bool = False) -> tuple[_Script, list[str], list[Any]]:
+                      month_end: float, repeat: bool = False, spend: int = 0) -> tuple[_Script, list[str], list[Any]]:
         keys: list[str] = []
-        args: list[Any] = [int(self.window * 1000), rid, cost, int(month_end) + MONTH_GRACE, int(repeat), len(groups)]
+        args: list[Any] = [int(self.window * 1000), rid, cost, int(month_end) + MONTH_GRACE, int(repeat), len(groups),
+                           spend]
         for g in groups:
             keys += window_keys(g) + ([month_key(g, month)] if g.budgets else [])
-            args.append(len(g.windows))
+            args += [int(g.unit == "cost"), len(g.windows)]
             for w in g.windows:
                 args += [_limit(w.rpm), _limit(w.tpm)]
             args.append(len(g.budgets))
@@ -145,18 +147,19 @@ class RedisStore:
         return RESERVE, keys, args
 
     async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
-                     delta: int, used: int, release: bool) -> None:
+                     delta: int, used: int, release: bool, spend_delta: int = 0) -> None:
         calls = []
         for g in groups:
             keys = window_keys(g) + ([month_key(g, month)] if g.budgets else [])
-            args: list[Any] = [rid, used, delta, int(release), int(month_end) + MONTH_GRACE,
+            args: list[Any] = [rid, used, g.amount(delta, spend_delta), int(release), int(month_end) + MONTH_GRACE,
                                len(g.windows), len(g.budgets), *(b.field for b in g.budgets)]
             calls.append((SETTLE, keys, args))
         await self._run(calls)
 
     async def add_month_usage(self, group: Group, month: str, month_end: float, tokens: int,
                               requests: int) -> None:
-        """Fold usage counted elsewhere (while Redis was away) into the month counters."""
+        """Fold usage counted elsewhere (while Redis was away) into the month counters (`tokens`: the
+        group's unit, money for a cost group)."""
         key = month_key(group, month)
         try:
             async with self.client.pipeline(transaction=False) as pipe:

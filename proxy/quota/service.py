@@ -15,14 +15,16 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lockgate.api.ir import ConsumerKey, RateLimits
+from lockgate.api.ir import Budget, ConsumerKey, RateLimits
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService, Reservation
 from lockgate.proxy.quota.budget import month_end, month_of, month_start, remaining
 from lockgate.proxy.quota.fair_queue import FairQueue
 from lockgate.proxy.quota.headers import format_reset, ratelimit_headers, retry_after_value
 from lockgate.proxy.quota.metrics import QUEUE_DEPTH, RESERVATIONS, RESERVED_TOKENS, SETTLED_TOKENS
 from lockgate.proxy.quota.plan import (MONTH_REQUESTS, MONTH_TOKENS, Group, GroupResult, Refusal, WindowSpec,
-                                       consumer_group, local_share, model_field, provider_group)
+                                       budget_groups, consumer_group, cost_group, local_share, model_field,
+                                       provider_group)
+from lockgate.proxy.quota.spend import budget_report, key_spend
 from lockgate.proxy.quota.store import QuotaStore
 from lockgate.proxy.quota.window import WindowState
 
@@ -69,6 +71,7 @@ class StoreQuotaService:
         key = request.key
         self._keys[key.id] = key
         cost = request.estimated_tokens if request.estimated_tokens > 0 else 0  # max() costs a call
+        spend = request.estimated_cost if request.estimated_cost > 0 else 0
         now = self.clock()
         cached = self._month_cache
         if not cached[0] <= now < cached[1]:
@@ -84,47 +87,55 @@ class StoreQuotaService:
         fast = plan.fast
         if fast is not None and direct and not request.repeat_of:  # the common case, decided in one step
             rid = f"{next(_LOCAL_IDS):x}"
-            taken = fast.reserve(rid, cost, month)
+            taken = fast.reserve(rid, cost, month, spend)
             if taken is not None:
                 self._reservations.value += 1
                 self._reserved.value += cost
-                return Reservation(request, cost, taken[0], rid, month, end, plan.both, fast, taken[1])
-        return await self._admit(request, plan, cost, now, month, end, direct)
+                return Reservation(request, cost, taken[0], rid, month, end, plan.both, fast, taken[1],
+                                   reserved_cost=spend)
+        return await self._admit(request, plan, cost, now, month, end, direct, spend)
 
     async def _admit(self, request: AdmitRequest, plan: _Plan, cost: int, now: float, month: str, end: float,
-                     direct: bool) -> Reservation:
+                     direct: bool, spend: int = 0) -> Reservation:
         """Any admission: a repeat, a refusal to explain, a queue to join, a shared store."""
         repeat = bool(request.repeat_of)
-        consumer, provider = plan.consumer, plan.provider
+        provider = plan.provider
         groups = plan.both if direct else plan.alone
         if self._reserve_now is not None:  # in-process store: decided in one step, nothing to cancel mid-way
             rid = request.repeat_of or f"{next(_LOCAL_IDS):x}"
-            results = self._reserve_now(groups, rid, cost, month, end, repeat)
+            results = self._reserve_now(groups, rid, cost, month, end, repeat, spend)
         else:
             rid = request.repeat_of or uuid.uuid4().hex  # unique across replicas sharing the store
-            results = await self._reserve_to_the_end(list(groups), rid, cost, month, end, repeat)
-        if results[0].refusal is not None:
-            raise self._consumer_rejection(results[0].refusal, consumer, request, now, end)
+            results = await self._reserve_to_the_end(list(groups), rid, cost, month, end, repeat, spend)
+        self._check_consumer(plan.alone, results, request, now, end)
         held = results[0]
         if provider is not None:
             assert plan.queue is not None  # a provider with limits has a queue
-            refused = results[1].refusal if direct else None
+            refused = results[len(plan.alone)].refusal if direct else None
             if refused is not None or not direct:
                 if request.queue_max_wait <= 0 or (refused is not None and math.isinf(refused.wait)):
                     raise _provider_rejection(request, refused.wait if refused else self.window, self.window)
                 if refused is not None:  # nothing is held: the consumer's own share waits with the request
-                    (held,) = await self._reserve_to_the_end([consumer], rid, cost, month, end, repeat)
-                    if held.refusal is not None:
-                        raise self._consumer_rejection(held.refusal, consumer, request, now, end)
+                    results = await self._reserve_to_the_end(list(plan.alone), rid, cost, month, end, repeat, spend)
+                    self._check_consumer(plan.alone, results, request, now, end)
+                    held = results[0]
                 try:
                     await self._wait_for_provider(provider, plan.queue, request, rid, cost, month, end,
                                                   refused.wait if refused else None)
                 except BaseException:
-                    await self._release([consumer], rid, month, end, cost, repeat)
+                    await self._release(plan.alone, rid, month, end, cost, repeat, spend)
                     raise
         self._reservations.value += 1
         self._reserved.value += cost
-        return Reservation(request, cost, ratelimit_headers(held.windows), rid, month, end, plan.both)
+        return Reservation(request, cost, ratelimit_headers(held.windows), rid, month, end, plan.both,
+                           reserved_cost=spend)
+
+    def _check_consumer(self, groups: Sequence[Group], results: Sequence[GroupResult], request: AdmitRequest,
+                        now: float, end: float) -> None:
+        """Raise the rejection of the first of the consumer's groups (its key's, its team Budgets') that refused."""
+        for group, result in zip(groups, results):
+            if result.refusal is not None:
+                raise self._consumer_rejection(result.refusal, group, request, now, end)
 
     def _new_month(self, now: float) -> tuple[float, float, str]:
         """The UTC month of `now` (start, end, 'YYYY-MM'), cached until `now` leaves it."""
@@ -137,11 +148,15 @@ class StoreQuotaService:
         plan_key = (request.key.id, request.model, request.provider_id)
         consumer = consumer_group(request.key, request.model)
         provider = provider_group(request.provider_id, request.model, request.provider_limits)
+        # The key's money, then each team Budget's tokens and money: budgets only, all or nothing with the rest.
+        spending = (cost_group(request.key, request.model),) + tuple(
+            g for budget in request.budgets for g in budget_groups(budget))
         if self.replicas > 1:
             consumer = local_share(consumer, self.replicas, {})
             provider = local_share(provider, self.replicas, {}) if provider is not None else None
-        alone = (consumer,)
-        both = alone if provider is None else (consumer, provider)
+            spending = tuple(local_share(g, self.replicas, {}) for g in spending)
+        alone = (consumer, *spending)
+        both = alone if provider is None else (*alone, provider)
         queue = None
         if provider is not None:
             queue = self._queues.get(provider.tag)
@@ -155,17 +170,17 @@ class StoreQuotaService:
         return plan
 
     async def _reserve_to_the_end(self, groups: list[Group], rid: str, cost: int, month: str,
-                                  end: float, repeat: bool = False) -> list[GroupResult]:
+                                  end: float, repeat: bool = False, spend: int = 0) -> list[GroupResult]:
         """A caller cancelled mid-call (the client went away) must not leave a reservation behind:
         the call finishes anyway and whatever it reserved is released."""
-        task = asyncio.ensure_future(self.store.reserve(groups, rid, cost, month, end, repeat))
+        task = asyncio.ensure_future(self.store.reserve(groups, rid, cost, month, end, repeat, spend))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             def undo(done: asyncio.Future[list[GroupResult]]) -> None:
                 if not done.cancelled() and done.exception() is None:
                     if all(r.refusal is None for r in done.result()):  # all or nothing was reserved
-                        self._track(self._release(groups, rid, month, end, cost, repeat))
+                        self._track(self._release(groups, rid, month, end, cost, repeat, spend))
             task.add_done_callback(undo)
             raise
 
@@ -196,46 +211,51 @@ class StoreQuotaService:
             raise _provider_rejection(request, last_wait[0], self.window) from None
 
     async def _release(self, groups: Sequence[Group], rid: str, month: str, end: float, cost: int,
-                       repeat: bool = False) -> None:
+                       repeat: bool = False, spend: int = 0) -> None:
         if repeat:  # the consumer keeps counting the request's first admission, with no tokens
             kept = [g for g in groups if g.budgets]
             groups = [g for g in groups if not g.budgets]
             if kept:
-                await self.store.settle(kept, rid, month, end, -cost, 0, release=False)
+                await self.store.settle(kept, rid, month, end, -cost, 0, release=False, spend_delta=-spend)
         if groups:
-            await self.store.settle(groups, rid, month, end, -cost, 0, release=True)
+            await self.store.settle(groups, rid, month, end, -cost, 0, release=True, spend_delta=-spend)
 
     def _consumer_rejection(self, refusal: Refusal, group: Group, request: AdmitRequest, now: float,
                             end: float) -> QuotaRejected:
         if refusal.reason == "budget":
             wait = end - now
-            scope = "" if refusal.limit_name == MONTH_TOKENS else f" for {request.model}"
+            scope = f" for {request.model}" if refusal.limit_name.startswith("model:") else ""
+            what = "money" if group.unit == "cost" else "token"
+            kind, _, owner = group.tag.partition(":")
+            whose = f"Budget {owner}" if kind.startswith("budget") else f"key {request.key.id}"
             return QuotaRejected("insufficient_quota",
-                                 f"You exceeded the monthly token budget{scope} of key {request.key.id}; "
+                                 f"You exceeded the monthly {what} budget{scope} of {whose}; "
                                  f"it renews at the start of the next month (UTC).",
                                  wait, {"Retry-After": retry_after_value(wait)})
         spec = next(w for w in group.windows if w.name == refusal.limit_name)
         return _rate_rejection("rate_limit_exceeded", refusal, spec, request, self.window,
                                f"key {request.key.id}" + ("" if spec.name == "all" else f" for {request.model}"))
 
-    async def settle(self, reservation: Reservation, used_tokens: int) -> None:
+    async def settle(self, reservation: Reservation, used_tokens: int, used_cost: int = 0) -> None:
         if reservation.settled or not reservation.rid:
             return
         reservation.settled = True
         used = used_tokens if used_tokens > 0 else 0
+        spend_delta = (used_cost if used_cost > 0 else 0) - reservation.reserved_cost
         self._settled.value += used
         fast = reservation.plan
         if fast is not None:  # taken by a compiled plan: settled by it, in this step
-            fast.settle(reservation.rid, reservation.held, reservation.month, used - reservation.reserved_tokens, used)
+            fast.settle(reservation.rid, reservation.held, reservation.month, used - reservation.reserved_tokens, used,
+                        spend_delta)
             return
         if self._settle_now is not None:  # in-process store: done in this step, a cancel cannot cut it short
             self._settle_now(reservation.groups, reservation.rid, reservation.month, reservation.month_end,
-                             used - reservation.reserved_tokens, used, False)
+                             used - reservation.reserved_tokens, used, False, spend_delta)
             return
         # Shielded: a settle the client's disconnect interrupts still completes.
         await asyncio.shield(self._track(self.store.settle(
             reservation.groups, reservation.rid, reservation.month, reservation.month_end,
-            used - reservation.reserved_tokens, used, release=False)))
+            used - reservation.reserved_tokens, used, release=False, spend_delta=spend_delta)))
 
     async def usage(self, keys: Sequence[ConsumerKey] | None = None) -> dict[str, dict[str, object]]:
         chosen = list(keys) if keys is not None else list(self._keys.values())
@@ -248,6 +268,7 @@ class StoreQuotaService:
         windows += [WindowSpec(model_field(m), lim.rpm, lim.tpm) for m, lim in key.model_limits.items()
                     if not any(c in m for c in "*?[") and (lim.rpm is not None or lim.tpm is not None)]
         counters, states = await self.store.peek(Group(f"key:{key.id}", tuple(windows)), month)
+        cost, _ = await self.store.peek(Group(f"key-cost:{key.id}", (), unit="cost"), month)
         tokens = counters.get(MONTH_TOKENS, 0)
         models: dict[str, dict[str, object]] = {}
         for field, value in counters.items():
@@ -266,7 +287,20 @@ class StoreQuotaService:
             "limits": key.limits.model_dump(),
             "window": _window_report(states[0]),
             "models": models,
+            **key_spend(key, cost),
         }
+
+    async def budget_usage(self, budgets: Sequence[Budget]) -> dict[str, dict[str, object]]:
+        month = month_of(self.clock())
+
+        async def one(budget: Budget) -> dict[str, object]:
+            tokens_group, cost_group_ = budget_groups(budget)
+            tokens, _ = await self.store.peek(tokens_group, month)
+            cost, _ = await self.store.peek(cost_group_, month)
+            return budget_report(budget, month, tokens, cost)
+
+        reports = await asyncio.gather(*(one(b) for b in budgets))
+        return {b.id: r for b, r in zip(budgets, reports)}
 
     async def close(self) -> None:
         if self._background:

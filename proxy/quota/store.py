@@ -19,17 +19,20 @@ class StoreUnavailable(Exception):
 
 class QuotaStore(Protocol):
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
-                      month_end: float, repeat: bool = False) -> list[GroupResult]:
+                      month_end: float, repeat: bool = False, spend: int = 0) -> list[GroupResult]:
         """Check every group and reserve in all of them, or in none: when one refuses, its result
         carries the refusal and the others hold nothing. One round trip on a single Redis.
+        `cost` is the request's tokens, `spend` its money (micro-units): each group's budgets count
+        the one of their unit (`Group.unit`), windows count tokens.
         `repeat`: `rid` was admitted before (a failover): a window that still holds it does not count
         the request again (its tokens are replaced), and the month's request count stays."""
         ...
 
     async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
-                     delta: int, used: int, release: bool) -> None:
-        """Replace the reservation by `used` tokens (delta = used - reserved on the month counters),
-        or undo it entirely when `release` (the request was never served)."""
+                     delta: int, used: int, release: bool, spend_delta: int = 0) -> None:
+        """Replace the reservation by `used` tokens (delta = used - reserved on the month counters,
+        spend_delta the same in money on money groups), or undo it entirely when `release` (the
+        request was never served)."""
         ...
 
     async def peek(self, group: Group, month: str) -> tuple[dict[str, int], list[WindowState]]:

@@ -13,7 +13,7 @@ import aiohttp
 import openai
 import pytest
 
-from lockgate.api.ir import ConsumerKey
+from lockgate.api.ir import Budget, ConsumerKey
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, Reservation
 from lockgate.proxy.server import ProxyServer, ProxySettings
 from lockgate.proxy.source import StaticSource
@@ -35,11 +35,14 @@ class RecordingQuota:
         self.admitted.append(request)
         return Reservation(request, request.estimated_tokens, {"x-ratelimit-remaining-tokens": "999"})
 
-    async def settle(self, reservation: Reservation, used_tokens: int) -> None:
+    async def settle(self, reservation: Reservation, used_tokens: int, used_cost: int = 0) -> None:
         self.settled.append((reservation, used_tokens))
 
     async def usage(self, keys: Sequence[ConsumerKey] | None = None) -> dict[str, dict[str, object]]:
         return {"ns/team-a": {"tokens": sum(t for _, t in self.settled)}}
+
+    async def budget_usage(self, budgets: Sequence[Budget]) -> dict[str, dict[str, object]]:
+        return {}
 
     async def close(self) -> None:
         return None

@@ -1,4 +1,4 @@
-"""Argo CD health checks of the four kinds, run over their health_test.yaml cases."""
+"""Argo CD health checks of the five kinds, run over their health_test.yaml cases."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.unit.argocd_lua import run_health
 
 REPO = Path(__file__).resolve().parents[2]
 HEALTH = REPO / "deploy" / "argocd" / "health" / "lockgate.io"
-KINDS = ("ModelProvider", "ApiKey", "Route", "MCPServer")
+KINDS = ("ModelProvider", "ApiKey", "Route", "MCPServer", "Budget")
 
 
 def cases() -> list[Any]:
@@ -47,7 +47,7 @@ def test_every_kind_has_every_outcome() -> None:
 
 def test_kinds_share_one_script() -> None:
     scripts = {(HEALTH / kind / "health.lua").read_text(encoding="utf-8") for kind in KINDS}
-    assert len(scripts) == 1, "the four health.lua files drifted apart"
+    assert len(scripts) == 1, "the health.lua files drifted apart"
 
 
 def test_sandbox_has_no_string_library() -> None:
@@ -65,7 +65,7 @@ def test_degraded_wins_over_ready_true_when_not_accepted() -> None:
 
 def test_every_combination_of_conditions_has_a_fixture() -> None:
     """hack/argocd_fixtures.py writes one fixture per combination of Accepted, Ready and
-    Programmed (and Expired, Exhausted for ApiKeys) with its outcome from a decision table
+    Programmed (and Expired, Exhausted for ApiKeys, Exhausted for Budgets) with its outcome from a decision table
     kept apart from the Lua; the cases above run each. Here: the files are current."""
     import subprocess
     import sys
@@ -75,7 +75,7 @@ def test_every_combination_of_conditions_has_a_fixture() -> None:
     assert proc.returncode == 0, proc.stderr
     for kind in KINDS:
         combos = list((HEALTH / kind / "testdata").glob("combo_*.yaml"))
-        assert len(combos) == (2 * 3 * 2) * (4 if kind == "ApiKey" else 1)
+        assert len(combos) == (2 * 3 * 2) * {"ApiKey": 4, "Budget": 2}.get(kind, 1)
 
 
 @pytest.mark.parametrize("conditions, expected", [

@@ -14,7 +14,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 HEALTH = REPO / "deploy" / "argocd" / "health" / "lockgate.io"
-KINDS = ("ApiKey", "MCPServer", "ModelProvider", "Route")
+KINDS = ("ApiKey", "Budget", "MCPServer", "ModelProvider", "Route")
 
 
 def health_keys(data: dict[str, str]) -> dict[str, str]:

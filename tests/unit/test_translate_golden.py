@@ -56,8 +56,8 @@ def test_golden_cases_cover_every_kind_and_reason() -> None:
         for ref, status in expected["statuses"].items():
             kinds.add(ref.split()[0])
             reasons.update(c["reason"] for c in status["conditions"] if c["status"] == "False")
-    assert kinds == {"ModelProvider", "ApiKey", "Route", "MCPServer"}
+    assert kinds == {"ModelProvider", "ApiKey", "Route", "MCPServer", "Budget"}
     assert {
         "InvalidSpec", "SecretNotFound", "InvalidTemplate", "UnknownModel", "UnknownServer", "InvalidTool",
-        "Conflict", "NoEndpoints", "KeyPending", "Expired", "RefNotPermitted",
+        "Conflict", "NoEndpoints", "KeyPending", "Expired", "RefNotPermitted", "BudgetNotFound", "CurrencyMismatch",
     } <= reasons

@@ -6,10 +6,10 @@ proxy's ConfigMaps and credentials Secret and reads the proxy's Service.
 
 {{- define "lockgate.operatorWatchedRules" -}}
 - apiGroups: ["lockgate.io"]
-  resources: ["modelproviders", "apikeys", "routes", "mcpservers"]
+  resources: ["modelproviders", "apikeys", "routes", "mcpservers", "budgets"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["lockgate.io"]
-  resources: ["modelproviders/status", "apikeys/status", "routes/status", "mcpservers/status"]
+  resources: ["modelproviders/status", "apikeys/status", "routes/status", "mcpservers/status", "budgets/status"]
   verbs: ["get", "patch"]
 {{ include "lockgate.operatorCoreRules" . }}
 {{- if .Values.operator.peering.enabled }}

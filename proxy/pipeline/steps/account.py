@@ -8,6 +8,7 @@ import time
 
 import orjson
 
+from lockgate.api.prices import micros_to_amount
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.labels import model_label
 from lockgate.proxy.metrics import Metrics
@@ -44,6 +45,10 @@ def observe(metrics: Metrics, ctx: Context, log: AccessLog) -> None:
         if ctx.usage.input_tokens or ctx.usage.output_tokens:
             series.input_tokens.observe(ctx.usage.input_tokens)
             series.output_tokens.observe(ctx.usage.output_tokens)
+    rates = ctx.target.rates if ctx.provider and ctx.target is not None else None
+    cost = ctx.cost() if rates is not None else 0
+    if rates is not None:
+        series.cost[rates.currency] = series.cost.get(rates.currency, 0) + cost
     if log.enabled:
         line = {
             "ts": time.time(),
@@ -63,7 +68,10 @@ def observe(metrics: Metrics, ctx: Context, log: AccessLog) -> None:
             "attempts": ctx.attempts,
             "input_tokens": ctx.usage.input_tokens,
             "output_tokens": ctx.usage.output_tokens,
+            "cached_tokens": ctx.usage.cached_tokens,
             "tokens_reported": ctx.usage.reported,
+            "cost": micros_to_amount(cost) if rates is not None else None,
+            "currency": rates.currency if rates is not None else None,
             "duration_ms": round(duration * 1000, 3),
             "ttft_ms": round(ctx.ttft * 1000, 3) if ctx.ttft is not None else None,
             "overhead_ms": round(overhead * 1000, 3),

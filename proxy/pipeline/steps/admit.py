@@ -10,7 +10,7 @@ really used when the request finishes, or with none when its target is given up.
 
 from __future__ import annotations
 
-from lockgate.api.ir import ConsumerKey
+from lockgate.api.ir import Budget, ConsumerKey
 from lockgate.proxy.errors import ApiError, no_upstream
 from lockgate.proxy.estimate import Estimate
 from lockgate.proxy.metrics import Metrics
@@ -32,6 +32,26 @@ def quota_error(rejected: QuotaRejected) -> ApiError:
     return ApiError(429, rejected.message, type="insufficient_quota" if rejected.code == "insufficient_quota"
                     else "rate_limit_error", code=rejected.code,
                     error_type="provider_rate_limited" if provider else "policy_rate_limited", headers=headers)
+
+
+def charged(target: Target, key: ConsumerKey) -> bool:
+    """Whether requests to `target` count in the key's money: priced in the key's currency."""
+    return target.rates is not None and target.rates.currency == key.currency
+
+
+def money_limited(key: ConsumerKey, budgets: tuple[Budget, ...], model: str) -> bool:
+    per_model = model_limits_for(key, model)
+    return (key.limits.monthly_cost is not None or (per_model is not None and per_model.monthly_cost is not None)
+            or any(b.monthly_cost is not None for b in budgets))
+
+
+def reservation_cost(estimate: Estimate, tokens: int, target: Target) -> int:
+    """The money to reserve: the reservation's tokens at the model's prices, the prompt estimate as
+    input (none of it cached) and the rest as output."""
+    if target.rates is None:
+        return 0
+    prompt = min(estimate.prompt_tokens, tokens)
+    return target.rates.cost(prompt, tokens - prompt)
 
 
 def reservation_size(estimate: Estimate, cap: int, key: ConsumerKey, target: Target) -> int:
@@ -58,11 +78,21 @@ class AdmitStep(Step):
         provider = target.provider
         if provider.base_url is not None and self.outliers.is_ejected(provider.id):
             raise Skip(no_upstream("Every upstream for this model is ejected after failures."), weak=True)
+        budgets = ctx.snapshot.budgets.get(key.id, ())
+        priced = charged(target, key)
+        if not priced and target.rates is not None and money_limited(key, budgets, target.model.name):
+            error = ApiError(400, f"{target.model.name} is priced in {target.rates.currency}, and the money budgets "
+                                  f"of key {key.id} are in {key.currency}; ask for a model priced in {key.currency}",
+                             code="currency_mismatch", param="model")
+            if ctx.target_index + 1 < len(ctx.targets):  # another provider may price it in the key's currency
+                raise Skip(error)
+            raise error
         try:
             tokens = reservation_size(ctx.estimate, self.cap, key, target)
-            ctx.reservation = await self.quota.admit(AdmitRequest(key, target.model.name, provider.id,
-                                                                  target.model.limits, tokens,
-                                                                  provider.queue_max_wait, repeat_of=ctx.counted))
+            ctx.reservation = await self.quota.admit(AdmitRequest(
+                key, target.model.name, provider.id, target.model.limits, tokens, provider.queue_max_wait,
+                repeat_of=ctx.counted, estimated_cost=reservation_cost(ctx.estimate, tokens, target) if priced else 0,
+                budgets=budgets))
         except QuotaRejected as rejected:
             self.metrics.quota_rejected(key.consumer, rejected.code, ctx.host, ctx.model)
             error = quota_error(rejected)
@@ -79,4 +109,6 @@ class AdmitStep(Step):
 
     async def finish(self, ctx: Context) -> None:
         if ctx.reservation is not None:
-            await self.quota.settle(ctx.reservation, ctx.usage.input_tokens + ctx.usage.output_tokens)
+            key = ctx.reservation.request.key
+            cost = ctx.cost() if ctx.target is not None and charged(ctx.target, key) else 0
+            await self.quota.settle(ctx.reservation, ctx.usage.input_tokens + ctx.usage.output_tokens, cost)

@@ -109,4 +109,4 @@ class Proxy:
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{self.admin_url}{path}") as r:
                 assert r.status == 200
-                return await (r.json() if path == "/usage" else r.text())
+                return await (r.json() if path in ("/usage", "/budgets") else r.text())
