@@ -13,6 +13,9 @@ from lockgate.api import ir
 from lockgate.api.prices import cost_micros, format_amount, known_model, parse_amount, rate
 from lockgate.api.provider import ProviderModel
 from lockgate.operator.translate import translate
+from lockgate.proxy.providers.anthropic import _messages_usage
+from lockgate.proxy.providers.anthropic_translate import StreamToOpenAI
+from lockgate.proxy.providers.openai import usage_of
 from lockgate.proxy.snapshot import compile_snapshot
 from lockgate.proxy.source import Snapshot
 
@@ -108,3 +111,19 @@ def test_amounts_are_exact_decimal_strings() -> None:
     for bad in ("-1", "1.0000001", "1e3", ""):
         with pytest.raises(ValueError):
             parse_amount(bad)
+
+
+def test_usage_counts_the_cached_input_tokens_each_provider_reports() -> None:
+    chat = usage_of({"usage": {"prompt_tokens": 100, "completion_tokens": 5,
+                               "prompt_tokens_details": {"cached_tokens": 60}}})
+    responses = usage_of({"usage": {"input_tokens": 80, "output_tokens": 2, "input_tokens_details": {"cached_tokens": 8}}})
+    plain = usage_of({"usage": {"prompt_tokens": 3, "completion_tokens": 1, "prompt_tokens_details": None}})
+    assert chat is not None and (chat.input_tokens, chat.cached_tokens) == (100, 60)
+    assert responses is not None and (responses.input_tokens, responses.cached_tokens) == (80, 8)
+    assert plain is not None and plain.cached_tokens == 0
+    # Anthropic counts cache reads apart from input_tokens; the gateway's input includes them.
+    messages = _messages_usage({"input_tokens": 10, "cache_read_input_tokens": 30, "output_tokens": 4})
+    assert (messages.input_tokens, messages.cached_tokens, messages.output_tokens) == (40, 30, 4)
+    stream = StreamToOpenAI("claude")
+    stream.event("message_start", {"message": {"id": "m", "usage": {"input_tokens": 5, "cache_read_input_tokens": 20}}})
+    assert (stream.input_tokens, stream.cached_tokens) == (25, 20)
