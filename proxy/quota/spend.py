@@ -52,25 +52,23 @@ def _amount(micros: int | None) -> str | None:
 
 def key_spend(key: ConsumerKey, cost: Mapping[str, int]) -> dict[str, object]:
     """The money part of a key's usage report: this month's spend, what is left, per model."""
-    spent = cost.get(MONTH_COST, 0)
-    models: dict[str, str] = {}
-    for field, value in cost.items():
-        if field.startswith("model:"):
-            models[field.removeprefix("model:")] = format_amount(value)
-    return {"cost": format_amount(spent), "remainingCost": _amount(remaining(spent, key.limits.monthly_cost)),
-            "currency": key.currency, "modelCosts": models}
+    money = key_budgets(key, {}, cost)[1]
+    models = {field.removeprefix("model:"): format_amount(value) for field, value in cost.items()
+              if field.startswith("model:")}
+    return {"cost": format_amount(money.used), "remainingCost": _amount(money.remaining), "currency": money.currency,
+            "modelCosts": models}
 
 
 def budget_report(budget: Budget, month: str, tokens: Mapping[str, int], cost: Mapping[str, int]) -> dict[str, object]:
     """A team Budget's usage report: tokens and money this month, what is left, and its limits."""
-    used_tokens, spent = tokens.get(MONTH_TOKENS, 0), cost.get(MONTH_COST, 0)
+    used, money = team_budgets(budget, tokens, cost)
     return {
         "month": month,
-        "tokens": used_tokens,
-        "remaining": remaining(used_tokens, budget.monthly_tokens),
-        "cost": format_amount(spent),
-        "remainingCost": _amount(remaining(spent, budget.monthly_cost)),
-        "currency": budget.currency,
+        "tokens": used.used,
+        "remaining": used.remaining,
+        "cost": format_amount(money.used),
+        "remainingCost": _amount(money.remaining),
+        "currency": money.currency,
         "requests": tokens.get(MONTH_REQUESTS, 0),
-        "limits": {"monthly_tokens": budget.monthly_tokens, "monthly_cost": budget.monthly_cost},  # cost: micro-units
+        "limits": {"monthly_tokens": used.limit, "monthly_cost": money.limit},  # cost: micro-units
     }
