@@ -39,5 +39,6 @@ def test_crds_command_writes_the_generated_files(tmp_path: Path) -> None:
     written = {p.name: p.read_text() for p in (tmp_path / "out").iterdir()}
     assert written == render_all()
     assert sorted(written) == [
-        "lockgate.io_apikeys.yaml", "lockgate.io_mcpservers.yaml", "lockgate.io_modelproviders.yaml", "lockgate.io_routes.yaml",
+        "lockgate.io_apikeys.yaml", "lockgate.io_budgets.yaml", "lockgate.io_mcpservers.yaml",
+        "lockgate.io_modelproviders.yaml", "lockgate.io_routes.yaml",
     ]
