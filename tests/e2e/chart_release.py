@@ -18,12 +18,13 @@ from typing import Any
 
 import yaml
 
+from lockgate.api.resources import KINDS
 from tests.e2e.lockgate_env import Lockgate
 from tests.kube.controlplane import ControlPlane
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "lockgate"
-LOCKGATE_CRDS = tuple(f"{plural}.lockgate.io" for plural in ("modelproviders", "apikeys", "routes", "mcpservers"))
+LOCKGATE_CRDS = tuple(kind.crd_name for kind in KINDS)
 
 
 @dataclass
