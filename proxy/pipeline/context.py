@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from lockgate.api.ir import Priority
 from lockgate.proxy.errors import ApiError, ErrorType
 from lockgate.proxy.providers.base import Adapter, Operation, StreamTranslator, Usage
 from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry, Target
@@ -66,6 +67,12 @@ class Context:
     model: str = ""
     stream: bool = False
     timeout: float | None = None  # the whole request's deadline over the provider's own
+    # The request's class in the queues for capacity. An entry point may set batch (batch lines); classify
+    # makes it batch when the key or a Route says so.
+    priority: Priority = "interactive"
+    max_wait: float | None = None  # the most the request itself will wait in a queue (set by an entry point, or
+    # classify from the x-lockgate-max-wait header); None: what the Route or the provider allows
+    route_wait: float | None = None  # classify: the Route's queue wait, over the provider's
     estimate: Estimate | None = None
     targets: list[Target] = field(default_factory=list)  # choose: in failover order
     target: Target | None = None  # the target being tried

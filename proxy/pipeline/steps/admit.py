@@ -11,6 +11,7 @@ really used when the request finishes, or with none when its target is given up.
 from __future__ import annotations
 
 from lockgate.api.ir import ConsumerKey
+from lockgate.proxy.admission import effective_wait
 from lockgate.proxy.errors import ApiError, no_upstream
 from lockgate.proxy.estimate import Estimate
 from lockgate.proxy.metrics import Metrics
@@ -60,9 +61,11 @@ class AdmitStep(Step):
             raise Skip(no_upstream("Every upstream for this model is ejected after failures."), weak=True)
         try:
             tokens = reservation_size(ctx.estimate, self.cap, key, target)
-            ctx.reservation = await self.quota.admit(AdmitRequest(key, target.model.name, provider.id,
-                                                                  target.model.limits, tokens,
-                                                                  provider.queue_max_wait, repeat_of=ctx.counted))
+            ctx.reservation = await self.quota.admit(AdmitRequest(
+                key, target.model.name, provider.id, target.model.limits, tokens,
+                effective_wait(provider.queue_max_wait, ctx.route_wait, ctx.max_wait), repeat_of=ctx.counted,
+                priority=ctx.priority, weight=key.queue_weight, queue_max_depth=provider.queue_max_depth,
+                queue_max_batch_delay=provider.queue_max_batch_delay))
         except QuotaRejected as rejected:
             self.metrics.quota_rejected(key.consumer, rejected.code, ctx.host, ctx.model)
             error = quota_error(rejected)

@@ -14,9 +14,11 @@ happens before any byte reaches the client.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 from lockgate.api.ir import Provider
+from lockgate.proxy.admission import Busy, Slots, Ticket, effective_wait
 from lockgate.proxy.balancing import Lease, PickRequest
 from lockgate.proxy.balancing.prefix import prompt_prefix
 from lockgate.proxy.balancing.registry import Balancers
@@ -58,6 +60,7 @@ class SendStep(Step):
         self.upstreams: UpstreamPool = deps.upstreams
         self.balancers: Balancers = deps.balancers
         self.outliers: OutlierDetector = deps.outliers
+        self.slots: Slots = deps.slots
 
     async def request(self, ctx: Context) -> None:
         assert ctx.target is not None
@@ -75,8 +78,15 @@ class SendStep(Step):
                 excluded = self.outliers.ejected(provider.endpoint_urls()) | tried
                 prefix = prefix or prompt_prefix(ctx.body, provider.load_balancing.prefix_length)
                 # The client's own max_tokens (0: none, the balancer assumes its default), not the quota's cap.
-                lease = await self.balancers(provider).pick(
-                    PickRequest(ctx.target.model.name, prefix, ctx.prompt_tokens, max_tokens, frozenset(excluded)))
+                pick = PickRequest(ctx.target.model.name, prefix, ctx.prompt_tokens, max_tokens, frozenset(excluded))
+                if provider.load_balancing.max_concurrency is None:
+                    lease = await self.balancers(provider).pick(pick)
+                else:  # every endpoint full: wait for a slot in the provider's queue
+                    try:
+                        lease = await self.slots.acquire(self.balancers(provider), provider, pick, _ticket(ctx))
+                    except Busy as busy:
+                        last_error = at_capacity(busy)
+                        break
                 if lease is None:
                     last_error = last_error or no_upstream("Every endpoint of this model is busy or ejected.")
                     break
@@ -173,6 +183,25 @@ class SendStep(Step):
             ctx.response.close()  # an unfinished stream drops its upstream connection at once
         if ctx.lease is not None:
             ctx.lease.release(ctx.ok, ctx.usage.output_tokens)
+
+
+def _ticket(ctx: Context) -> Ticket:
+    """The request's place in a queue for endpoint slots; it waits only on its last target (before
+    that, a busy provider fails over at once)."""
+    assert ctx.entry is not None and ctx.target is not None
+    key = ctx.entry.key
+    last = ctx.target_index + 1 >= len(ctx.targets)
+    wait = effective_wait(ctx.target.provider.queue_max_wait, ctx.route_wait, ctx.max_wait) if last else 0.0
+    return Ticket(key.consumer, ctx.priority, key.queue_weight, wait)
+
+
+def at_capacity(busy: Busy) -> ApiError:
+    """503 in OpenAI's format, with a Retry-After from the queue."""
+    why = ("too many requests are waiting for it already" if busy.full
+           else "no endpoint had a free slot within the request's queue wait")
+    return ApiError(503, f"The model is at capacity: {why}. Please try again later.", type="api_error",
+                    code="model_at_capacity", error_type="no_upstream",
+                    headers={"Retry-After": str(max(1, math.ceil(busy.retry_after)))})
 
 
 def _drop(ctx: Context, response: Response | None) -> None:
