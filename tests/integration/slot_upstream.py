@@ -21,6 +21,7 @@ class SlotUpstream:
         self.most = 0  # requests in flight at once, at most
         self.order: list[str] = order if order is not None else []  # message texts, in arrival order (may be
         # shared by several upstreams)
+        self.arrived_at: dict[str, float] = {}  # message text -> wall-clock arrival
         self.arrived = asyncio.Condition()
         self.port = free_port()
         self._runner: web.AppRunner | None = None
@@ -52,6 +53,7 @@ class SlotUpstream:
         try:
             async with self.arrived:
                 self.order.append(body["messages"][-1]["content"])
+                self.arrived_at[self.order[-1]] = time.time()
                 self.arrived.notify_all()
             await self.gate.wait()
             if self.hold:
