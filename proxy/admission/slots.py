@@ -67,6 +67,7 @@ class _ProviderSlots:
         self.configure(provider)
 
     def configure(self, provider: Provider) -> None:
+        self.provider = provider  # a new snapshot brings a new object: configured again
         self.queue.max_depth = provider.queue_max_depth
         self.queue.batch_max_delay = provider.queue_max_batch_delay
         self.slots = max(1, (provider.load_balancing.max_concurrency or 1) * max(1, len(provider.endpoint_urls())))
@@ -137,7 +138,7 @@ class Slots:
         slots = self._providers.get(provider.id)
         if slots is None:
             slots = self._providers[provider.id] = _ProviderSlots(provider)
-        else:
+        elif slots.provider is not provider:
             slots.configure(provider)
         return slots
 
