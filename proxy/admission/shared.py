@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 PREFIX = "lockgate:slots"
+PAUSE = 1.0  # seconds Redis is left alone after a failed call (requests count their own replica's slots meanwhile)
 CLUSTER_SCHEMES = {"redis+cluster://": "redis://", "rediss+cluster://": "rediss://"}
 
 # KEYS[1] the endpoint's set; ARGV: limit, lease seconds, lease id. 1 when taken.
@@ -76,11 +77,15 @@ class SharedSlots:
         self._background: set[asyncio.Task[None]] = set()
         self._renewer: asyncio.Task[None] | None = None
         self._away = False
+        self._retry_at = 0.0  # loop time before which Redis is not asked (it just failed)
 
     async def acquire(self, key: str, lease_id: str, limit: int) -> bool:
         """Whether a slot of `key` was taken (under `limit` across replicas) as `lease_id`."""
+        loop = asyncio.get_running_loop()
         if self._renewer is None or self._renewer.done():
-            self._renewer = asyncio.get_running_loop().create_task(self._renew_held())
+            self._renewer = loop.create_task(self._renew_held())
+        if self._away and loop.time() < self._retry_at:
+            raise SharedUnavailable
         try:
             taken = bool(await self._take(keys=[key], args=[limit, self.lease_seconds, lease_id]))
         except (RedisError, OSError) as e:
@@ -123,6 +128,7 @@ class SharedSlots:
                     self._back()
 
     def _went_away(self, error: BaseException) -> None:
+        self._retry_at = asyncio.get_running_loop().time() + PAUSE
         if not self._away:
             self._away = True
             log.warning("shared endpoint slots: Redis does not answer (%s); each replica counts its own slots "

@@ -16,7 +16,7 @@ from tests.integration.quota.proxies import CONSUMER_KEY, Proxy
 from tests.integration.quota.redis_server import RedisServer
 from tests.integration.slot_upstream import SlotUpstream
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 
 LEASE = 1.5  # seconds (--slot-lease)
 SLOTS = 2  # the endpoint's maxConcurrency
@@ -99,6 +99,7 @@ async def chat(proxy: Proxy, text: str) -> str:
         await client.close()
 
 
+@pytest.mark.slow
 async def test_three_replicas_never_exceed_the_endpoints_concurrency_together(
         setup: tuple[SlotUpstream, list[Proxy]]) -> None:
     upstream, replicas = setup
@@ -109,6 +110,7 @@ async def test_three_replicas_never_exceed_the_endpoints_concurrency_together(
     assert upstream.most == SLOTS  # each replica alone would have let 2, so 6, through at once
 
 
+@pytest.mark.slow
 async def test_a_killed_replicas_slots_come_back_within_the_lease_time(
         setup: tuple[SlotUpstream, list[Proxy]], redis_server: RedisServer) -> None:
     upstream, replicas = setup
@@ -129,3 +131,35 @@ async def test_a_killed_replicas_slots_come_back_within_the_lease_time(
     assert sorted(upstream.order[SLOTS:]) == ["after1", "after2"]
     # neither went through before the dead replica's leases expired (renewed until the kill, then not)
     assert all(upstream.arrived_at[t] >= expiry - 0.01 for t in ("after1", "after2")), (upstream.arrived_at, expiry)
+
+
+async def test_shared_slots_count_across_instances_and_let_a_failing_redis_go(redis_server: RedisServer) -> None:
+    """The semaphore alone, two instances as two replicas: limit, release, expiry, Redis away."""
+    from lockgate.proxy.admission.shared import SharedSlots, SharedUnavailable
+
+    one, two = SharedSlots(redis_server.url, lease_seconds=0.5), SharedSlots(redis_server.url, lease_seconds=0.5)
+    try:
+        assert await one.acquire("k", "lease-1", 1)
+        assert not await two.acquire("k", "lease-2", 1)  # full across both
+        one.release("k", "lease-1")
+        await asyncio.wait(one._background)
+        assert await two.acquire("k", "lease-2", 1)
+        await asyncio.sleep(0.8)  # longer than the lease: two renews what it holds
+        assert not await one.acquire("k", "lease-3", 1)
+        assert two._renewer is not None
+        two._renewer.cancel()  # two dies: nothing renews its lease any more
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 5
+        while not await one.acquire("k", "lease-3", 1):
+            assert loop.time() < end, "the dead instance's lease never expired"
+            await asyncio.sleep(0.05)
+        redis_server.kill()
+        with pytest.raises(SharedUnavailable):
+            await one.acquire("k", "lease-4", 1)
+        started = loop.time()
+        with pytest.raises(SharedUnavailable):  # left alone for a while: no new timeout per request
+            await one.acquire("k", "lease-5", 1)
+        assert loop.time() - started < 0.05
+    finally:
+        await one.close()
+        await two.close()
