@@ -28,6 +28,7 @@ from lockgate.proxy.quota.fair_queue import FairQueue, QueueFull
 SHARED_POLL = 0.05  # seconds between asks while only another replica can free a slot
 LOCAL_POLL = 1.0  # a local release wakes the queue; this catches new endpoints and ended ejections
 HOLD_SMOOTHING = 0.2  # weight of the newest hold time in the moving average
+EJECTION_MARGIN = 0.005  # seconds past an ejection's end before asking again
 
 
 def effective_wait(provider_wait: float, route_wait: float | None, asked: float | None) -> float:
@@ -35,6 +36,15 @@ def effective_wait(provider_wait: float, route_wait: float | None, asked: float 
     lowered to what the request asked for."""
     wait = provider_wait if route_wait is None else route_wait
     return wait if asked is None or asked >= wait else asked
+
+
+def outage_pause(remaining: list[float], wait: float) -> float | None:
+    """How long to wait for an upstream to come back when all of them are ejected (`remaining`: the seconds
+    left of each one's ejection): until the first returns, if that is within the request's wait; else None."""
+    if not remaining or min(remaining) <= 0:
+        return None
+    soonest = min(remaining) + EJECTION_MARGIN
+    return soonest if soonest <= wait else None
 
 
 @dataclass(slots=True)

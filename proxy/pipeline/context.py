@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from lockgate.api.ir import Priority
+from lockgate.proxy.admission import effective_wait
 from lockgate.proxy.errors import ApiError, ErrorType
 from lockgate.proxy.providers.base import Adapter, Operation, StreamTranslator, Usage
 from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry, Target
@@ -108,6 +109,15 @@ class Context:
         self.status = error.status
         self.error_type = error.error_type
         self.error_code = error.code
+
+    def queue_wait(self, any_target: bool = False) -> float:
+        """Seconds the request may wait for capacity on its current target: the Route's queue wait when set,
+        else the provider's, lowered to what the request asked for. Only on its last target unless
+        `any_target` (before that, a busy or ejected provider fails over at once)."""
+        target = self.target
+        if target is None or (not any_target and self.target_index + 1 < len(self.targets)):
+            return 0.0
+        return effective_wait(target.provider.queue_max_wait, self.route_wait, self.max_wait)
 
     def first_byte(self) -> None:
         if self.ttft is None:

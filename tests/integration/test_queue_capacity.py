@@ -15,8 +15,9 @@ import pytest
 from lockgate.api import ir
 from lockgate.proxy.server import ProxyServer
 from tests.gatewayconfig import KEY, OTHER_KEY, key, provider, snapshot
-from tests.integration.conftest import StartGateway, base_url
+from tests.integration.conftest import StartGateway, StartUpstream, base_url
 from tests.integration.slot_upstream import SlotUpstream
+from tests.upstreams import Action
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -180,3 +181,29 @@ async def test_a_client_that_goes_away_leaves_the_queue_at_once(
     upstream.gate.set()
     assert await asyncio.gather(holder, stayer) == ["ok", "ok"]
     assert upstream.order == ["holds the slot", "stays"]  # the one that left never reached the upstream
+
+
+@pytest.mark.parametrize("hosting", ["endpoint", "service"])
+async def test_a_short_outage_is_waited_out_within_the_queue_wait(
+        gateway: StartGateway, upstream: StartUpstream, hosting: str) -> None:
+    fake = await upstream("vllm")
+    fake.then(Action(status=503, retry_after=1))  # the upstream asks for a second: ejected that long
+    where: dict[str, Any] = ({"base_url": fake.url} if hosting == "endpoint" else {"base_url": None,
+                                                                                   "endpoints": [fake.host]})
+    up = provider("ns/up", "openai-compatible", models=[("qwen", "Qwen/Qwen2.5")], credential=None,
+                  queue_max_wait=5.0, **where)
+    server = await gateway(snapshot([up]))
+    client = openai.AsyncOpenAI(base_url=base_url(server), api_key=KEY, max_retries=0)
+    messages: Any = [{"role": "user", "content": "hi"}]
+    with pytest.raises(openai.APIStatusError):  # the failure itself reaches the client (no retries configured)
+        await client.chat.completions.create(model="qwen", messages=messages)
+    with pytest.raises(openai.APIStatusError) as impatient:  # asks to wait less than the outage: at once
+        await client.chat.completions.create(model="qwen", messages=messages,
+                                             extra_headers={"x-lockgate-max-wait": "0.1"})
+    assert impatient.value.status_code == 503 and impatient.value.code == "no_upstream_available"
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    reply = await client.chat.completions.create(model="qwen", messages=messages)  # waits for the ejection to end
+    assert reply.choices[0].message.content and 0.5 <= loop.time() - t0 < 4
+    assert len(fake.received) == 2  # the failed one and this one: nothing was sent while it was ejected
+    await client.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lockgate.api import ir
-from lockgate.proxy.admission import effective_wait
+from lockgate.proxy.admission import effective_wait, outage_pause
 from lockgate.proxy.admission.slots import _ProviderSlots
 from lockgate.proxy.errors import ApiError
 from lockgate.proxy.pipeline.steps.classify import asked_wait
@@ -47,3 +47,14 @@ def test_retry_after_is_the_waiters_ahead_at_the_slots_pace() -> None:
     assert slots.retry_after() == 20.0  # 10 x 8 / 4
     slots.released(18.0)
     assert slots.hold == pytest.approx(10.0)  # a moving average
+
+
+@pytest.mark.parametrize(("remaining", "wait", "pause"), [
+    ([], 10.0, None),  # no endpoint at all
+    ([2.0, 0.0], 10.0, None),  # one is not ejected: not an outage (busy, or already tried)
+    ([2.0, 1.0], 10.0, 1.005),  # until the first comes back, and a little
+    ([2.0], 1.0, None),  # longer than the request may wait
+    ([2.0], 0.0, None),
+])
+def test_a_short_outage_is_waited_out(remaining: list[float], wait: float, pause: float | None) -> None:
+    assert outage_pause(remaining, wait) == (pytest.approx(pause) if pause is not None else None)

@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from dataclasses import replace
 
 from lockgate.api.ir import Provider
-from lockgate.proxy.admission import Busy, Slots, Ticket, effective_wait
+from lockgate.proxy.admission import Busy, Slots, Ticket, outage_pause
 from lockgate.proxy.balancing import Lease, PickRequest
 from lockgate.proxy.balancing.prefix import prompt_prefix
 from lockgate.proxy.balancing.registry import Balancers
@@ -79,14 +80,17 @@ class SendStep(Step):
                 prefix = prefix or prompt_prefix(ctx.body, provider.load_balancing.prefix_length)
                 # The client's own max_tokens (0: none, the balancer assumes its default), not the quota's cap.
                 pick = PickRequest(ctx.target.model.name, prefix, ctx.prompt_tokens, max_tokens, frozenset(excluded))
-                if provider.load_balancing.max_concurrency is None:
-                    lease = await self.balancers(provider).pick(pick)
-                else:  # every endpoint full: wait for a slot in the provider's queue
-                    try:
-                        lease = await self.slots.acquire(self.balancers(provider), provider, pick, _ticket(ctx))
-                    except Busy as busy:
-                        last_error = at_capacity(busy)
-                        break
+                try:
+                    lease = await self._lease(ctx, provider, pick)
+                    if lease is None and not tried:  # every endpoint ejected: a short outage is waited out
+                        urls = provider.endpoint_urls()
+                        pause = outage_pause([self.outliers.ejected_for(u) for u in urls], ctx.queue_wait())
+                        if pause is not None:
+                            await asyncio.sleep(pause)
+                            lease = await self._lease(ctx, provider, replace(pick, excluded=self.outliers.ejected(urls)))
+                except Busy as busy:
+                    last_error = at_capacity(busy)
+                    break
                 if lease is None:
                     last_error = last_error or no_upstream("Every endpoint of this model is busy or ejected.")
                     break
@@ -115,6 +119,13 @@ class SendStep(Step):
                 lease.first_token()
             return
         raise Skip(last_error) if last_error is not None else Skip(no_upstream("No upstream is available."), weak=True)
+
+    async def _lease(self, ctx: Context, provider: Provider, pick: PickRequest) -> Lease | None:
+        """An endpoint from the provider's balancer; under maxConcurrency, a slot, waiting in the provider's
+        queue while every endpoint is full (Busy when the wait runs out)."""
+        if provider.load_balancing.max_concurrency is None:
+            return await self.balancers(provider).pick(pick)
+        return await self.slots.acquire(self.balancers(provider), provider, pick, _ticket(ctx))
 
     async def _attempt(self, ctx: Context, provider: Provider, base_url: str, credential: str | None) -> None:
         assert ctx.adapter is not None and ctx.target is not None
@@ -186,13 +197,10 @@ class SendStep(Step):
 
 
 def _ticket(ctx: Context) -> Ticket:
-    """The request's place in a queue for endpoint slots; it waits only on its last target (before
-    that, a busy provider fails over at once)."""
-    assert ctx.entry is not None and ctx.target is not None
+    """The request's place in a queue for endpoint slots (it waits only on its last target)."""
+    assert ctx.entry is not None
     key = ctx.entry.key
-    last = ctx.target_index + 1 >= len(ctx.targets)
-    wait = effective_wait(ctx.target.provider.queue_max_wait, ctx.route_wait, ctx.max_wait) if last else 0.0
-    return Ticket(key.consumer, ctx.priority, key.queue_weight, wait)
+    return Ticket(key.consumer, ctx.priority, key.queue_weight, ctx.queue_wait())
 
 
 def at_capacity(busy: Busy) -> ApiError:
