@@ -115,6 +115,7 @@ class FairQueue:
         self._classes: dict[Priority, _Class] = {p: _Class() for p in PRIORITIES}
         self._orders = itertools.count()
         self._pump: asyncio.Task[None] | None = None
+        self._releases: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._on_depth = on_depth or (lambda n: None)
         self.max_depth = max_depth
@@ -141,6 +142,11 @@ class FairQueue:
             self._wake.set()  # a newcomer may go first (a higher class): the pump chooses again
         try:
             await asyncio.wait({waiter.future}, timeout=timeout)
+        except BaseException:  # cancelled (the client went away) just as its turn came: give the capacity back
+            future = waiter.future
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._give_back(waiter, future.result())
+            raise
         finally:
             if not waiter.future.done():
                 waiter.future.cancel()  # the pump skips it and releases anything admitted meanwhile
@@ -148,6 +154,11 @@ class FairQueue:
         if waiter.future.cancelled():
             raise TimeoutError
         return waiter.future.result()
+
+    def _give_back(self, waiter: _Waiter, result: Any) -> None:
+        task = asyncio.get_running_loop().create_task(waiter.release(result))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
 
     def _forget(self, waiter: _Waiter) -> None:
         if self._classes[waiter.priority].remove(waiter):

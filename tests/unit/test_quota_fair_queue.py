@@ -169,3 +169,21 @@ async def test_wake_ends_the_pause_at_once() -> None:
     queue.wake()
     assert await waiter == "ok"
     assert loop.time() - t0 < 0.5  # not the MAX_PAUSE of 1 s
+
+
+async def test_a_waiter_cancelled_as_its_turn_comes_gives_the_capacity_back() -> None:
+    tasks: list[asyncio.Task[object]] = []
+
+    def on_depth(depth: int) -> None:
+        if depth == 0 and tasks:  # the pump just handed the capacity over: the client goes away now
+            tasks[0].cancel()
+
+    queue, cap = FairQueue(on_depth=on_depth), Capacity()
+    tasks.append(asyncio.create_task(queue.wait("a", cap.try_admit("a0"), cap.release("a"), 5)))
+    await until(lambda: queue.depth == 1)
+    cap.slots = 1
+    queue.wake()
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[0]
+    assert cap.served == ["a0"]
+    await until(lambda: cap.released == ["a"])
