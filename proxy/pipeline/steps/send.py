@@ -2,7 +2,10 @@
 
 Up to 1 + `retries.attempts` attempts with exponential backoff; each attempt
 of a self-hosted provider takes a fresh endpoint from its balancer (ejected
-and already tried endpoints excluded). Connect errors, timeouts, 429 and 5xx
+and already tried endpoints excluded); under `maxConcurrency` it takes a slot,
+waiting in the provider's queue while every endpoint is full (503
+`model_at_capacity` when the wait runs out), and when every endpoint is ejected
+it waits out an outage that ends within the request's queue wait. Connect errors, timeouts, 429 and 5xx
 count against the outlier detector and retry; when every attempt failed the
 target is skipped (failover). Other 4xx are the client's fault and are relayed.
 A whole 2xx answer is translated into the client's format here, so one that is
