@@ -8,7 +8,9 @@ from lockgate.api import ir
 from lockgate.proxy.admission import effective_wait, outage_pause
 from lockgate.proxy.admission.slots import _ProviderSlots
 from lockgate.proxy.errors import ApiError
-from lockgate.proxy.pipeline.steps.classify import asked_wait
+from lockgate.proxy.pipeline.context import Context
+from lockgate.proxy.pipeline.steps.classify import ClassifyStep, asked_wait
+from lockgate.proxy.snapshot import EMPTY_POOL, KeyEntry, _openai_view
 
 
 @pytest.mark.parametrize(("provider", "route", "asked", "wait"), [
@@ -58,3 +60,28 @@ def test_retry_after_is_the_waiters_ahead_at_the_slots_pace() -> None:
 ])
 def test_a_short_outage_is_waited_out(remaining: list[float], wait: float, pause: float | None) -> None:
     assert outage_pause(remaining, wait) == (pytest.approx(pause) if pause is not None else None)
+
+
+def _classified(key: ir.ConsumerKey, routes: list[ir.Route], headers: dict[str, str] | None = None,
+                priority: str = "interactive") -> Context:
+    ctx = Context("r", None, "POST", "/v1/chat/completions", "*", headers=headers or {},  # type: ignore[arg-type]
+                  priority=priority)  # type: ignore[arg-type]
+    ctx.entry = KeyEntry(key, None, None, None, None, "ns")
+    ctx.view = _openai_view(routes, EMPTY_POOL)
+    ClassifyStep().request(ctx)
+    return ctx
+
+
+def test_the_class_is_batch_when_the_entry_point_the_key_or_a_route_says_so() -> None:
+    plain, batch_key = ir.ConsumerKey(id="ns/a", consumer="a", hashes=()), ir.ConsumerKey(
+        id="ns/b", consumer="b", hashes=(), priority="batch")
+    api = ir.Route(id="ns/api", type="openai", hosts=("*",))
+    nightly = ir.Route(id="ns/nightly", type="openai", hosts=("*",), priority="batch", queue_max_wait=600.0)
+    short = ir.Route(id="ns/short", type="openai", hosts=("*",), queue_max_wait=5.0)
+    assert _classified(plain, [api]).priority == "interactive"
+    assert _classified(batch_key, [api]).priority == "batch"
+    assert _classified(plain, [api, nightly]).priority == "batch"
+    assert _classified(plain, [api], priority="batch").priority == "batch"  # a batch line stays batch
+    ctx = _classified(plain, [nightly, short], {"x-lockgate-max-wait": "30"})
+    assert (ctx.route_wait, ctx.max_wait) == (5.0, 30.0)  # the Routes' shortest; the request's own ask
+    assert _classified(plain, [api]).route_wait is None
