@@ -19,9 +19,10 @@ import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from lockgate.proxy.admission.shared_api import SharedUnavailable
+
 log = logging.getLogger(__name__)
 
-PREFIX = "lockgate:slots"
 PAUSE = 1.0  # seconds Redis is left alone after a failed call (requests count their own replica's slots meanwhile)
 CLUSTER_SCHEMES = {"redis+cluster://": "redis://", "rediss+cluster://": "rediss://"}
 
@@ -48,15 +49,6 @@ end
 redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
 return 1
 """
-
-
-class SharedUnavailable(Exception):
-    """Redis did not answer."""
-
-
-def slot_key(provider_id: str, url: str) -> str:
-    """The endpoint's set; the hash tag keeps a provider's endpoints in one Redis Cluster slot."""
-    return f"{PREFIX}:{{{provider_id}}}:{url}"
 
 
 class SharedSlots:

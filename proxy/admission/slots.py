@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from lockgate.api.ir import Priority, Provider
 from lockgate.proxy.admission.metrics import QUEUE_DEPTH, QUEUE_WAIT
-from lockgate.proxy.admission.shared import SharedSlots, SharedUnavailable, slot_key
+from lockgate.proxy.admission.shared_api import SharedSemaphore, SharedUnavailable, slot_key
 from lockgate.proxy.balancing import Balancer, Lease, PickRequest
 from lockgate.proxy.quota.fair_queue import FairQueue, QueueFull
 
@@ -99,7 +99,7 @@ class SlotLease:
 
     __slots__ = ("inner", "url", "_owner", "_shared", "_held", "_since", "_released")
 
-    def __init__(self, inner: Lease, owner: _ProviderSlots, shared: SharedSlots | None,
+    def __init__(self, inner: Lease, owner: _ProviderSlots, shared: SharedSemaphore | None,
                  held: tuple[str, str] | None) -> None:
         self.inner, self.url = inner, inner.url
         self._owner, self._shared, self._held = owner, shared, held
@@ -140,7 +140,7 @@ def _abandon(lease: Lease) -> None:
 
 
 class Slots:
-    def __init__(self, shared: SharedSlots | None = None) -> None:
+    def __init__(self, shared: SharedSemaphore | None = None) -> None:
         self.shared = shared
         self._providers: dict[str, _ProviderSlots] = {}
 
@@ -230,5 +230,7 @@ def make_slots(quota_store: str, lease_seconds: float = 10.0, ca_file: str | Non
     """Slots counted by this replica alone (memory quota store), or shared by every replica through the
     Redis of the quota store."""
     if quota_store.startswith(("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")):
+        from lockgate.proxy.admission.shared import SharedSlots  # the Redis client loads only when used
+
         return Slots(SharedSlots(quota_store, lease_seconds, ca_file=ca_file))
     return Slots()

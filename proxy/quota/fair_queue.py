@@ -115,7 +115,7 @@ class FairQueue:
         self._classes: dict[Priority, _Class] = {p: _Class() for p in PRIORITIES}
         self._orders = itertools.count()
         self._pump: asyncio.Task[None] | None = None
-        self._releases: set[asyncio.Task[None]] = set()
+        self._releases: set[asyncio.Future[None]] = set()
         self._wake = asyncio.Event()
         self._on_depth = on_depth or (lambda n: None)
         self.max_depth = max_depth
@@ -156,7 +156,7 @@ class FairQueue:
         return waiter.future.result()
 
     def _give_back(self, waiter: _Waiter, result: Any) -> None:
-        task = asyncio.get_running_loop().create_task(waiter.release(result))
+        task: asyncio.Future[None] = asyncio.ensure_future(waiter.release(result))
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
 

@@ -135,7 +135,8 @@ async def test_a_killed_replicas_slots_come_back_within_the_lease_time(
 
 async def test_shared_slots_count_across_instances_and_let_a_failing_redis_go(redis_server: RedisServer) -> None:
     """The semaphore alone, two instances as two replicas: limit, release, expiry, Redis away."""
-    from lockgate.proxy.admission.shared import SharedSlots, SharedUnavailable
+    from lockgate.proxy.admission.shared import SharedSlots
+    from lockgate.proxy.admission.shared_api import SharedUnavailable
 
     one, two = SharedSlots(redis_server.url, lease_seconds=0.5), SharedSlots(redis_server.url, lease_seconds=0.5)
     try:
