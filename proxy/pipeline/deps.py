@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.balancing.registry import Balancers
@@ -12,6 +13,9 @@ from lockgate.proxy.metrics import Metrics
 from lockgate.proxy.outlier import OutlierDetector
 from lockgate.proxy.quota import QuotaService
 from lockgate.proxy.upstream import UpstreamPool
+
+if TYPE_CHECKING:
+    from lockgate.proxy.tracing.tracer import Tracing
 
 
 @dataclass
@@ -24,3 +28,4 @@ class Deps:
     outliers: OutlierDetector = field(default_factory=OutlierDetector)
     rng: random.Random = field(default_factory=random.Random)
     default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens
+    tracing: Tracing | None = None  # None: tracing off, no span is made

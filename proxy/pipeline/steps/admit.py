@@ -58,17 +58,28 @@ class AdmitStep(Step):
         provider = target.provider
         if provider.base_url is not None and self.outliers.is_ejected(provider.id):
             raise Skip(no_upstream("Every upstream for this model is ejected after failures."), weak=True)
+        span = ctx.trace.child("quota admission", {"lockgate.provider": provider.id}) if ctx.trace else None
         try:
             tokens = reservation_size(ctx.estimate, self.cap, key, target)
             ctx.reservation = await self.quota.admit(AdmitRequest(key, target.model.name, provider.id,
                                                                   target.model.limits, tokens,
                                                                   provider.queue_max_wait, repeat_of=ctx.counted))
         except QuotaRejected as rejected:
+            if span is not None:
+                span.set_attribute("lockgate.quota.code", rejected.code)
+                span.end()
             self.metrics.quota_rejected(key.consumer, rejected.code, ctx.host, ctx.model)
             error = quota_error(rejected)
             if rejected.code == "provider_rate_limited" and ctx.target_index + 1 < len(ctx.targets):
                 raise Skip(error) from None
             raise error from None
+        except BaseException:
+            if span is not None:
+                span.end()
+            raise
+        if span is not None:
+            span.set_attribute("lockgate.quota.reserved_tokens", tokens)
+            span.end()
         ctx.provider, ctx.upstream_model = provider.id, target.model.upstream_model
 
     async def undo(self, ctx: Context) -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from typing import TYPE_CHECKING
+
 from lockgate.api.ir import Provider
 from lockgate.proxy.balancing import Lease, PickRequest
 from lockgate.proxy.balancing.prefix import prompt_prefix
@@ -27,6 +29,9 @@ from lockgate.proxy.pipeline.deps import Deps
 from lockgate.proxy.pipeline.step import Skip, Step
 from lockgate.proxy.providers.base import UpstreamStreamError
 from lockgate.proxy.upstream import Response, ServerDisconnected, UpstreamPool
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 # Upstream failures (UpstreamError) and failed writes to the client (aiohttp raises ConnectionResetError's
 # subclasses) are all ConnectionErrors.
@@ -75,8 +80,16 @@ class SendStep(Step):
                 excluded = self.outliers.ejected(provider.endpoint_urls()) | tried
                 prefix = prefix or prompt_prefix(ctx.body, provider.load_balancing.prefix_length)
                 # The client's own max_tokens (0: none, the balancer assumes its default), not the quota's cap.
+                pick = ctx.trace.child("endpoint choice", {"lockgate.provider": provider.id,
+                                                           "lockgate.balancer": provider.load_balancing.strategy,
+                                                           "lockgate.excluded_endpoints": len(excluded)}) \
+                    if ctx.trace is not None else None
                 lease = await self.balancers(provider).pick(
                     PickRequest(ctx.target.model.name, prefix, ctx.prompt_tokens, max_tokens, frozenset(excluded)))
+                if pick is not None:
+                    if lease is not None:
+                        pick.set_attribute("lockgate.endpoint", lease.url)
+                    ctx.trace.ended(pick, None if lease is not None else "no_endpoint")  # type: ignore[union-attr]
                 if lease is None:
                     last_error = last_error or no_upstream("Every endpoint of this model is busy or ejected.")
                     break
@@ -87,18 +100,28 @@ class SendStep(Step):
                 base_url, outlier_key = provider.base_url.rstrip("/"), provider.id
             tried.add(base_url)
             ctx.attempts += 1
+            trace = ctx.trace
+            span = trace.attempt(ctx.op, provider, ctx.target.model.upstream_model,
+                                 base_url, attempt + 1, ctx.stream) if trace is not None else None
             try:
-                await self._attempt(ctx, provider, base_url, credential)
+                await self._attempt(ctx, provider, base_url, credential, span)
             except _Retryable as failure:
+                if span is not None:
+                    trace.ended(span, failure.error.code or failure.error.error_type,  # type: ignore[union-attr]
+                                failure.error.message)
                 self.outliers.failure(outlier_key, provider.outlier_detection, failure.retry_after)
                 if lease is not None:
                     lease.release(False)
                 last_error = failure.error
                 continue
-            except BaseException:
+            except BaseException as exc:
+                if span is not None:
+                    trace.ended(span, type(exc).__name__)  # type: ignore[union-attr]
                 if lease is not None:
                     lease.release(False)
                 raise
+            if span is not None:
+                trace.call = span  # type: ignore[union-attr]  # ended by the trace step, with the answer's facts
             self.outliers.success(outlier_key)
             ctx.lease = lease
             if lease is not None and ctx.response is not None:
@@ -106,12 +129,16 @@ class SendStep(Step):
             return
         raise Skip(last_error) if last_error is not None else Skip(no_upstream("No upstream is available."), weak=True)
 
-    async def _attempt(self, ctx: Context, provider: Provider, base_url: str, credential: str | None) -> None:
+    async def _attempt(self, ctx: Context, provider: Provider, base_url: str, credential: str | None,
+                       span: Span | None) -> None:
         assert ctx.adapter is not None and ctx.target is not None
         adapter, op = ctx.adapter, ctx.op
         timeouts = provider.timeouts
         call, client_wants_usage = adapter.build(op, ctx.upstream_body, provider, ctx.target.model, base_url,
                                                  credential, ctx.request_id)
+        if span is not None:
+            assert ctx.trace is not None
+            ctx.trace.inject(span, call.headers)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (ctx.timeout if ctx.timeout is not None else timeouts.request)
         first_deadline = min(deadline, loop.time() + timeouts.first_token)
