@@ -41,7 +41,23 @@ def _merge_one(items: list[Mapping[str, Any]]) -> dict[str, Any]:
     budgets = [b for b in budgets if b] or [
         int(u["remaining"]) + int(u.get("tokens") or 0) for u in current if u.get("remaining") is not None]
     remaining = max(0, max(budgets) - tokens) if budgets else None
-    return {"month": month, "tokens": tokens, "remaining": remaining, "requests": requests}
+    return {"month": month, "tokens": tokens, "remaining": remaining, "requests": requests,
+            "windows": _windows(current, combine)}
+
+
+# Per-minute windows: (name, what the report's window counts, the limit in the report's limits).
+WINDOWS = (("rpm", "requests", "rpm"), ("tpm", "tokens", "tpm"))
+
+
+def _windows(current: list[Mapping[str, Any]], combine: Any) -> dict[str, dict[str, int]]:
+    """Used and limit of the key's rate windows that have a limit (the window now, across replicas)."""
+    out = {}
+    for name, used_field, limit_field in WINDOWS:
+        limit = max(int((u.get("limits") or {}).get(limit_field) or 0) for u in current)
+        if limit:
+            used = int(combine(int((u.get("window") or {}).get(used_field) or 0) for u in current))
+            out[name] = {"used": used, "limit": limit}
+    return out
 
 
 def expired_condition(expires_at: str | datetime | None, now: datetime) -> Condition:
