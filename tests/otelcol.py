@@ -73,6 +73,7 @@ def parse_spans(text: str) -> list[Span]:
 @dataclass
 class Collector:
     endpoint: str  # the OTLP/HTTP traces URL
+    grpc_endpoint: str  # the OTLP/gRPC address, as a URL
     output: Path
 
     def spans(self) -> list[Span]:
@@ -93,11 +94,12 @@ class Collector:
 @asynccontextmanager
 async def collector(workdir: Path) -> AsyncIterator[Collector]:
     binary = find_otelcol()
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     output = workdir / "traces.jsonl"
     config = workdir / "otelcol.yaml"
     config.write_text(json.dumps({
-        "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{port}"}}}},
+        "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{port}"},
+                                             "grpc": {"endpoint": f"127.0.0.1:{grpc_port}"}}}},
         "exporters": {"file": {"path": str(output), "flush_interval": "10ms"}},
         "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["file"]}},
                     "telemetry": {"metrics": {"level": "none"}}},
@@ -122,7 +124,7 @@ async def collector(workdir: Path) -> AsyncIterator[Collector]:
                 pass
 
         drain = asyncio.ensure_future(discard())  # a full pipe would stall the collector
-        yield Collector(f"http://127.0.0.1:{port}/v1/traces", output)
+        yield Collector(f"http://127.0.0.1:{port}/v1/traces", f"http://127.0.0.1:{grpc_port}", output)
     finally:
         await stop_process(process)
         if drain is not None:

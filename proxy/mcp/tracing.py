@@ -12,38 +12,33 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
-from opentelemetry import context as otel_context
-from opentelemetry.trace import Span, SpanKind, set_span_in_context
-from yarl import URL
 
-from lockgate.proxy.tracing.request import fail, server_address
+from lockgate.proxy.tracing.request import server_address
+from lockgate.proxy.tracing.spans import CLIENT, CURRENT, SERVER, AttributeValue, Span
 from lockgate.proxy.tracing.tracer import Tracing
 
-_REQUEST = otel_context.create_key("lockgate.mcp.request")
 _SPAN = "lockgate_span"
 
 
-def span_name(info: Mapping[str, Any]) -> str:
-    method = str(info.get("method") or "mcp")
-    tool = info.get("tool")
-    return f"{method} {tool}" if tool else method
+def span_name(method: str, tool: Any) -> str:
+    return f"{method} {tool}" if tool else method or "mcp"
 
 
 class McpRequestTrace:
-    """One client request's span, current (in the OpenTelemetry context) until `end`."""
+    """One client request's span, current (for the upstream hooks) until `end`."""
 
     def __init__(self, tracing: Tracing, path: str, headers: Mapping[str, str], info: dict[str, Any]) -> None:
         self.info = info  # filled as the request is read: method, tool, server, consumer
-        self.span = tracing.start(f"MCP {path}", tracing.extract(headers), SpanKind.SERVER, {"url.path": path})
-        self._token = otel_context.attach(otel_context.set_value(_REQUEST, info, set_span_in_context(self.span)))
+        self.span = tracing.root(f"MCP {path}", headers, SERVER, {"url.path": path})
+        self._token = CURRENT.set(self.span)
 
     def end(self, status: int, error_type: str | None) -> None:
-        otel_context.detach(self._token)
+        CURRENT.reset(self._token)
         span, info = self.span, self.info
         if span.is_recording():
-            span.update_name(span_name(info))
             method = str(info.get("method") or "")
-            facts: dict[str, str | int] = {"http.response.status_code": status}
+            span.update_name(span_name(method, info.get("tool")))
+            facts: dict[str, AttributeValue] = {"http.response.status_code": status}
             if method:
                 facts["mcp.method.name"] = method
             if info.get("tool"):
@@ -58,7 +53,7 @@ class McpRequestTrace:
                 facts["lockgate.mcp_era"] = str(info["era"])
             span.set_attributes(facts)
             if error_type is not None:
-                fail(span, error_type)
+                span.fail(error_type)
         span.end()
 
 
@@ -79,21 +74,19 @@ class McpTracing:
 
     async def _start(self, _: aiohttp.ClientSession, trace: SimpleNamespace,
                      params: aiohttp.TraceRequestStartParams) -> None:
-        info = otel_context.get_value(_REQUEST)
-        if not isinstance(info, dict):
+        parent = CURRENT.get()
+        if parent is None:
             return  # not within a traced MCP request
-        url: URL = params.url
-        host, port = server_address(str(url))
+        host, port = server_address(str(params.url))
         facts = trace.trace_request_ctx if isinstance(trace.trace_request_ctx, dict) else {}
-        method = facts.get("method") or params.headers.get("Mcp-Method") or params.method
-        tool = facts.get("tool") or params.headers.get("Mcp-Name")
-        attributes: dict[str, str | int] = {"http.request.method": params.method, "server.address": host,
-                                            "server.port": port, "mcp.method.name": str(method)}
-        if tool and method == "tools/call":
+        method = str(facts.get("method") or params.headers.get("Mcp-Method") or params.method)
+        tool = facts.get("tool") or params.headers.get("Mcp-Name") if method == "tools/call" else None
+        attributes: dict[str, AttributeValue] = {"http.request.method": params.method, "server.address": host,
+                                                 "server.port": port, "mcp.method.name": method}
+        if tool:
             attributes["gen_ai.tool.name"] = str(tool)
-        span = self.tracing.start(span_name({"method": method, "tool": tool if method == "tools/call" else None}),
-                                  None, SpanKind.CLIENT, attributes)
-        self.tracing.propagator.inject(params.headers, set_span_in_context(span))
+        span = self.tracing.child(parent, span_name(method, tool), CLIENT, attributes)
+        span.inject(params.headers)
         setattr(trace, _SPAN, span)
 
     async def _end(self, _: aiohttp.ClientSession, trace: SimpleNamespace,
@@ -102,12 +95,12 @@ class McpTracing:
         if span is not None:
             span.set_attribute("http.response.status_code", params.response.status)
             if params.response.status >= 500:
-                fail(span, str(params.response.status))
+                span.fail(str(params.response.status))
             span.end()
 
     async def _exception(self, _: aiohttp.ClientSession, trace: SimpleNamespace,
                          params: aiohttp.TraceRequestExceptionParams) -> None:
         span: Span | None = getattr(trace, _SPAN, None)
         if span is not None:
-            fail(span, type(params.exception).__name__)
+            span.fail(type(params.exception).__name__)
             span.end()

@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from urllib.parse import urlsplit
 
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
-
 from lockgate.api.ir import Provider
 from lockgate.proxy.tracing.genai import finish_reasons, operation_name, provider_name
-from lockgate.proxy.tracing.tracer import Attributes, Tracing
+from lockgate.proxy.tracing.spans import CLIENT, INTERNAL, SERVER, AttributeValue, Span
+from lockgate.proxy.tracing.tracer import Tracing
 
 
 def server_address(url: str) -> tuple[str, int]:
@@ -20,61 +19,64 @@ def server_address(url: str) -> tuple[str, int]:
 
 
 def fail(span: Span, error_type: str, description: str | None = None) -> None:
-    """Mark a span failed as the conventions say: `error.type` and an ERROR status."""
-    if span.is_recording():
-        span.set_attribute("error.type", error_type or "_OTHER")
-        span.set_status(Status(StatusCode.ERROR, description))
+    span.fail(error_type, description)
 
 
 class RequestTrace:
-    __slots__ = ("tracing", "span", "parent", "call", "reasons", "trace_id", "span_id")
+    __slots__ = ("tracing", "span", "call", "reasons")
 
-    def __init__(self, tracing: Tracing, name: str, headers: Mapping[str, str], attributes: Attributes) -> None:
+    def __init__(self, tracing: Tracing, name: str, headers: Mapping[str, str],
+                 attributes: dict[str, AttributeValue]) -> None:
         self.tracing = tracing
-        self.span = tracing.start(name, tracing.extract(headers), SpanKind.SERVER, attributes)
-        self.parent = set_span_in_context(self.span)
+        self.span = tracing.root(name, headers, SERVER, attributes)
         self.call: Span | None = None  # the inference span of the attempt that answered
         self.reasons: list[str] = []
-        context = self.span.get_span_context()
-        self.trace_id = format(context.trace_id, "032x")
-        self.span_id = format(context.span_id, "016x")
+
+    @property
+    def trace_id(self) -> str:
+        return self.span.trace_hex
+
+    @property
+    def span_id(self) -> str:
+        return self.span.span_hex
 
     @property
     def recording(self) -> bool:
         return self.span.is_recording()
 
-    def child(self, name: str, attributes: Attributes | None = None, kind: SpanKind = SpanKind.INTERNAL) -> Span:
-        return self.tracing.start(name, self.parent, kind, attributes)
+    def child(self, name: str, attributes: dict[str, AttributeValue] | None = None, kind: int = INTERNAL) -> Span:
+        return self.tracing.child(self.span, name, kind, attributes)  # type: ignore[arg-type]
 
     def attempt(self, op: str, upstream: Provider, model: str, url: str, attempt: int, stream: bool) -> Span:
         """An inference span (`{operation} {model}`, kind CLIENT) for one upstream attempt."""
         operation = operation_name(op)
-        provider = provider_name(upstream.type, upstream.engine)
+        if not self.span.sampled:
+            return self.tracing.child(self.span, operation, CLIENT)
         host, port = server_address(url)
-        attributes: dict[str, str | int | bool] = {
-            "gen_ai.operation.name": operation, "gen_ai.provider.name": provider, "gen_ai.request.model": model,
-            "server.address": host, "server.port": port, "lockgate.provider": upstream.id,
-            "lockgate.attempt": attempt,
+        attributes: dict[str, AttributeValue] = {
+            "gen_ai.operation.name": operation, "gen_ai.provider.name": provider_name(upstream.type, upstream.engine),
+            "gen_ai.request.model": model, "server.address": host, "server.port": port,
+            "lockgate.provider": upstream.id, "lockgate.attempt": attempt,
         }
         if stream:
             attributes["gen_ai.request.stream"] = True
-        if op == "responses" and provider == "openai":
+        if op == "responses" and upstream.type == "openai":
             attributes["openai.api.type"] = "responses"
-        return self.tracing.start(f"{operation} {model}", self.parent, SpanKind.CLIENT, attributes)
+        return self.tracing.child(self.span, f"{operation} {model}", CLIENT, attributes)
 
     def ended(self, span: Span, error_type: str | None = None, description: str | None = None) -> None:
         """End a child span, failed with `error_type` when one is given."""
         if error_type is not None:
-            fail(span, error_type, description)
+            span.fail(error_type, description)
         span.end()
 
     def inject(self, span: Span, headers: MutableMapping[str, str]) -> None:
         """`traceparent` naming `span` as the parent of what the upstream does."""
-        self.tracing.propagator.inject(headers, set_span_in_context(span))
+        span.inject(headers)
 
     def scan(self, data: bytes) -> None:
         """Finish reasons in answer bytes (whole, or one stream event at a time)."""
-        if b"_reason" in data:
+        if self.span.sampled and b"_reason" in data:
             for reason in finish_reasons(data):
                 if reason not in self.reasons:
                     self.reasons.append(reason)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote
 
-Protocol = Literal["http/protobuf", "grpc"]
+Protocol = Literal["http/json", "http/protobuf", "grpc"]
 Sampler = Literal["always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off",
                   "parentbased_traceidratio"]
 SAMPLERS: tuple[Sampler, ...] = ("always_on", "always_off", "traceidratio", "parentbased_always_on",
@@ -33,7 +33,7 @@ class TracingSettingsError(ValueError):
 class TracingSettings:
     enabled: bool = False
     endpoint: str = "http://localhost:4318/v1/traces"  # http: the traces URL itself; grpc: host:port or URL
-    protocol: Protocol = "http/protobuf"
+    protocol: Protocol = "http/json"  # the lean default (see export.py); http/protobuf and grpc: the official exporters
     headers: tuple[tuple[str, str], ...] = ()
     timeout: float = 10.0  # seconds
     compression: str | None = None  # gzip | deflate | None
@@ -73,9 +73,9 @@ def tracing_from_environment(environ: Mapping[str, str]) -> TracingSettings:
         return TracingSettings()
     if exporter not in ("", "otlp"):
         raise TracingSettingsError(f"OTEL_TRACES_EXPORTER={exporter!r}: only 'otlp' and 'none' are supported")
-    protocol = _first(environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
-    if protocol not in ("http/protobuf", "grpc"):
-        raise TracingSettingsError(f"OTLP protocol {protocol!r}: use http/protobuf or grpc")
+    protocol = _first(environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL") or "http/json"
+    if protocol not in ("http/json", "http/protobuf", "grpc"):
+        raise TracingSettingsError(f"OTLP protocol {protocol!r}: use http/json, http/protobuf or grpc")
     if signal_endpoint:  # used as given
         endpoint = signal_endpoint
     elif protocol == "grpc":

@@ -1,83 +1,67 @@
-"""The process' tracer: an SDK TracerProvider of its own (never the global one),
-its sampler, a batch processor and the OTLP exporter the settings name.
+"""The process' tracer: the sampler, the resource, and the exporter the settings name.
 
-Built only when tracing is on; the proxy with tracing off never imports this module.
-Spans are exported in the background in batches (`OTEL_BSP_*` tune the batches).
+Built only when tracing is on. A request's root span follows the client's
+sampling decision when it sent a `traceparent` (the parentbased samplers),
+else the configured one; `traceidratio` keeps the traces whose lower 64 bits
+of the id fall under ratio * 2^64, as OpenTelemetry's SDKs do, so every
+service of a trace decides alike.
 """
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Mapping
 
-from opentelemetry.context import Context as OtelContext
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
-from opentelemetry.trace import Span, SpanKind, Tracer
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from opentelemetry.util.types import AttributeValue
-
+from lockgate.proxy.tracing.export import BatchExporter, Send, json_sender, sdk_sender
 from lockgate.proxy.tracing.settings import TracingSettings
+from lockgate.proxy.tracing.spans import (INTERNAL, AttributeValue, Kind, Parent, Span, new_trace_id,
+                                          parse_traceparent)
 
-Attributes = Mapping[str, AttributeValue]
-
-
-def make_sampler(settings: TracingSettings) -> Sampler:
-    name = settings.sampler
-    root: Sampler = ALWAYS_ON
-    if name.endswith("always_off"):
-        root = ALWAYS_OFF
-    elif name.endswith("traceidratio"):
-        root = TraceIdRatioBased(settings.sample_ratio)
-    return ParentBased(root) if name.startswith("parentbased_") else root
+SCOPE = "lockgate.proxy"
+_LOW64 = (1 << 64) - 1
 
 
-def make_exporter(settings: TracingSettings) -> SpanExporter:
-    headers = dict(settings.headers)
-    if settings.protocol == "grpc":
-        import grpc
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-
-        insecure = settings.endpoint.startswith("http://")
-        credentials = None
-        if not insecure and settings.certificate:
-            with open(settings.certificate, "rb") as ca:
-                credentials = grpc.ssl_channel_credentials(ca.read())
-        compression = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}.get(
-            settings.compression or "", grpc.Compression.NoCompression)
-        return GrpcExporter(endpoint=settings.endpoint, insecure=insecure, credentials=credentials, headers=headers,
-                            timeout=settings.timeout, compression=compression)
-    from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    return OTLPSpanExporter(endpoint=settings.endpoint, headers=headers, timeout=settings.timeout,
-                            certificate_file=settings.certificate,
-                            compression=Compression(settings.compression) if settings.compression
-                            else Compression.NoCompression)
+def resource_of(settings: TracingSettings) -> dict[str, AttributeValue]:
+    return {**dict(settings.resource_attributes), "service.name": settings.service_name,
+            "telemetry.sdk.name": "lockgate", "telemetry.sdk.language": "python",
+            "process.runtime.version": platform.python_version()}
 
 
 class Tracing:
-    """`tracer`, the W3C propagator and the content setting; `shutdown()` flushes what is pending."""
+    """`start` spans (roots continue the client's `traceparent`), `flush` and `shutdown` the export."""
 
-    def __init__(self, settings: TracingSettings, exporter: SpanExporter | None = None) -> None:
-        resource = Resource.create({**dict(settings.resource_attributes), "service.name": settings.service_name})
-        self.provider = TracerProvider(resource=resource, sampler=make_sampler(settings))
-        self.provider.add_span_processor(BatchSpanProcessor(exporter or make_exporter(settings)))
-        self.tracer: Tracer = self.provider.get_tracer("lockgate.proxy")
-        self.propagator = TraceContextTextMapPropagator()
+    def __init__(self, settings: TracingSettings, send: Send | None = None) -> None:
+        self.settings = settings
         self.capture_content = settings.capture_content
+        resource = resource_of(settings)
+        if send is None:
+            send = json_sender(settings, resource, SCOPE) if settings.protocol == "http/json" \
+                else sdk_sender(settings, resource, SCOPE)
+        self.exporter = BatchExporter(send)
+        self._done = self.exporter.add
+        sampler = settings.sampler
+        self._parent_based = sampler.startswith("parentbased_")
+        self._bound = (0 if sampler.endswith("always_off") else
+                       round(settings.sample_ratio * (_LOW64 + 1)) if sampler.endswith("traceidratio") else _LOW64 + 1)
 
-    def extract(self, headers: Mapping[str, str]) -> OtelContext:
-        """The client's `traceparent` (and `tracestate`), continued; an invalid one is ignored."""
-        return self.propagator.extract(headers)
+    def root(self, name: str, headers: Mapping[str, str], kind: Kind,
+             attributes: dict[str, AttributeValue]) -> Span:
+        """The span of an inbound request: a child of the client's `traceparent` when it sent a valid one."""
+        parent: Parent | None = parse_traceparent(headers)
+        if parent is not None:
+            sampled = parent.sampled if self._parent_based else (parent.trace_id & _LOW64) < self._bound
+            return Span(parent.trace_id, parent.span_id, name, kind, attributes, sampled, parent.tracestate,
+                        self._done)
+        trace_id = new_trace_id()
+        return Span(trace_id, 0, name, kind, attributes, (trace_id & _LOW64) < self._bound, "", self._done)
 
-    def start(self, name: str, parent: OtelContext | None, kind: SpanKind = SpanKind.INTERNAL,
-              attributes: Attributes | None = None) -> Span:
-        return self.tracer.start_span(name, parent, kind, attributes)
+    def child(self, parent: Span, name: str, kind: Kind = INTERNAL,
+              attributes: dict[str, AttributeValue] | None = None) -> Span:
+        return Span(parent.trace_id, parent.span_id, name, kind, attributes if attributes is not None else {},
+                    parent.sampled, parent.tracestate, self._done)
 
-    def flush(self, timeout_ms: int = 5000) -> bool:
-        return self.provider.force_flush(timeout_ms)
+    def flush(self, timeout: float = 5.0) -> bool:
+        return self.exporter.flush(timeout)
 
     def shutdown(self) -> None:
-        self.provider.shutdown()
+        self.exporter.shutdown()

@@ -155,3 +155,20 @@ async def test_an_mcp_tool_call_and_its_upstream_request(otel, tmp_path: Path) -
     assert upstream_call.attributes["server.address"] == "127.0.0.1"
     traced = [h["traceparent"] for h in seen if h.get("Mcp-Method") == "tools/call"]
     assert traced and traced[-1].split("-")[1:3] == [call.trace_id, upstream_call.span_id]
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+async def test_the_official_exporters_carry_the_same_spans(upstream, gateway, otel, protocol: str) -> None:
+    fake = await upstream("openai")
+    settings = TracingSettings(enabled=True, protocol=protocol,  # type: ignore[arg-type]
+                               endpoint=otel.grpc_endpoint if protocol == "grpc" else otel.endpoint,
+                               service_name="lockgate-test")
+    server = await gateway(snapshot([provider("ns/openai", "openai", fake.url)]), tracing=settings)
+    client = openai.AsyncOpenAI(base_url=base_url(server), api_key=KEY, max_retries=0)
+    await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert server.gateway.deps.tracing is not None and server.gateway.deps.tracing.flush()
+    spans = await otel.wait_for(lambda s: any(x.kind == "CLIENT" for x in s))
+    [root] = [s for s in spans if s.kind == "SERVER"]
+    [call] = [s for s in one_trace(spans, root.trace_id).values() if s.kind == "CLIENT"]
+    assert call.parent_id == root.span_id and call.name == "chat gpt-4o-up"
+    assert call.attributes["gen_ai.usage.output_tokens"] == 7 and root.attributes["lockgate.consumer"] == "team-a"

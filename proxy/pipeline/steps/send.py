@@ -31,7 +31,7 @@ from lockgate.proxy.providers.base import UpstreamStreamError
 from lockgate.proxy.upstream import Response, ServerDisconnected, UpstreamPool
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span
+    from lockgate.proxy.tracing.spans import Span
 
 # Upstream failures (UpstreamError) and failed writes to the client (aiohttp raises ConnectionResetError's
 # subclasses) are all ConnectionErrors.

@@ -20,6 +20,7 @@ from lockgate.proxy.pipeline.step import Step
 
 if TYPE_CHECKING:
     from lockgate.proxy.tracing.request import RequestTrace
+    from lockgate.proxy.tracing.spans import AttributeValue
     from lockgate.proxy.tracing.tracer import Tracing
 
 
@@ -33,7 +34,7 @@ class TraceStep(Step):
         self._trace, self._fail = request.RequestTrace, request.fail
 
     def request(self, ctx: Context) -> None:
-        attributes = {"http.request.method": ctx.method, "url.path": ctx.path, "lockgate.request_id": ctx.request_id,
+        attributes: dict[str, AttributeValue] = {"http.request.method": ctx.method, "url.path": ctx.path, "lockgate.request_id": ctx.request_id,
                       "lockgate.host": ctx.host}
         if ctx.route is not None:
             attributes["lockgate.route"] = ctx.route.id
@@ -47,7 +48,7 @@ class TraceStep(Step):
         if trace.recording:
             if ctx.answer:
                 trace.scan(ctx.answer)
-            facts: dict[str, str | int | bool] = {"http.response.status_code": ctx.status,
+            facts: dict[str, AttributeValue] = {"http.response.status_code": ctx.status,
                                                   "lockgate.attempts": ctx.attempts}
             if ctx.entry is not None:
                 facts["lockgate.consumer"] = ctx.entry.key.consumer

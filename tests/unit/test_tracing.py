@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from lockgate.proxy.tracing import TracingSettings, TracingSettingsError, tracing_from_environment
+from lockgate.proxy.accesslog import AccessLog
+from lockgate.proxy.metrics import make_metrics
+from lockgate.proxy.pipeline import Deps, build_pipeline
+from lockgate.proxy.quota import make_quota_service
 from lockgate.proxy.tracing.genai import finish_reasons, operation_name, provider_name
+from lockgate.proxy.tracing.spans import SERVER, parse_traceparent
+from lockgate.proxy.tracing.tracer import Tracing
+from lockgate.proxy.upstream import UpstreamPool, UpstreamSettings
 
 
 def test_off_unless_an_endpoint_or_the_exporter_is_named() -> None:
@@ -20,7 +30,7 @@ def test_off_unless_an_endpoint_or_the_exporter_is_named() -> None:
 
 def test_endpoints_as_the_specification_says() -> None:
     base = tracing_from_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/"})
-    assert base.endpoint == "http://collector:4318/v1/traces" and base.protocol == "http/protobuf"
+    assert base.endpoint == "http://collector:4318/v1/traces" and base.protocol == "http/json"
     signal = tracing_from_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318",
                                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://b:9999/custom"})
     assert signal.endpoint == "http://b:9999/custom"  # used as given
@@ -43,7 +53,7 @@ def test_headers_timeout_sampler_resource_and_content() -> None:
 
 
 @pytest.mark.parametrize(("variable", "value"), [
-    ("OTEL_TRACES_SAMPLER", "sometimes"), ("OTEL_TRACES_SAMPLER_ARG", "1.5"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+    ("OTEL_TRACES_SAMPLER", "sometimes"), ("OTEL_TRACES_SAMPLER_ARG", "1.5"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/xml"),
     ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"), ("OTEL_TRACES_EXPORTER", "zipkin"), ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
 ])
 def test_a_bad_value_is_a_clear_error(variable: str, value: str) -> None:
@@ -60,3 +70,49 @@ def test_genai_names() -> None:
     assert finish_reasons(b'{"choices":[{"finish_reason":"length"},{"finish_reason": "stop"}]}') == ["length", "stop"]
     assert finish_reasons(b'{"stop_reason":"end_turn"}') == ["end_turn"]
     assert finish_reasons(b'{"finish_reason":null}') == []
+
+
+def test_traceparent_is_continued_only_when_valid() -> None:
+    trace, span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    parent = parse_traceparent({"traceparent": f"00-{trace}-{span}-01", "tracestate": "vendor=1"})
+    assert parent is not None and (parent.trace_id, parent.span_id, parent.sampled) == (int(trace, 16), int(span, 16), True)
+    assert parent.tracestate == "vendor=1"
+    for bad in (f"00-{'0' * 32}-{span}-01", f"00-{trace}-{'0' * 16}-01", f"ff-{trace}-{span}-01",
+                f"00-{trace.upper()}-{span}-01", f"00-{trace}-{span}-01-extra", "garbage"):
+        assert parse_traceparent({"traceparent": bad}) is None, bad
+    assert parse_traceparent({"traceparent": f"01-{trace}-{span}-00-future"}) is not None  # a later version's extra field
+
+
+def test_the_sampler_follows_the_client_or_the_ratio() -> None:
+    sampled, unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", \
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    never = Tracing(TracingSettings(enabled=True, sampler="parentbased_always_off"), send=lambda spans: True)
+    always = Tracing(TracingSettings(enabled=True, sampler="always_on"), send=lambda spans: True)
+    try:
+        assert never.root("r", {"traceparent": sampled}, SERVER, {}).sampled  # the client's decision
+        assert not never.root("r", {}, SERVER, {}).sampled
+        assert always.root("r", {"traceparent": unsampled}, SERVER, {}).sampled  # not parent-based
+        span = never.root("r", {"traceparent": unsampled}, SERVER, {})
+        headers: dict[str, str] = {}
+        never.child(span, "c").inject(headers)
+        assert headers["traceparent"].startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-") and headers["traceparent"].endswith("-00")
+    finally:
+        never.shutdown()
+        always.shutdown()
+
+
+def test_tracing_off_adds_no_step_and_loads_no_sdk() -> None:
+    code = ("import sys; from lockgate.proxy.server import ProxyServer, ProxySettings; "
+            "from lockgate.proxy.source import StaticSource; import lockgate.cli.main; "
+            "print(any(m.startswith(('opentelemetry', 'lockgate.proxy.tracing.tracer')) for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    deps = Deps(quota=make_quota_service(), metrics=make_metrics("test"), access_log=AccessLog(None),
+                upstreams=UpstreamPool(UpstreamSettings()))
+    assert "trace" not in build_pipeline(deps).names
+    deps.tracing = Tracing(TracingSettings(enabled=True), send=lambda spans: True)
+    try:
+        assert build_pipeline(deps).names[0] == "trace"
+    finally:
+        deps.tracing.shutdown()
+
