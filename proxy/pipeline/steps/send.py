@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-
 from typing import TYPE_CHECKING
 
 from lockgate.api.ir import Provider
@@ -86,10 +85,10 @@ class SendStep(Step):
                     if ctx.trace is not None else None
                 lease = await self.balancers(provider).pick(
                     PickRequest(ctx.target.model.name, prefix, ctx.prompt_tokens, max_tokens, frozenset(excluded)))
-                if pick is not None:
+                if pick is not None and ctx.trace is not None:
                     if lease is not None:
                         pick.set_attribute("lockgate.endpoint", lease.url)
-                    ctx.trace.ended(pick, None if lease is not None else "no_endpoint")  # type: ignore[union-attr]
+                    ctx.trace.ended(pick, None if lease is not None else "no_endpoint")
                 if lease is None:
                     last_error = last_error or no_upstream("Every endpoint of this model is busy or ejected.")
                     break
@@ -106,22 +105,21 @@ class SendStep(Step):
             try:
                 await self._attempt(ctx, provider, base_url, credential, span)
             except _Retryable as failure:
-                if span is not None:
-                    trace.ended(span, failure.error.code or failure.error.error_type,  # type: ignore[union-attr]
-                                failure.error.message)
+                if trace is not None and span is not None:
+                    trace.ended(span, failure.error.code or failure.error.error_type, failure.error.message)
                 self.outliers.failure(outlier_key, provider.outlier_detection, failure.retry_after)
                 if lease is not None:
                     lease.release(False)
                 last_error = failure.error
                 continue
             except BaseException as exc:
-                if span is not None:
-                    trace.ended(span, type(exc).__name__)  # type: ignore[union-attr]
+                if trace is not None and span is not None:
+                    trace.ended(span, type(exc).__name__)
                 if lease is not None:
                     lease.release(False)
                 raise
-            if span is not None:
-                trace.call = span  # type: ignore[union-attr]  # ended by the trace step, with the answer's facts
+            if trace is not None:
+                trace.call = span  # ended by the trace step, with the answer's facts
             self.outliers.success(outlier_key)
             ctx.lease = lease
             if lease is not None and ctx.response is not None:
