@@ -58,7 +58,7 @@ def test_crossing_80_percent_gives_the_condition_an_event_and_one_webhook_delive
              "stringData": {"secret": SIGNING_SECRET}},
             apikey("team", limits={"monthlyTokens": 40}, alerts=alerts),
         ])
-        key = wait_for(lambda: lockgate.secret_value("team-key"), 15, "the generated key")
+        key = wait_for(lambda: lockgate.secret_value("team-key"), 30, "the generated key")
         client = lockgate.client(proxy, key)
 
         def chat() -> str | None:
@@ -69,13 +69,13 @@ def test_crossing_80_percent_gives_the_condition_an_event_and_one_webhook_delive
                 return None
             return reply.choices[0].message.content
 
-        wait_for(chat, 15, "a first answer")  # 18 tokens (11 + 7): 45 %, no threshold yet
-        below = wait_for(lambda: lockgate.condition_is("apikey", "team", "BudgetAlert", "False"), 15,
+        wait_for(chat, 30, "a first answer")  # 18 tokens (11 + 7): 45 %, no threshold yet
+        below = wait_for(lambda: lockgate.condition_is("apikey", "team", "BudgetAlert", "False"), 30,
                          "BudgetAlert=False")
         assert below["reason"] == "BelowThresholds"
         assert chat() == "counted"  # 36 of 40 tokens: 90 %, past 50 and 80 at once
 
-        crossed = wait_for(lambda: lockgate.condition_is("apikey", "team", "BudgetAlert", "True"), 15,
+        crossed = wait_for(lambda: lockgate.condition_is("apikey", "team", "BudgetAlert", "True"), 30,
                            "BudgetAlert=True")
         assert crossed["reason"] == "Crossed80Percent"
         assert "80 % of the monthlyTokens budget is used: 36 of 40 tokens" in crossed["message"]
@@ -89,10 +89,10 @@ def test_crossing_80_percent_gives_the_condition_an_event_and_one_webhook_delive
             items = json.loads(out.stdout)["items"]
             return items or None
 
-        [event] = wait_for(alert_events, 15, "the BudgetThresholdCrossed Event")
+        [event] = wait_for(alert_events, 30, "the BudgetThresholdCrossed Event")
         assert event["type"] == "Warning" and event["message"].startswith("80 % of the monthlyTokens budget")
 
-        wait_for(lambda: receiver.deliveries or None, 15, "a webhook delivery")
+        wait_for(lambda: receiver.deliveries or None, 30, "a webhook delivery")
         [(headers, body)] = receiver.deliveries  # one alert for 50 and 80 crossed together
         assert headers["Content-Type"].startswith("application/cloudevents+json")
         expected = "sha256=" + hmac.new(SIGNING_SECRET.encode(), body, hashlib.sha256).hexdigest()
