@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from lockgate.proxy.accesslog import AccessLog
+from lockgate.proxy.admission import Slots
 from lockgate.proxy.balancing.metrics import BalancerCollector
 from lockgate.proxy.errors import ApiError
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
@@ -41,13 +42,14 @@ class Gateway:
                  access_log: AccessLog | None = None,
                  default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION,
                  steps: Sequence[StepFactory] = STEPS, upstream: UpstreamSettings | None = None,
-                 tracing: Tracing | None = None) -> None:
+                 slots: Slots | None = None, tracing: Tracing | None = None) -> None:
         self.name = name
         self.max_body_bytes = max_body_bytes
         self.metrics = make_metrics(name)
         self.deps = Deps(quota=quota, metrics=self.metrics, access_log=access_log or AccessLog(None),
                          upstreams=UpstreamPool(upstream or UpstreamSettings()),
-                         default_output_reservation=default_output_reservation, tracing=tracing)
+                         default_output_reservation=default_output_reservation, slots=slots or Slots(),
+                         tracing=tracing)
         self.quota = quota
         self.steps = tuple(steps)
         self.snapshot: CompiledSnapshot | None = None
@@ -76,6 +78,7 @@ class Gateway:
     async def close(self) -> None:
         await self.deps.balancers.close()
         await self.deps.upstreams.close()
+        await self.deps.slots.close()
         await self.quota.close()
         self.deps.access_log.close()
         if self.deps.tracing is not None:

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from lockgate.proxy import edge
 from lockgate.proxy.accesslog import AccessLog
+from lockgate.proxy.admission import make_slots
 from lockgate.proxy.gateway import GATEWAY, Gateway
 from lockgate.proxy import mcp
 from lockgate.proxy.health_metrics import HealthCollector
@@ -112,7 +113,9 @@ class ProxyServer:
         self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes,
                                access_log=AccessLog(settings.access_log),
                                default_output_reservation=settings.default_output_reservation, steps=steps,
-                               upstream=settings.upstream, tracing=_tracing(settings))
+                               upstream=settings.upstream, slots=make_slots(settings.quota_store, settings.slot_lease,
+                                                                            settings.quota_store_ca),
+                               tracing=_tracing(settings))
         self._apply_failures = 0
         self.gateway.metrics.registry.register(HealthCollector(
             settings.gateway_name, lambda: self.gateway.snapshot, self.gateway.deps.outliers,
