@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import logging
 import threading
+import time
 import urllib.request
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +27,7 @@ from lockgate.proxy.tracing.spans import Span
 log = logging.getLogger("lockgate.proxy.tracing")
 
 Send = Callable[[Sequence[Span]], bool]
+WARN_EVERY = 60.0  # seconds between warnings about failed exports
 _dumps = orjson.dumps
 _KINDS = {str: b"stringValue", bool: b"boolValue", int: b"intValue", float: b"doubleValue"}
 _prefixes: dict[tuple[str, type], bytes] = {}
@@ -140,6 +142,7 @@ class BatchExporter:
         self._closed = False
         self.dropped = 0
         self.failed = 0
+        self._quiet_until = 0.0
         self._thread = threading.Thread(target=self._run, name="lockgate-span-export", daemon=True)
         self._thread.start()
 
@@ -180,7 +183,10 @@ class BatchExporter:
             log.debug("span export failed: %s", exc)
         if not ok:
             self.failed += len(batch)
-            log.warning("%d spans not exported to the OTLP endpoint", len(batch))
+            now = time.monotonic()
+            if now >= self._quiet_until:  # a collector that is away is said once a minute, not every batch
+                self._quiet_until = now + WARN_EVERY
+                log.warning("spans not exported to the OTLP endpoint (%d so far)", self.failed)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Export what is queued now; True once it was handed to the endpoint (or failed) in time."""

@@ -116,3 +116,23 @@ def test_tracing_off_adds_no_step_and_loads_no_sdk() -> None:
     finally:
         deps.tracing.shutdown()
 
+
+
+def test_a_collector_away_costs_bounded_memory_and_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    from lockgate.proxy.tracing.export import BatchExporter
+    from lockgate.proxy.tracing.spans import Span
+
+    def refuse(spans: object) -> bool:
+        raise ConnectionRefusedError()
+
+    exporter = BatchExporter(refuse, delay=60, max_batch=100, max_queue=6)  # only flush sends
+    try:
+        for _ in range(10):
+            exporter.add(Span(1, 0, "s", SERVER, {}, True, "", lambda s: None))
+        assert exporter.dropped == 4  # the queue holds at most 6
+        assert exporter.flush(5) and exporter.failed == 6
+        exporter.add(Span(1, 0, "s", SERVER, {}, True, "", lambda s: None))
+        assert exporter.flush(5) and exporter.failed == 7
+    finally:
+        exporter.shutdown()
+    assert len([r for r in caplog.records if "not exported" in r.message]) == 1
