@@ -4,6 +4,7 @@ the client's `traceparent` and handing it to the upstreams."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -89,13 +90,14 @@ async def test_a_stream_is_one_trace_continuing_the_client_and_reaching_the_upst
     assert sent.split("-")[1:3] == [trace_id, call.span_id]
 
 
-async def test_a_failover_shows_every_attempt_under_one_request(upstream, gateway, otel) -> None:
+async def test_a_failover_shows_every_attempt_under_one_request(upstream, gateway, otel, tmp_path: Path) -> None:
     primary = await upstream("openai")
     backup = await upstream("openai", text="from the backup")
     primary.then(Action(status=503), Action(status=500))
     snap = snapshot([provider("ns/primary", "openai", primary.url, retries=1),
                      provider("ns/backup", "openai", backup.url, priority=1)])
-    server = await gateway(snap, tracing=tracing(otel))
+    access_log = tmp_path / "access.log"
+    server = await gateway(snap, tracing=tracing(otel), access_log=str(access_log))
     client = openai.AsyncOpenAI(base_url=base_url(server), api_key=KEY, max_retries=0)
     answer = await client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
     assert answer.parse().choices[0].message.content == "from the backup"
@@ -114,8 +116,12 @@ async def test_a_failover_shows_every_attempt_under_one_request(upstream, gatewa
     assert root.attributes["lockgate.attempts"] == 3
     assert root.attributes["http.response.status_code"] == 200
     assert root.status == "UNSET"
-    # The access log's request id is the span's; the client got it too.
+    # The request id is the span's; the client got it too, and the access log line leads to the trace.
     assert root.attributes["lockgate.request_id"] == answer.headers["x-request-id"]
+    server.gateway.deps.access_log.flush()
+    [line] = [json.loads(x) for x in access_log.read_text().splitlines()]
+    assert (line["request_id"], line["trace_id"], line["span_id"]) == (
+        answer.headers["x-request-id"], root.trace_id, root.span_id)
 
 
 async def test_an_mcp_tool_call_and_its_upstream_request(otel, tmp_path: Path) -> None:
