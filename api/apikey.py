@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -63,6 +63,30 @@ class KeyLimits(ApiModel):
         description="Money per calendar month, UTC, in the key's currency at the models' prices (six decimals at most).")
 
 
+DEFAULT_ALERT_THRESHOLDS = (50, 80, 100)
+
+
+class BudgetWebhook(ApiModel):
+    """Where budget alerts are POSTed, as CloudEvents (structured JSON)."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048,
+                     description="The receiver's URL; each alert is POSTed once, retried on failures.")
+    secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="A Secret key whose value signs each delivery: header X-Lockgate-Signature-256 is "
+                    "sha256=<hex HMAC-SHA256 of the body>.")
+
+
+class BudgetAlerts(ApiModel):
+    """When to tell someone a budget is running out."""
+
+    thresholds: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        default_factory=lambda: list(DEFAULT_ALERT_THRESHOLDS), max_length=10,
+        description="Percentages of each budget (monthly tokens, and the key's other budgets) that raise the "
+                    "BudgetAlert condition, a Warning Event and a webhook delivery; each fires once per period.")
+    webhook: BudgetWebhook | None = Field(default=None, description="Also POST each alert here.")
+
+
 class ApiKeySpec(ApiModel):
     """Who the key belongs to, where it is kept, and what it may do."""
 
@@ -102,6 +126,8 @@ class ApiKeySpec(ApiModel):
     budgets: list[str] = Field(
         default_factory=list, max_length=16,
         description="Budgets (team budgets) in this namespace the key also spends from; each must admit a request.")
+    alerts: BudgetAlerts | None = Field(
+        default=None, description="Budget alert thresholds and webhook; omitted = 50, 80 and 100 % with no webhook.")
     priority: Literal["interactive", "batch"] = Field(
         default="interactive", description="Class in the queues for capacity: interactive requests are admitted "
                                            "before batch ones (batch waits at most the provider's queue.maxBatchDelay "
@@ -132,6 +158,14 @@ class KeyUsage(ApiModel):
     currency: str | None = Field(default=None, description="The currency of cost and remainingCost.")
 
 
+class BudgetAlertState(ApiModel):
+    """The budget thresholds already crossed in the current period (each fires once per period)."""
+
+    period: str = Field(description="The period the thresholds were crossed in: the calendar month, UTC, YYYY-MM.")
+    fired: dict[str, list[int]] = Field(
+        default_factory=dict, description="Per budget (monthlyTokens, ...), the thresholds crossed this period.")
+
+
 class ApiKeyStatus(ResourceStatus):
     """What the operator reports on an ApiKey."""
 
@@ -139,3 +173,4 @@ class ApiKeyStatus(ResourceStatus):
     key_hash_prefix: str | None = Field(default=None, description="First characters of the key's SHA-256, to tell keys apart.")
     rotated_at: datetime | None = Field(default=None, description="When the key was last rotated.")
     usage: KeyUsage | None = Field(default=None, description="This month's usage, refreshed from the proxies.")
+    budget_alerts: BudgetAlertState | None = Field(default=None, description="Budget thresholds crossed this period.")

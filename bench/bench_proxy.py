@@ -114,6 +114,7 @@ def role_lockgate(port: int, admin_port: int, upstream_port: int, quotas: bool =
     from lockgate.proxy.quota import UnlimitedQuota
     from lockgate.proxy.server import ProxyServer, ProxySettings, run, tune_gc
     from lockgate.proxy.source import Snapshot, StaticSource
+    from lockgate.proxy.tracing import tracing_from_environment
 
     provider = ir.Provider(id="bench/openai", type="openai", base_url=f"http://127.0.0.1:{upstream_port}/v1",
                            credential="bench/openai", retries=ir.Retries(attempts=0),
@@ -124,8 +125,10 @@ def role_lockgate(port: int, admin_port: int, upstream_port: int, quotas: bool =
     config = ir.GatewayConfig(providers=(provider,), keys=(key,)).with_hash()
     snapshot = Snapshot(config, ir.Credentials(values={"bench/openai": "sk-bench"}))
     # The access log is on, as in production, written to /dev/null.
+    # Tracing as `lockgate proxy` sets it: from the OTEL_* variables (off without them; bench_tracing.py sets them).
     settings = ProxySettings(port=port, admin_port=admin_port, drain_seconds=0.5, access_log=os.devnull,
-                             state_dir=tempfile.mkdtemp(prefix="lockgate-bench-"))
+                             state_dir=tempfile.mkdtemp(prefix="lockgate-bench-"),
+                             tracing=tracing_from_environment(os.environ))
     if quotas:
         run(StaticSource(snapshot), settings)
         return

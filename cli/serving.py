@@ -51,7 +51,13 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> ProxySettings:
     """ProxySettings from the flags (imported late: the proxy is heavy)."""
     from lockgate.proxy.settings import ProxySettings, mcp_from_environment
+    from lockgate.proxy.tracing import TracingSettingsError, tracing_from_environment
     from lockgate.proxy.upstream import UpstreamSettings
+
+    try:
+        tracing = tracing_from_environment(os.environ)
+    except TracingSettingsError as error:
+        raise SystemExit(f"lockgate: tracing: {error}") from None
 
     return ProxySettings(
         mcp=mcp_from_environment(os.environ), host=args.host, port=args.port, admin_port=args.admin_port, gateway_name=args.gateway_name,
@@ -59,7 +65,7 @@ def settings_from(args: argparse.Namespace) -> ProxySettings:
         quota_store_ca=args.quota_store_ca, slot_lease=args.slot_lease,
         state_dir=args.state_dir, default_output_reservation=args.default_output_reservation,
         drain_seconds=args.drain_seconds,
-        upstream=UpstreamSettings.from_environment(),
+        upstream=UpstreamSettings.from_environment(), tracing=tracing,
     )
 
 

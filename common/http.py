@@ -12,6 +12,7 @@ connections are kept alive, and the pool is unbounded unless a use bounds it.
 from __future__ import annotations
 
 import ssl as _ssl
+from collections.abc import Sequence
 
 import aiohttp
 
@@ -21,10 +22,12 @@ KEEPALIVE_SECONDS = 60.0
 
 
 def client_session(*, timeout: aiohttp.ClientTimeout | None = None, tls: _ssl.SSLContext | bool = True,
-                   limit: int = 0) -> aiohttp.ClientSession:
-    """A pooled session; `timeout` is the default of its requests (a request may pass its own)."""
+                   limit: int = 0, trace_configs: Sequence[aiohttp.TraceConfig] = ()) -> aiohttp.ClientSession:
+    """A pooled session; `timeout` is the default of its requests (a request may pass its own);
+    `trace_configs`: aiohttp request hooks (the MCP upstreams' tracing)."""
     connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=KEEPALIVE_SECONDS, ttl_dns_cache=60,
                                      resolver=LoopbackNamesResolver(), ssl=tls)
+    hooks = list(trace_configs) or None
     if timeout is None:
-        return aiohttp.ClientSession(connector=connector)
-    return aiohttp.ClientSession(connector=connector, timeout=timeout)
+        return aiohttp.ClientSession(connector=connector, trace_configs=hooks)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, trace_configs=hooks)

@@ -57,18 +57,29 @@ class BudgetCollector(Collector):
         limit = GaugeMetricFamily("lockgate_apikey_budget_limit", "The budget of the period.", labels=labels)
         ratio = GaugeMetricFamily("lockgate_apikey_budget_used_ratio", "Used / limit (1 = budget spent).",
                                   labels=labels)
+        window_labels = ("apikey_namespace", "apikey", "window")
+        window_used = GaugeMetricFamily("lockgate_apikey_window_used", "Used in the current rate window (the last "
+                                        "minute), across replicas.", labels=window_labels)
+        window_limit = GaugeMetricFamily("lockgate_apikey_window_limit", "The rate window's limit.",
+                                         labels=window_labels)
+        window_ratio = GaugeMetricFamily("lockgate_apikey_window_used_ratio", "Used / limit of the rate window.",
+                                         labels=window_labels)
         for key_id, report in sorted(self._usage().items()):
-            remaining = report.get("remaining")
-            if remaining is None:
-                continue
             namespace, _, name = key_id.rpartition("/")
-            tokens = int(report.get("tokens") or 0)
-            total = tokens + int(remaining)
-            values = (namespace, name, "monthly_tokens")
-            used.add_metric(values, tokens)
-            limit.add_metric(values, total)
-            ratio.add_metric(values, tokens / total if total else 1.0)
-        yield from (used, limit, ratio)
+            remaining = report.get("remaining")
+            if remaining is not None:
+                tokens = int(report.get("tokens") or 0)
+                total = tokens + int(remaining)
+                values = (namespace, name, "monthly_tokens")
+                used.add_metric(values, tokens)
+                limit.add_metric(values, total)
+                ratio.add_metric(values, tokens / total if total else 1.0)
+            for window, counts in sorted((report.get("windows") or {}).items()):
+                values = (namespace, name, window)
+                window_used.add_metric(values, counts["used"])
+                window_limit.add_metric(values, counts["limit"])
+                window_ratio.add_metric(values, counts["used"] / counts["limit"])
+        yield from (used, limit, ratio, window_used, window_limit, window_ratio)
 
 
 class OperatorMetrics:

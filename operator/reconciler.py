@@ -243,4 +243,5 @@ class Reconciler:
         return ns or self.settings.publish_namespace, name
 
     async def close(self) -> None:
+        await self.statuses.close()
         await self.fleet.close()

@@ -1,6 +1,7 @@
 """Writes each Lockgate object's status: the translator's verdict, Programmed,
-and for ApiKeys the key, usage, Expired and Exhausted. Only changed statuses
-are written; condition transitions are posted as Events."""
+and for ApiKeys the key, usage, Expired, Exhausted and BudgetAlert. Only changed
+statuses are written; condition transitions are posted as Events, and so is each
+budget threshold crossed (with its webhook delivery, when the key has one)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from datetime import datetime
 from typing import Any
 
 from lockgate.api.meta import Condition
+from lockgate.api.secret_data import secret_values
+from lockgate.operator import alerts
 from lockgate.api.resources import KIND_BY_NAME
-from lockgate.operator.events import post_event, transition_event
+from lockgate.operator.events import event_manifest, post_event, transition_event
 from lockgate.operator.keys import key_status_fields
 from lockgate.operator.programmed import Rollout, programmed_condition
 from lockgate.operator.status import desired_status, status_patch, transitions
 from lockgate.operator.translate import ObjectRef, ObjectStatus
 from lockgate.operator.usage import budget_usage_id, exhausted_condition, expired_condition
+from lockgate.operator.webhooks import WebhookSender
 from lockgate.common.kube_client import ApiError, KubeApi, resource_path
 
 log = logging.getLogger("lockgate.operator.status")
@@ -34,18 +38,31 @@ def object_status(body: Mapping[str, Any], current: Mapping[str, Any] | None, ve
     fields = dict(verdict.fields)
     if body.get("kind") == "ApiKey":
         fields.update(key_status_fields(body, secrets))
-        fields["usage"] = dict(usage) if usage else (current or {}).get("usage")
+        fields["usage"] = status_usage(usage) if usage else (current or {}).get("usage")
         conditions.append(expired_condition((body.get("spec") or {}).get("expiresAt"), now))
         conditions.append(exhausted_condition(fields["usage"]))
+        budgets, thresholds = alerts.budgets_of(usage or fields["usage"]), alerts.thresholds_of(body)
+        fields["budgetAlerts"] = alerts.alert_state(budgets, thresholds, (fields["usage"] or {}).get("month"),
+                                                    (current or {}).get("budgetAlerts"))
+        conditions.append(alerts.alert_condition(fields["budgetAlerts"], budgets, thresholds))
     elif body.get("kind") == "Budget":
-        fields["usage"] = dict(usage) if usage else (current or {}).get("usage")
+        fields["usage"] = status_usage(usage) if usage else (current or {}).get("usage")
         conditions.append(exhausted_condition(fields["usage"]))
     return desired_status(current, conditions, fields, generation, now)
 
 
+STATUS_USAGE_FIELDS = ("month", "tokens", "remaining", "requests", "cost", "remainingCost", "currency")
+
+
+def status_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """What of the mirrored usage goes into the status (KeyUsage); the rest feeds metrics and alerts."""
+    return {k: usage[k] for k in STATUS_USAGE_FIELDS if k in usage}
+
+
 class StatusWriter:
-    def __init__(self, api: KubeApi) -> None:
+    def __init__(self, api: KubeApi, webhooks: WebhookSender | None = None) -> None:
         self.api = api
+        self.webhooks = webhooks or WebhookSender()
         self._written: dict[str, dict[str, Any]] = {}  # uid -> status we last wrote
         self._programmed: dict[str, str | None] = {}  # uid -> IR fingerprint it was last programmed with
 
@@ -83,11 +100,35 @@ class StatusWriter:
                 self._written[uid] = desired
                 for change in transitions(current.get("conditions") or [], desired["conditions"]):
                     await post_event(self.api, transition_event(body, change, now))
+                if body.get("kind") == "ApiKey":
+                    await self._alert(body, current, desired, key_usage or desired.get("usage"), ns_secrets, now)
         for uid in set(self._written) - live_uids:
             del self._written[uid]
         for uid in set(self._programmed) - live_uids:
             del self._programmed[uid]
         return written
+
+    async def _alert(self, body: Mapping[str, Any], current: Mapping[str, Any], desired: Mapping[str, Any],
+                     usage: Mapping[str, Any] | None, secrets: Mapping[str, Mapping[str, Any]], now: datetime) -> None:
+        """A Warning Event, and a webhook delivery, for each budget threshold this write recorded first."""
+        crossings = alerts.new_crossings(current.get("budgetAlerts"), desired.get("budgetAlerts"),
+                                         alerts.budgets_of(usage))
+        webhook = ((body.get("spec") or {}).get("alerts") or {}).get("webhook")
+        for crossing in crossings:
+            message = alerts.describe(crossing.budget, crossing.threshold, crossing.period)
+            await post_event(self.api, event_manifest(body, alerts.EVENT_REASON, message, True, now))
+            if not (webhook and webhook.get("url")):
+                continue
+            ref = webhook.get("secretRef") or {}
+            secret = secret_values(secrets.get(ref.get("name", ""))).get(ref.get("key", "")) if ref else None
+            if ref and not secret:  # never send unsigned what the receiver expects signed
+                log.warning("budget alert of %s/%s not sent: its webhook's signing Secret %s has no key %r",
+                            body["metadata"]["namespace"], body["metadata"]["name"], ref.get("name"), ref.get("key"))
+                continue
+            self.webhooks.send(webhook["url"], alerts.cloud_event(body, crossing, now), secret)
+
+    async def close(self) -> None:
+        await self.webhooks.close()
 
     async def _patch(self, ref: ObjectRef, patch: dict[str, Any]) -> bool:
         info = KIND_BY_NAME[ref.kind]

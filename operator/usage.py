@@ -43,7 +43,8 @@ def _merge_one(items: list[Mapping[str, Any]]) -> dict[str, Any]:
     budgets = [b for b in budgets if b] or [
         int(u["remaining"]) + int(u.get("tokens") or 0) for u in current if u.get("remaining") is not None]
     remaining = max(0, max(budgets) - tokens) if budgets else None
-    merged: dict[str, Any] = {"month": month, "tokens": tokens, "remaining": remaining, "requests": requests}
+    merged: dict[str, Any] = {"month": month, "tokens": tokens, "remaining": remaining, "requests": requests,
+                              "windows": _windows(current, combine)}
     merged.update(_merge_money(current, combine))
     return merged
 
@@ -72,6 +73,21 @@ def _micros(amount: object) -> int:
 def budget_usage_id(budget_id: str) -> str:
     """Where a Budget's usage sits among the keys' (a key and a Budget may share a namespace/name)."""
     return f"Budget/{budget_id}"
+
+
+# Per-minute windows: (name, what the report's window counts, the limit in the report's limits).
+WINDOWS = (("rpm", "requests", "rpm"), ("tpm", "tokens", "tpm"))
+
+
+def _windows(current: list[Mapping[str, Any]], combine: Any) -> dict[str, dict[str, int]]:
+    """Used and limit of the key's rate windows that have a limit (the window now, across replicas)."""
+    out = {}
+    for name, used_field, limit_field in WINDOWS:
+        limit = max(int((u.get("limits") or {}).get(limit_field) or 0) for u in current)
+        if limit:
+            used = int(combine(int((u.get("window") or {}).get(used_field) or 0) for u in current))
+            out[name] = {"used": used, "limit": limit}
+    return out
 
 
 def expired_condition(expires_at: str | datetime | None, now: datetime) -> Condition:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -32,19 +33,23 @@ from lockgate.proxy.source import Snapshot
 from lockgate.proxy.streams import OpenRequests
 from lockgate.proxy.upstream import UpstreamPool, UpstreamSettings
 
+if TYPE_CHECKING:
+    from lockgate.proxy.tracing.tracer import Tracing
+
 
 class Gateway:
     def __init__(self, name: str, quota: QuotaService, *, max_body_bytes: int = 10 * 1024 * 1024,
                  access_log: AccessLog | None = None,
                  default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION,
                  steps: Sequence[StepFactory] = STEPS, upstream: UpstreamSettings | None = None,
-                 slots: Slots | None = None) -> None:
+                 slots: Slots | None = None, tracing: Tracing | None = None) -> None:
         self.name = name
         self.max_body_bytes = max_body_bytes
         self.metrics = make_metrics(name)
         self.deps = Deps(quota=quota, metrics=self.metrics, access_log=access_log or AccessLog(None),
                          upstreams=UpstreamPool(upstream or UpstreamSettings()),
-                         default_output_reservation=default_output_reservation, slots=slots or Slots())
+                         default_output_reservation=default_output_reservation, slots=slots or Slots(),
+                         tracing=tracing)
         self.quota = quota
         self.steps = tuple(steps)
         self.snapshot: CompiledSnapshot | None = None
@@ -76,6 +81,8 @@ class Gateway:
         await self.deps.slots.close()
         await self.quota.close()
         self.deps.access_log.close()
+        if self.deps.tracing is not None:
+            self.deps.tracing.shutdown()  # exports what is still pending
 
     # --- per request -----------------------------------------------------
 

@@ -20,6 +20,7 @@ import logging
 import signal
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
@@ -37,6 +38,9 @@ from lockgate.proxy.quota import metrics as quota_metrics
 from lockgate.proxy.settings import McpSettings, ProxySettings
 from lockgate.proxy.source import ConfigSource
 from lockgate.proxy.streams import OPEN_REQUESTS
+
+if TYPE_CHECKING:
+    from lockgate.proxy.tracing.tracer import Tracing
 
 __all__ = ["ProxyServer", "ProxySettings", "build_admin_app", "build_app", "run", "serve", "tune_gc"]
 
@@ -115,7 +119,8 @@ class ProxyServer:
                                access_log=AccessLog(settings.access_log),
                                default_output_reservation=settings.default_output_reservation, steps=steps,
                                upstream=settings.upstream, slots=make_slots(settings.quota_store, settings.slot_lease,
-                                                                            settings.quota_store_ca))
+                                                                            settings.quota_store_ca),
+                               tracing=_tracing(settings))
         self._apply_failures = 0
         self.gateway.metrics.registry.register(HealthCollector(
             settings.gateway_name, lambda: self.gateway.snapshot, self.gateway.deps.outliers,
@@ -191,6 +196,14 @@ class ProxyServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _tracing(settings: ProxySettings) -> Tracing | None:
+    if not settings.tracing.enabled:
+        return None
+    from lockgate.proxy.tracing.tracer import Tracing  # the SDK, loaded only when tracing is on
+
+    return Tracing(settings.tracing)
 
 
 def _bound_port(runner: web.AppRunner) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
+from lockgate.proxy.tracing.settings import TracingSettings
 from lockgate.proxy.upstream import UpstreamSettings
 
 DEFAULT_DRAIN_SECONDS = 10.0
@@ -44,6 +45,7 @@ class ProxySettings:
     default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens
     mcp: McpSettings = field(default_factory=McpSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)  # caps, pooling, proxies of upstream calls
+    tracing: TracingSettings = field(default_factory=TracingSettings)  # OpenTelemetry traces (off by default)
 
 
 def mcp_from_environment(environ: Mapping[str, str]) -> McpSettings:

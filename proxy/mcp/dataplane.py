@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -18,6 +19,9 @@ from lockgate.proxy.quota import QuotaService
 from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry
 from lockgate.proxy.source import Snapshot
 
+if TYPE_CHECKING:
+    from lockgate.proxy.mcp.tracing import McpTracing
+
 
 class DataPlaneHost:
     def __init__(self, gateway: Gateway) -> None:
@@ -25,6 +29,11 @@ class DataPlaneHost:
         self.gateway_name = gateway.name
         self._seen: tuple[CompiledSnapshot, Snapshot] | None = None
         self._http: aiohttp.ClientSession | None = None
+        self.tracing: McpTracing | None = None
+        if gateway.deps.tracing is not None:
+            from lockgate.proxy.mcp.tracing import McpTracing  # the SDK, loaded only when tracing is on
+
+            self.tracing = McpTracing(gateway.deps.tracing)
 
     def snapshot(self) -> Snapshot | None:
         compiled = self._gateway.snapshot
@@ -47,7 +56,7 @@ class DataPlaneHost:
     def http(self) -> aiohttp.ClientSession:
         # Its own pool: MCP and tool upstreams want decompressed bodies, the LLM pool does not.
         if self._http is None:
-            self._http = client_session()
+            self._http = client_session(trace_configs=[self.tracing.trace_config()] if self.tracing else ())
         return self._http
 
     @property

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from lockgate.api.ir import ConsumerKey, Credentials, GatewayConfig, McpServer, McpUpstream, RateLimits, namespace_of
 from lockgate.proxy.mcp import access
 from lockgate.proxy.mcp import jsonrpc as rpc
@@ -21,6 +23,9 @@ from lockgate.proxy.mcp.upstream_backend import UpstreamBackend
 from lockgate.proxy.mcp.upstream_client import UpstreamClient
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, Reservation
 from lockgate.proxy.source import Snapshot
+
+if TYPE_CHECKING:
+    from lockgate.proxy.mcp.tracing import McpTracing
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 
@@ -39,6 +44,7 @@ class McpGateway:
         self._backends: dict[str, Backend] = {}
         self._by_path: dict[str, McpServer] = {}
         self._clients: dict[tuple[str, str, str], UpstreamClient | SseUpstreamClient] = {}
+        self.tracing: McpTracing | None = None  # spans of MCP requests (None: tracing off)
 
     # -- configuration ------------------------------------------------------------------
 

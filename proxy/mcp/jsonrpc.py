@@ -121,3 +121,10 @@ def dumps(message: Message) -> bytes:
         return text.encode()
     except UnicodeEncodeError:  # a lone surrogate (JSON allows "\ud800"): escaped, so the output stays UTF-8
         return json.dumps(message, separators=(",", ":")).encode()
+
+
+def trace_facts(message: Message) -> dict[str, str]:
+    """What names an upstream request's span: its method, and a tool call's tool (aiohttp's trace_request_ctx)."""
+    method = str(message.get("method", ""))
+    name = params_of(message).get("name") if method == "tools/call" else None
+    return {"method": method, "tool": name} if isinstance(name, str) else {"method": method}

@@ -78,7 +78,7 @@ async def proxy_post(gw: McpGateway, server: McpServer, key: ConsumerKey, header
     try:
         response = await gw.host.http.post(
             target.url, data=body, headers=_upstream_headers(gw, server, headers, target),
-            timeout=_timeout(server), allow_redirects=False)
+            timeout=_timeout(server), allow_redirects=False, trace_request_ctx=rpc.trace_facts(message))
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         await gw.settle(reservation)
         return _unreachable(request_id, exc)

@@ -55,6 +55,8 @@ def install(app: web.Application, host: McpHost | None = None, *, settings: McpS
         metrics = McpMetrics(data_plane.metrics.registry)
     gw = McpGateway(host, settings.session_secret, settings.allowed_hosts, metrics=metrics,
                     **({"max_body_bytes": max_body_bytes} if max_body_bytes else {}))
+    if owned is not None and owned.tracing is not None:
+        gw.tracing = owned.tracing
     app[GATEWAY] = gw
     app[CHANNELS] = Channels()
     app.router.add_get(CATALOG_PATH, _catalog)
@@ -135,54 +137,63 @@ async def _bridged(gw: McpGateway, server: McpServer, era: Era) -> bool:
 
 async def _streamable(request: web.Request) -> web.StreamResponse:
     gw = request.app[GATEWAY]
-    return await _measured(gw, request, lambda: _streamable_reply(gw, request))
+    return await _measured(gw, request, lambda info: _streamable_reply(gw, request, info))
 
 
-async def _streamable_reply(gw: McpGateway, request: web.Request) -> tuple[Reply, dict[str, Any]]:
+async def _streamable_reply(gw: McpGateway, request: web.Request, info: dict[str, Any]) -> Reply:
+    """The reply; `info` is filled as the request is read (server, consumer, method, tool, era)."""
     server, key = _admit(gw, request)
-    info: dict[str, Any] = {"server": server, "consumer": key.consumer}
+    info.update(server=server, consumer=key.consumer)
     if request.method == "POST":
         body = await _read_body(gw, request)
         message = rpc.parse_body(body)
         info.update(method=message.get("method", "response"), era=era_of(request.headers, message),
                     tool=rpc.params_of(message).get("name") if message.get("method") == "tools/call" else "")
         try:
-            return await handle_message(gw, server, key, request.headers, body, message), info
+            return await handle_message(gw, server, key, request.headers, body, message)
         except rpc.RpcError as exc:
-            return error_reply(message.get("id"), exc), info
+            return error_reply(message.get("id"), exc)
     info["method"] = request.method
     if request.method in ("GET", "DELETE"):
         if server.kind == "upstream":
-            return await proxy_stream(gw, server, key, request.headers, request.method), info
+            return await proxy_stream(gw, server, key, request.headers, request.method)
         if request.method == "DELETE" and "Mcp-Session-Id" in request.headers:
-            return Reply(status=200), info  # gateway-served sessions hold no state to end
+            return Reply(status=200)  # gateway-served sessions hold no state to end
         if request.method == "GET":
-            return serve_get(gw, server, key, gw.backend(server), request.headers), info
-        return Reply(status=405, headers={"Allow": "POST"}), info
-    return Reply(status=405, headers={"Allow": "GET, POST, DELETE"}), info
+            return serve_get(gw, server, key, gw.backend(server), request.headers)
+        return Reply(status=405, headers={"Allow": "POST"})
+    return Reply(status=405, headers={"Allow": "GET, POST, DELETE"})
 
 
 async def _measured(gw: McpGateway, request: web.Request,
-                    produce: Callable[[], Awaitable[tuple[Reply, dict[str, Any]]]]) -> web.StreamResponse:
+                    produce: Callable[[dict[str, Any]], Awaitable[Reply]]) -> web.StreamResponse:
     started = time.monotonic()
     info: dict[str, Any] = {}
+    # The request's span (tracing on): current while the answer is made and written, so upstream calls nest in it.
+    trace = gw.tracing.begin(request.path, request.headers, info) if gw.tracing is not None else None
+    reply = Reply(status=499)
+    error_type: str | None = "client_closed"
     try:
-        reply, info = await produce()
-    except _Refused as refused:
-        reply = refused.reply
-    except rpc.RpcError as exc:
-        reply = error_reply(None, exc)
-    error_type = _error_type(reply)
-    server: McpServer | None = info.get("server")
-    try:
-        return await replies.write(request, reply)
+        try:
+            reply = await produce(info)
+        except _Refused as refused:
+            reply = refused.reply
+        except rpc.RpcError as exc:
+            reply = error_reply(None, exc)
+        error_type = _error_type(reply)
+        server: McpServer | None = info.get("server")
+        try:
+            return await replies.write(request, reply)
+        finally:
+            # Labels from the configuration only (see labels.py): nothing a client sends adds a series.
+            gw.metrics.record(gw.host.gateway_name, server.id if server is not None else "-",
+                              labels.mcp_method_label(info.get("method", request.method)),
+                              gw.metrics.tools.label(server, info.get("tool"), error_type is None), str(reply.status),
+                              time.monotonic() - started, error_type, str(info.get("consumer", "-")),
+                              str(info.get("era", "-")))
     finally:
-        # Labels from the configuration only (see labels.py): nothing a client sends adds a series.
-        gw.metrics.record(gw.host.gateway_name, server.id if server is not None else "-",
-                          labels.mcp_method_label(info.get("method", request.method)),
-                          gw.metrics.tools.label(server, info.get("tool"), error_type is None), str(reply.status),
-                          time.monotonic() - started, error_type, str(info.get("consumer", "-")),
-                          str(info.get("era", "-")))
+        if trace is not None:
+            trace.end(reply.status, error_type)
 
 
 def _error_type(reply: Reply) -> str | None:

@@ -80,7 +80,8 @@ class SseUpstreamClient:
         try:
             async with self._http.post(self._post_url, data=rpc.dumps(message), allow_redirects=False,
                                        headers={"Content-Type": "application/json", **self._headers},
-                                       timeout=aiohttp.ClientTimeout(total=self._timeout)) as response:
+                                       timeout=aiohttp.ClientTimeout(total=self._timeout),
+                                       trace_request_ctx=rpc.trace_facts(message)) as response:
                 if response.status >= 400:
                     raise rpc.RpcError(rpc.UPSTREAM_ERROR, f"upstream answered HTTP {response.status}")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

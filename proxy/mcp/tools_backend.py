@@ -41,6 +41,7 @@ class HttpToolsBackend(ToolsOnly):
             async with self._http.request(
                 call.method, URL(call.url, encoded=True), headers=call.headers, data=call.body,
                 timeout=aiohttp.ClientTimeout(total=tool.timeout), allow_redirects=False,
+                trace_request_ctx={"method": "tools/call", "tool": tool.name},
             ) as response:
                 raw = await response.content.read(MAX_RESPONSE_BYTES)
                 status, headers = response.status, dict(response.headers)

@@ -132,6 +132,7 @@ class UpstreamClient:
             async with self._http.post(
                 self.url, data=rpc.dumps(message), headers=self._request_headers(message),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout, sock_read=self._timeout),
+                trace_request_ctx=rpc.trace_facts(message),
             ) as response:
                 if response.status == 404 and self._session_id and not legacy_init:
                     raise _SessionGone()

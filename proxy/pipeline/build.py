@@ -1,5 +1,6 @@
 """Where the pipeline is assembled: the steps in order. A new step is a module under
-`steps/` and one line here (or, for a test or an embedding process, a `steps` argument)."""
+`steps/` and one line here (or, for a test or an embedding process, a `steps` argument).
+Tracing is not a line of the list: `build_pipeline` puts its step first when it is on."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from lockgate.proxy.pipeline.steps.request_filters import RequestFiltersStep
 from lockgate.proxy.pipeline.steps.response_filters import ResponseFiltersStep
 from lockgate.proxy.pipeline.steps.route import RouteStep
 from lockgate.proxy.pipeline.steps.send import SendStep
+from lockgate.proxy.pipeline.steps.trace import TraceStep
 
 StepFactory = Callable[[Deps], Step]
 
@@ -38,4 +40,7 @@ STEPS: tuple[StepFactory, ...] = (
 
 
 def build_pipeline(deps: Deps, steps: Sequence[StepFactory] = STEPS) -> Pipeline:
-    return Pipeline([make(deps) for make in steps])
+    """The steps in order; with tracing on, the trace step before them all (first in, last out),
+    whatever the list. With tracing off it is not there at all."""
+    traced: list[Step] = [TraceStep(deps.tracing)] if deps.tracing is not None else []
+    return Pipeline([*traced, *(make(deps) for make in steps)])

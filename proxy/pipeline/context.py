@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from lockgate.proxy.estimate import Estimate
     from lockgate.proxy.quota import Reservation
     from lockgate.proxy.snapshot import HostView, OpenAIView
+    from lockgate.proxy.tracing.request import RequestTrace
     from lockgate.proxy.upstream import Response
 
 # openai: the OpenAI endpoints and /v1/messages; template: a chatTemplate Route; internal: an MCP model tool.
@@ -58,6 +59,7 @@ class Context:
     route: Route | None = None  # the chatTemplate Route (kind "template")
     started: float = field(default_factory=time.perf_counter)
     pipeline: Runner | None = None
+    trace: RequestTrace | None = None  # trace: the request's spans (None: tracing off or not begun)
     # --- filled in by the steps ---
     entry: KeyEntry | None = None  # authenticate (given for kind "internal")
     host_view: HostView | None = None  # route: what the request's host serves

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.admission import Slots
@@ -13,6 +14,9 @@ from lockgate.proxy.metrics import Metrics
 from lockgate.proxy.outlier import OutlierDetector
 from lockgate.proxy.quota import QuotaService
 from lockgate.proxy.upstream import UpstreamPool
+
+if TYPE_CHECKING:
+    from lockgate.proxy.tracing.tracer import Tracing
 
 
 @dataclass
@@ -26,3 +30,4 @@ class Deps:
     rng: random.Random = field(default_factory=random.Random)
     slots: Slots = field(default_factory=Slots)  # endpoint slots under maxConcurrency, and their queues
     default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens
+    tracing: Tracing | None = None  # None: tracing off, no span is made

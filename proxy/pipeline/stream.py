@@ -15,7 +15,10 @@ async def events(ctx: Context) -> AsyncIterator[bytes]:
     response, translator = ctx.response, ctx.translator
     assert response is not None and translator is not None
     pending, ctx.pending = ctx.pending, []
+    trace = ctx.trace
     for block in pending:
+        if trace is not None:
+            trace.scan(block)
         yield block
     async with asyncio.timeout_at(ctx.deadline):
         while True:
@@ -26,7 +29,11 @@ async def events(ctx: Context) -> AsyncIterator[bytes]:
                 break
             out = translator.feed_bytes(chunk)
             if out:
+                if trace is not None:
+                    trace.scan(out)
                 yield out
     out = translator.end()
     if out:
+        if trace is not None:
+            trace.scan(out)
         yield out

@@ -68,3 +68,15 @@ def test_metrics_address_parsing() -> None:
         except ValueError:
             continue
         raise AssertionError(f"accepted {bad!r}")
+
+
+def test_window_gauges_per_key_for_each_limited_rate_window() -> None:
+    usage = {"team-a/k": {"tokens": 1, "remaining": None,
+                          "windows": {"rpm": {"used": 3, "limit": 4}, "tpm": {"used": 500, "limit": 1000}}}}
+    got = samples(OperatorMetrics(usage=lambda: usage))
+    rpm = (("apikey", "k"), ("apikey_namespace", "team-a"), ("window", "rpm"))
+    assert got[("lockgate_apikey_window_used", rpm)] == 3 and got[("lockgate_apikey_window_limit", rpm)] == 4
+    assert got[("lockgate_apikey_window_used_ratio", rpm)] == 0.75
+    tpm = (("apikey", "k"), ("apikey_namespace", "team-a"), ("window", "tpm"))
+    assert got[("lockgate_apikey_window_used_ratio", tpm)] == 0.5
+    assert not any(name == "lockgate_apikey_budget_used" for name, _ in got)  # no monthly budget, no series

@@ -3,31 +3,20 @@ cases of tests/fixtures/prometheus (`promtool test rules`)."""
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
+from tests.cached_tools import find_cached_tool
 from tests.unit.chart_support import render
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "prometheus"
 
 
 def find_promtool() -> str:
-    """$LOCKGATE_PROMTOOL, then PATH, then the cache hack/observability-binaries.sh fills."""
-    cache = Path(os.environ.get("LOCKGATE_CACHE") or Path.home() / ".cache" / "lockgate")
-    built = sorted(cache.glob("promtool/v*/bin/promtool"), key=lambda p: [int(n) for n in re.findall(r"\d+", p.parts[-3])])
-    for candidate in (os.environ.get("LOCKGATE_PROMTOOL"), shutil.which("promtool"), *reversed([str(p) for p in built])):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    message = "promtool not found: run hack/observability-binaries.sh or set LOCKGATE_PROMTOOL"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    return find_cached_tool("promtool", "promtool/v*/bin/promtool", "LOCKGATE_PROMTOOL", "hack/observability-binaries.sh")
 
 
 def rule_groups(values: Path | None = None) -> list[dict]:

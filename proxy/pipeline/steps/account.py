@@ -77,4 +77,6 @@ def observe(metrics: Metrics, ctx: Context, log: AccessLog) -> None:
             "overhead_ms": round(overhead * 1000, 3),
             "config_hash": ctx.snapshot.config.hash[:12],
         }
+        if ctx.trace is not None:
+            line["trace_id"], line["span_id"] = ctx.trace.trace_id, ctx.trace.span_id
         log.write(orjson.dumps(line))

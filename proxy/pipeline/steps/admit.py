@@ -94,6 +94,7 @@ class AdmitStep(Step):
             if ctx.target_index + 1 < len(ctx.targets):  # another provider may price it in the key's currency
                 raise Skip(error)
             raise error
+        span = ctx.trace.child("quota admission", {"lockgate.provider": provider.id}) if ctx.trace else None
         try:
             tokens = reservation_size(ctx.estimate, self.cap, key, target)
             ctx.reservation = await self.quota.admit(AdmitRequest(
@@ -103,11 +104,21 @@ class AdmitStep(Step):
                 queue_max_batch_delay=provider.queue_max_batch_delay,
                 estimated_cost=reservation_cost(ctx.estimate, tokens, target) if priced else 0, budgets=budgets))
         except QuotaRejected as rejected:
+            if span is not None:
+                span.set_attribute("lockgate.quota.code", rejected.code)
+                span.end()
             self.metrics.quota_rejected(key.consumer, rejected.code, ctx.host, ctx.model)
             error = quota_error(rejected)
             if rejected.code == "provider_rate_limited" and ctx.target_index + 1 < len(ctx.targets):
                 raise Skip(error) from None
             raise error from None
+        except BaseException:
+            if span is not None:
+                span.end()
+            raise
+        if span is not None:
+            span.set_attribute("lockgate.quota.reserved_tokens", tokens)
+            span.end()
         ctx.provider, ctx.upstream_model = provider.id, target.model.upstream_model
 
     async def undo(self, ctx: Context) -> None:

@@ -20,6 +20,7 @@ import asyncio
 import math
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from lockgate.api.ir import Provider
 from lockgate.proxy.admission import Busy, Slots, Ticket, outage_pause
@@ -33,6 +34,9 @@ from lockgate.proxy.pipeline.deps import Deps
 from lockgate.proxy.pipeline.step import Skip, Step
 from lockgate.proxy.providers.base import UpstreamStreamError
 from lockgate.proxy.upstream import Response, ServerDisconnected, UpstreamPool
+
+if TYPE_CHECKING:
+    from lockgate.proxy.tracing.spans import Span
 
 # Upstream failures (UpstreamError) and failed writes to the client (aiohttp raises ConnectionResetError's
 # subclasses) are all ConnectionErrors.
@@ -83,6 +87,10 @@ class SendStep(Step):
                 prefix = prefix or prompt_prefix(ctx.body, provider.load_balancing.prefix_length)
                 # The client's own max_tokens (0: none, the balancer assumes its default), not the quota's cap.
                 pick = PickRequest(ctx.target.model.name, prefix, ctx.prompt_tokens, max_tokens, frozenset(excluded))
+                choice = ctx.trace.child("endpoint choice", {"lockgate.provider": provider.id,
+                                                             "lockgate.balancer": provider.load_balancing.strategy,
+                                                             "lockgate.excluded_endpoints": len(excluded)}) \
+                    if ctx.trace is not None else None
                 try:
                     lease = await self._lease(ctx, provider, pick)
                     if lease is None and not tried:  # every endpoint ejected: a short outage is waited out
@@ -92,8 +100,18 @@ class SendStep(Step):
                             await asyncio.sleep(pause)
                             lease = await self._lease(ctx, provider, replace(pick, excluded=self.outliers.ejected(urls)))
                 except Busy as busy:
+                    if choice is not None and ctx.trace is not None:
+                        ctx.trace.ended(choice, "at_capacity")
                     last_error = at_capacity(busy)
                     break
+                except BaseException as exc:
+                    if choice is not None and ctx.trace is not None:
+                        ctx.trace.ended(choice, type(exc).__name__)
+                    raise
+                if choice is not None and ctx.trace is not None:
+                    if lease is not None:
+                        choice.set_attribute("lockgate.endpoint", lease.url)
+                    ctx.trace.ended(choice, None if lease is not None else "no_endpoint")
                 if lease is None:
                     last_error = last_error or no_upstream("Every endpoint of this model is busy or ejected.")
                     break
@@ -104,18 +122,27 @@ class SendStep(Step):
                 base_url, outlier_key = provider.base_url.rstrip("/"), provider.id
             tried.add(base_url)
             ctx.attempts += 1
+            trace = ctx.trace
+            span = trace.attempt(ctx.op, provider, ctx.target.model.upstream_model,
+                                 base_url, attempt + 1, ctx.stream) if trace is not None else None
             try:
-                await self._attempt(ctx, provider, base_url, credential)
+                await self._attempt(ctx, provider, base_url, credential, span)
             except _Retryable as failure:
+                if trace is not None and span is not None:
+                    trace.ended(span, failure.error.code or failure.error.error_type, failure.error.message)
                 self.outliers.failure(outlier_key, provider.outlier_detection, failure.retry_after)
                 if lease is not None:
                     lease.release(False)
                 last_error = failure.error
                 continue
-            except BaseException:
+            except BaseException as exc:
+                if trace is not None and span is not None:
+                    trace.ended(span, type(exc).__name__)
                 if lease is not None:
                     lease.release(False)
                 raise
+            if trace is not None:
+                trace.call = span  # ended by the trace step, with the answer's facts
             self.outliers.success(outlier_key)
             ctx.lease = lease
             if lease is not None and ctx.response is not None:
@@ -130,12 +157,16 @@ class SendStep(Step):
             return await self.balancers(provider).pick(pick)
         return await self.slots.acquire(self.balancers(provider), provider, pick, _ticket(ctx))
 
-    async def _attempt(self, ctx: Context, provider: Provider, base_url: str, credential: str | None) -> None:
+    async def _attempt(self, ctx: Context, provider: Provider, base_url: str, credential: str | None,
+                       span: Span | None) -> None:
         assert ctx.adapter is not None and ctx.target is not None
         adapter, op = ctx.adapter, ctx.op
         timeouts = provider.timeouts
         call, client_wants_usage = adapter.build(op, ctx.upstream_body, provider, ctx.target.model, base_url,
                                                  credential, ctx.request_id)
+        if span is not None:
+            assert ctx.trace is not None
+            ctx.trace.inject(span, call.headers)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (ctx.timeout if ctx.timeout is not None else timeouts.request)
         first_deadline = min(deadline, loop.time() + timeouts.first_token)

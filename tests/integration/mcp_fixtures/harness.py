@@ -38,6 +38,7 @@ from lockgate.api.ir import (
 )
 from lockgate.proxy.server import ProxyServer, ProxySettings
 from lockgate.proxy.source import Snapshot, StaticSource
+from tests.cached_tools import stop_process
 from tests.loopback import free_port, serve_app
 
 FIXTURE_SERVER = Path(__file__).with_name("upstream_server.py")
@@ -93,13 +94,7 @@ async def fixture_upstream(*flags: str) -> AsyncIterator[str]:
         drain = asyncio.ensure_future(_discard(process.stderr))  # a full pipe would stall the server
         yield f"http://127.0.0.1:{port}/sse" if "--sse" in flags else f"http://127.0.0.1:{port}/mcp"
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except asyncio.TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_process(process)
         if drain is not None:
             drain.cancel()
 
