@@ -21,6 +21,8 @@ class EchoUpstream:
         self.most = 0
         self.gate: asyncio.Event | None = None  # when set to an unset event, requests wait for it
         self.arrived = asyncio.Event()
+        self.delay = 0.0  # seconds each chat answer takes
+        self._progress = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
     @property
@@ -30,6 +32,12 @@ class EchoUpstream:
     @property
     def total(self) -> int:
         return sum(self.seen.values())
+
+    async def answered(self, count: int) -> None:
+        """Returns once `count` chat requests were answered."""
+        while self.total < count:
+            self._progress.clear()
+            await self._progress.wait()
 
     async def start(self) -> EchoUpstream:
         app = web.Application()
@@ -56,7 +64,10 @@ class EchoUpstream:
                                                     "param": None, "code": "bad_prompt"}}, status=400)
             if self.gate is not None:
                 await self.gate.wait()
+            if self.delay:
+                await asyncio.sleep(self.delay)
             self.seen[prompt] += 1
+            self._progress.set()
             return web.json_response({
                 "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": body["model"],
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": f"echo: {prompt}"},
