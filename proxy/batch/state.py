@@ -9,7 +9,10 @@ twice records each line once and counts it once.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as redis
 
@@ -82,6 +85,22 @@ return 1
 """
 
 
+P_ = ParamSpec("P_")
+T = TypeVar("T")
+
+
+def shielded(method: Callable[P_, Coroutine[Any, Any, T]]) -> Callable[P_, Awaitable[T]]:
+    """The call runs in a task of its own: a caller cancelled meanwhile gets its CancelledError at once.
+    (redis-py's asyncio client can swallow a cancellation that arrives mid-command, and a replica
+    stopping cancels its batch work.)"""
+
+    @functools.wraps(method)
+    async def call(*args: P_.args, **kwargs: P_.kwargs) -> T:
+        return await asyncio.shield(method(*args, **kwargs))
+
+    return call
+
+
 def batch_key(batch_id: str) -> str:
     return f"{P}:batch:{batch_id}"
 
@@ -106,6 +125,7 @@ class BatchState:
 
     # --- files ---------------------------------------------------------------
 
+    @shielded
     async def put_file(self, record: FileRecord) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.set(f"{P}:file:{record.id}", record.to_json())
@@ -114,31 +134,37 @@ class BatchState:
             pipe.zadd(_owned("files", record.owner), {record.id: 0})
             await pipe.execute()
 
+    @shielded
     async def get_file(self, file_id: str) -> FileRecord | None:
         raw = await self.client.get(f"{P}:file:{file_id}")
         return FileRecord.from_json(raw) if raw is not None else None
 
+    @shielded
     async def file_ids(self, owner: str) -> list[str]:
         """The owner's file ids, newest first."""
         return [i.decode() for i in await self.client.zrevrangebylex(_owned("files", owner), "+", "-")]
 
+    @shielded
     async def files(self, ids: list[str]) -> list[FileRecord | None]:
         if not ids:
             return []
         raws = await self.client.mget([f"{P}:file:{i}" for i in ids])
         return [FileRecord.from_json(r) if r is not None else None for r in raws]
 
+    @shielded
     async def forget_file(self, owner: str, file_id: str) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(f"{P}:file:{file_id}")
             pipe.zrem(_owned("files", owner), file_id)
             await pipe.execute()
 
+    @shielded
     async def count_files(self, owner: str) -> int:
         return int(await self.client.zcard(_owned("files", owner)))
 
     # --- batches -------------------------------------------------------------
 
+    @shielded
     async def create_batch(self, fields: dict[str, str], owner: str, keep_seconds: int) -> None:
         batch_id = fields["id"]
         async with self.client.pipeline(transaction=True) as pipe:
@@ -148,14 +174,17 @@ class BatchState:
             pipe.lpush(QUEUE, f"{batch_id}:validate")
             await pipe.execute()
 
+    @shielded
     async def get_batch(self, batch_id: str) -> dict[str, str] | None:
         raw = await self.client.hgetall(batch_key(batch_id))
         return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
 
+    @shielded
     async def get_batch_status(self, batch_id: str) -> str | None:
         raw = await self.client.hget(batch_key(batch_id), "status")
         return raw.decode() if raw is not None else None
 
+    @shielded
     async def claim_field(self, batch_id: str, name: str, value: str) -> str:
         """Sets the field unless it is set; its value either way."""
         async with self.client.pipeline(transaction=True) as pipe:
@@ -164,15 +193,18 @@ class BatchState:
             _, stored = await pipe.execute()
         return str(stored.decode())
 
+    @shielded
     async def batch_ids(self, owner: str, after: str | None, count: int) -> list[str]:
         """Up to `count` of the owner's batch ids, newest first, after the cursor."""
         top = f"({after}" if after else "+"
         ids = await self.client.zrevrangebylex(_owned("batches", owner), top, "-", start=0, num=count)
         return [i.decode() for i in ids]
 
+    @shielded
     async def forget_batch(self, owner: str, batch_id: str) -> None:
         await self.client.zrem(_owned("batches", owner), batch_id)
 
+    @shielded
     async def transition(self, batch_id: str, sources: tuple[str, ...], target: str, **fields: str | int) -> bool:
         """Moves the batch to `target` if its status is one of `sources` (and sets `fields`)."""
         args: list[str | int] = [",".join(sources), target]
@@ -180,9 +212,11 @@ class BatchState:
             args += [name, value]
         return int(await self._transition(keys=[batch_key(batch_id)], args=args)) == 1
 
+    @shielded
     async def set_fields(self, batch_id: str, **fields: str | int) -> None:
         await self.client.hset(batch_key(batch_id), mapping=fields)
 
+    @shielded
     async def start(self, batch_id: str, now: int, total: int, offsets: str, model: str, chunks: int) -> bool:
         """validating -> in_progress, queueing its chunks (once, whoever validated)."""
         reply = await self._start(keys=[batch_key(batch_id), QUEUE],
@@ -191,16 +225,20 @@ class BatchState:
 
     # --- work ------------------------------------------------------------------
 
+    @shielded
     async def claim(self, worker: str, lease_ms: int) -> str | None:
         task = await self._claim(keys=[QUEUE, LEASES, OWNERS], args=[lease_ms, worker])
         return task.decode() if task is not None else None
 
+    @shielded
     async def renew(self, task: str, worker: str, lease_ms: int) -> bool:
         return int(await self._renew(keys=[LEASES, OWNERS], args=[task, worker, lease_ms])) == 1
 
+    @shielded
     async def release(self, task: str, worker: str, give_back: bool = False) -> None:
         await self._release(keys=[LEASES, OWNERS, QUEUE], args=[task, worker, "1" if give_back else "0"])
 
+    @shielded
     async def recorded(self, batch_id: str, indexes: list[int]) -> set[int]:
         if not indexes:
             return set()
@@ -210,6 +248,7 @@ class BatchState:
             found = await pipe.execute()
         return {index for index, there in zip(indexes, found) if there}
 
+    @shielded
     async def record(self, batch_id: str, index: int, line: bytes, ok: bool, input_tokens: int,
                      output_tokens: int) -> bool:
         """A line's result, once: False when it was recorded already (or the batch is past running)."""
@@ -218,18 +257,21 @@ class BatchState:
                                          input_tokens, output_tokens])
         return int(reply) == 1
 
+    @shielded
     async def chunk_done(self, batch_id: str, chunk: int) -> bool:
         """Marks a chunk done; True (and the final task queued) when it was the last one."""
         reply = await self._chunk_done(keys=[f"{P}:done:{batch_id}", batch_key(batch_id), QUEUE],
                                        args=[chunk, batch_id])
         return int(reply) == 1
 
+    @shielded
     async def results(self, batch_id: str) -> list[tuple[int, bool, bytes]]:
         """Every recorded line: (index, answered with 2xx, the line), in input order."""
         raw = await self.client.hgetall(f"{P}:out:{batch_id}")
         out = [(int(k), v[:1] == b"o", bytes(v[1:])) for k, v in raw.items()]
         return sorted(out)
 
+    @shielded
     async def drop_work(self, batch_id: str) -> None:
         await self.client.delete(f"{P}:out:{batch_id}", f"{P}:done:{batch_id}")
 

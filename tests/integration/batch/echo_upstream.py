@@ -59,6 +59,10 @@ class EchoUpstream:
         self.most = max(self.most, self.running)
         self.arrived.set()
         try:
+            if prompt.startswith("flaky") and not self.seen[f"{prompt} (failed)"]:
+                self.seen[f"{prompt} (failed)"] += 1  # its first attempt fails
+                return web.json_response({"error": {"message": "try again", "type": "server_error",
+                                                    "param": None, "code": None}}, status=500)
             if prompt == "fail":
                 return web.json_response({"error": {"message": "bad prompt", "type": "invalid_request_error",
                                                     "param": None, "code": "bad_prompt"}}, status=400)
