@@ -11,7 +11,7 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -51,23 +51,46 @@ class FileDir:
                 temp.unlink()
         return size
 
-    async def write_lines(self, file_id: str, lines: Iterable[bytes]) -> int:
-        """Writes one JSONL file from whole lines (an output or error file); same name, same bytes."""
-        return await asyncio.to_thread(self._write_lines, file_id, list(lines))
-
-    def _write_lines(self, file_id: str, lines: list[bytes]) -> int:
-        target = self.path(file_id)
-        temp = self.root / f".{file_id}.{secrets.token_hex(4)}.part"
-        data = b"".join(line + b"\n" for line in lines)
-        with temp.open("wb") as sink:
-            sink.write(data)
-            _sync(sink)
-        os.replace(temp, target)
-        return len(data)
+    def writer(self) -> JsonlWriter:
+        """A JSONL file written a slice of lines at a time (an output or error file)."""
+        return JsonlWriter(self)
 
     def remove(self, file_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(file_id).unlink()
+
+
+class JsonlWriter:
+    """Lines into a temporary file (blocking: call from a thread), then renamed to its id."""
+
+    def __init__(self, files: FileDir) -> None:
+        self.files = files
+        self.temp = files.root / f".out-{secrets.token_hex(6)}.part"
+        self.count = 0
+        self.size = 0
+        self._sink: BinaryIO | None = None
+
+    def write(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        if self._sink is None:
+            self._sink = self.temp.open("wb")
+        data = b"".join(line + b"\n" for line in lines)
+        self._sink.write(data)
+        self.count += len(lines)
+        self.size += len(data)
+
+    def commit(self, file_id: str) -> None:
+        assert self._sink is not None
+        _sync(self._sink)
+        self._sink.close()
+        os.replace(self.temp, self.files.path(file_id))
+
+    def discard(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.temp.unlink()
 
 
 def _sync(sink: BinaryIO) -> None:

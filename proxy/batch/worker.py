@@ -33,6 +33,7 @@ log = logging.getLogger("lockgate.proxy.batch")
 
 POLL_SECONDS = 1.0  # how often an idle replica looks for work queued by others (or leases run out)
 RUNNING = ("in_progress", "cancelling")
+RESULT_SLICE = 1000  # results read (and written out) at a time when finalizing
 
 
 class BatchWorker:
@@ -206,12 +207,7 @@ class BatchWorker:
         cancelled = fields["status"] == "cancelling"
         if fields["status"] == "in_progress":
             await self.state.transition(batch_id, ("in_progress",), "finalizing", finalizing_at=now)
-        results = await self.state.results(batch_id)
-        ids: dict[str, str] = {}
-        for ok, field, suffix in ((True, "output_file_id", "output"), (False, "error_file_id", "error")):
-            chosen = [text for _, good, text in results if good == ok]
-            if chosen:
-                ids[field] = await self._write_output(batch_id, fields, field, suffix, chosen)
+        ids = await self._write_outputs(batch_id, fields)
         if cancelled:
             await self.state.transition(batch_id, ("cancelling",), "cancelled", cancelled_at=now, **ids)
         elif fields.get("expired"):
@@ -220,15 +216,32 @@ class BatchWorker:
             await self.state.transition(batch_id, ("finalizing",), "completed", completed_at=now, **ids)
         await self.state.drop_work(batch_id)
 
-    async def _write_output(self, batch_id: str, fields: dict[str, str], field: str, suffix: str,
-                            chosen: list[bytes]) -> str:
-        file_id = await self.state.claim_field(batch_id, field, new_id("file-"))  # the same id, whoever writes
-        size = await self.files.write_lines(file_id, chosen)
-        now = int(time.time())
-        record = FileRecord(file_id, fields["owner"], size, now, f"{batch_id}_{suffix}.jsonl", "batch_output",
-                            now + int(fields["output_seconds"]))
-        await self.state.put_file(record)
-        return file_id
+    async def _write_outputs(self, batch_id: str, fields: dict[str, str]) -> dict[str, str]:
+        """The output and error files, a slice of results at a time; the ids of those with lines.
+        A finalizing run taken over writes the same files under the same ids."""
+        writers = {True: self.files.writer(), False: self.files.writer()}
+        try:
+            total = int(fields.get("total") or 0)
+            for start in range(0, total, RESULT_SLICE):
+                results = await self.state.results(batch_id, start, min(RESULT_SLICE, total - start))
+                for ok, writer in writers.items():
+                    await asyncio.to_thread(writer.write, [text for good, text in results if good == ok])
+            ids: dict[str, str] = {}
+            now = int(time.time())
+            for (ok, writer), (field, suffix) in zip(writers.items(), (("output_file_id", "output"),
+                                                                       ("error_file_id", "error"))):
+                if not writer.count:
+                    continue
+                file_id = await self.state.claim_field(batch_id, field, new_id("file-"))
+                await asyncio.to_thread(writer.commit, file_id)
+                await self.state.put_file(FileRecord(file_id, fields["owner"], writer.size, now,
+                                                     f"{batch_id}_{suffix}.jsonl", "batch_output",
+                                                     now + int(fields["output_seconds"])))
+                ids[field] = file_id
+            return ids
+        finally:
+            for writer in writers.values():
+                writer.discard()
 
 
 def _read_chunk(path: Path, offset: int, count: int) -> list[bytes]:
