@@ -26,6 +26,7 @@ from aiohttp import web
 
 from lockgate.proxy import edge
 from lockgate.proxy.accesslog import AccessLog
+from lockgate.proxy.admission import make_slots
 from lockgate.proxy.batch import BATCH, BatchService
 from lockgate.proxy.batch import handlers as batch_handlers
 from lockgate.proxy.gateway import GATEWAY, Gateway
@@ -114,7 +115,8 @@ class ProxyServer:
         self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes,
                                access_log=AccessLog(settings.access_log),
                                default_output_reservation=settings.default_output_reservation, steps=steps,
-                               upstream=settings.upstream)
+                               upstream=settings.upstream, slots=make_slots(settings.quota_store, settings.slot_lease,
+                                                                            settings.quota_store_ca))
         self.batch = BatchService(settings.batch, self.gateway) if settings.batch.enabled else None
         self._apply_failures = 0
         self.gateway.metrics.registry.register(HealthCollector(

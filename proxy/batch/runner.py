@@ -54,8 +54,7 @@ async def run_once(gateway: Gateway, entry: KeyEntry, host: str, endpoint: str, 
     request_id = new_request_id()
     ctx = gateway.begin(request_id, "POST", endpoint, host, kind="openai")
     ctx.entry, ctx.body, ctx.op = entry, body, op
-    if hasattr(ctx, "priority"):  # the admission priority class, where the pipeline has them
-        setattr(ctx, "priority", "batch")
+    ctx.priority = "batch"  # interactive requests are admitted first when capacity is short
     retry_after: float | None = None
     try:
         assert ctx.pipeline is not None

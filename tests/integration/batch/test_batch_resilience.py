@@ -8,6 +8,10 @@ import asyncio
 import openai
 import pytest
 
+from lockgate.proxy.pipeline import STEPS, Context
+from lockgate.proxy.pipeline.step import Step
+from lockgate.proxy.server import ProxyServer, ProxySettings
+from lockgate.proxy.source import StaticSource
 from tests.gatewayconfig import KEY, provider, snapshot
 from tests.integration.batch.batches import chat_lines, output_rows, submit, wait_until
 from tests.integration.batch.echo_upstream import EchoUpstream
@@ -71,3 +75,25 @@ async def test_a_failed_line_is_tried_again_and_lists_page(gateway, echo, batch_
     assert [f.id async for f in client.files.list(limit=2, order="asc")] == sorted(files)
     assert [f.id async for f in client.files.list(purpose="batch_output")] == [
         f for f in files if f not in (first.input_file_id, second.input_file_id)]
+
+
+class _Probe(Step):
+    name = "probe"
+
+    def __init__(self, seen: list[str]) -> None:
+        self.seen = seen
+
+    def request(self, ctx: Context) -> None:
+        self.seen.append(ctx.priority)
+
+
+async def test_lines_run_at_the_batch_priority(echo, batch_settings) -> None:
+    seen: list[str] = []
+    settings = ProxySettings(port=0, admin_port=0, access_log=None, batch=batch_settings)
+    async with ProxyServer(StaticSource(_snap(echo)), settings, steps=[*STEPS, lambda deps: _Probe(seen)]) as server:
+        await server.wait_ready()
+        client = openai.AsyncOpenAI(base_url=base_url(server), api_key=KEY)
+        await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "live"}])
+        done = await wait_until(client, (await submit(client, chat_lines(3))).id)
+        assert done.status == "completed"
+    assert seen == ["interactive", "batch", "batch", "batch"]
