@@ -12,7 +12,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lockgate.proxy.settings import ProxySettings
+    from lockgate.proxy.settings import BatchSettings, ProxySettings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -45,6 +45,17 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
                              "a stream still running then ends with an error event (default 10; in Kubernetes, "
                              "terminationGracePeriodSeconds less the preStop delay, and a little margin)")
     parser.add_argument("--gateway-name", default="lockgate", help="the gateway label in metrics")
+    batch = parser.add_argument_group("Files and Batch API (on when both stores are set)")
+    batch.add_argument("--batch-store", default=os.environ.get("LOCKGATE_BATCH_STORE_URL") or None, metavar="URL",
+                       help="redis://... holding batch jobs, shared by replicas (default: $LOCKGATE_BATCH_STORE_URL, "
+                            "else the quota store when it is Redis)")
+    batch.add_argument("--batch-files-dir", default=os.environ.get("LOCKGATE_BATCH_FILES_DIR") or None, metavar="DIR",
+                       help="directory of uploaded and result files, shared by replicas (default: "
+                            "$LOCKGATE_BATCH_FILES_DIR)")
+    batch.add_argument("--batch-lease-seconds", type=float, default=30.0, metavar="SECONDS",
+                       help="a stopped replica's batch work is taken over after this long (default 30)")
+    batch.add_argument("--batch-completion-windows", default="24h", metavar="LIST",
+                       help="completion_window values accepted, comma-separated (default 24h)")
     parser.add_argument("--log-level", default=os.environ.get("LOCKGATE_LOG_LEVEL", "INFO"))
 
 
@@ -65,8 +76,19 @@ def settings_from(args: argparse.Namespace) -> ProxySettings:
         quota_store_ca=args.quota_store_ca, slot_lease=args.slot_lease,
         state_dir=args.state_dir, default_output_reservation=args.default_output_reservation,
         drain_seconds=args.drain_seconds,
-        upstream=UpstreamSettings.from_environment(), tracing=tracing,
+        upstream=UpstreamSettings.from_environment(), tracing=tracing, batch=batch_settings_from(args),
     )
+
+
+def batch_settings_from(args: argparse.Namespace) -> BatchSettings:
+    from lockgate.proxy.settings import BatchSettings
+
+    store = args.batch_store
+    if store is None and args.quota_store.startswith(("redis://", "rediss://", "unix://")):
+        store = args.quota_store
+    windows = tuple(w.strip() for w in args.batch_completion_windows.split(",") if w.strip())
+    return BatchSettings(store=store, files_dir=args.batch_files_dir, lease_seconds=args.batch_lease_seconds,
+                         completion_windows=windows or ("24h",))
 
 
 def configure_logging(level: str) -> None:

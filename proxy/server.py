@@ -28,6 +28,8 @@ from aiohttp import web
 from lockgate.proxy import edge
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.admission import make_slots
+from lockgate.proxy.batch import BATCH, BatchService
+from lockgate.proxy.batch import handlers as batch_handlers
 from lockgate.proxy.gateway import GATEWAY, Gateway
 from lockgate.proxy import mcp
 from lockgate.proxy.health_metrics import HealthCollector
@@ -53,12 +55,16 @@ def _json(value: object, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(value), content_type="application/json")
 
 
-def build_app(gateway: Gateway, mcp_settings: McpSettings | None = None) -> web.Application:
+def build_app(gateway: Gateway, mcp_settings: McpSettings | None = None,
+              batch: BatchService | None = None) -> web.Application:
     app = web.Application(client_max_size=gateway.max_body_bytes)
     app[GATEWAY] = gateway
     app[OPEN_REQUESTS] = gateway.open_requests
+    if batch is not None:
+        app[BATCH] = batch
     edge.install(app)
     add_routes(app)
+    batch_handlers.add_routes(app)
     mcp.install(app, settings=mcp_settings or McpSettings())  # the MCP routes, before the catch-all
     app.router.add_route("*", "/{tail:.*}", fallback)
     return app
@@ -121,6 +127,7 @@ class ProxyServer:
                                upstream=settings.upstream, slots=make_slots(settings.quota_store, settings.slot_lease,
                                                                             settings.quota_store_ca),
                                tracing=_tracing(settings))
+        self.batch = BatchService(settings.batch, self.gateway) if settings.batch.enabled else None
         self._apply_failures = 0
         self.gateway.metrics.registry.register(HealthCollector(
             settings.gateway_name, lambda: self.gateway.snapshot, self.gateway.deps.outliers,
@@ -134,7 +141,7 @@ class ProxyServer:
 
     async def start(self) -> None:
         self._loader = asyncio.create_task(self._load())
-        for app, port in ((build_app(self.gateway, self.settings.mcp), self.settings.port),
+        for app, port in ((build_app(self.gateway, self.settings.mcp, self.batch), self.settings.port),
                           (build_admin_app(self.gateway), self.settings.admin_port)):
             # handler_cancellation: a client that disconnects cancels its handler, and so its upstream request.
             # The drain has waited already when the runners stop: they only let the last bytes out.
@@ -145,6 +152,8 @@ class ProxyServer:
             self._runners.append(runner)
             self._sites.append(site)
         self.port = _bound_port(self._runners[0])
+        if self.batch is not None:
+            self.batch.start()
         self.admin_port = _bound_port(self._runners[1])
         log.info("serving on %s:%d, admin on %s:%d", self.settings.host, self.port, self.settings.host,
                  self.admin_port)
@@ -169,6 +178,8 @@ class ProxyServer:
         flight to finish, and end properly whatever still runs at the deadline."""
         gateway = self.gateway
         gateway.draining = True
+        if self.batch is not None:  # its chunks go back to the queue, for the other replicas
+            await self.batch.stop()
         open_requests = gateway.open_requests
         open_requests.end(idle_only=True)
         await open_requests.wait_until(lambda: gateway.in_flight <= 0 and open_requests.busy == 0,
@@ -185,6 +196,8 @@ class ProxyServer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._loader
             self._loader = None
+        if self.batch is not None:
+            await self.batch.close()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners = []

@@ -27,6 +27,27 @@ class McpSettings:
     max_body_bytes: int | None = None  # None: the proxy's max_body_bytes
 
 
+@dataclass(frozen=True)
+class BatchSettings:
+    """The Files and Batch API (`lockgate.proxy.batch`): off unless both stores are given."""
+
+    store: str | None = None  # redis:// URL of the job state shared by replicas (None: the API is off)
+    files_dir: str | None = None  # the directory holding file contents, shared by replicas (an RWX volume)
+    max_file_bytes: int = 200 * 1024 * 1024  # an upload's size cap (OpenAI's batch input cap)
+    max_lines: int = 50_000  # requests per batch input file (OpenAI's)
+    max_files_per_key: int = 1000  # files a key may hold at once
+    file_days: int = 30  # days a batch file (input, output, error) is kept unless it says otherwise
+    completion_windows: tuple[str, ...] = ("24h",)  # the completion_window values accepted
+    chunk_lines: int = 100  # lines one lease covers
+    workers: int = 2  # chunks this replica runs at once
+    line_concurrency: int = 8  # lines of one chunk in flight at once
+    lease_seconds: float = 30.0  # a dead replica's chunks are taken over after this long
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.store and self.files_dir)
+
+
 @dataclass
 class ProxySettings:
     host: str = "127.0.0.1"
@@ -46,6 +67,7 @@ class ProxySettings:
     mcp: McpSettings = field(default_factory=McpSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)  # caps, pooling, proxies of upstream calls
     tracing: TracingSettings = field(default_factory=TracingSettings)  # OpenTelemetry traces (off by default)
+    batch: BatchSettings = field(default_factory=BatchSettings)  # the Files and Batch API
 
 
 def mcp_from_environment(environ: Mapping[str, str]) -> McpSettings:

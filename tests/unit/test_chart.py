@@ -399,3 +399,23 @@ def test_notes() -> None:
     assert "quotas are counted in memory" in memory, "two replicas with memory quotas deserve a warning"
     assert "NODE_PORT" in memory
     assert "crds.install is false" in render_notes(["crds.install=false"])
+
+
+def test_the_batch_api_mounts_a_shared_volume_for_its_files() -> None:
+    objs = render(sets=["proxy.batch.enabled=true", "proxy.batch.files.storageClassName=nfs"])
+    (claim,) = of_kind(objs, "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"] and claim["spec"]["storageClassName"] == "nfs"
+    deploy = one(objs, "Deployment", "-proxy")
+    (c,) = containers(deploy)
+    assert "--batch-files-dir=/var/lib/lockgate/batch-files" in c["args"]
+    assert {"name": "batch-files", "mountPath": "/var/lib/lockgate/batch-files"} in c["volumeMounts"]
+    volume = next(v for v in deploy["spec"]["template"]["spec"]["volumes"] if v["name"] == "batch-files")
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    mine = render(sets=["proxy.batch.enabled=true", "proxy.batch.files.existingClaim=shared-files"])
+    assert not of_kind(mine, "PersistentVolumeClaim")
+    volume = next(v for v in one(mine, "Deployment", "-proxy")["spec"]["template"]["spec"]["volumes"]
+                  if v["name"] == "batch-files")
+    assert volume["persistentVolumeClaim"]["claimName"] == "shared-files"
+    assert not any("batch" in a for a in containers(one(render(), "Deployment", "-proxy"))[0]["args"])
+    refused = run_helm(template_args(sets=["proxy.batch.enabled=true", "proxy.quota.store=memory", "proxy.replicas=1"]), check=False)
+    assert refused.returncode != 0 and "proxy.batch.enabled needs proxy.quota.store: redis" in refused.stderr

@@ -132,3 +132,18 @@ and DRAIN_MARGIN seconds to end what is left and exit before the kubelet kills t
 {{- define "lockgate.mcpSessionSecretName" -}}
 {{- default (printf "%s-mcp-session" (include "lockgate.fullname" .)) .Values.proxy.mcp.sessionKeySecret.name -}}
 {{- end -}}
+
+{{/* "true" when the proxies serve the Files and Batch API (it keeps job state in the quota store's Redis). */}}
+{{- define "lockgate.batchEnabled" -}}
+{{- if .Values.proxy.batch.enabled -}}
+{{- if ne .Values.proxy.quota.store "redis" -}}
+{{- fail "proxy.batch.enabled needs proxy.quota.store: redis (the batch jobs live in Redis)" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The ReadWriteMany claim holding batch files: the user's, or the chart's own. */}}
+{{- define "lockgate.batchFilesClaim" -}}
+{{- .Values.proxy.batch.files.existingClaim | default (printf "%s-batch-files" (include "lockgate.fullname" .) | trunc 63 | trimSuffix "-") -}}
+{{- end -}}

@@ -3,7 +3,8 @@
 The OpenAI endpoints read a JSON object with the fields their operation
 requires (400 otherwise, 413 past the size limit); a chatTemplate Route reads
 the variables, checks them and renders the messages with the Route's
-model and parameters; an MCP model tool brings its body. Then the prompt
+model and parameters; an MCP model tool brings its body, and so does a batch line (an OpenAI request without
+its HTTP envelope). Then the prompt
 estimate the quota reserves for.
 """
 
@@ -63,8 +64,9 @@ class ParseStep(Step):
 
     async def request(self, ctx: Context) -> None:
         if ctx.kind == "openai":
-            assert ctx.request is not None
-            ctx.body, ctx.size = await read_json(ctx.request)
+            if ctx.request is not None:
+                ctx.body, ctx.size = await read_json(ctx.request)
+            # else a body handed over whole (a line of a batch): checked the same way
             ctx.model = check_fields(ctx.op, ctx.body)
             ctx.stream = bool(ctx.body.get("stream")) and ctx.op != "embeddings"
         elif ctx.kind == "template":
