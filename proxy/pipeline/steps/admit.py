@@ -10,6 +10,8 @@ really used when the request finishes, or with none when its target is given up.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from lockgate.api.ir import ConsumerKey
 from lockgate.proxy.errors import ApiError, no_upstream
 from lockgate.proxy.estimate import Estimate
@@ -18,7 +20,7 @@ from lockgate.proxy.outlier import OutlierDetector
 from lockgate.proxy.pipeline.context import Context
 from lockgate.proxy.pipeline.deps import Deps
 from lockgate.proxy.pipeline.step import Skip, Step
-from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService
+from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService, Reservation
 from lockgate.proxy.quota.plan import model_limits_for
 from lockgate.proxy.snapshot import Target
 
@@ -51,6 +53,9 @@ class AdmitStep(Step):
         self.metrics: Metrics = deps.metrics
         self.outliers: OutlierDetector = deps.outliers
         self.cap = deps.default_output_reservation
+        # A service that settles in the background (a shared store): the answer does not wait for it.
+        self.settle: Callable[[Reservation, int], Awaitable[None] | None] = getattr(
+            self.quota, "settle_later", self.quota.settle)
 
     async def request(self, ctx: Context) -> None:
         assert ctx.entry is not None and ctx.target is not None and ctx.estimate is not None
@@ -77,6 +82,7 @@ class AdmitStep(Step):
             await self.quota.settle(reservation, 0)
             ctx.counted = ctx.counted or reservation.rid
 
-    async def finish(self, ctx: Context) -> None:
+    def finish(self, ctx: Context) -> Awaitable[None] | None:
         if ctx.reservation is not None:
-            await self.quota.settle(ctx.reservation, ctx.usage.input_tokens + ctx.usage.output_tokens)
+            return self.settle(ctx.reservation, ctx.usage.input_tokens + ctx.usage.output_tokens)
+        return None
