@@ -43,6 +43,9 @@ class ProxySettings:
     default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens
     mcp: McpSettings = field(default_factory=McpSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)  # caps, pooling, proxies of upstream calls
+    workers: int = 1  # serving processes (proxy/workers.py); 1: this process serves
+    reuse_port: bool = False  # SO_REUSEPORT on the public port (set for each of several workers)
+    admin_path: str | None = None  # serve the admin app on this unix socket instead of admin_port (a worker's)
 
 
 def mcp_from_environment(environ: Mapping[str, str]) -> McpSettings:
