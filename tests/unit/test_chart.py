@@ -399,3 +399,19 @@ def test_notes() -> None:
     assert "quotas are counted in memory" in memory, "two replicas with memory quotas deserve a warning"
     assert "NODE_PORT" in memory
     assert "crds.install is false" in render_notes(["crds.install=false"])
+
+
+def test_proxy_workers_follow_the_cpu_limit_with_redis_and_a_number_given() -> None:
+    limited = render(sets=["proxy.resources.limits.cpu=1500m"])
+    (c,) = containers(one(limited, "Deployment", "-proxy"))
+    env = {e["name"]: e for e in c["env"]}
+    assert env["LOCKGATE_WORKERS"]["valueFrom"]["resourceFieldRef"] == {"resource": "limits.cpu", "divisor": "1"}
+    assert not any(a.startswith("--workers") for a in c["args"])
+    for sets in ([], ["proxy.resources.limits.cpu=2", "proxy.quota.store=memory", "proxy.replicas=1"]):
+        objs = render(sets=sets)  # no CPU limit, or the memory store (a StatefulSet: it keeps the month)
+        (workload,) = [o for o in objs if o["kind"] in ("Deployment", "StatefulSet")
+                       and o["metadata"]["name"].endswith("-proxy")]
+        (c,) = containers(workload)
+        assert "LOCKGATE_WORKERS" not in {e["name"] for e in c["env"]}  # the process decides (auto)
+    (c,) = containers(one(render(sets=["proxy.workers=3"]), "Deployment", "-proxy"))
+    assert "--workers=3" in c["args"]
