@@ -1,7 +1,8 @@
 """Reading manifests from files: multi-document YAML (or JSON), files and
 folders, the way `kubectl apply -f` takes them.
 
-YAML is parsed by libyaml (PyYAML's C loader) when PyYAML was built with it.
+YAML is parsed by libyaml (PyYAML's C loader) when PyYAML was built with it,
+and its nodes made into objects by `fast_yaml`.
 A `ManifestCache` keeps each file's documents with its size and modification
 time, so reading the same folder again parses only the files that changed.
 """
@@ -14,8 +15,9 @@ from typing import Any
 
 import yaml
 
+from lockgate.cli import fast_yaml
+
 SUFFIXES = (".yaml", ".yml", ".json")
-SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -74,7 +76,7 @@ class ManifestCache:
 def parse_file(file: Path) -> list[dict[str, Any]]:
     """The objects of one manifest file (a List's items unpacked); ManifestError says what is wrong."""
     try:
-        documents = list(yaml.load_all(file.read_text(encoding="utf-8"), Loader=SafeLoader))
+        documents = list(fast_yaml.load_all(file.read_text(encoding="utf-8")))
     except yaml.YAMLError as exc:
         raise ManifestError(f"{file}: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
