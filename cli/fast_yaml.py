@@ -35,6 +35,8 @@ def load_all(text: str) -> Iterator[Any]:
     try:
         while loader.check_node():
             node = loader.get_node()
+            if node is None:
+                continue
             try:
                 yield _build(loader, node, set())
             except _Unusual:
