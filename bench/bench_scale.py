@@ -22,6 +22,7 @@ import asyncio
 import http.client
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -90,6 +91,17 @@ def serve_upstream(port: int) -> None:
         await asyncio.Event().wait()
 
     threading.Thread(target=asyncio.run, args=(main(),), daemon=True).start()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_mb(pid: int) -> float:
@@ -162,9 +174,10 @@ def main() -> int:
         root, state = Path(tmp) / "manifests", Path(tmp) / "state"
         root.mkdir()
         write_manifests(root, args.keys, args.models, upstream_port)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), children_cpu()
         rendered = subprocess.run([LOCKGATE, "render", "-f", str(root)], capture_output=True)
         results["render"] = time.perf_counter() - started
+        results["render cpu"] = children_cpu() - cpu
         if rendered.returncode != 0:
             print(rendered.stderr.decode()[-2000:], file=sys.stderr)
             return 1
@@ -180,13 +193,15 @@ def main() -> int:
                     return 1
                 time.sleep(0.01)
             results["ready"] = time.perf_counter() - started
+            results["ready cpu"] = cpu_seconds(proc.pid)
             results["rss ready"] = rss_mb(proc.pid)
-            edits = []
+            edits: list[float] = []
+            edit_cpu: list[float] = []  # the proxy's CPU meanwhile, steady load included
             with SteadyLoad(port, key_of(0)) as load:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                 for e in range(args.edits):
                     i = args.keys + e
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), cpu_seconds(proc.pid)
                     (root / f"new-{e}.yaml").write_text(key_documents(i))
                     while status(conn, key_of(i)) != 200:
                         if time.perf_counter() - started > 60:
@@ -194,17 +209,22 @@ def main() -> int:
                             return 1
                         time.sleep(0.005)
                     edits.append(time.perf_counter() - started)
+                    edit_cpu.append(cpu_seconds(proc.pid) - cpu)
                 time.sleep(0.2)
             results["edit"] = max(edits)
+            results["edit cpu"] = max(edit_cpu)
             results["rss"] = max(rss_mb(proc.pid), results["rss ready"])
         finally:
             proc.terminate()
             proc.wait(timeout=30)
     print(f"{args.keys:,} ApiKeys with Secrets, {args.models} models (standalone, files of {KEYS_PER_FILE} keys)")
-    print(f"  lockgate render            {results['render']:7.2f} s   (goal < {GOALS['render']} s)")
-    print(f"  lockgate run ready         {results['ready']:7.2f} s   (goal < {GOALS['ready']} s), "
-          f"RSS {results['rss ready']:.0f} MB")
-    print(f"  edit -> new key enforced   {results['edit']:7.2f} s   (slowest of {args.edits}; goal < {GOALS['edit']} s)")
+    print("  (wall clock; in brackets the process' CPU time, which a busy shared host inflates less)")
+    print(f"  lockgate render            {results['render']:7.2f} s [{results['render cpu']:.2f} s cpu]"
+          f"   (goal < {GOALS['render']} s)")
+    print(f"  lockgate run ready         {results['ready']:7.2f} s [{results['ready cpu']:.2f} s cpu]"
+          f"   (goal < {GOALS['ready']} s), RSS {results['rss ready']:.0f} MB")
+    print(f"  edit -> new key enforced   {results['edit']:7.2f} s [{results['edit cpu']:.2f} s cpu]"
+          f"   (slowest of {args.edits}; goal < {GOALS['edit']} s)")
     print(f"  RSS after the edits        {results['rss']:7.0f} MB  (goal < {GOALS['rss']:.0f} MB)")
     print(f"  steady load during edits   {load.sent} requests, {load.failed} failed (goal 0)")
     missed = [name for name in ("render", "ready", "edit", "rss") if results[name] >= GOALS[name]]
