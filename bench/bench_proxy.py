@@ -27,6 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Coroutine
 from typing import Any
 
 CACHE = Path(os.environ.get("LOCKGATE_BENCH_CACHE", Path.home() / ".cache" / "lockgate" / "bench"))
@@ -140,6 +141,15 @@ def role_lockgate(port: int, admin_port: int, upstream_port: int, quotas: bool =
 
     import uvloop
     uvloop.run(without_quotas())
+
+
+def run_async(main: Coroutine[Any, Any, int]) -> int:
+    """Run a benchmark's main coroutine on uvloop when installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _run_app(app: Any, port: int) -> None:

@@ -16,13 +16,12 @@ concurrency 1 at most 0.3 ms above the memory store's.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_proxy import (CHAT_BODY, KEY, Party, Result, free_port, measure, spawn,  # noqa: E402
+from bench_proxy import (CHAT_BODY, KEY, Party, Result, free_port, measure, run_async, spawn,  # noqa: E402
                          wait_serving)
 from bench_quota import start_redis  # noqa: E402
 
@@ -102,12 +101,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
-    try:
-        import uvloop
-        return uvloop.run(main_async(args))
-    except ImportError:
-        return asyncio.run(main_async(args))
+    return run_async(main_async(parser.parse_args()))
 
 
 if __name__ == "__main__":

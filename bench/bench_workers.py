@@ -13,14 +13,14 @@ a goal: the load generator, the upstream and Redis share the same cores.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_proxy import CHAT_BODY, KEY, MODEL, Party, Result, free_port, measure, spawn, wait_serving  # noqa: E402
+from bench_proxy import (CHAT_BODY, KEY, MODEL, Party, Result, free_port, measure, run_async, spawn,  # noqa: E402
+                         wait_serving)
 from bench_quota import start_redis  # noqa: E402
 
 LOCKGATE = str(Path(sys.executable).parent / "lockgate")
@@ -105,12 +105,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=32)
-    args = parser.parse_args()
-    try:
-        import uvloop
-        return uvloop.run(main_async(args))
-    except ImportError:
-        return asyncio.run(main_async(args))
+    return run_async(main_async(parser.parse_args()))
 
 
 if __name__ == "__main__":
