@@ -71,6 +71,26 @@ def status_with(proxy: Proxy, key: str) -> int:
     return answer_with(proxy, key)[0]
 
 
+def background_keys(custom: client.CustomObjectsApi, core: client.CoreV1Api, namespace: str, proxy: Proxy,
+                    count: int) -> float:
+    """Creates `count` ApiKeys, each with a Secret holding its key (eight writers at a time); the
+    seconds until the last one is answered 200 through the proxy."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(i: int) -> None:
+        core.create_namespaced_secret(namespace, {"metadata": {"name": f"bg{i}-key"},
+                                                  "stringData": {"api-key": f"lg-bg-{i:06d}-0123456789abcdef"}})
+        custom.create_namespaced_custom_object("lockgate.io", "v1alpha1", namespace, "apikeys",
+                                               apikey(f"bg{i}", limits={"rpm": 1000}))
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(count)))
+    last = f"lg-bg-{count - 1:06d}-0123456789abcdef"
+    poll(lambda: True if status_with(proxy, last) == 200 else None, timeout=600)
+    return time.monotonic() - start
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -79,6 +99,9 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=30, help="rounds (create + delete), default 30")
+    parser.add_argument("--background-keys", type=int, default=0, metavar="N",
+                        help="first create N ApiKeys with their Secrets and wait until the last one works "
+                             "(the rounds then add a key among N)")
     args = parser.parse_args()
 
     with ControlPlane(locate_binaries()) as cp, tempfile.TemporaryDirectory() as tmp:
@@ -101,6 +124,9 @@ def main() -> int:
                     return None
                 return base64.b64decode(data["api-key"]).decode() if "api-key" in data else None
 
+            if args.background_keys:
+                print(f"{args.background_keys} ApiKeys with their Secrets published and loaded in "
+                      f"{background_keys(custom, core, namespace, proxy, args.background_keys):.1f} s")
             created, secret_ready, deleted, moved = [], [], [], []
             for i in range(args.count):
                 name = f"k{i}"

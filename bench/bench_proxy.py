@@ -27,6 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Coroutine
 from typing import Any
 
 CACHE = Path(os.environ.get("LOCKGATE_BENCH_CACHE", Path.home() / ".cache" / "lockgate" / "bench"))
@@ -109,7 +110,8 @@ def role_bare(port: int, upstream_port: int) -> None:
     _run_app(app, port)
 
 
-def role_lockgate(port: int, admin_port: int, upstream_port: int, quotas: bool = True) -> None:
+def role_lockgate(port: int, admin_port: int, upstream_port: int, quotas: bool = True,
+                  quota_store: str = "memory") -> None:
     from lockgate.api import ir
     from lockgate.proxy.quota import UnlimitedQuota
     from lockgate.proxy.server import ProxyServer, ProxySettings, run, tune_gc
@@ -128,7 +130,7 @@ def role_lockgate(port: int, admin_port: int, upstream_port: int, quotas: bool =
     # Tracing as `lockgate proxy` sets it: from the OTEL_* variables (off without them; bench_tracing.py sets them).
     settings = ProxySettings(port=port, admin_port=admin_port, drain_seconds=0.5, access_log=os.devnull,
                              state_dir=tempfile.mkdtemp(prefix="lockgate-bench-"),
-                             tracing=tracing_from_environment(os.environ))
+                             tracing=tracing_from_environment(os.environ), quota_store=quota_store)
     if quotas:
         run(StaticSource(snapshot), settings)
         return
@@ -142,6 +144,15 @@ def role_lockgate(port: int, admin_port: int, upstream_port: int, quotas: bool =
 
     import uvloop
     uvloop.run(without_quotas())
+
+
+def run_async(main: Coroutine[Any, Any, int]) -> int:
+    """Run a benchmark's main coroutine on uvloop when installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _run_app(app: Any, port: int) -> None:
@@ -517,6 +528,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--stream-concurrency", type=int, default=16)
     parser.add_argument("--no-quota", action="store_true", help="(lockgate role) the quota service off")
+    parser.add_argument("--quota-store", default="memory", help="(lockgate role) memory or a redis:// URL")
     parser.add_argument("--rounds", type=int, default=2, help="rounds for direct, bare and Lockgate (best kept)")
     parser.add_argument("--skip-others", action="store_true", help="only direct, bare and Lockgate")
     args = parser.parse_args()
@@ -525,7 +537,8 @@ def main() -> int:
     elif args.role == "bare":
         role_bare(args.port, args.upstream_port)
     elif args.role == "lockgate":
-        role_lockgate(args.port, args.admin_port, args.upstream_port, quotas=not args.no_quota)
+        role_lockgate(args.port, args.admin_port, args.upstream_port, quotas=not args.no_quota,
+                      quota_store=args.quota_store)
     else:
         try:
             import uvloop

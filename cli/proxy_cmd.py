@@ -8,7 +8,7 @@ import argparse
 import os
 from typing import Any
 
-from lockgate.cli.serving import add_serving_arguments, configure_logging, run_loop, settings_from
+from lockgate.cli.serving import add_serving_arguments, configure_logging, serve_from, settings_from
 
 
 def register(subparsers: Any) -> None:
@@ -26,11 +26,11 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     from lockgate.common.kube_client import KubeApi
-    from lockgate.proxy.server import serve
     from lockgate.proxy.source_kube import KubeSource, parse_ref
 
     default_ns = os.environ.get("POD_NAMESPACE")
     config_map = parse_ref(args.config_map, default_ns)
     secret = parse_ref(args.credentials_secret or "lockgate-credentials", config_map[0])
-    source = KubeSource(KubeApi.from_kubeconfig(args.kubeconfig), config_map, secret)
-    return run_loop(serve(source, settings_from(args)))
+    # Made where it runs: in the serving process, or in the supervisor of several workers.
+    return serve_from(lambda: KubeSource(KubeApi.from_kubeconfig(args.kubeconfig), config_map, secret),
+                      settings_from(args))

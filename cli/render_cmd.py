@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import yaml
 
 from lockgate.api.configmap import encode
-from lockgate.cli.manifests import ManifestError, load_manifests
+from lockgate.cli.manifests import ManifestError, SafeDumper, load_manifests
 from lockgate.operator.translate import Translation, translate
 
 
@@ -84,4 +84,4 @@ def redact(obj: dict[str, Any]) -> dict[str, Any]:
 def dump(objects: list[dict[str, Any]], output: str) -> str:
     if output == "json":
         return json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2, ensure_ascii=False) + "\n"
-    return yaml.safe_dump_all(objects, sort_keys=False, allow_unicode=True, width=1 << 16)
+    return yaml.dump_all(objects, Dumper=SafeDumper, sort_keys=False, allow_unicode=True, width=1 << 16)

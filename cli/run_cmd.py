@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from lockgate.cli.serving import add_serving_arguments, configure_logging, missing_paths, run_loop, settings_from
+from lockgate.cli.serving import add_serving_arguments, configure_logging, missing_paths, serve_from, settings_from
 
 
 def register(subparsers: Any) -> None:
@@ -26,9 +26,8 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
-    from lockgate.proxy.server import serve
     from lockgate.cli.source_files import FileSource, default_state_dir
 
     state_dir = args.state_dir or str(default_state_dir())
     args.state_dir = state_dir
-    return run_loop(serve(FileSource(args.paths, state_dir), settings_from(args)))
+    return serve_from(lambda: FileSource(args.paths, state_dir), settings_from(args))

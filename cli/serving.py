@@ -8,11 +8,12 @@ import argparse
 import asyncio
 import logging
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lockgate.proxy.settings import BatchSettings, ProxySettings
+    from lockgate.proxy.source import ConfigSource
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -44,6 +45,10 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
                         help="on SIGTERM: readiness off, then up to this long for requests in flight to finish; "
                              "a stream still running then ends with an error event (default 10; in Kubernetes, "
                              "terminationGracePeriodSeconds less the preStop delay, and a little margin)")
+    parser.add_argument("--workers", default=os.environ.get("LOCKGATE_WORKERS", "auto"), metavar="N",
+                        help="serving processes sharing the port (SO_REUSEPORT) behind one admin port; auto "
+                             "(default, or $LOCKGATE_WORKERS): the CPUs the process may use (its cgroup's CPU limit) "
+                             "when quotas live in Redis, 1 with the memory store")
     parser.add_argument("--gateway-name", default="lockgate", help="the gateway label in metrics")
     batch = parser.add_argument_group("Files and Batch API (on when both stores are set)")
     batch.add_argument("--batch-store", default=os.environ.get("LOCKGATE_BATCH_STORE_URL") or None, metavar="URL",
@@ -64,6 +69,7 @@ def settings_from(args: argparse.Namespace) -> ProxySettings:
     from lockgate.proxy.settings import ProxySettings, mcp_from_environment
     from lockgate.proxy.tracing import TracingSettingsError, tracing_from_environment
     from lockgate.proxy.upstream import UpstreamSettings
+    from lockgate.proxy.workers import resolve_workers
 
     try:
         tracing = tracing_from_environment(os.environ)
@@ -77,6 +83,7 @@ def settings_from(args: argparse.Namespace) -> ProxySettings:
         state_dir=args.state_dir, default_output_reservation=args.default_output_reservation,
         drain_seconds=args.drain_seconds,
         upstream=UpstreamSettings.from_environment(), tracing=tracing, batch=batch_settings_from(args),
+        workers=resolve_workers(args.workers, args.quota_store),
     )
 
 
@@ -93,6 +100,20 @@ def batch_settings_from(args: argparse.Namespace) -> BatchSettings:
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+
+
+def serve_from(source_factory: Callable[[], ConfigSource], settings: ProxySettings) -> int:
+    """Serve in this process, or in settings.workers processes under this one."""
+    if settings.workers > 1:
+        from lockgate.proxy.workers import serve_workers
+
+        try:
+            return serve_workers(source_factory, settings)
+        except KeyboardInterrupt:
+            return 130
+    from lockgate.proxy.server import serve
+
+    return run_loop(serve(source_factory(), settings))
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> int:

@@ -25,7 +25,7 @@ from watchfiles import Change, awatch
 
 from lockgate.api.apikey import GENERATED_KEY_FIELD
 from lockgate.api.secret_data import generate_key
-from lockgate.cli.manifests import SUFFIXES, ManifestError, load_manifests
+from lockgate.cli.manifests import SUFFIXES, ManifestCache, ManifestError, load_manifests
 from lockgate.api.meta import DNS_SUBDOMAIN, GROUP
 from lockgate.operator.translate import Translation, translate
 from lockgate.proxy.source import Snapshot
@@ -46,10 +46,11 @@ class FileSource:
         self.debounce_ms = debounce_ms
         self.last: Translation | None = None  # the last good translation, statuses included
         self.load_failures = 0  # edits that did not load (a metric)
+        self.cache = ManifestCache()  # a reload parses only the files that changed
 
     def load(self) -> Translation:
         """Reads and translates once; raises ManifestError for unreadable files."""
-        objects = load_manifests(self.paths)
+        objects = load_manifests(self.paths, self.cache)
         objects.extend(self._generated_key_secrets(objects))
         translation = translate(objects, datetime.now(UTC))
         _log_problems(translation)

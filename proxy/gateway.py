@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -69,7 +70,8 @@ class Gateway:
 
     async def apply(self, snapshot: Snapshot, loaded_at: datetime | None = None) -> CompiledSnapshot:
         """Compile, build the pipeline and swap both in; requests in flight keep theirs."""
-        compiled = compile_snapshot(snapshot, loaded_at)
+        # Off the event loop: a large configuration takes a while to compile, requests keep flowing.
+        compiled = await asyncio.to_thread(compile_snapshot, snapshot, loaded_at)
         await self.deps.balancers.update(compiled.config.providers)
         pipeline = build_pipeline(self.deps, self.steps)
         self.snapshot, self.pipeline = compiled, pipeline

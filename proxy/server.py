@@ -133,7 +133,7 @@ class ProxyServer:
             settings.gateway_name, lambda: self.gateway.snapshot, self.gateway.deps.outliers,
             lambda: self._apply_failures + getattr(self.source, "load_failures", 0)))
         self._runners: list[web.AppRunner] = []
-        self._sites: list[web.TCPSite] = []
+        self._sites: list[web.BaseSite] = []
         self._loader: asyncio.Task[None] | None = None
         self._loaded = asyncio.Event()
         self.port = 0
@@ -141,13 +141,19 @@ class ProxyServer:
 
     async def start(self) -> None:
         self._loader = asyncio.create_task(self._load())
-        for app, port in ((build_app(self.gateway, self.settings.mcp, self.batch), self.settings.port),
-                          (build_admin_app(self.gateway), self.settings.admin_port)):
+        settings = self.settings
+        for admin, app, port in ((False, build_app(self.gateway, settings.mcp, self.batch), settings.port),
+                                 (True, build_admin_app(self.gateway), settings.admin_port)):
             # handler_cancellation: a client that disconnects cancels its handler, and so its upstream request.
             # The drain has waited already when the runners stop: they only let the last bytes out.
             runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=CLOSE_SECONDS)
             await runner.setup()
-            site = web.TCPSite(runner, self.settings.host, port, reuse_address=True)
+            site: web.BaseSite
+            if admin and settings.admin_path:  # a worker's admin app, for its supervisor
+                site = web.UnixSite(runner, settings.admin_path)
+            else:  # several workers share the public port (SO_REUSEPORT)
+                site = web.TCPSite(runner, settings.host, port, reuse_address=True,
+                                   reuse_port=settings.reuse_port or None)
             await site.start()
             self._runners.append(runner)
             self._sites.append(site)

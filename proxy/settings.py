@@ -68,6 +68,9 @@ class ProxySettings:
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)  # caps, pooling, proxies of upstream calls
     tracing: TracingSettings = field(default_factory=TracingSettings)  # OpenTelemetry traces (off by default)
     batch: BatchSettings = field(default_factory=BatchSettings)  # the Files and Batch API
+    workers: int = 1  # serving processes (proxy/workers.py); 1: this process serves
+    reuse_port: bool = False  # SO_REUSEPORT on the public port (set for each of several workers)
+    admin_path: str | None = None  # serve the admin app on this unix socket instead of admin_port (a worker's)
 
 
 def mcp_from_environment(environ: Mapping[str, str]) -> McpSettings:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lockgate.proxy.quota import QuotaStoreUnavailable
 from lockgate.proxy.quota.memory_store import MemoryStore
@@ -56,6 +57,7 @@ class FailoverStore:
         self._last_month: dict[str, dict[str, int]] = {}  # group tag -> budget field -> used, as Redis last said
         self._pending: dict[tuple[str, str], _Pending] = {}  # (tag, month) -> usage Redis has not seen
         self._flushing: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Future[None]] = set()  # settlements of local reservations, in the background
         STORE_UP.cell().value = 1
 
     @property
@@ -127,6 +129,25 @@ class FailoverStore:
                 return
         self._owe(groups, month, month_end, delta, -1 if release else 0, spend_delta)
 
+    def settle_soon(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
+                    delta: int, used: int, release: bool, spend_delta: int = 0) -> None:
+        """As settle, without waiting for Redis: what it cannot take after its retries is owed like
+        any usage counted while it was away."""
+        if rid in self._local_rids or not self.available:
+            self._track(self.settle(groups, rid, month, month_end, delta, used, release, spend_delta))
+            return
+
+        def failed(missed: Sequence[Group], error: StoreUnavailable) -> None:
+            self._failed(error)
+            self._owe(missed, month, month_end, delta, -1 if release else 0, spend_delta)
+
+        self.shared.settle_soon(groups, rid, month, month_end, delta, used, release, failed, spend_delta)
+
+    def _track(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _owe(self, groups: Sequence[Group], month: str, month_end: float, tokens: int, requests: int,
              spend: int = 0) -> None:
         for g in groups:
@@ -154,6 +175,8 @@ class FailoverStore:
         return await self.local.peek(group, month)
 
     async def close(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2)
         if self._flushing is not None:
             self._flushing.cancel()
         await self.shared.close()

@@ -38,7 +38,7 @@ end
 
 # Checks every group, then reserves in all of them, or in none.
 # KEYS: per group: z1, h1, ..., zN, hN [, month]
-# ARGV: window_ms, rid, cost, month_expire_at, again (0/1), G, spend, then per group: U, N, rpm1, tpm1, ..., B,
+# ARGV: window_ms, rid, cost, month_expire_at, again (0/1), spend, G, then per group: U, N, rpm1, tpm1, ..., B,
 #       field1, limit1, ... (-1 = no limit). U = 1: the group's budgets count money (spend, micro-units), not
 #       tokens (cost); windows always count tokens. again = 1: rid was admitted before (a failover); a window
 #       still holding it does not count it again (its tokens are replaced) and the month's request count stays.
@@ -46,11 +46,11 @@ end
 #    or {0, group, reason (1 requests, 2 tokens, 3 budget), wait_ms (-1 never), index}
 RESERVE = COMMON + r"""
 local window = tonumber(ARGV[1]); local rid = ARGV[2]; local cost = tonumber(ARGV[3])
-local expire_at = tonumber(ARGV[4]); local again = ARGV[5] == '1'; local spend = tonumber(ARGV[7])
+local expire_at = tonumber(ARGV[4]); local again = ARGV[5] == '1'; local spend = tonumber(ARGV[6])
 local now = now_ms()
 local groups = {}
 local a = 9; local k = 1
-for g = 1, tonumber(ARGV[6]) do
+for g = 1, tonumber(ARGV[7]) do
   local grp = {windows = {}, budgets = {}, amount = cost}
   if ARGV[a - 1] == '1' then grp.amount = spend end
   for i = 1, tonumber(ARGV[a]) do
@@ -123,32 +123,53 @@ end
 return out
 """
 
-# KEYS: z1, h1, ..., zN, hN [, month]
-# ARGV: rid, used, delta, release (0/1), month_expire_at, N, B, field1, ..., fieldB
+# Settles a reservation in every group it holds.
+# KEYS: per group: z1, h1, ..., zN, hN [, month]
+# ARGV: rid, used, delta, release (0/1), month_expire_at, again (0/1), spend_delta, G, then per group: U, N, B,
+#       field1, ..., fieldB. U = 1: the group's budgets count money (spend_delta, micro-units), not tokens (delta).
+# again = 1: an earlier attempt got no answer and may have been applied. A group's first window tells: it
+# holds `used` already (delta ~= 0), or no longer holds a released rid; then its month counters are left alone.
 SETTLE = r"""
 local rid = ARGV[1]; local used = tonumber(ARGV[2]); local delta = tonumber(ARGV[3])
-local release = ARGV[4] == '1'; local n = tonumber(ARGV[6]); local nb = tonumber(ARGV[7])
-for i = 1, n do
-  local z = KEYS[2 * i - 1]; local h = KEYS[2 * i]
-  local held = tonumber(redis.call('HGET', h, rid))
-  if held then
-    if release then
-      redis.call('HDEL', h, rid); redis.call('ZREM', z, rid)
-      redis.call('HINCRBY', h, '_sum', -held)
-    else
-      redis.call('HSET', h, rid, used)
-      redis.call('HINCRBY', h, '_sum', used - held)
+local release = ARGV[4] == '1'; local expire_at = tonumber(ARGV[5]); local again = ARGV[6] == '1'
+local spend_delta = tonumber(ARGV[7])
+local a = 10; local k = 1
+for g = 1, tonumber(ARGV[8]) do
+  local n = tonumber(ARGV[a]); local nb = tonumber(ARGV[a + 1])
+  local amount = delta
+  if ARGV[a - 1] == '1' then amount = spend_delta end
+  local applied = false
+  for i = 1, n do
+    local z = KEYS[k]; local h = KEYS[k + 1]
+    k = k + 2
+    local held = tonumber(redis.call('HGET', h, rid))
+    if again and i == 1 then
+      if release then applied = held == nil else applied = held ~= nil and held == used and delta ~= 0 end
+    end
+    if held then
+      if release then
+        redis.call('HDEL', h, rid); redis.call('ZREM', z, rid)
+        redis.call('HINCRBY', h, '_sum', -held)
+      else
+        redis.call('HSET', h, rid, used)
+        redis.call('HINCRBY', h, '_sum', used - held)
+      end
     end
   end
-end
-if nb > 0 then
-  local month = KEYS[2 * n + 1]
-  for j = 1, nb do
-    local field = ARGV[7 + j]
-    if (tonumber(redis.call('HINCRBY', month, field, delta)) or 0) < 0 then redis.call('HSET', month, field, 0) end
+  if nb > 0 then
+    local month = KEYS[k]
+    k = k + 1
+    if not applied then
+      for j = 1, nb do
+        if (tonumber(redis.call('HINCRBY', month, ARGV[a + 1 + j], amount)) or 0) < 0 then
+          redis.call('HSET', month, ARGV[a + 1 + j], 0)
+        end
+      end
+      if release then redis.call('HINCRBY', month, 'requests', -1) end
+      redis.call('EXPIREAT', month, expire_at)
+    end
   end
-  if release then redis.call('HINCRBY', month, 'requests', -1) end
-  redis.call('EXPIREAT', month, tonumber(ARGV[5]))
+  a = a + 3 + nb
 end
 return 1
 """

@@ -10,11 +10,14 @@ Calls time out in tens of milliseconds and raise StoreUnavailable.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import ssl
 from collections.abc import Sequence
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -23,6 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lockgate.proxy.quota import lua
 from lockgate.proxy.quota.plan import Group, GroupResult, Refusal
+from lockgate.proxy.quota.redis_wire import PipelinedLink, ReplyError, WireError, parse_address
 from lockgate.proxy.quota.store import StoreUnavailable
 from lockgate.proxy.quota.window import TOO_LARGE, WindowState
 
@@ -30,6 +34,9 @@ PREFIX = "lockgate:q"
 CLUSTER_SCHEMES = {"redis+cluster://": "redis://", "rediss+cluster://": "rediss://"}  # any node of a Redis Cluster
 MONTH_GRACE = 86400  # month counters stay readable a day after the month ends
 REASONS = {1: "requests", 2: "tokens", 3: "budget"}
+SETTLE_RETRIES = (0.05, 0.2, 1.0)  # seconds before each new attempt of a settlement Redis did not answer
+MAX_FRAMES = 100_000  # packed reservation frames kept (plans x months); this only guards memory
+FLUSH_TIMEOUT = 3.0  # close() waits this long at most for settlements still on their way
 
 
 def window_keys(group: Group) -> list[str]:
@@ -54,6 +61,25 @@ class _Script:
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
 
+@dataclass(slots=True)
+class _Call:
+    """One EVALSHA; `packed`: its RESP bytes when already packed (what a plan repeats is packed once)."""
+
+    script: _Script
+    keys: list[str]
+    args: list[Any]
+    packed: bytes | None = None
+
+
+def _bulk(values: Iterable[Any]) -> bytes:
+    """RESP bulk strings, as hiredis packs command arguments."""
+    out = []
+    for v in values:
+        raw = v if isinstance(v, bytes) else str(v).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(out)
+
+
 RESERVE, SETTLE, PEEK = _Script(lua.RESERVE), _Script(lua.SETTLE), _Script(lua.PEEK)
 
 
@@ -63,7 +89,12 @@ class RedisStore:
         self.window = window
         self._loading = asyncio.Lock()
         self._loads = 0  # times the scripts were loaded (a generation: concurrent NOSCRIPTs load once)
-        self.client: Any
+        self._settling: set[asyncio.Future[Any]] = set()  # settlements sent and not yet answered
+        self._drained: asyncio.Event | None = None
+        # (script, id(groups), month) -> the groups, keys, static arguments and RESP frames of their calls
+        self._frames: dict[tuple[str, int, str], tuple[Sequence[Group], list[str], list[Any], bytes, bytes]] = {}
+        self.client: Any = None
+        self.link: PipelinedLink | None = None
         tls: dict[str, Any] = {"ssl_ca_certs": ca_file} if ca_file and url.startswith("rediss") else {}
         scheme = next((s for s in CLUSTER_SCHEMES if url.startswith(s)), None)
         if scheme is not None:  # Redis Cluster: each group's keys share one slot
@@ -74,44 +105,50 @@ class RedisStore:
             self.cluster = True
             return
         self.cluster = False
-        # A small pool that callers queue for: a burst reuses a few warm connections instead of
-        # opening one each (connection storms time out on a busy host). Query parameters of
-        # the URL (socket_timeout=...) override these defaults.
-        pool = redis.BlockingConnectionPool.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=connect_timeout, max_connections=max_connections,
-            timeout=connect_timeout, retry=Retry(NoBackoff(), 0), health_check_interval=0,
-            protocol=2, **tls)  # RESP2: a connection is ready after one exchange (no HELLO, no extra handshakes)
-        self.client = redis.Redis(connection_pool=pool)
+        # One connection, pipelined: the calls of one event-loop turn share a round trip (redis_wire).
+        context = ssl.create_default_context(cafile=ca_file) if url.startswith("rediss") else None
+        self.link = PipelinedLink(parse_address(url), timeout, connect_timeout, context)
 
-    async def _run(self, calls: list[tuple[_Script, list[str], list[Any]]]) -> list[Any]:
+    async def _run(self, calls: list[_Call]) -> list[Any]:
         """Run scripts in one round trip (a pipeline, not a transaction: groups are independent)."""
         try:
             if not self._loads:  # load before the first call, not on a storm of NOSCRIPT replies
                 await self._load_scripts(0)
             try:
                 return await self._send(calls)
-            except NoScriptError:  # a restarted or flushed Redis: load once, however many calls noticed
+            except (NoScriptError, ReplyError) as e:
+                if not str(e).startswith("NOSCRIPT"):
+                    raise
+                # a restarted or flushed Redis: load once, however many calls noticed
                 await self._load_scripts(self._loads)
                 return await self._send(calls)
-        except (RedisError, OSError) as e:
-            raise StoreUnavailable(str(e), isinstance(e, (TimeoutError, RedisTimeoutError))) from e
+        except (RedisError, OSError, WireError, ReplyError) as e:
+            raise _unavailable(e) from e
 
     async def _load_scripts(self, seen: int) -> None:
         async with self._loading:
             if self._loads == seen:
                 for script in (RESERVE, SETTLE, PEEK):
-                    await self.client.script_load(script.source)
+                    if self.link is not None:
+                        await self.link.call("SCRIPT", "LOAD", script.source)
+                    else:
+                        await self.client.script_load(script.source)
                 self._loads += 1
 
-    async def _send(self, calls: list[tuple[_Script, list[str], list[Any]]]) -> list[Any]:
-        if len(calls) == 1 or self.cluster:
-            # A cluster serves each group from its own slot's node: the calls go out together.
-            return list(await asyncio.gather(*(self.client.evalsha(script.sha, len(keys), *keys, *args)
-                                               for script, keys, args in calls)))
-        async with self.client.pipeline(transaction=False) as pipe:
-            for script, keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            return list(await pipe.execute())
+    async def _send(self, calls: list[_Call]) -> list[Any]:
+        if self.link is not None:
+            if len(calls) == 1:
+                return [await self._link_call(calls[0])]
+            return list(await asyncio.gather(*(self._link_call(c) for c in calls)))
+        # A cluster serves each group from its own slot's node: the calls go out together.
+        return list(await asyncio.gather(*(self.client.evalsha(c.script.sha, len(c.keys), *c.keys, *c.args)
+                                           for c in calls)))
+
+    def _link_call(self, c: _Call) -> asyncio.Future[Any]:
+        assert self.link is not None
+        if c.packed is not None:
+            return self.link.call_packed(c.packed)
+        return self.link.call("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args)
 
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
                       month_end: float, repeat: bool = False, spend: int = 0) -> list[GroupResult]:
@@ -132,48 +169,143 @@ class RedisStore:
         return results
 
     def _reserve_call(self, groups: Sequence[Group], rid: str, cost: int, month: str,
-                      month_end: float, repeat: bool = False, spend: int = 0) -> tuple[_Script, list[str], list[Any]]:
-        keys: list[str] = []
-        args: list[Any] = [int(self.window * 1000), rid, cost, int(month_end) + MONTH_GRACE, int(repeat), len(groups),
-                           spend]
-        for g in groups:
-            keys += window_keys(g) + ([month_key(g, month)] if g.budgets else [])
-            args += [int(g.unit == "cost"), len(g.windows)]
-            for w in g.windows:
-                args += [_limit(w.rpm), _limit(w.tpm)]
-            args.append(len(g.budgets))
-            for b in g.budgets:
-                args += [b.field, _limit(b.limit)]
-        return RESERVE, keys, args
+                      month_end: float, repeat: bool = False, spend: int = 0) -> _Call:
+        def static() -> list[Any]:
+            out: list[Any] = [len(groups)]
+            for g in groups:
+                out += [int(g.unit == "cost"), len(g.windows)]
+                for w in g.windows:
+                    out += [_limit(w.rpm), _limit(w.tpm)]
+                out.append(len(g.budgets))
+                for b in g.budgets:
+                    out += [b.field, _limit(b.limit)]
+            return out
+
+        return self._framed(RESERVE, groups, month, [int(self.window * 1000)],
+                            [rid, cost, int(month_end) + MONTH_GRACE, int(repeat), spend], static)
+
+    def _settle_call(self, groups: Sequence[Group], rid: str, month: str, month_end: float, delta: int, used: int,
+                     release: bool, spend_delta: int = 0) -> _Call:
+        def static() -> list[Any]:
+            out: list[Any] = [len(groups)]
+            for g in groups:
+                out += [int(g.unit == "cost"), len(g.windows), len(g.budgets), *(b.field for b in g.budgets)]
+            return out
+
+        return self._framed(SETTLE, groups, month, [],
+                            [rid, used, delta, int(release), int(month_end) + MONTH_GRACE, 0, spend_delta], static)
+
+    def _framed(self, script: _Script, groups: Sequence[Group], month: str, first: list[Any], dynamic: list[Any],
+                static: Callable[[], list[Any]]) -> _Call:
+        """A call of `script` over `groups` with arguments first + dynamic + static(): the keys, the
+        static arguments and their RESP frames are made once per tuple of groups (a plan's) and month."""
+        cache_key = (script.sha, id(groups), month)
+        frames = self._frames.get(cache_key)
+        if frames is None or frames[0] is not groups:
+            keys = [k for g in groups for k in window_keys(g) + ([month_key(g, month)] if g.budgets else [])]
+            rest = static()
+            head = [script.sha, len(keys), *keys, *first]
+            frames = (groups, keys, rest, b"*%d\r\n" % (1 + len(head) + len(dynamic) + len(rest))
+                      + _bulk(["EVALSHA", *head]), _bulk(rest))
+            if len(self._frames) >= MAX_FRAMES:
+                self._frames.clear()
+            self._frames[cache_key] = frames  # holds `groups`: its id is not reused meanwhile
+        _, keys, rest, head_bytes, tail_bytes = frames
+        return _Call(script, keys, [*first, *dynamic, *rest], head_bytes + _bulk(dynamic) + tail_bytes)
 
     async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
                      delta: int, used: int, release: bool, spend_delta: int = 0) -> None:
-        calls = []
-        for g in groups:
-            keys = window_keys(g) + ([month_key(g, month)] if g.budgets else [])
-            args: list[Any] = [rid, used, g.amount(delta, spend_delta), int(release), int(month_end) + MONTH_GRACE,
-                               len(g.windows), len(g.budgets), *(b.field for b in g.budgets)]
-            calls.append((SETTLE, keys, args))
-        await self._run(calls)
+        await self._run([self._settle_call(part, rid, month, month_end, delta, used, release, spend_delta)
+                         for part in self._by_slot(groups)])
+
+    def _by_slot(self, groups: Sequence[Group]) -> list[Sequence[Group]]:
+        """One script call may touch one Redis Cluster slot only: there, a call per group."""
+        return [[g] for g in groups] if self.cluster else [groups]
+
+    def settle_soon(self, groups: Sequence[Group], rid: str, month: str, month_end: float, delta: int, used: int,
+                    release: bool, failed: Callable[[Sequence[Group], StoreUnavailable], None],
+                    spend_delta: int = 0) -> None:
+        """Settle without waiting: the calls leave with the next round trip (after anything sent
+        before them, so what this replica reads or reserves next sees them). A call Redis does not
+        answer is tried again after each of SETTLE_RETRIES, then `failed` is told which groups it missed.
+        `flush()` (and close()) wait for every one still on its way."""
+        for g in self._by_slot(groups):
+            call = self._settle_call(g, rid, month, month_end, delta, used, release, spend_delta)
+            if self.link is not None and self._loads:  # the common case: no task, one future
+                sent = self._link_call(call)
+                self._settling.add(sent)
+                sent.add_done_callback(functools.partial(self._settled, group=g, call=call, failed=failed))
+            else:
+                self._keep(asyncio.ensure_future(self._settle_retrying(g, call, 0, failed)))
+
+    def _settled(self, sent: asyncio.Future[Any], group: Sequence[Group], call: _Call,
+                 failed: Callable[[Sequence[Group], StoreUnavailable], None]) -> None:
+        self._settling.discard(sent)
+        if not sent.cancelled() and sent.exception() is not None:
+            self._keep(asyncio.ensure_future(self._settle_retrying(group, call, 1, failed)))
+        elif not self._settling and self._drained is not None:
+            self._drained.set()
+
+    async def _settle_retrying(self, group: Sequence[Group], call: _Call,
+                               attempt: int, failed: Callable[[Sequence[Group], StoreUnavailable], None]) -> None:
+        again = _Call(call.script, call.keys, [*call.args[:5], 1, *call.args[6:]])  # applied at most once
+        while True:
+            if attempt:
+                await asyncio.sleep(SETTLE_RETRIES[attempt - 1])
+            try:
+                await self._run([call if attempt == 0 else again])
+                return
+            except StoreUnavailable as e:
+                attempt += 1
+                if attempt > len(SETTLE_RETRIES):
+                    failed(group, e)
+                    return
+
+    def _keep(self, task: asyncio.Future[Any]) -> None:
+        self._settling.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[Any]) -> None:
+        self._settling.discard(task)
+        if not self._settling and self._drained is not None:
+            self._drained.set()
+
+    async def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
+        """Wait until every settlement sent was answered (or given up); False on timeout."""
+        if not self._settling:
+            return True
+        self._drained = asyncio.Event()
+        try:
+            async with asyncio.timeout(timeout):
+                while self._settling:
+                    self._drained.clear()
+                    await self._drained.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def add_month_usage(self, group: Group, month: str, month_end: float, tokens: int,
                               requests: int) -> None:
         """Fold usage counted elsewhere (while Redis was away) into the month counters (`tokens`: the
         group's unit, money for a cost group)."""
         key = month_key(group, month)
+        commands: list[tuple[Any, ...]] = [("HINCRBY", key, b.field, tokens) for b in group.budgets]
+        commands += [("HINCRBY", key, "requests", requests), ("EXPIREAT", key, int(month_end) + MONTH_GRACE)]
         try:
+            if self.link is not None:
+                link = self.link
+                await asyncio.gather(*(link.call(*c) for c in commands))
+                return
             async with self.client.pipeline(transaction=False) as pipe:
-                for b in group.budgets:
-                    pipe.hincrby(key, b.field, tokens)
-                pipe.hincrby(key, "requests", requests)
-                pipe.expireat(key, int(month_end) + MONTH_GRACE)
+                for c in commands:
+                    pipe.execute_command(*c)
                 await pipe.execute()
-        except (RedisError, OSError) as e:
-            raise StoreUnavailable(str(e), isinstance(e, (TimeoutError, RedisTimeoutError))) from e
+        except (RedisError, OSError, WireError, ReplyError) as e:
+            raise _unavailable(e) from e
 
     async def peek(self, group: Group, month: str) -> tuple[dict[str, int], list[WindowState]]:
         keys = window_keys(group) + [month_key(group, month)]
-        (reply,) = await self._run([(PEEK, keys, [int(self.window * 1000), len(group.windows)])])
+        (reply,) = await self._run([_Call(PEEK, keys, [int(self.window * 1000), len(group.windows)])])
         states = []
         for i, w in enumerate(group.windows):
             count, total, reset = reply[3 * i: 3 * i + 3]
@@ -184,12 +316,23 @@ class RedisStore:
 
     async def ping(self) -> bool:
         try:
+            if self.link is not None:
+                return bool(await self.link.call("PING"))
             return bool(await self.client.ping())
-        except (RedisError, OSError):
+        except (RedisError, OSError, WireError, ReplyError):
             return False
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.flush()
+        if self.link is not None:
+            await self.link.close()
+        else:
+            await self.client.aclose()
+
+
+def _unavailable(e: BaseException) -> StoreUnavailable:
+    timed_out = isinstance(e, (TimeoutError, RedisTimeoutError)) or (isinstance(e, WireError) and e.timed_out)
+    return StoreUnavailable(str(e), timed_out)
 
 
 def _results(groups: Sequence[Group], reply: list[int]) -> list[GroupResult]:

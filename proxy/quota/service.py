@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import os
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,15 @@ from lockgate.proxy.quota.window import WindowState
 
 MAX_PLANS = 100_000  # cached plans; keys x models come from config, this only guards memory
 _LOCAL_IDS = itertools.count(1)  # request ids for in-process stores: unique in this process, which is enough
+_SHARED_PREFIX = uuid.uuid4().hex[:16]  # with a counter: ids unique across the replicas sharing a store
+
+
+def _new_prefix() -> None:
+    global _SHARED_PREFIX
+    _SHARED_PREFIX = uuid.uuid4().hex[:16]
+
+
+os.register_at_fork(after_in_child=_new_prefix)  # a forked worker is a replica of its own
 
 
 @dataclass(slots=True)
@@ -66,6 +76,8 @@ class StoreQuotaService:
         self._compile = getattr(store, "compile", None)
         self._reserve_now = getattr(store, "reserve_now", None)
         self._settle_now = getattr(store, "settle_now", None)
+        # A shared store that settles in the background: the request does not wait for it.
+        self._settle_soon = getattr(store, "settle_soon", None)
 
     async def admit(self, request: AdmitRequest) -> Reservation:
         key = request.key
@@ -105,8 +117,8 @@ class StoreQuotaService:
             rid = request.repeat_of or f"{next(_LOCAL_IDS):x}"
             results = self._reserve_now(groups, rid, cost, month, end, repeat, spend)
         else:
-            rid = request.repeat_of or uuid.uuid4().hex  # unique across replicas sharing the store
-            results = await self._reserve_to_the_end(list(groups), rid, cost, month, end, repeat, spend)
+            rid = request.repeat_of or f"{_SHARED_PREFIX}{next(_LOCAL_IDS):x}"  # unique across replicas
+            results = await self._reserve_to_the_end(groups, rid, cost, month, end, repeat, spend)
         self._check_consumer(plan.alone, results, request, now, end)
         held = results[0]
         if provider is not None:
@@ -116,7 +128,7 @@ class StoreQuotaService:
                 if request.queue_max_wait <= 0 or (refused is not None and math.isinf(refused.wait)):
                     raise _provider_rejection(request, refused.wait if refused else self.window, self.window)
                 if refused is not None:  # nothing is held: the consumer's own share waits with the request
-                    results = await self._reserve_to_the_end(list(plan.alone), rid, cost, month, end, repeat, spend)
+                    results = await self._reserve_to_the_end(plan.alone, rid, cost, month, end, repeat, spend)
                     self._check_consumer(plan.alone, results, request, now, end)
                     held = results[0]
                 try:
@@ -170,7 +182,7 @@ class StoreQuotaService:
         self._plans[plan_key] = plan
         return plan
 
-    async def _reserve_to_the_end(self, groups: list[Group], rid: str, cost: int, month: str,
+    async def _reserve_to_the_end(self, groups: Sequence[Group], rid: str, cost: int, month: str,
                                   end: float, repeat: bool = False, spend: int = 0) -> list[GroupResult]:
         """A caller cancelled mid-call (the client went away) must not leave a reservation behind:
         the call finishes anyway and whatever it reserved is released."""
@@ -258,6 +270,22 @@ class StoreQuotaService:
         await asyncio.shield(self._track(self.store.settle(
             reservation.groups, reservation.rid, reservation.month, reservation.month_end,
             used - reservation.reserved_tokens, used, release=False, spend_delta=spend_delta)))
+
+    def settle_later(self, reservation: Reservation, used_tokens: int, used_cost: int = 0) -> Awaitable[None] | None:
+        """As settle, for the request path: a shared store's settlement leaves with the next round trip
+        and the request does not wait for it (retried on a blip; close() waits for it). Returns what
+        to await when the store cannot settle that way."""
+        if reservation.settled or not reservation.rid:
+            return None
+        if self._settle_soon is None or reservation.plan is not None:
+            return self.settle(reservation, used_tokens, used_cost)
+        reservation.settled = True
+        used = used_tokens if used_tokens > 0 else 0
+        spend_delta = (used_cost if used_cost > 0 else 0) - reservation.reserved_cost
+        self._settled.value += used
+        self._settle_soon(reservation.groups, reservation.rid, reservation.month, reservation.month_end,
+                          used - reservation.reserved_tokens, used, False, spend_delta)
+        return None
 
     async def usage(self, keys: Sequence[ConsumerKey] | None = None) -> dict[str, dict[str, object]]:
         chosen = list(keys) if keys is not None else list(self._keys.values())

@@ -419,3 +419,19 @@ def test_the_batch_api_mounts_a_shared_volume_for_its_files() -> None:
     assert not any("batch" in a for a in containers(one(render(), "Deployment", "-proxy"))[0]["args"])
     refused = run_helm(template_args(sets=["proxy.batch.enabled=true", "proxy.quota.store=memory", "proxy.replicas=1"]), check=False)
     assert refused.returncode != 0 and "proxy.batch.enabled needs proxy.quota.store: redis" in refused.stderr
+
+
+def test_proxy_workers_follow_the_cpu_limit_with_redis_and_a_number_given() -> None:
+    limited = render(sets=["proxy.resources.limits.cpu=1500m"])
+    (c,) = containers(one(limited, "Deployment", "-proxy"))
+    env = {e["name"]: e for e in c["env"]}
+    assert env["LOCKGATE_WORKERS"]["valueFrom"]["resourceFieldRef"] == {"resource": "limits.cpu", "divisor": "1"}
+    assert not any(a.startswith("--workers") for a in c["args"])
+    for sets in ([], ["proxy.resources.limits.cpu=2", "proxy.quota.store=memory", "proxy.replicas=1"]):
+        objs = render(sets=sets)  # no CPU limit, or the memory store (a StatefulSet: it keeps the month)
+        (workload,) = [o for o in objs if o["kind"] in ("Deployment", "StatefulSet")
+                       and o["metadata"]["name"].endswith("-proxy")]
+        (c,) = containers(workload)
+        assert "LOCKGATE_WORKERS" not in {e["name"] for e in c["env"]}  # the process decides (auto)
+    (c,) = containers(one(render(sets=["proxy.workers=3"]), "Deployment", "-proxy"))
+    assert "--workers=3" in c["args"]

@@ -11,6 +11,7 @@ really used when the request finishes, or with none when its target is given up.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from lockgate.api.ir import Budget, ConsumerKey
 from lockgate.proxy.admission import outage_pause
@@ -21,7 +22,7 @@ from lockgate.proxy.outlier import OutlierDetector
 from lockgate.proxy.pipeline.context import Context
 from lockgate.proxy.pipeline.deps import Deps
 from lockgate.proxy.pipeline.step import Skip, Step
-from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService
+from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService, Reservation
 from lockgate.proxy.quota.plan import model_limits_for
 from lockgate.proxy.snapshot import Target
 
@@ -74,6 +75,9 @@ class AdmitStep(Step):
         self.metrics: Metrics = deps.metrics
         self.outliers: OutlierDetector = deps.outliers
         self.cap = deps.default_output_reservation
+        # A service that settles in the background (a shared store): the answer does not wait for it.
+        self.settle: Callable[[Reservation, int, int], Awaitable[None] | None] = getattr(
+            self.quota, "settle_later", self.quota.settle)
 
     async def request(self, ctx: Context) -> None:
         assert ctx.entry is not None and ctx.target is not None and ctx.estimate is not None
@@ -127,8 +131,9 @@ class AdmitStep(Step):
             await self.quota.settle(reservation, 0)
             ctx.counted = ctx.counted or reservation.rid
 
-    async def finish(self, ctx: Context) -> None:
+    def finish(self, ctx: Context) -> Awaitable[None] | None:
         if ctx.reservation is not None:
             key = ctx.reservation.request.key
             cost = ctx.cost() if ctx.target is not None and charged(ctx.target, key) else 0
-            await self.quota.settle(ctx.reservation, ctx.usage.input_tokens + ctx.usage.output_tokens, cost)
+            return self.settle(ctx.reservation, ctx.usage.input_tokens + ctx.usage.output_tokens, cost)
+        return None

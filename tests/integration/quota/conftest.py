@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -49,7 +48,7 @@ async def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 
 @pytest.fixture
 async def proxies() -> AsyncIterator[Callable[..., Proxy]]:
-    """`lockgate run` processes as replicas: made by the test, stopped at its end."""
+    """`lockgate run` processes (tests/integration/quota/proxies.py), stopped after the test."""
     started: list[Proxy] = []
 
     def make(*args: object, **kw: object) -> Proxy:

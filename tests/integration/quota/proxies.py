@@ -61,6 +61,7 @@ class Proxy:
     quota_store: str
     replicas: int = 1
     fail_mode: str = "open"
+    workers: int = 1
     port: int = 0
     admin_port: int = 0
     process: asyncio.subprocess.Process | None = None
@@ -81,7 +82,7 @@ class Proxy:
             str(lockgate), "run", "-f", str(self.manifests), "--port", str(self.port),
             "--admin-port", str(self.admin_port), "--state-dir", str(self.state_dir),
             "--quota-store", self.quota_store, "--replicas-hint", str(self.replicas), "--quota-fail-mode", self.fail_mode,
-            "--log-level", "WARNING", *self.extra,
+            "--log-level", "WARNING", "--workers", str(self.workers), *self.extra,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         end = time.monotonic() + deadline
         async with aiohttp.ClientSession() as session:

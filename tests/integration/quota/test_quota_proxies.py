@@ -19,6 +19,7 @@ MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 RPM = 15
 
 
+
 async def call(proxy: Proxy, stream: bool) -> tuple[int, dict[str, str], str]:
     """(status, headers, error code) of one chat completion through a proxy."""
     client = openai.AsyncOpenAI(base_url=proxy.base_url, api_key=CONSUMER_KEY, max_retries=0)

@@ -1,0 +1,230 @@
+"""One pipelined connection to Redis: the commands of one event-loop turn leave in one write.
+
+Every caller in the process shares the connection. A command is packed
+(hiredis) into a buffer and gets a future; at the end of the loop turn the
+buffer goes out in one write, and the replies, which Redis sends in order,
+resolve the futures in order (hiredis parses them). So concurrent requests
+share round trips, and whatever was sent first is applied first (a
+settlement queued before a reservation is counted before it).
+
+A reply that does not come within `timeout` of its write breaks the
+connection (later replies could no longer be matched): every pending command
+fails with a timeout, and the next command connects again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import hiredis
+
+Reply = Any
+
+
+class WireError(Exception):
+    """The command did not get an answer: the connection failed (`timed_out` False) or was too slow."""
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class ReplyError(Exception):
+    """Redis answered the command with an error (e.g. NOSCRIPT)."""
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str = "127.0.0.1"
+    port: int = 6379
+    path: str | None = None  # a unix socket
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+    db: int = 0
+    timeout: float | None = None  # ?socket_timeout= in the URL
+    connect_timeout: float | None = None  # ?socket_connect_timeout=
+
+
+def parse_address(url: str) -> Address:
+    """redis://[user:password@]host[:port][/db], rediss:// (TLS) or unix:///path[?db=N]."""
+    parsed = urlparse(url)
+    query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+    if parsed.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"not a redis URL: scheme {parsed.scheme!r}")
+    db = query.get("db") or (parsed.path.lstrip("/") if parsed.scheme != "unix" else "") or "0"
+
+    def seconds(name: str) -> float | None:
+        return float(query[name]) if name in query else None
+
+    return Address(host=parsed.hostname or "127.0.0.1", port=parsed.port or 6379,
+                   path=parsed.path if parsed.scheme == "unix" else None, tls=parsed.scheme == "rediss",
+                   username=unquote(parsed.username) if parsed.username else None,
+                   password=unquote(parsed.password) if parsed.password else None,
+                   db=int(db), timeout=seconds("socket_timeout"), connect_timeout=seconds("socket_connect_timeout"))
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, link: PipelinedLink) -> None:
+        self.link = link
+        self.reader = hiredis.Reader()
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        reader.feed(data)
+        pending = self.link._pending
+        reply = reader.gets()
+        while reply is not False:
+            if pending:
+                future = pending.popleft()
+                if not future.done():
+                    if isinstance(reply, hiredis.ReplyError):
+                        future.set_exception(ReplyError(str(reply)))
+                    else:
+                        future.set_result(reply)
+            reply = reader.gets()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.link._lost(self, WireError(f"connection to Redis lost: {exc!r}" if exc else "connection to Redis closed"))
+
+
+class PipelinedLink:
+    """Commands to one Redis over one connection, pipelined per event-loop turn."""
+
+    def __init__(self, address: Address, timeout: float = 0.05, connect_timeout: float = 0.1,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.address = address
+        self.timeout = address.timeout if address.timeout is not None else timeout
+        self.connect_timeout = address.connect_timeout if address.connect_timeout is not None else connect_timeout
+        self.ssl_context = ssl_context if ssl_context is not None or not address.tls else ssl.create_default_context()
+        self._transport: asyncio.Transport | None = None
+        self._protocol: _Protocol | None = None
+        self._connecting: asyncio.Future[None] | None = None
+        self._pending: deque[asyncio.Future[Reply]] = deque()  # sent, awaiting their replies in order
+        self._buffer: list[bytes] = []  # packed, not yet written
+        self._queued: list[asyncio.Future[Reply]] = []  # their futures
+        self._flush_scheduled = False
+        self.writes = 0  # writes to the socket (round trips started), for tests and benchmarks
+
+    def call(self, *args: Any) -> asyncio.Future[Reply]:
+        """Queue a command; it leaves with the others of this loop turn. The future fails with
+        WireError (no answer) or ReplyError (Redis refused it)."""
+        return self.call_packed(hiredis.pack_command(args))
+
+    def call_packed(self, command: bytes) -> asyncio.Future[Reply]:
+        """As call, for a command already packed in RESP."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = loop.create_future()
+        self._buffer.append(command)
+        self._queued.append(future)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._buffer:
+            return
+        if self._transport is None or self._transport.is_closing():
+            if self._connecting is None:
+                self._connecting = asyncio.ensure_future(self._connect())
+                self._connecting.add_done_callback(self._connected)
+            return
+        data, futures = b"".join(self._buffer), self._queued
+        self._buffer, self._queued = [], []
+        self._pending.extend(futures)
+        self._transport.write(data)
+        self.writes += 1
+        last = futures[-1]
+        handle = asyncio.get_running_loop().call_later(self.timeout, self._check, last, self._protocol)
+        last.add_done_callback(lambda _: handle.cancel())
+
+    def _check(self, last: asyncio.Future[Reply], protocol: _Protocol | None) -> None:
+        if not last.done() and protocol is self._protocol:
+            self._break(WireError(f"Redis did not answer within {self.timeout * 1000:.0f} ms", timed_out=True))
+
+    def _connected(self, attempt: asyncio.Future[None]) -> None:
+        self._connecting = None
+        error = attempt.exception() if not attempt.cancelled() else WireError("connecting to Redis was cancelled")
+        if error is None:
+            self._flush()
+            return
+        failure = error if isinstance(error, WireError) else WireError(f"cannot connect to Redis: {error!r}",
+                                                                       isinstance(error, TimeoutError))
+        queued, self._buffer, self._queued = self._queued, [], []
+        for future in queued:
+            if not future.done():
+                future.set_exception(failure)
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        a = self.address
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                if a.path is not None:
+                    transport, protocol = await loop.create_unix_connection(lambda: _Protocol(self), a.path)
+                else:
+                    transport, protocol = await loop.create_connection(
+                        lambda: _Protocol(self), a.host, a.port, ssl=self.ssl_context,
+                        server_hostname=a.host if self.ssl_context is not None else None)
+                self._transport, self._protocol = transport, protocol  # type: ignore[assignment]
+                hello: list[asyncio.Future[Reply]] = []
+                if a.password is not None:
+                    auth = ("AUTH", a.username, a.password) if a.username else ("AUTH", a.password)
+                    hello.append(self._send_now(*auth))
+                if a.db:
+                    hello.append(self._send_now("SELECT", a.db))
+                for reply in hello:
+                    await reply
+        except ReplyError as e:
+            self._break(WireError(f"Redis refused the connection: {e}"))
+            raise WireError(f"Redis refused the connection: {e}") from None
+        except TimeoutError:
+            self._break(WireError("connecting to Redis timed out", timed_out=True))
+            raise WireError(f"connecting to Redis timed out after {self.connect_timeout * 1000:.0f} ms",
+                            timed_out=True) from None
+        except OSError as e:
+            raise WireError(f"cannot connect to Redis: {e}") from None
+
+    def _send_now(self, *args: Any) -> asyncio.Future[Reply]:
+        assert self._transport is not None
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending.append(future)
+        self._transport.write(hiredis.pack_command(args))
+        return future
+
+    def _break(self, error: WireError) -> None:
+        transport, self._transport, self._protocol = self._transport, None, None
+        if transport is not None:
+            transport.abort()
+        self._fail_pending(error)
+
+    def _lost(self, protocol: _Protocol, error: WireError) -> None:
+        if protocol is self._protocol:
+            self._transport = self._protocol = None
+            self._fail_pending(error)
+
+    def _fail_pending(self, error: WireError) -> None:
+        pending, self._pending = self._pending, deque()
+        for future in pending:
+            if not future.done():
+                future.set_exception(error)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending) + len(self._queued)
+
+    async def close(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+        self._break(WireError("the Redis link was closed"))
+        for future in self._queued:
+            if not future.done():
+                future.set_exception(WireError("the Redis link was closed"))
+        self._buffer, self._queued = [], []
