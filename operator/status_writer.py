@@ -89,9 +89,8 @@ class StatusWriter:
             # After a restart nothing is remembered: what is stored was programmed.
             unchanged = self._programmed.get(uid, part) == part
             usage_id = f"{ref.namespace}/{ref.name}"
-            desired = object_status(body, current, verdict, state, ns_secrets,
-                                    usage.get(budget_usage_id(usage_id) if ref.kind == "Budget" else usage_id),
-                                    now, unchanged)
+            key_usage = usage.get(budget_usage_id(usage_id) if ref.kind == "Budget" else usage_id)
+            desired = object_status(body, current, verdict, state, ns_secrets, key_usage, now, unchanged)
             patch = status_patch(current, desired)
             if patch is None:
                 continue

@@ -106,11 +106,11 @@ async def test_the_settle_script_applied_twice_with_again_counts_the_month_once(
         fields = [b.field for b in consumer[0].budgets]
         for again in (0, 1, 1):
             await client.eval(lua.SETTLE, len(keys), *keys, r.rid, 70, 70 - 500, 0, int(r.month_end) + 86400, again,
-                              1, len(consumer[0].windows), len(fields), *fields)
+                              0, 1, 0, len(consumer[0].windows), len(fields), *fields)
         assert await month_tokens(redis_server.url, "tokens") == 70
         for again in (1, 1):  # a release tried again: the request is taken back once
             await client.eval(lua.SETTLE, len(keys), *keys, r.rid, 0, -70, 1, int(r.month_end) + 86400, again,
-                              1, len(consumer[0].windows), len(fields), *fields)
+                              0, 1, 0, len(consumer[0].windows), len(fields), *fields)
         assert await month_tokens(redis_server.url, "requests") == 0
         assert await month_tokens(redis_server.url, "tokens") == 0
         assert store.link is not None
