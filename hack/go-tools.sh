@@ -19,3 +19,21 @@ timed() {
   "$@" >&2
   log "built $what in $((SECONDS - start))s"
 }
+
+# The path of the go.mod of module version $1 (e.g. example.com/m@v1.2.3), downloaded
+# into the module cache; run from a wrapper module's folder.
+module_gomod() {
+  go mod download -json "$1" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p'
+}
+
+# Moves a generated $1/go.mod.new into place only when it changed since the last
+# build, so that go.sum and the build cache stay valid when nothing did.
+update_gomod() {
+  local src=$1
+  if ! cmp -s "$src/go.mod.new" "$src/go.mod.in" 2>/dev/null; then
+    cp "$src/go.mod.new" "$src/go.mod.in"
+    cp "$src/go.mod.new" "$src/go.mod"
+    rm -f "$src/go.sum"
+  fi
+  rm -f "$src/go.mod.new"
+}

@@ -1,7 +1,8 @@
 """The kube-apiserver, etcd, kubectl and helm binaries the control plane runs,
 built and cached by hack/k8s-binaries.sh; for the node tests also kubelet,
 kube-proxy, kube-scheduler, kube-controller-manager (the same script with
---node) and containerd (hack/containerd-binaries.sh)."""
+--node), containerd (hack/containerd-binaries.sh) and CoreDNS
+(hack/coredns-binaries.sh)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "hack" / "k8s-binaries.sh"
 CONTAINERD_SCRIPT = REPO / "hack" / "containerd-binaries.sh"
+COREDNS_SCRIPT = REPO / "hack" / "coredns-binaries.sh"
 
 
 class ControlPlaneError(RuntimeError):
@@ -41,6 +43,7 @@ class NodeBinaries:
     kube_scheduler: Path
     kube_controller_manager: Path
     containerd: Path  # its runc shim sits beside it
+    coredns: Path
 
 
 def _script_env(script: Path, *args: str) -> dict[str, str]:
@@ -58,7 +61,7 @@ def _script_env(script: Path, *args: str) -> dict[str, str]:
 
 def locate_node_binaries() -> NodeBinaries:
     """Build (if needed) and find everything a single-node cluster runs."""
-    env = _script_env(BUILD_SCRIPT, "--node") | _script_env(CONTAINERD_SCRIPT)
+    env = _script_env(BUILD_SCRIPT, "--node") | _script_env(CONTAINERD_SCRIPT) | _script_env(COREDNS_SCRIPT)
     try:
         return NodeBinaries(
             control_plane=_binaries(env),
@@ -67,6 +70,7 @@ def locate_node_binaries() -> NodeBinaries:
             kube_scheduler=Path(env["LOCKGATE_KUBE_SCHEDULER"]),
             kube_controller_manager=Path(env["LOCKGATE_KUBE_CONTROLLER_MANAGER"]),
             containerd=Path(env["LOCKGATE_CONTAINERD"]),
+            coredns=Path(env["LOCKGATE_COREDNS"]),
         )
     except KeyError as e:
         raise ControlPlaneError(f"binary path {e} not provided") from None

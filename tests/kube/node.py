@@ -3,7 +3,8 @@
 The control plane of tests/kube/controlplane.py (etcd + kube-apiserver), with
 kube-controller-manager and kube-scheduler, and one node: containerd 2 with
 runc on cgroupfs, the CNI bridge, host-local, loopback and portmap plugins,
-kubelet and kube-proxy in iptables mode. The node runs in its own network
+kubelet, kube-proxy in iptables mode and CoreDNS as the cluster DNS. The
+node offers a few static hostPath PersistentVolumes. The node runs in its own network
 namespace (tests/kube/nodenet.py); pods get addresses from 198.18.0.0/24 and
 Services from 198.18.1.0/24, both routed from the host through the node, and
 kube-apiserver listens on the host's end of the link (198.18.255.1), where
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import urllib.error
+import urllib.request
 import shutil
 import subprocess
 import sys
@@ -39,7 +42,9 @@ from tests.kube import nodenet
 from tests.kube.binaries import ControlPlaneError, NodeBinaries, locate_node_binaries
 from tests.kube.controlplane import ControlPlane
 from tests.kube.images import NodeImages, build_images
-from tests.kube.nodeconf import HOST_IP, NODE_IP, NODE_NAME, SERVICE_CIDR, Layout, write_configs
+from tests.kube.nodeconf import (
+    DNS_READY_PORT, HOST_IP, NODE_IP, NODE_NAME, SERVICE_CIDR, Layout, persistent_volumes, write_configs,
+)
 from tests.kube.processes import LoggedProcess, free_port, serve_until_stopped, wait_until
 
 ROOT = Path(os.environ.get("LOCKGATE_NODE_DIR", "/var/tmp/lockgate-node"))
@@ -93,6 +98,7 @@ class Node:
             self._import_images()
             self._start_node_components()
             self._wait_ready(timeout)
+            self._offer_volumes()
         except BaseException:
             self.stop()
             raise
@@ -195,6 +201,25 @@ class Node:
         ])
         self._spawn("kube-proxy", [str(b.kube_proxy), f"--config={lay.root / 'kube-proxy.yaml'}", "--v=1"],
                     netns=True)
+        # In the node's namespace, on the address kubelet gives pods as their name server.
+        self._spawn("coredns", [str(b.coredns), "-conf", str(lay.coredns / "Corefile")], netns=True)
+
+    def _dns_ready(self) -> bool:
+        """CoreDNS' `ready` plugin: 200 once it has listed Services and EndpointSlices."""
+        try:
+            with urllib.request.urlopen(f"http://{NODE_IP}:{DNS_READY_PORT}/ready", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def _offer_volumes(self) -> None:
+        for pv in persistent_volumes(self.layout):
+            path = Path(pv["spec"]["hostPath"]["path"])
+            path.mkdir(parents=True)
+            path.chmod(0o777)
+            status, body = self.control_plane.api("POST", "/api/v1/persistentvolumes", pv)
+            if status != 201:
+                raise ControlPlaneError(f"cannot create {pv['metadata']['name']}: {status} {body}")
 
     def _wait_ready(self, timeout: float) -> None:
         cp = self.control_plane
@@ -210,7 +235,7 @@ class Node:
             # kube-controller-manager lifts the not-ready taint, and its
             # ServiceAccount controller makes the `default` accounts pods need.
             sa_status, _ = cp.api("GET", "/api/v1/namespaces/default/serviceaccounts/default")
-            return conds.get("Ready") == "True" and not taints and sa_status == 200
+            return conds.get("Ready") == "True" and not taints and sa_status == 200 and self._dns_ready()
 
         try:
             wait_until(ready, timeout, f"node {NODE_NAME} Ready", interval=0.5)

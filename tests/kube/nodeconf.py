@@ -7,7 +7,7 @@ so nothing here can be mistaken for a real network:
     198.18.1.0/24    Services (ClusterIPs); 198.18.1.1 is `kubernetes`
     198.18.255.0/30  the link between the host (.1) and the node namespace (.2);
                      kube-apiserver and the tests' upstreams listen on .1,
-                     kubelet on .2
+                     kubelet and the cluster DNS (CoreDNS) on .2
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ BRIDGE = "lgbr0"
 NODE_NAME = "lockgate-node"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"  # kubelet 1.33's default sandbox image
 CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
+CLUSTER_DOMAIN = "cluster.local"
+DNS_READY_PORT = 8181  # CoreDNS' `ready` plugin, on NODE_IP
+# Volumes the node offers to claims (no provisioner): hostPath folders under its root.
+VOLUMES = 4
+VOLUME_SIZE = "2Gi"
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,14 @@ class Layout:
     @property
     def kubeconfig(self) -> Path:
         return self.root / "admin.kubeconfig"
+
+    @property
+    def coredns(self) -> Path:
+        return self.root / "coredns"
+
+    @property
+    def volumes(self) -> Path:
+        return self.root / "volumes"
 
 
 def containerd_config(layout: Layout) -> str:
@@ -150,6 +163,9 @@ def kubelet_config(layout: Layout) -> str:
         "podLogsDir": str(layout.kubelet / "pod-logs"),
         "volumePluginDir": str(layout.kubelet / "volume-plugins"),
         "resolvConf": str(layout.root / "resolv.conf"),
+        # CoreDNS runs in the node's namespace and answers on its end of the link.
+        "clusterDNS": [NODE_IP],
+        "clusterDomain": CLUSTER_DOMAIN,
         "staticPodPath": "",
         "serializeImagePulls": False,
         "nodeStatusUpdateFrequency": "4s",
@@ -177,6 +193,42 @@ def kube_proxy_config(layout: Layout) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
+def corefile(layout: Layout) -> str:
+    """Cluster DNS: Service (and reverse) names of the node's cluster only.
+    Nothing is forwarded: other names fail, as nothing leaves the node."""
+    reverse = ".".join(reversed(SERVICE_CIDR.split(".")[:2])) + ".in-addr.arpa"
+    return f"""\
+.:53 {{
+    errors
+    ready {NODE_IP}:{DNS_READY_PORT}
+    loadbalance
+    cache 5
+    kubernetes {CLUSTER_DOMAIN} {reverse} {{
+        kubeconfig {layout.kubeconfig}
+    }}
+}}
+"""
+
+
+def persistent_volumes(layout: Layout) -> list[dict[str, Any]]:
+    """Static hostPath volumes for claims without a storage class (the
+    chart's Redis keeps its data on one). Their folders are made world
+    writable first, as a local-path provisioner does: fsGroup does not
+    apply to hostPath volumes."""
+    return [{
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": f"{NODE_NAME}-{i}", "labels": {"lockgate.io/test-node": NODE_NAME}},
+        "spec": {
+            "capacity": {"storage": VOLUME_SIZE},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "hostPath": {"path": str(layout.volumes / str(i)), "type": "Directory"},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE_NAME]}]}]}},
+        },
+    } for i in range(VOLUMES)]
+
+
 def write_configs(layout: Layout) -> dict[str, Path]:
     """Every config file of the node, written under its root."""
     files = {
@@ -184,7 +236,8 @@ def write_configs(layout: Layout) -> dict[str, Path]:
         "cni": (layout.cni_conf_dir / "10-lockgate.conflist", cni_conflist(layout)),
         "kubelet": (layout.kubelet / "config.yaml", kubelet_config(layout)),
         "kube-proxy": (layout.root / "kube-proxy.yaml", kube_proxy_config(layout)),
-        # Pods get no name server: there is no cluster DNS, and nothing off the node.
+        "coredns": (layout.coredns / "Corefile", corefile(layout)),
+        # The host's name servers are off the node: pods get only the cluster DNS.
         "resolv": (layout.root / "resolv.conf", "options ndots:1\n"),
     }
     for path, text in files.values():

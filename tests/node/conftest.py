@@ -22,6 +22,7 @@ import pytest
 from tests.kube.binaries import NodeBinaries, locate_node_binaries
 from tests.kube.images import build_images
 from tests.kube.node import Node
+from tests.node.release import Release, apply_quickstart, install
 
 _HERE = Path(__file__).parent
 # What the node runs beyond the Go binaries it builds itself.
@@ -70,3 +71,17 @@ def node(node_binaries: NodeBinaries) -> Iterator[Node]:
         yield cluster
     finally:
         cluster.stop()  # raises when anything of the node is left behind
+
+
+@pytest.fixture(scope="session")
+def release(node: Node, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+    """The chart installed as README.md shows it (tests/node/release.py)."""
+    yield from install(node, tmp_path_factory.mktemp("helm"))
+
+
+@pytest.fixture(scope="session")
+def quickstart(release: Release, tmp_path_factory: pytest.TempPathFactory) -> Release:
+    """examples/in-cluster/ applied in the watched namespace: its Route
+    serves every model of that namespace, the tests' own included."""
+    apply_quickstart(release, tmp_path_factory.mktemp("quickstart"))
+    return release

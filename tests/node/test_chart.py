@@ -1,126 +1,52 @@
-"""The Helm chart on a real node: `helm install` with the default values but
-the image (the one built from the project's Dockerfile) and the quota store,
-then the operator and proxies run as pods, with their probes, their mounted
-ServiceAccount tokens and the chart's RBAC, and traffic goes through the
-proxy Service (kube-proxy).
+"""The Helm chart on a real node (installed by tests/node/release.py with the
+default values but the watched namespace and the images): the operator, the
+proxies and the bundled Redis run as pods, with their probes, their mounted
+ServiceAccount tokens, the chart's RBAC and Redis' PersistentVolumeClaim, and
+traffic goes through the proxy Service (kube-proxy).
 
-The tests share one release and run in file order: the later ones restart,
-upgrade and delete its pods.
+The tests share the session's release and run in file order: the later ones
+restart, upgrade and delete its pods.
 """
 
 from __future__ import annotations
 
-import base64
+import json
 import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
-from tests.e2e.lockgate_env import Upstreams, wait_for
-from tests.kube.node import Node
+from tests.e2e.lockgate_env import wait_for
 from tests.kube.nodeconf import HOST_IP
 from tests.node.pods import apply, get, pods, wait_gone, wait_ready
+from tests.node.release import APPS, CHART, NS, OPERATOR, PROXY, REDIS, RELEASE, Release
 from tests.upstreams import Action, FakeUpstream
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "lockgate"
-NS = "lockgate"
-RELEASE = "lockgate"
-OPERATOR = "app.kubernetes.io/component=operator"
-PROXY = "app.kubernetes.io/component=proxy"
 ANSWER = "hello from the node"
 
 
-@dataclass
-class Release:
-    node: Node
-    home: Path
-    upstreams: Upstreams = field(default_factory=Upstreams)
-    upstream: FakeUpstream | None = None
-
-    def helm(self, *args: str, timeout: float = 300) -> str:
-        cp = self.node.control_plane
-        assert cp.binaries.helm is not None
-        env = {**cp.env, **{f"HELM_{k}_HOME": str(self.home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")}}
-        proc = subprocess.run([str(cp.binaries.helm), *args, "--namespace", NS], env=env,
-                              capture_output=True, text=True, timeout=timeout, check=False)
-        assert proc.returncode == 0, f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
-        return proc.stdout
-
-    def kubectl(self, *args: str, check: bool = True) -> str:
-        return self.node.kubectl(*args, "-n", NS, check=check).stdout
-
-    def obj(self, kind: str, name: str) -> dict[str, Any]:
-        found = get(self.node, kind, name, NS)
-        assert found is not None, f"{kind}/{name} does not exist"
-        return found
-
-    def condition(self, kind: str, name: str, type_: str) -> dict[str, Any] | None:
-        conditions = (get(self.node, kind, name, NS) or {}).get("status", {}).get("conditions") or []
-        return next((c for c in conditions if c["type"] == type_), None)
-
-    def secret_value(self, name: str, key: str = "api-key") -> str | None:
-        data = (get(self.node, "secret", name, NS) or {}).get("data") or {}
-        return base64.b64decode(data[key]).decode() if key in data else None
-
-    def service_url(self) -> str:
-        svc = self.obj("service", "lockgate-proxy")
-        return f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}/v1"
-
-    def client(self, base_url: str | None = None, key: str = "") -> openai.OpenAI:
-        # A new client (so a new connection) per use: these tests are about
-        # where each request lands, not about a client's keep-alive pool.
-        return openai.OpenAI(base_url=base_url or self.service_url(), api_key=key, max_retries=0, timeout=20)
-
-    def chat(self, key: str, base_url: str | None = None) -> str:
-        reply = self.client(base_url, key).chat.completions.create(
-            model="m1", messages=[{"role": "user", "content": "hi"}])
-        return reply.choices[0].message.content or ""
+@pytest.fixture(scope="module")
+def upstream(quickstart: Release) -> FakeUpstream:
+    """An upstream on the host's end of the link, which pods reach."""
+    return quickstart.upstreams.start(ANSWER, bind=HOST_IP)
 
 
 @pytest.fixture(scope="module")
-def release(node: Node, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
-    rel = Release(node, tmp_path_factory.mktemp("helm"))
-    image = node.images.lockgate
-    # The default quota store is the bundled Redis, which the proxies reach by
-    # its Service name and which keeps its data on a PersistentVolumeClaim: the
-    # node has neither cluster DNS nor a volume provisioner, so the quotas are
-    # counted in memory here (per pod, on an emptyDir).
-    rel.helm("install", RELEASE, str(CHART), "--create-namespace",
-             "--set", f"image.repository={image.repository}", "--set", f"image.tag={image.tag}",
-             "--set", "proxy.quota.store=memory", "--set", "proxy.quota.memory.approximate=true",
-             "--set", "proxy.quota.memory.persistence.enabled=false")
-    try:
-        yield rel
-    finally:
-        rel.upstreams.close()
-        print(rel.kubectl("get", "pods,events", "-o", "wide", check=False))
-        for pod in pods(node, NS, "app.kubernetes.io/instance=lockgate"):
-            name = pod["metadata"]["name"]
-            print(f"----- {name} -----\n" + rel.kubectl("logs", name, "--tail=40", check=False))
-
-
-@pytest.fixture(scope="module")
-def key(release: Release) -> str:
-    """A provider on an upstream the pods can reach, a route, and an ApiKey
-    whose key the operator generates."""
-    release.upstream = release.upstreams.start(ANSWER, bind=HOST_IP)
-    meta = {"namespace": NS}
-    apply(release.node,
+def key(quickstart: Release, upstream: FakeUpstream) -> str:
+    """A provider on that upstream and an ApiKey whose key the operator
+    generates; the quickstart's Route serves them."""
+    meta = {"namespace": APPS}
+    apply(quickstart.node,
           {"apiVersion": "lockgate.io/v1alpha1", "kind": "ModelProvider", "metadata": {"name": "up", **meta},
-           "spec": {"type": "openai-compatible", "endpoint": release.upstream.url, "models": [{"name": "m1"}]}},
-          {"apiVersion": "lockgate.io/v1alpha1", "kind": "Route", "metadata": {"name": "api", **meta},
-           "spec": {"type": "openai", "hosts": ["*"]}},
+           "spec": {"type": "openai-compatible", "endpoint": upstream.url, "models": [{"name": "m1"}]}},
           {"apiVersion": "lockgate.io/v1alpha1", "kind": "ApiKey", "metadata": {"name": "team", **meta},
            "spec": {"consumer": "team", "secretName": "team-key"}})
-    return wait_for(lambda: release.secret_value("team-key"), 60, "the generated key")
+    return wait_for(lambda: quickstart.secret_value("team-key"), 60, "the generated key")
 
 
 def exec_in(release: Release, pod: str, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -148,11 +74,26 @@ def test_the_charts_pods_run_and_pass_their_probes(release: Release) -> None:
     assert operators[0]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
-def test_a_chat_request_through_the_proxy_service(release: Release, key: str) -> None:
+def test_the_bundled_redis_runs_on_its_claimed_volume(release: Release) -> None:
+    (redis,) = wait_ready(release.node, NS, REDIS, 1)
+    assert all(c["ready"] and c["restartCount"] == 0 for c in redis["status"]["containerStatuses"])
+    # Its claim bound one of the node's volumes; the append-only file is written there.
+    claim = release.obj("pvc", f"data-{redis['metadata']['name']}", NS)
+    assert claim["status"]["phase"] == "Bound"
+    volume = json.loads(release.node.kubectl("get", "pv", claim["spec"]["volumeName"], "-o", "json").stdout)
+    folder = volume["spec"]["hostPath"]["path"]
+    assert wait_for(lambda: list(Path(folder).glob("appendonlydir/*.aof")), 30, "the append-only file")
+    # The proxies point at it by its Service name, which the cluster DNS resolves.
+    env = {e["name"]: e.get("value", "") for c in pods(release.node, NS, PROXY)[0]["spec"]["containers"]
+           for e in c.get("env", [])}
+    assert f"@{RELEASE}-redis.{NS}.svc:6379/0" in env["LOCKGATE_QUOTA_STORE_URL"]
+
+
+def test_a_chat_request_through_the_proxy_service(release: Release, key: str, upstream: FakeUpstream) -> None:
     answer = wait_for(lambda: _answer(release, key), 90, "an answer through the proxy Service", interval=0.5)
     assert answer == ANSWER
-    assert release.upstream is not None and release.upstream.received  # it went all the way
-    for kind, name in (("modelprovider", "up"), ("route", "api"), ("apikey", "team")):
+    assert upstream.received  # it went all the way
+    for kind, name in (("modelprovider", "up"), ("route", "openai"), ("apikey", "team")):
         for type_ in ("Ready", "Programmed"):
             # Programmed: the operator asked every proxy pod on its admin port, via the admin Service.
             wait_for(lambda: (release.condition(kind, name, type_) or {}).get("status") == "True",
@@ -178,7 +119,7 @@ def test_a_restarted_operator_picks_up_where_it_was(release: Release, key: str) 
     assert new["metadata"]["name"] != old["metadata"]["name"]
     # The new operator is at work: it programs a key made after its start ...
     apply(release.node, {"apiVersion": "lockgate.io/v1alpha1", "kind": "ApiKey",
-                         "metadata": {"name": "after", "namespace": NS},
+                         "metadata": {"name": "after", "namespace": APPS},
                          "spec": {"consumer": "after", "secretName": "after-key"}})
     after_key = wait_for(lambda: release.secret_value("after-key"), 60, "a key generated after the restart")
     wait_for(lambda: (release.condition("apikey", "after", "Programmed") or {}).get("status") == "True",
@@ -194,7 +135,7 @@ def test_a_restarted_operator_picks_up_where_it_was(release: Release, key: str) 
 
 def _state(release: Release) -> dict[str, Any]:
     conditions = {}
-    for kind, name in (("modelprovider", "up"), ("route", "api"), ("apikey", "team")):
+    for kind, name in (("modelprovider", "up"), ("route", "openai"), ("apikey", "team")):
         for c in release.obj(kind, name)["status"]["conditions"]:
             conditions[f"{kind}/{name}/{c['type']}"] = (c["status"], c.get("reason"), c.get("lastTransitionTime"))
     return {"conditions": conditions,
@@ -237,14 +178,13 @@ def test_no_request_fails_during_a_rolling_upgrade(release: Release, key: str) -
     assert len(results) >= 20
 
 
-def test_a_deleted_proxy_pod_finishes_its_stream(release: Release, key: str) -> None:
-    assert release.upstream is not None
+def test_a_deleted_proxy_pod_finishes_its_stream(release: Release, key: str, upstream: FakeUpstream) -> None:
     (pod, _) = wait_ready(release.node, NS, PROXY, 2)
     name = pod["metadata"]["name"]
     # Twenty pieces, 0.4 s apart: an 8 s stream, within the chart's preStop
     # pause plus the proxy's drain time.
     pieces = [f"p{i} " for i in range(20)]
-    release.upstream.then(Action(chunks=pieces, chunk_delay=0.4))
+    upstream.then(Action(chunks=pieces, chunk_delay=0.4))
     stream = release.client(f"http://{pod['status']['podIP']}:8080/v1", key).chat.completions.create(
         model="m1", messages=[{"role": "user", "content": "a long one"}], stream=True)
     received, finish, deleted_at = [], None, None

@@ -72,17 +72,27 @@ def test_a_cluster_ip_routes_from_the_host_and_from_a_pod(node: Node) -> None:
 
     # kube-proxy writes its rules shortly after the endpoints are ready.
     assert wait_for(answered, 30, f"GET {url} from the host") == pod["metadata"]["name"]
-    script = f"import urllib.request; print(urllib.request.urlopen('{url}', timeout=5).read().decode())"
+    # From a pod: by its address and by its name, which the cluster DNS resolves.
+    script = ("import socket, urllib.request\n"
+              f"print(urllib.request.urlopen('{url}', timeout=5).read().decode())\n"
+              "print(urllib.request.urlopen('http://web/hostname', timeout=5).read().decode())\n"
+              "print(socket.gethostbyname('web.default.svc.cluster.local'))\n")
     phase, log = run_to_completion(node, NS, "web-client", node.images.base.ref, script,
                                    automountServiceAccountToken=False)
-    assert (phase, log.strip()) == ("Succeeded", pod["metadata"]["name"])
+    name = pod["metadata"]["name"]
+    assert (phase, log.split()) == ("Succeeded", [name, name, ip]), log
 
 
 def test_nothing_a_pod_sends_leaves_the_node(node: Node) -> None:
     # 192.0.2.1 is TEST-NET-1: no route from the node, and the FORWARD guard
-    # would drop it anyway. Also the host's other addresses are out of reach.
+    # would drop it anyway. Also the host's other addresses are out of reach,
+    # and the cluster DNS answers for the cluster's names only.
     script = """
 import socket
+try:
+    print("resolved", socket.getaddrinfo("example.com", 80))
+except OSError as e:
+    print("blocked", "example.com", type(e).__name__)
 for target in [("192.0.2.1", 80), ("203.0.113.7", 443)]:
     try:
         socket.create_connection(target, timeout=3).close()
@@ -93,5 +103,5 @@ for target in [("192.0.2.1", 80), ("203.0.113.7", 443)]:
     phase, log = run_to_completion(node, NS, "escaper", node.images.base.ref, script,
                                    automountServiceAccountToken=False)
     assert phase == "Succeeded", log
-    assert "reached" not in log and log.count("blocked") == 2, log
+    assert "reached" not in log and "resolved" not in log and log.count("blocked") == 3, log
 
