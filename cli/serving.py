@@ -28,6 +28,11 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quota-store-ca", default=os.environ.get("LOCKGATE_QUOTA_STORE_CA") or None, metavar="PATH",
                         help="CA bundle that signs the certificate of a TLS Redis (rediss://; default "
                              "$LOCKGATE_QUOTA_STORE_CA, else the system's)")
+    parser.add_argument("--cache-store", default=os.environ.get("LOCKGATE_CACHE_STORE_URL") or None,
+                        help="where Routes' response caches keep answers: memory, or redis://host:port/db (default: "
+                             "$LOCKGATE_CACHE_STORE_URL, else the quota store)")
+    parser.add_argument("--cache-memory-bytes", type=int, default=64 * 1024 * 1024, metavar="BYTES",
+                        help="the in-process cache's budget, least recently used answers dropped first (default 64 MiB)")
     parser.add_argument("--quota-fail-mode", choices=("open", "closed"), default="open",
                         help="when the quota store is unreachable: let requests through (open) or refuse them (closed)")
     parser.add_argument("--replicas-hint", type=int, default=1,
@@ -46,6 +51,7 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> ProxySettings:
     """ProxySettings from the flags (imported late: the proxy is heavy)."""
+    from lockgate.proxy.cache import CacheSettings
     from lockgate.proxy.settings import ProxySettings, mcp_from_environment
     from lockgate.proxy.upstream import UpstreamSettings
 
@@ -56,6 +62,8 @@ def settings_from(args: argparse.Namespace) -> ProxySettings:
         state_dir=args.state_dir, default_output_reservation=args.default_output_reservation,
         drain_seconds=args.drain_seconds,
         upstream=UpstreamSettings.from_environment(),
+        cache=CacheSettings(store=args.cache_store or args.quota_store, memory_bytes=args.cache_memory_bytes,
+                            store_ca=args.quota_store_ca),
     )
 
 

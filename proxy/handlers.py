@@ -78,7 +78,7 @@ def openai_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.Strea
 async def _answer(request: web.Request, ctx: Context) -> web.StreamResponse:
     assert ctx.pipeline is not None
     await ctx.pipeline.run(ctx)
-    if ctx.response is None:
+    if ctx.response is None and not ctx.replay:
         if ctx.status >= 400:
             ctx.error_type = "bad_request" if ctx.status < 500 else "upstream_error"
         return web.Response(status=ctx.status, body=ctx.answer, content_type="application/json",

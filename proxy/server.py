@@ -19,6 +19,7 @@ import gc
 import logging
 import signal
 from collections.abc import Sequence
+from functools import partial
 from datetime import datetime, timezone
 
 import orjson
@@ -28,7 +29,9 @@ from lockgate.proxy import edge
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.gateway import GATEWAY, Gateway
 from lockgate.proxy import mcp
+from lockgate.proxy.cache.admin import purge_handler
 from lockgate.proxy.health_metrics import HealthCollector
+from lockgate.proxy.internal import embedding
 from lockgate.proxy.handlers import add_routes, fallback
 from lockgate.proxy.pipeline import STEPS, StepFactory
 from lockgate.proxy.quota import QuotaService, make_quota_service
@@ -93,6 +96,8 @@ def build_admin_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/config", config)
     app.router.add_get("/usage", usage)
+    if gateway.deps.cache is not None:
+        app.router.add_post("/cache/purge", purge_handler(gateway.deps.cache))
     return app
 
 
@@ -108,7 +113,9 @@ class ProxyServer:
         self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes,
                                access_log=AccessLog(settings.access_log),
                                default_output_reservation=settings.default_output_reservation, steps=steps,
-                               upstream=settings.upstream)
+                               upstream=settings.upstream, cache=settings.cache)
+        if self.gateway.deps.cache is not None:
+            self.gateway.deps.cache.embed = partial(embedding, self.gateway)
         self._apply_failures = 0
         self.gateway.metrics.registry.register(HealthCollector(
             settings.gateway_name, lambda: self.gateway.snapshot, self.gateway.deps.outliers,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from lockgate.proxy.cache import CacheSettings
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
 from lockgate.proxy.upstream import UpstreamSettings
 
@@ -43,6 +44,7 @@ class ProxySettings:
     default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens
     mcp: McpSettings = field(default_factory=McpSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)  # caps, pooling, proxies of upstream calls
+    cache: CacheSettings = field(default_factory=CacheSettings)  # the response cache's store (Routes set policies)
 
 
 def mcp_from_environment(environ: Mapping[str, str]) -> McpSettings:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from lockgate.api.ir import Alias, ConsumerKey, GatewayConfig, Provider, ProviderModel, Route, namespace_of
+from lockgate.api.ir import Alias, CachePolicy, ConsumerKey, GatewayConfig, Provider, ProviderModel, Route, namespace_of
 from lockgate.proxy.source import Snapshot
 from lockgate.proxy.upstream import UpstreamTransport
 
@@ -67,6 +67,8 @@ class OpenAIView:
     aliases: dict[str, Alias]
     timeout: float | None = None  # the Routes' whole-request timeout (the shortest), over the providers' own
     pool: Pool = EMPTY_POOL
+    cache: CachePolicy | None = None  # the response cache of the first of these Routes (by id) that has one
+    cache_route: str = ""  # that Route's id: its entries are kept under it
 
     def shows(self, model: str) -> bool:
         return model in self.aliases or self.models is None or self.models.match(model) is not None
@@ -210,8 +212,10 @@ def _openai_view(routes: list[Route], pool: Pool) -> OpenAIView:
     globs: list[str] = [g for r in routes for g in r.models]
     aliases = {a.name: a for r in routes for a in r.aliases}
     timeouts = [r.timeout for r in routes if r.timeout is not None]
+    cached = min((r for r in routes if r.cache is not None), key=lambda r: r.id, default=None)
     return OpenAIView(tuple(r.id for r in routes), compile_globs(tuple(globs)), aliases,
-                      min(timeouts) if timeouts else None, pool)
+                      min(timeouts) if timeouts else None, pool, cached.cache if cached else None,
+                      cached.id if cached else "")
 
 
 def _view(routes: list[Route], namespace_views: dict[str, OpenAIView], open_everywhere: bool) -> HostView:

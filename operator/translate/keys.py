@@ -81,6 +81,7 @@ def translate_key(obj: ApiKey, bundle: Bundle, now: datetime, grants: Mapping[st
         routes=tuple(f"{ns}/{r}" for r in spec.routes) if spec.routes is not None else None,
         mcp_servers=tuple(s for s in servers if s not in refused),
         mcp_tools={server_ref(ns, s): tuple(globs) for s, globs in sorted(spec.mcp_tools.items())},
+        cache=None if spec.cache is None else ir.KeyCache(enabled=spec.cache.enabled, scope=spec.cache.scope),
     )
     if spec.expires_at is not None and spec.expires_at <= now:
         not_ready = NotReady("Expired", f"the key expired at {spec.expires_at.isoformat()}; every call gets 401")

@@ -12,6 +12,7 @@ from lockgate.proxy.pipeline.steps.account import AccountStep
 from lockgate.proxy.pipeline.steps.admit import AdmitStep
 from lockgate.proxy.pipeline.steps.authenticate import AuthenticateStep
 from lockgate.proxy.pipeline.steps.authorize import AuthorizeStep
+from lockgate.proxy.pipeline.steps.cache import CacheStep
 from lockgate.proxy.pipeline.steps.choose import ChooseStep
 from lockgate.proxy.pipeline.steps.parse import ParseStep
 from lockgate.proxy.pipeline.steps.request_filters import RequestFiltersStep
@@ -27,6 +28,7 @@ STEPS: tuple[StepFactory, ...] = (
     lambda deps: AuthorizeStep(),
     lambda deps: ParseStep(),
     ChooseStep,
+    CacheStep,  # a hit answers here: no target phase; a miss stores its answer at finish
     AdmitStep,  # per target, in failover order, from here to send
     lambda deps: RequestFiltersStep(),
     SendStep,

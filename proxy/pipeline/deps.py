@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.balancing.registry import Balancers
+from lockgate.proxy.cache import CacheService
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
 from lockgate.proxy.metrics import Metrics
 from lockgate.proxy.outlier import OutlierDetector
@@ -24,3 +25,4 @@ class Deps:
     outliers: OutlierDetector = field(default_factory=OutlierDetector)
     rng: random.Random = field(default_factory=random.Random)
     default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens
+    cache: CacheService | None = None  # the response cache (None: no cache step does anything)

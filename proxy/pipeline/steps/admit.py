@@ -11,7 +11,7 @@ really used when the request finishes, or with none when its target is given up.
 from __future__ import annotations
 
 from lockgate.api.ir import ConsumerKey
-from lockgate.proxy.errors import ApiError, no_upstream
+from lockgate.proxy.errors import no_upstream
 from lockgate.proxy.estimate import Estimate
 from lockgate.proxy.metrics import Metrics
 from lockgate.proxy.outlier import OutlierDetector
@@ -19,19 +19,9 @@ from lockgate.proxy.pipeline.context import Context
 from lockgate.proxy.pipeline.deps import Deps
 from lockgate.proxy.pipeline.step import Skip, Step
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService
+from lockgate.proxy.quota.refusal import quota_error
 from lockgate.proxy.quota.plan import model_limits_for
 from lockgate.proxy.snapshot import Target
-
-
-def quota_error(rejected: QuotaRejected) -> ApiError:
-    headers = {"Retry-After": str(max(1, int(rejected.retry_after + 0.999))), **rejected.headers}
-    provider = rejected.code == "provider_rate_limited"
-    if rejected.status == 503:  # QuotaStoreUnavailable: fail mode "closed" while Redis is away
-        return ApiError(503, rejected.message, type="api_error", code=rejected.code, error_type="internal",
-                        headers=headers)
-    return ApiError(429, rejected.message, type="insufficient_quota" if rejected.code == "insufficient_quota"
-                    else "rate_limit_error", code=rejected.code,
-                    error_type="provider_rate_limited" if provider else "policy_rate_limited", headers=headers)
 
 
 def reservation_size(estimate: Estimate, cap: int, key: ConsumerKey, target: Target) -> int:
