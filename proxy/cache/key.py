@@ -54,15 +54,13 @@ def index_key(route_id: str) -> str:
     return f"{INDEX_PREFIX}{route_id}"
 
 
-def purge_patterns(route: str | None, namespace: str | None, consumer: str | None) -> list[str]:
-    """Glob patterns (Redis SCAN MATCH, fnmatch) of the entries a purge drops. Route ids and namespaces are DNS
-    names (no glob characters); a consumer is hashed."""
+def purge_patterns(route: str | None, namespace: str | None, consumer: str | None) -> tuple[str, str | None]:
+    """Glob patterns (Redis SCAN MATCH, fnmatch) of the entries a purge drops, and of the similarity indexes
+    (None: they stay, a consumer's purge). Route ids and namespaces are DNS names (no glob characters); a
+    consumer is hashed."""
     where = route if route else f"{namespace}/*" if namespace else "*"
     who = consumer_tag(consumer) if consumer is not None else "*"
-    patterns = [f"{PREFIX}{where}:{who}:*"]
-    if consumer is None:
-        patterns.append(f"{INDEX_PREFIX}{where}")
-    return patterns
+    return f"{PREFIX}{where}:{who}:*", f"{INDEX_PREFIX}{where}" if consumer is None else None
 
 
 def cache_control(headers: Mapping[str, str]) -> tuple[bool, bool]:

@@ -53,9 +53,9 @@ class MemoryStore:
         _, value = self._entries.pop(key)
         self.bytes -= self._cost(key, value)
 
-    async def purge(self, patterns: list[str]) -> int:
+    async def purge(self, pattern: str) -> int:
         dropped = 0
-        for key in [k for k in self._entries if any(fnmatch.fnmatchcase(k, p) for p in patterns)]:
+        for key in [k for k in self._entries if fnmatch.fnmatchcase(k, pattern)]:
             self._drop(key)
             dropped += 1
         return dropped

@@ -43,18 +43,17 @@ class RedisCacheStore:
         except (RedisError, OSError) as e:
             raise StoreUnavailable(str(e)) from e
 
-    async def purge(self, patterns: list[str]) -> int:
+    async def purge(self, pattern: str) -> int:
         dropped = 0
         try:
-            for pattern in patterns:
-                batch: list[Any] = []
-                async for key in self.client.scan_iter(match=pattern, count=PURGE_BATCH):
-                    batch.append(key)
-                    if len(batch) >= PURGE_BATCH:
-                        dropped += int(await self.client.unlink(*batch))
-                        batch = []
-                if batch:
+            batch: list[Any] = []
+            async for key in self.client.scan_iter(match=pattern, count=PURGE_BATCH):
+                batch.append(key)
+                if len(batch) >= PURGE_BATCH:
                     dropped += int(await self.client.unlink(*batch))
+                    batch = []
+            if batch:
+                dropped += int(await self.client.unlink(*batch))
         except (RedisError, OSError) as e:
             raise StoreUnavailable(str(e)) from e
         return dropped

@@ -169,8 +169,10 @@ class CacheService:
     async def purge(self, route: str | None = None, namespace: str | None = None,
                     consumer: str | None = None) -> int:
         """Drop the entries of a Route, a namespace or a consumer (within either); how many."""
-        dropped = await self.backend.purge(purge_patterns(route, namespace, consumer))
-        if consumer is None:
+        entries, indexes = purge_patterns(route, namespace, consumer)
+        dropped = await self.backend.purge(entries)
+        if indexes is not None:
+            await self.backend.purge(indexes)
             self.index.drop(route, namespace)
         return dropped
 

@@ -16,8 +16,8 @@ class CacheStore(Protocol):
 
     async def set(self, key: str, value: bytes, ttl: float) -> None: ...
 
-    async def purge(self, patterns: list[str]) -> int:
-        """Drop every key matching one of the glob patterns; how many were dropped."""
+    async def purge(self, pattern: str) -> int:
+        """Drop every key matching the glob pattern; how many were dropped."""
         ...
 
     async def index_add(self, key: str, record: bytes, max_entries: int, ttl: float) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 from lockgate.proxy.quota import make_quota_service
 from lockgate.proxy.quota.service import StoreQuotaService
 
+from tests.integration.quota.proxies import Proxy
 from tests.integration.quota.redis_server import RedisServer
 
 Replicas = Callable[..., list[StoreQuotaService]]
@@ -42,3 +44,17 @@ async def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     yield make
     for s in made:
         await s.close()
+
+
+@pytest.fixture
+async def proxies() -> AsyncIterator[Callable[..., Proxy]]:
+    """`lockgate run` processes (`Proxy(...)`, started by the test), stopped at the end."""
+    started: list[Proxy] = []
+
+    def make(*args: object, **kw: object) -> Proxy:
+        p = Proxy(*args, **kw)  # type: ignore[arg-type]
+        started.append(p)
+        return p
+
+    yield make
+    await asyncio.gather(*(p.stop() for p in started))

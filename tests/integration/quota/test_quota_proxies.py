@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +17,6 @@ from tests.integration.quota.redis_server import RedisServer
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 RPM = 15
-
-
-@pytest.fixture
-async def proxies() -> AsyncIterator[Callable[..., Proxy]]:
-    started: list[Proxy] = []
-
-    def make(*args: object, **kw: object) -> Proxy:
-        p = Proxy(*args, **kw)  # type: ignore[arg-type]
-        started.append(p)
-        return p
-
-    yield make
-    await asyncio.gather(*(p.stop() for p in started))
 
 
 async def call(proxy: Proxy, stream: bool) -> tuple[int, dict[str, str], str]:
