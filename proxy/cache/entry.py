@@ -31,10 +31,11 @@ class Entry:
     input_tokens: int
     output_tokens: int
     usage_chunk: bytes = b""  # the stream's usage event data (chat and completions), b"" if it had none
+    created: int = -1  # the one `created` value the answer holds (-1: several, or none found)
 
     def encode(self) -> bytes:
         head = {"s": self.stream, "i": self.answer_id, "m": self.model, "u": [self.input_tokens, self.output_tokens],
-                "c": self.usage_chunk.decode()}
+                "c": self.usage_chunk.decode(), "t": self.created}
         return orjson.dumps(head) + b"\n" + self.body
 
     @classmethod
@@ -43,7 +44,7 @@ class Entry:
         try:
             head = orjson.loads(head_bytes)
             return cls(body, bool(head["s"]), str(head["i"]), str(head["m"]), int(head["u"][0]), int(head["u"][1]),
-                       str(head["c"]).encode())
+                       str(head["c"]).encode(), int(head.get("t", -1)))
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
             return None
 
@@ -63,7 +64,8 @@ def whole_entry(answer: bytes, usage: Usage) -> Entry | None:
     answer_id = payload.get("id")
     model = payload.get("model")
     return Entry(answer, False, answer_id if isinstance(answer_id, str) else "",
-                 model if isinstance(model, str) else "", usage.input_tokens, usage.output_tokens)
+                 model if isinstance(model, str) else "", usage.input_tokens, usage.output_tokens, b"",
+                 _created(answer))
 
 
 def stream_entry(events: bytes, usage: Usage) -> Entry | None:
@@ -88,7 +90,18 @@ def stream_entry(events: bytes, usage: Usage) -> Entry | None:
                 usage_chunk = data or b""
                 continue
         kept.append(block + b"\n\n")
-    return Entry(b"".join(kept), True, answer_id, model, usage.input_tokens, usage.output_tokens, usage_chunk)
+    body = b"".join(kept)
+    return Entry(body, True, answer_id, model, usage.input_tokens, usage.output_tokens, usage_chunk,
+                 _created(body + usage_chunk))
+
+
+def _created(data: bytes) -> int:
+    """The answer's `created` when every occurrence has the same value, as written without spaces."""
+    found = {(m.group(2), m.group(3), m.group(0).rsplit(b":", 1)[1].strip()) for m in _CREATED.finditer(data)}
+    if len(found) != 1:
+        return -1
+    space_before, space_after, value = found.pop()
+    return int(value) if not space_before and not space_after else -1
 
 
 def _data(block: bytes) -> bytes | None:
@@ -118,29 +131,33 @@ def new_id(old: str) -> str:
     return old[: cut + 1] + secrets.token_hex(12)
 
 
-def renewed(data: bytes, old_id: str, now: int | None = None) -> bytes:
-    """`data` with the answer's id and every `created` made new."""
+def renewed(data: bytes, old_id: str, created: int = -1, now: int | None = None) -> bytes:
+    """`data` with the answer's id and every `created` made new (`created`: the one old value, if known)."""
     if old_id:
         data = data.replace(old_id.encode(), new_id(old_id).encode())
     stamp = str(int(time.time()) if now is None else now).encode()
-    return _CREATED.sub(lambda m: b'"' + m.group(1) + b'"' + m.group(2) + b":" + m.group(3) + stamp, data)
+    if created >= 0:  # the common case: one value, no spaces; plain replaces
+        old = str(created).encode()
+        return data.replace(b'"created":' + old, b'"created":' + stamp).replace(b'"created_at":' + old,
+                                                                               b'"created_at":' + stamp)
+    return _CREATED.sub(rb'"\g<1>"\g<2>:\g<3>' + stamp, data)
 
 
 def served(entry: Entry, wants_usage: bool, op: str) -> bytes:
     """The bytes a hit answers with: the whole answer, or the stream's events with the usage chunk when asked."""
     if not entry.stream:
-        return renewed(entry.body, entry.answer_id)
+        return renewed(entry.body, entry.answer_id, entry.created)
     body = entry.body
     if wants_usage and op in ("chat", "completions"):
         chunk = entry.usage_chunk or _usage_chunk(entry, op)
         done = body.rfind(_DONE)
         event = sse(chunk)
         body = body[:done] + event + body[done:] if done >= 0 else body + event
-    return renewed(body, entry.answer_id)
+    return renewed(body, entry.answer_id, entry.created)
 
 
 def _usage_chunk(entry: Entry, op: str) -> bytes:
     obj = "chat.completion.chunk" if op == "chat" else "text_completion"
-    return orjson.dumps({"id": entry.answer_id, "object": obj, "created": 0, "model": entry.model, "choices": [],
+    return orjson.dumps({"id": entry.answer_id, "object": obj, "created": max(entry.created, 0), "model": entry.model, "choices": [],
                          "usage": {"prompt_tokens": entry.input_tokens, "completion_tokens": entry.output_tokens,
                                    "total_tokens": entry.input_tokens + entry.output_tokens}})

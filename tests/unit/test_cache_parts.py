@@ -81,6 +81,11 @@ def test_a_whole_hit_gets_a_new_id_and_created_and_keeps_the_rest() -> None:
     assert again["id"] != original["id"] and again["id"].startswith("chatcmpl-")
     assert again["created"] != original["created"]
     assert again["choices"] == original["choices"] and again["usage"] == original["usage"]
+    spaced = b'{"id": "cmpl-1", "created" : 5, "choices": [{"created": 6}]}'  # spaces, two values: the regex path
+    entry = whole_entry(spaced, Usage())
+    assert entry is not None and entry.created == -1
+    renewed = orjson.loads(served(entry, False, "completions"))
+    assert renewed["created"] == renewed["choices"][0]["created"] > 6 and renewed["id"] != "cmpl-1"
     assert whole_entry(b'{"error": {"message": "no"}}', Usage()) is None
     assert whole_entry(b"not json", Usage()) is None
 
