@@ -54,7 +54,10 @@ async def envelope(request: web.Request, kind: Kind, deliver: Deliver, op: Opera
         return await deliver(request, ctx)
     except ApiError as error:
         ctx.fail(error)
-        return error.response(ctx.request_id, anthropic)
+        refused = error.response(ctx.request_id, anthropic)
+        if ctx.cache is not None:  # refused after the cache looked (a hit over the key's rpm)
+            refused.headers["x-lockgate-cache"] = ctx.cache.status
+        return refused
     except asyncio.CancelledError:
         if gateway.open_requests.ended(task):  # the drain's deadline, before any answer
             ended = shutting_down()

@@ -15,9 +15,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lockgate.api import ir
+from lockgate.proxy.cache import CacheSettings
 from lockgate.proxy.server import ProxyServer
 from tests.gatewayconfig import KEY, OTHER_KEY, key, provider, snapshot
 from tests.integration.conftest import StartGateway, StartUpstream, base_url
+from tests.loopback import free_port
 from tests.upstreams import Action, FakeUpstream
 
 HI: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]
@@ -216,3 +218,63 @@ async def test_semantic_cache_answers_a_paraphrase_and_refuses_another_question(
               and dict(lab).get("consumer") == "lockgate-cache"]
     assert sum(embeds) == 4  # the embeddings are the gateway's own requests, not the consumer's
     assert usage["ns/team-a"]["tokens"] == 3 * (11 + 7)  # three upstream answers; the hit spent no tokens
+
+
+async def test_hits_count_requests_and_spend_tokens_only_when_told(gateway: StartGateway,
+                                                                   upstream: StartUpstream) -> None:
+    fake = await upstream()
+    keys = [key("ns/a", KEY, "team-a", limits=ir.RateLimits(rpm=3)),
+            key("ns/b", OTHER_KEY, "team-b", limits=ir.RateLimits(tpm=40))]
+    server = await gateway(snapshot([provider("ns/p", "openai-compatible", fake.url)], keys, [
+        route("ns/api", ir.CachePolicy(hits_spend_tokens=True), hosts=("spend.localhost",)),
+        route("ns/free", hosts=("*",))]))
+    assert [(await ask(server))[0] for _ in range(3)] == ["miss", "hit", "hit"]
+    with pytest.raises(openai.RateLimitError) as refused:
+        await ask(server)  # the key's rpm counts hits as requests
+    assert refused.value.response.headers["x-lockgate-cache"] == "hit"
+    assert len(fake.received) == 1
+
+    async with aiohttp.ClientSession() as session:
+        async def post() -> tuple[int, str]:
+            async with session.post(f"{base_url(server)}/chat/completions", json={
+                    "model": "gpt-4o", "messages": HI, "temperature": 0, "max_tokens": 1}, headers={
+                    "Host": "spend.localhost", "Authorization": f"Bearer {OTHER_KEY}"}) as r:
+                return r.status, r.headers.get("x-lockgate-cache", "")
+
+        # 11 + 7 tokens per answer against a tpm of 40: the first hit spends them too, the second is refused.
+        assert [await post() for _ in range(3)] == [(200, "miss"), (200, "hit"), (429, "hit")]
+    assert len(fake.received) == 2
+
+
+async def test_embeddings_and_responses_are_cached(gateway: StartGateway, upstream: StartUpstream) -> None:
+    fake = await upstream()
+    server = await start(gateway, fake, [route("ns/api")], models=[("gpt-4o", "gpt-4o-up"), ("embed", "embed-up")])
+    client = openai.AsyncOpenAI(base_url=base_url(server), api_key=KEY, max_retries=0)
+    try:
+        states = []
+        for _ in range(2):
+            raw = await client.embeddings.with_raw_response.create(model="embed", input="some text")
+            states.append(raw.headers["x-lockgate-cache"])
+            assert raw.parse().data[0].embedding == [0.1, 0.2, 0.3]
+        answers = []
+        for _ in range(2):
+            raw = await client.responses.with_raw_response.create(model="gpt-4o", input="hi", temperature=0)
+            states.append(raw.headers["x-lockgate-cache"])
+            answers.append(raw.parse())
+    finally:
+        await client.close()
+    assert states == ["miss", "hit", "miss", "hit"]
+    assert answers[1].output_text == answers[0].output_text == fake.text and answers[1].id != answers[0].id
+    assert len(fake.received) == 2
+
+
+async def test_an_unreachable_cache_store_never_fails_a_request(gateway: StartGateway,
+                                                              upstream: StartUpstream) -> None:
+    fake = await upstream()
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    server = await gateway(snapshot([provider("ns/p", "openai-compatible", fake.url)], None, [route("ns/api")]),
+                           cache=CacheSettings(store=dead))
+    for stream in (False, True, False):
+        state, answer = await ask(server, stream=stream)
+        assert state == "miss" and (text_of(answer) if stream else answer.choices[0].message.content) == fake.text
+    assert len(fake.received) == 3
