@@ -56,14 +56,10 @@ class Lookup:
     part: str = ""  # semantic: the question's partition and vector, indexed with the answer
     vector: Vector | None = None
     recorder: Recorder | None = None  # a stored stream's bytes
-    reservation: Any = None  # a hit's quota reservation (the step settles it)
 
     @property
     def namespace(self) -> str:
         return namespace_of(self.route)
-
-
-BYPASS = Lookup("bypass")
 
 
 class CacheService:
@@ -85,7 +81,8 @@ class CacheService:
             self.metrics.lookup(route, namespace, model, "bypass")
             return Lookup("bypass", route, model)
         shape = "s" if stream else "w"  # a stream and a whole answer are kept apart
-        key = store_key(route, owner(scope_of(policy, override), consumer), shape + request_hash(op, model, body))
+        who = owner(scope_of(policy, override), consumer)
+        key = store_key(route, who, shape + request_hash(op, model, body))
         found = Lookup("miss", route, model, key, may_store, policy)
         try:
             if may_read:
@@ -93,7 +90,7 @@ class CacheService:
                 if entry is not None:
                     return self._hit(found, entry, None)
             if policy.semantic is not None and op != "embeddings":
-                semantic = await self._semantic(found, policy, op, model, body, shape, may_read)
+                semantic = await self._semantic(found, policy, op, model, body, f"{shape}:{who}:", may_read)
                 if semantic is not None:
                     return semantic
         except StoreUnavailable as e:
@@ -114,7 +111,7 @@ class CacheService:
         return found
 
     async def _semantic(self, found: Lookup, policy: CachePolicy, op: str, model: str, body: Mapping[str, Any],
-                        shape: str, may_read: bool) -> Lookup | None:
+                        space: str, may_read: bool) -> Lookup | None:
         semantic = policy.semantic
         assert semantic is not None
         text = question(op, body, semantic.input)
@@ -127,7 +124,7 @@ class CacheService:
             return None
         if vector is None:
             return None
-        found.part, found.vector = shape + partition(op, model, body, semantic.input), vector
+        found.part, found.vector = space + partition(op, model, body, semantic.input), vector  # shape and owner too
         if not may_read:
             return None
         route, limit = found.route, semantic.max_entries
@@ -137,8 +134,6 @@ class CacheService:
         if nearest is None or nearest[1] < semantic.threshold:
             return None
         key, similarity = nearest
-        if not key.startswith(found.key.rsplit(":", 1)[0] + ":"):  # another owner's entry (scope changed since)
-            return None
         entry = await self._get(key)
         if entry is None:
             return None

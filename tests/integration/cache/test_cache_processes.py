@@ -66,7 +66,7 @@ async def ask(proxy: Proxy, question: str = QUESTION, api_key: str = APP_KEY, **
 async def test_the_documented_policy_through_lockgate_run(upstream: StartUpstream, proxies: Callable[..., Proxy],
                                                           tmp_path: Path) -> None:
     fake = await upstream(embed=bag_of_words)
-    proxy = await proxies(docs_manifests(tmp_path / "m", fake), tmp_path / "state", "memory").start()
+    proxy = await proxies(docs_manifests(tmp_path / "m", fake), tmp_path / "state", "memory").start(deadline=120)
     assert await ask(proxy) == ("miss", fake.text)
     assert await ask(proxy) == ("hit", fake.text)
     assert await ask(proxy, stream=True) == ("miss", fake.text)
@@ -92,7 +92,7 @@ async def test_two_proxies_share_answers_through_redis(redis_server: RedisServer
     fake = await upstream(embed=bag_of_words)
     manifests = docs_manifests(tmp_path / "m", fake)
     store = redis_server.url + "?socket_timeout=2&socket_connect_timeout=2"
-    one, two = await asyncio.gather(*(proxies(manifests, tmp_path / f"state-{i}", store).start() for i in (1, 2)))
+    one, two = await asyncio.gather(*(proxies(manifests, tmp_path / f"state-{i}", store).start(deadline=120) for i in (1, 2)))
     assert await ask(one) == ("miss", fake.text)
     assert await ask(two) == ("hit", fake.text)
     assert await ask(one, stream=True) == ("miss", fake.text)
