@@ -21,7 +21,7 @@ class SemanticCache(ApiModel):
     """How similar questions are found: an embedding model served by a ModelProvider of this namespace."""
 
     embedding_model: str = Field(min_length=1, description="A model of kind embedding this namespace may use.")
-    threshold: float = Field(default=0.95, gt=0.0, le=1.0,
+    threshold: float = Field(default=0.95, ge=0.0, le=1.0,
                              description="Least cosine similarity of a stored question to answer from it.")
     input: SemanticInput = Field(default="lastUserMessage",
                                  description="What is embedded: lastUserMessage or the whole conversation.")
