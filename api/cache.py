@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from lockgate.api.duration import Duration
 from lockgate.api.meta import ApiModel
@@ -31,6 +31,10 @@ class SemanticCache(ApiModel):
 
 class RouteCache(ApiModel):
     """Answers kept and served again for identical (exact) or similar (semantic) requests."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "self.mode != 'semantic' || has(self.semantic)",
+         "message": "cache mode semantic needs cache.semantic.embeddingModel"}]})
 
     mode: CacheMode = Field(default="exact", description="exact or semantic.")
     ttl: Duration = Field(default="5m", description="How long an answer is served from the cache.")
