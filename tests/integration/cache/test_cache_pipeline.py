@@ -45,6 +45,15 @@ async def ask(server: ProxyServer, api_key: str = KEY, headers: dict[str, str] |
         await client.close()
 
 
+async def stored(server: ProxyServer, count: int) -> None:
+    """Until the proxy stored `count` answers (a stream is stored just after its last byte went out)."""
+    cache = server.gateway.deps.cache
+    assert cache is not None
+    async with asyncio.timeout(10):
+        while sum(c.value for c in cache.metrics.stores.cells.values()) < count:
+            await asyncio.sleep(0.01)
+
+
 def text_of(chunks: list[Any]) -> str:
     return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
@@ -69,7 +78,9 @@ async def test_a_repeated_request_is_answered_from_the_cache(gateway: StartGatew
     assert again.usage.completion_tokens == first.usage.completion_tokens == 7
 
     # A stream is kept apart from a whole answer, stored once it ended, and replayed in the upstream's shape.
-    streamed = [await ask(server, stream=True, stream_options={"include_usage": True}) for _ in range(2)]
+    streamed = [await ask(server, stream=True, stream_options={"include_usage": True})]
+    await stored(server, 2)
+    streamed.append(await ask(server, stream=True, stream_options={"include_usage": True}))
     assert [s for s, _ in streamed] == ["miss", "hit"]
     assert len(fake.received) == 2
     (_, live), (_, replayed) = streamed

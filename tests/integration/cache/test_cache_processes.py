@@ -43,6 +43,14 @@ def docs_commands(admin_port: int) -> list[list[str]]:
     return [shlex.split(line.replace(":9090/", f":{admin_port}/")) for line in lines]
 
 
+async def stored(proxy: Proxy, count: int) -> None:
+    """Until the proxy stored `count` answers (a stream is stored just after its last byte went out)."""
+    pattern = re.compile(r"^lockgate_cache_stores_total\{.*\} ([0-9.]+)$", re.M)
+    async with asyncio.timeout(20):
+        while sum(float(v) for v in pattern.findall(str(await proxy.admin("/metrics")))) < count:
+            await asyncio.sleep(0.05)
+
+
 def chats(fake: FakeUpstream) -> int:
     return sum(r.path.endswith("/chat/completions") for r in fake.received)
 
@@ -70,6 +78,7 @@ async def test_the_documented_policy_through_lockgate_run(upstream: StartUpstrea
     assert await ask(proxy) == ("miss", fake.text)
     assert await ask(proxy) == ("hit", fake.text)
     assert await ask(proxy, stream=True) == ("miss", fake.text)
+    await stored(proxy, 2)
     assert await ask(proxy, stream=True, stream_options={"include_usage": True}) == ("hit", fake.text)
     assert (await ask(proxy, "what's the capital city of France"))[0] == "hit"  # semantic: a paraphrase
     assert (await ask(proxy, "What is the population of Germany?"))[0] == "miss"
@@ -96,6 +105,7 @@ async def test_two_proxies_share_answers_through_redis(redis_server: RedisServer
     assert await ask(one) == ("miss", fake.text)
     assert await ask(two) == ("hit", fake.text)
     assert await ask(one, stream=True) == ("miss", fake.text)
+    await stored(one, 2)
     assert await ask(two, stream=True) == ("hit", fake.text)
     assert (await ask(two, "what's the capital city of France"))[0] == "hit"  # the index, through Redis
     assert chats(fake) == 2
