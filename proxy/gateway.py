@@ -19,6 +19,7 @@ from datetime import datetime
 from aiohttp import web
 
 from lockgate.proxy.accesslog import AccessLog
+from lockgate.proxy.admission import Slots
 from lockgate.proxy.balancing.metrics import BalancerCollector
 from lockgate.proxy.cache import CacheSettings, make_cache_service
 from lockgate.proxy.errors import ApiError
@@ -38,13 +39,13 @@ class Gateway:
                  access_log: AccessLog | None = None,
                  default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION,
                  steps: Sequence[StepFactory] = STEPS, upstream: UpstreamSettings | None = None,
-                 cache: CacheSettings | None = None) -> None:
+                 slots: Slots | None = None, cache: CacheSettings | None = None) -> None:
         self.name = name
         self.max_body_bytes = max_body_bytes
         self.metrics = make_metrics(name)
         self.deps = Deps(quota=quota, metrics=self.metrics, access_log=access_log or AccessLog(None),
                          upstreams=UpstreamPool(upstream or UpstreamSettings()),
-                         default_output_reservation=default_output_reservation)
+                         default_output_reservation=default_output_reservation, slots=slots or Slots())
         cache = cache or CacheSettings()
         self.deps.cache = make_cache_service(cache.store, name, self.metrics.registry, cache.memory_bytes,
                                              cache.store_ca)
@@ -76,6 +77,7 @@ class Gateway:
     async def close(self) -> None:
         await self.deps.balancers.close()
         await self.deps.upstreams.close()
+        await self.deps.slots.close()
         await self.quota.close()
         if self.deps.cache is not None:
             await self.deps.cache.close()

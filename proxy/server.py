@@ -27,6 +27,7 @@ from aiohttp import web
 
 from lockgate.proxy import edge
 from lockgate.proxy.accesslog import AccessLog
+from lockgate.proxy.admission import make_slots
 from lockgate.proxy.gateway import GATEWAY, Gateway
 from lockgate.proxy import mcp
 from lockgate.proxy.cache.admin import purge_handler
@@ -113,7 +114,8 @@ class ProxyServer:
         self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes,
                                access_log=AccessLog(settings.access_log),
                                default_output_reservation=settings.default_output_reservation, steps=steps,
-                               upstream=settings.upstream, cache=settings.cache)
+                               upstream=settings.upstream, slots=make_slots(settings.quota_store, settings.slot_lease,
+                                                                            settings.quota_store_ca), cache=settings.cache)
         if self.gateway.deps.cache is not None:
             self.gateway.deps.cache.embed = partial(embedding, self.gateway)
         self._apply_failures = 0

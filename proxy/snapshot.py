@@ -67,6 +67,8 @@ class OpenAIView:
     aliases: dict[str, Alias]
     timeout: float | None = None  # the Routes' whole-request timeout (the shortest), over the providers' own
     pool: Pool = EMPTY_POOL
+    batch: bool = False  # a Route says its requests are of the batch class
+    queue_max_wait: float | None = None  # the Routes' queue wait (the shortest), over the providers' own
     cache: CachePolicy | None = None  # the response cache of the first of these Routes (by id) that has one
     cache_route: str = ""  # that Route's id: its entries are kept under it
 
@@ -213,9 +215,11 @@ def _openai_view(routes: list[Route], pool: Pool) -> OpenAIView:
     aliases = {a.name: a for r in routes for a in r.aliases}
     timeouts = [r.timeout for r in routes if r.timeout is not None]
     cached = min((r for r in routes if r.cache is not None), key=lambda r: r.id, default=None)
+    waits = [r.queue_max_wait for r in routes if r.queue_max_wait is not None]
     return OpenAIView(tuple(r.id for r in routes), compile_globs(tuple(globs)), aliases,
-                      min(timeouts) if timeouts else None, pool, cached.cache if cached else None,
-                      cached.id if cached else "")
+                      min(timeouts) if timeouts else None, pool, any(r.priority == "batch" for r in routes),
+                      min(waits) if waits else None,
+                      cache=cached.cache if cached else None, cache_route=cached.id if cached else "")
 
 
 def _view(routes: list[Route], namespace_views: dict[str, OpenAIView], open_everywhere: bool) -> HostView:

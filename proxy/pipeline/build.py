@@ -14,6 +14,7 @@ from lockgate.proxy.pipeline.steps.authenticate import AuthenticateStep
 from lockgate.proxy.pipeline.steps.authorize import AuthorizeStep
 from lockgate.proxy.pipeline.steps.cache import CacheStep
 from lockgate.proxy.pipeline.steps.choose import ChooseStep
+from lockgate.proxy.pipeline.steps.classify import ClassifyStep
 from lockgate.proxy.pipeline.steps.parse import ParseStep
 from lockgate.proxy.pipeline.steps.request_filters import RequestFiltersStep
 from lockgate.proxy.pipeline.steps.response_filters import ResponseFiltersStep
@@ -26,6 +27,7 @@ STEPS: tuple[StepFactory, ...] = (
     lambda deps: RouteStep(),
     lambda deps: AuthenticateStep(),
     lambda deps: AuthorizeStep(),
+    lambda deps: ClassifyStep(),
     lambda deps: ParseStep(),
     ChooseStep,
     CacheStep,  # a hit answers here: no target phase; a miss stores its answer at finish

@@ -38,3 +38,6 @@ def test_the_cache_store_follows_the_quota_store_unless_told(monkeypatch: pytest
     monkeypatch.setenv("LOCKGATE_CACHE_STORE_URL", "redis://127.0.0.1:6391/2")
     settings = getattr(_settings(["--cache-memory-bytes", "1024"]), "cache")
     assert (settings.store, settings.memory_bytes) == ("redis://127.0.0.1:6391/2", 1024)
+def test_slot_lease_defaults_to_ten_seconds_and_is_a_flag() -> None:
+    assert getattr(_settings([]), "slot_lease") == 10.0
+    assert getattr(_settings(["--slot-lease", "2.5"]), "slot_lease") == 2.5
