@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from lockgate.api.budget import CURRENCY_PATTERN, MAX_COST
+from lockgate.api.cache import KeyCache
 from lockgate.api.meta import DNS_SUBDOMAIN, ApiModel, ResourceStatus, SecretKeyRef
 
 GENERATED_KEY_FIELD = "api-key"
@@ -114,6 +115,7 @@ class ApiKeySpec(ApiModel):
     limits: KeyLimits | None = Field(default=None, description="Limits across all models of this key.")
     model_limits: dict[str, KeyLimits] = Field(default_factory=dict, description="Per-model limits, on top of limits.")
     routes: list[str] | None = Field(default=None, description="Template Routes this key may call; omitted = all.")
+    cache: KeyCache | None = Field(default=None, description="Response caching for this key over its Routes' policy.")
     mcp_servers: list[str] | None = Field(
         default=None, description="MCPServers this key may use: a name in this namespace, or namespace/name of a server that"
         " allows this namespace; omitted = none.",

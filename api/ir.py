@@ -163,6 +163,33 @@ def _host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
+class SemanticCache(IRModel):
+    embedding_model: str
+    threshold: float = 0.95
+    input: Literal["lastUserMessage", "conversation"] = "lastUserMessage"
+    max_entries: int = 10000
+
+
+class CachePolicy(IRModel):
+    """A Route's response cache (seconds for durations)."""
+
+    mode: Literal["exact", "semantic"] = "exact"
+    ttl: float = 300.0
+    max_entry_bytes: int = 1_048_576
+    endpoints: tuple[str, ...] = ("chat", "completions", "embeddings", "responses")
+    cache_sampled: bool = False
+    scope: Literal["namespace", "consumer"] = "namespace"
+    hits_spend_tokens: bool = False
+    semantic: SemanticCache | None = None
+
+
+class KeyCache(IRModel):
+    """An ApiKey's override of its Routes' cache policy."""
+
+    enabled: bool = True
+    scope: Literal["namespace", "consumer"] | None = None
+
+
 class ApiKeyHash(IRModel):
     sha256: str = Field(description="Hex SHA-256 of the key.")
     not_after: datetime | None = Field(default=None, description="A rotated-out key stops working then.")
@@ -179,6 +206,7 @@ class ConsumerKey(IRModel):
     routes: tuple[str, ...] | None = Field(default=None, description="Route ids; None = every route.")
     mcp_servers: tuple[str, ...] = Field(default=(), description="MCPServer ids this key may use.")
     mcp_tools: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="Server id -> tool globs.")
+    cache: KeyCache | None = Field(default=None, description="Override of the Routes' cache policy.")
     priority: Priority = "interactive"
     queue_weight: int = 1
     currency: str = Field(default="USD", description="Currency of the key's cost limits and spend.")
@@ -232,6 +260,7 @@ class Route(IRModel):
     path: str | None = None
     timeout: float | None = None
     chat_template: ChatTemplate | None = None
+    cache: CachePolicy | None = None
     priority: Priority | None = Field(default=None, description="None: the key's class.")
     queue_max_wait: float | None = Field(default=None, description="None: the provider's queue.maxWait.")
 

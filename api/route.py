@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from lockgate.api.cache import RouteCache
 from lockgate.api.duration import Duration
 from lockgate.api.meta import MAX_HOSTS, ApiModel, Host, ResourceStatus, list_map, repeated
 
@@ -66,6 +67,8 @@ class RouteSpec(ApiModel):
                  "message": "a chatTemplate route needs path and chatTemplate"},
                 {"rule": "self.type != 'openai' || !has(self.chatTemplate)",
                  "message": "chatTemplate is only for type chatTemplate"},
+                {"rule": "!has(self.cache) || self.type == 'openai'",
+                 "message": "cache is only for type openai"},
             ]
         }
     )
@@ -80,6 +83,7 @@ class RouteSpec(ApiModel):
     path: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$", description="Path of a chatTemplate API.")
     timeout: Duration | None = Field(default=None, description="Whole-request timeout.")
     chat_template: ChatTemplate | None = Field(default=None, description="The template API (chatTemplate).")
+    cache: RouteCache | None = Field(default=None, description="Response caching on this Route (openai); omitted = none.")
     priority: Literal["interactive", "batch"] | None = Field(
         default=None, description="Class of its requests in the queues for capacity: batch makes every request "
                                   "through it batch; omitted or interactive: the key's class.")
@@ -91,6 +95,8 @@ class RouteSpec(ApiModel):
             raise ValueError("a chatTemplate route needs path and chatTemplate")
         if self.type == "openai" and self.chat_template is not None:
             raise ValueError("chatTemplate is only for type chatTemplate")
+        if self.cache is not None and self.type != "openai":
+            raise ValueError("cache is only for type openai")
         twice = repeated(a.name for a in self.aliases)
         if twice:
             raise ValueError(f"alias names must be unique; repeated: {', '.join(map(repr, twice))}")

@@ -29,6 +29,11 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quota-store-ca", default=os.environ.get("LOCKGATE_QUOTA_STORE_CA") or None, metavar="PATH",
                         help="CA bundle that signs the certificate of a TLS Redis (rediss://; default "
                              "$LOCKGATE_QUOTA_STORE_CA, else the system's)")
+    parser.add_argument("--cache-store", default=os.environ.get("LOCKGATE_CACHE_STORE_URL") or None,
+                        help="where Routes' response caches keep answers: memory, or redis://host:port/db (default: "
+                             "$LOCKGATE_CACHE_STORE_URL, else the quota store)")
+    parser.add_argument("--cache-memory-bytes", type=int, default=64 * 1024 * 1024, metavar="BYTES",
+                        help="the in-process cache's budget, least recently used answers dropped first (default 64 MiB)")
     parser.add_argument("--quota-fail-mode", choices=("open", "closed"), default="open",
                         help="when the quota store is unreachable: let requests through (open) or refuse them (closed)")
     parser.add_argument("--replicas-hint", type=int, default=1,
@@ -66,6 +71,7 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> ProxySettings:
     """ProxySettings from the flags (imported late: the proxy is heavy)."""
+    from lockgate.proxy.cache import CacheSettings
     from lockgate.proxy.settings import ProxySettings, mcp_from_environment
     from lockgate.proxy.tracing import TracingSettingsError, tracing_from_environment
     from lockgate.proxy.upstream import UpstreamSettings
@@ -84,6 +90,8 @@ def settings_from(args: argparse.Namespace) -> ProxySettings:
         drain_seconds=args.drain_seconds,
         upstream=UpstreamSettings.from_environment(), tracing=tracing, batch=batch_settings_from(args),
         workers=resolve_workers(args.workers, args.quota_store),
+        cache=CacheSettings(store=args.cache_store or args.quota_store, memory_bytes=args.cache_memory_bytes,
+                            store_ca=args.quota_store_ca),
     )
 
 

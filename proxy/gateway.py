@@ -7,7 +7,7 @@
   context (id, snapshot, pipeline) and, at its end, the pipeline's finish
   hooks (settle, metrics, access log) and the in-flight count.
 - `gateway.deps`: what the steps were given (quota, metrics, balancers,
-  outliers, the upstream pool, the access log).
+  outliers, the upstream pool, the access log, the response cache).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from aiohttp import web
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.admission import Slots
 from lockgate.proxy.balancing.metrics import BalancerCollector
+from lockgate.proxy.cache import CacheSettings, make_cache_service
 from lockgate.proxy.errors import ApiError
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
 from lockgate.proxy.metrics import make_metrics
@@ -43,7 +44,8 @@ class Gateway:
                  access_log: AccessLog | None = None,
                  default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION,
                  steps: Sequence[StepFactory] = STEPS, upstream: UpstreamSettings | None = None,
-                 slots: Slots | None = None, tracing: Tracing | None = None) -> None:
+                 slots: Slots | None = None, tracing: Tracing | None = None,
+                 cache: CacheSettings | None = None) -> None:
         self.name = name
         self.max_body_bytes = max_body_bytes
         self.metrics = make_metrics(name)
@@ -51,6 +53,9 @@ class Gateway:
                          upstreams=UpstreamPool(upstream or UpstreamSettings()),
                          default_output_reservation=default_output_reservation, slots=slots or Slots(),
                          tracing=tracing)
+        cache = cache or CacheSettings()
+        self.deps.cache = make_cache_service(cache.store, name, self.metrics.registry, cache.memory_bytes,
+                                             cache.store_ca)
         self.quota = quota
         self.steps = tuple(steps)
         self.snapshot: CompiledSnapshot | None = None
@@ -82,6 +87,8 @@ class Gateway:
         await self.deps.upstreams.close()
         await self.deps.slots.close()
         await self.quota.close()
+        if self.deps.cache is not None:
+            await self.deps.cache.close()
         self.deps.access_log.close()
         if self.deps.tracing is not None:
             self.deps.tracing.shutdown()  # exports what is still pending

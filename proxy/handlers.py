@@ -54,7 +54,10 @@ async def envelope(request: web.Request, kind: Kind, deliver: Deliver, op: Opera
         return await deliver(request, ctx)
     except ApiError as error:
         ctx.fail(error)
-        return error.response(ctx.request_id, anthropic)
+        refused = error.response(ctx.request_id, anthropic)
+        if ctx.cache is not None:  # refused after the cache looked (a hit over the key's rpm)
+            refused.headers["x-lockgate-cache"] = ctx.cache.status
+        return refused
     except asyncio.CancelledError:
         if gateway.open_requests.ended(task):  # the drain's deadline, before any answer
             ended = shutting_down()
@@ -78,7 +81,7 @@ def openai_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.Strea
 async def _answer(request: web.Request, ctx: Context) -> web.StreamResponse:
     assert ctx.pipeline is not None
     await ctx.pipeline.run(ctx)
-    if ctx.response is None:
+    if ctx.response is None and not ctx.replay:
         if ctx.status >= 400:
             ctx.error_type = "bad_request" if ctx.status < 500 else "upstream_error"
         return web.Response(status=ctx.status, body=ctx.answer, content_type="application/json",

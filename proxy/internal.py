@@ -1,5 +1,6 @@
-"""The internal entry point: a chat completion asked for by another part of the proxy (an MCP
-model tool), run through the same pipeline as /v1/chat/completions as a request of its own."""
+"""The internal entry points: a chat completion asked for by another part of the proxy (an MCP
+model tool), or an embedding (the response cache's), run through the same pipeline as the
+OpenAI endpoints as a request of its own."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 
 import orjson
 
+from lockgate.api.ir import ConsumerKey
 from lockgate.proxy.errors import ApiError, upstream_error
 from lockgate.proxy.edge import new_request_id
 from lockgate.proxy.gateway import Gateway
+from lockgate.proxy.pipeline import Context
 from lockgate.proxy.pipeline.stream import events
 from lockgate.proxy.providers.base import UpstreamStreamError
 from lockgate.proxy.providers.base import chat_deltas as deltas_of
@@ -25,11 +28,7 @@ async def chat_deltas(gateway: Gateway, entry: KeyEntry, body: dict[str, Any],
     ctx = gateway.begin(new_request_id(), "POST", "(internal)/chat", "", kind="internal")
     ctx.entry, ctx.body, ctx.namespace = entry, body, namespace
     try:
-        assert ctx.pipeline is not None
-        await ctx.pipeline.run(ctx)
-        if ctx.status >= 400:
-            raise ApiError(ctx.status, _error_message(ctx.answer), type="api_error", code="upstream_error",
-                           error_type="upstream_error")
+        await _run(ctx)
         ctx.status = 200
         try:
             async for block in events(ctx):
@@ -47,8 +46,48 @@ async def chat_deltas(gateway: Gateway, entry: KeyEntry, body: dict[str, Any],
         await gateway.finish(ctx)
 
 
+async def _run(ctx: Context) -> None:
+    """Through the pipeline; an upstream's refusal raised as ApiError."""
+    assert ctx.pipeline is not None
+    await ctx.pipeline.run(ctx)
+    if ctx.status >= 400:
+        raise ApiError(ctx.status, _error_message(ctx.answer), type="api_error", code="upstream_error",
+                       error_type="upstream_error")
+
+
 def _error_message(body: bytes) -> str:
     try:
         return str(orjson.loads(body)["error"]["message"])
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return "The upstream refused the request."
+
+
+CACHE_CONSUMER = "lockgate-cache"  # the consumer the response cache's own embedding requests are accounted to
+
+
+def cache_key(namespace: str) -> KeyEntry:
+    """The gateway's own key in a namespace: no limits, its own consumer in metrics and the access log."""
+    return KeyEntry(ConsumerKey(id=f"{namespace}/{CACHE_CONSUMER}", consumer=CACHE_CONSUMER, hashes=()),
+                    None, None, None, None, namespace)
+
+
+async def embedding(gateway: Gateway, namespace: str, model: str, text: str) -> list[float]:
+    """The embedding of `text` by one of `namespace`'s models, asked for by the gateway itself (the response
+    cache) as a request of its own: accounted to the gateway's key, not to the consumer it serves."""
+    ctx = gateway.begin(new_request_id(), "POST", "(internal)/embeddings", "", kind="internal")
+    ctx.op, ctx.entry, ctx.namespace = "embeddings", cache_key(namespace), namespace
+    ctx.body = {"model": model, "input": text}
+    try:
+        await _run(ctx)
+        try:
+            vector = orjson.loads(ctx.answer)["data"][0]["embedding"]
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+            raise upstream_error("The embedding answer has no vector.") from None
+        if not isinstance(vector, list):
+            raise upstream_error("The embedding answer has no vector.")
+        return [float(v) for v in vector]
+    except ApiError as error:
+        ctx.fail(error)
+        raise
+    finally:
+        await gateway.finish(ctx)

@@ -19,6 +19,7 @@ import gc
 import logging
 import signal
 from collections.abc import Sequence
+from functools import partial
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,9 @@ from lockgate.proxy.batch import BATCH, BatchService
 from lockgate.proxy.batch import handlers as batch_handlers
 from lockgate.proxy.gateway import GATEWAY, Gateway
 from lockgate.proxy import mcp
+from lockgate.proxy.cache.admin import purge_handler
 from lockgate.proxy.health_metrics import HealthCollector
+from lockgate.proxy.internal import embedding
 from lockgate.proxy.handlers import add_routes, fallback
 from lockgate.proxy.pipeline import STEPS, StepFactory
 from lockgate.proxy.quota import QuotaService, make_quota_service
@@ -109,6 +112,8 @@ def build_admin_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/config", config)
     app.router.add_get("/usage", usage)
     app.router.add_get("/budgets", budgets)
+    if gateway.deps.cache is not None:
+        app.router.add_post("/cache/purge", purge_handler(gateway.deps.cache))
     return app
 
 
@@ -126,8 +131,10 @@ class ProxyServer:
                                default_output_reservation=settings.default_output_reservation, steps=steps,
                                upstream=settings.upstream, slots=make_slots(settings.quota_store, settings.slot_lease,
                                                                             settings.quota_store_ca),
-                               tracing=_tracing(settings))
+                               tracing=_tracing(settings), cache=settings.cache)
         self.batch = BatchService(settings.batch, self.gateway) if settings.batch.enabled else None
+        if self.gateway.deps.cache is not None:
+            self.gateway.deps.cache.embed = partial(embedding, self.gateway)
         self._apply_failures = 0
         self.gateway.metrics.registry.register(HealthCollector(
             settings.gateway_name, lambda: self.gateway.snapshot, self.gateway.deps.outliers,

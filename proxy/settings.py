@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from lockgate.proxy.cache import CacheSettings
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
 from lockgate.proxy.tracing.settings import TracingSettings
 from lockgate.proxy.upstream import UpstreamSettings
@@ -71,6 +72,7 @@ class ProxySettings:
     workers: int = 1  # serving processes (proxy/workers.py); 1: this process serves
     reuse_port: bool = False  # SO_REUSEPORT on the public port (set for each of several workers)
     admin_path: str | None = None  # serve the admin app on this unix socket instead of admin_port (a worker's)
+    cache: CacheSettings = field(default_factory=CacheSettings)  # the response cache's store (Routes set policies)
 
 
 def mcp_from_environment(environ: Mapping[str, str]) -> McpSettings:

@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from lockgate.api.ir import Alias, Budget, ConsumerKey, GatewayConfig, Provider, ProviderModel, Route, namespace_of
+from lockgate.api.ir import (Alias, Budget, CachePolicy, ConsumerKey, GatewayConfig, Provider, ProviderModel, Route,
+                             namespace_of)
 from lockgate.api.prices import Rates
 from lockgate.proxy.source import Snapshot
 from lockgate.proxy.upstream import UpstreamTransport
@@ -76,6 +77,8 @@ class OpenAIView:
     pool: Pool = EMPTY_POOL
     batch: bool = False  # a Route says its requests are of the batch class
     queue_max_wait: float | None = None  # the Routes' queue wait (the shortest), over the providers' own
+    cache: CachePolicy | None = None  # the response cache of the first of these Routes (by id) that has one
+    cache_route: str = ""  # that Route's id: its entries are kept under it
 
     def shows(self, model: str) -> bool:
         return model in self.aliases or self.models is None or self.models.match(model) is not None
@@ -221,10 +224,12 @@ def _openai_view(routes: list[Route], pool: Pool) -> OpenAIView:
     globs: list[str] = [g for r in routes for g in r.models]
     aliases = {a.name: a for r in routes for a in r.aliases}
     timeouts = [r.timeout for r in routes if r.timeout is not None]
+    cached = min((r for r in routes if r.cache is not None), key=lambda r: r.id, default=None)
     waits = [r.queue_max_wait for r in routes if r.queue_max_wait is not None]
     return OpenAIView(tuple(r.id for r in routes), compile_globs(tuple(globs)), aliases,
                       min(timeouts) if timeouts else None, pool, any(r.priority == "batch" for r in routes),
-                      min(waits) if waits else None)
+                      min(waits) if waits else None,
+                      cache=cached.cache if cached else None, cache_route=cached.id if cached else "")
 
 
 def _view(routes: list[Route], namespace_views: dict[str, OpenAIView], open_everywhere: bool) -> HostView:

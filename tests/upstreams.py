@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -65,6 +66,7 @@ class FakeUpstream:
     in_stream: asyncio.Event = field(default_factory=asyncio.Event)
     port: int = 0
     bind: str = "127.0.0.1"  # the node tests serve pods on the host's end of their link
+    embed: Callable[[str], list[float]] | None = None  # embeddings computed from the text (else a fixed vector)
     _runner: web.AppRunner | None = None
 
     @property
@@ -138,7 +140,9 @@ class FakeUpstream:
             usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
         if op == "embeddings":
             inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-            data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))]
+            data = [{"object": "embedding", "index": i,
+                     "embedding": self.embed(text) if self.embed is not None else [0.1, 0.2, 0.3]}
+                    for i, text in enumerate(inputs)]
             return web.json_response({"object": "list", "data": data, "model": model,
                                       "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}})
         if op == "responses":

@@ -83,6 +83,7 @@ def translate_key(obj: ApiKey, bundle: Bundle, now: datetime, grants: Mapping[st
         mcp_servers=tuple(s for s in servers if s not in refused),
         mcp_tools={server_ref(ns, s): tuple(globs) for s, globs in sorted(spec.mcp_tools.items())},
         currency=spec.currency,
+        cache=None if spec.cache is None else ir.KeyCache(enabled=spec.cache.enabled, scope=spec.cache.scope),
         priority=spec.priority,
         queue_weight=spec.queue_weight,
     )

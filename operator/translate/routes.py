@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from lockgate.api import ir
+from lockgate.api.cache import RouteCache
 from lockgate.api.duration import parse_duration
 from lockgate.api.resources import Route
 from lockgate.operator.translate.templates import check_template
@@ -27,6 +28,11 @@ def translate_route(obj: Route, pools: ModelPools, aliases: Collection[str]) -> 
         if ct.system_prompt is not None:
             check_template(ct.system_prompt, "spec.chatTemplate.systemPrompt")
         chat_template = ir.ChatTemplate.model_validate(ct.model_dump())
+    cache: ir.CachePolicy | None = None
+    if spec.cache is not None:
+        cache = cache_policy(spec.cache)
+        if cache.semantic is not None:
+            pools.require(ns, [cache.semantic.embedding_model], "spec.cache.semantic.embeddingModel")
     return ir.Route(
         id=f"{obj.metadata.namespace}/{obj.metadata.name}",
         type=spec.type,
@@ -45,5 +51,22 @@ def translate_route(obj: Route, pools: ModelPools, aliases: Collection[str]) -> 
         chat_template=chat_template,
         priority=spec.priority,
         queue_max_wait=parse_duration(spec.queue.max_wait) if spec.queue is not None else None,
+        cache=cache,
+    )
+
+
+def cache_policy(spec: RouteCache) -> ir.CachePolicy:
+    semantic = spec.semantic
+    return ir.CachePolicy(
+        mode=spec.mode,
+        ttl=parse_duration(spec.ttl),
+        max_entry_bytes=spec.max_entry_bytes,
+        endpoints=tuple(dict.fromkeys(spec.endpoints)),
+        cache_sampled=spec.cache_sampled,
+        scope=spec.scope,
+        hits_spend_tokens=spec.hits_spend_tokens,
+        semantic=None if semantic is None else ir.SemanticCache(
+            embedding_model=semantic.embedding_model, threshold=semantic.threshold, input=semantic.input,
+            max_entries=semantic.max_entries),
     )
 

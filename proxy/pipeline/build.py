@@ -13,6 +13,7 @@ from lockgate.proxy.pipeline.steps.account import AccountStep
 from lockgate.proxy.pipeline.steps.admit import AdmitStep
 from lockgate.proxy.pipeline.steps.authenticate import AuthenticateStep
 from lockgate.proxy.pipeline.steps.authorize import AuthorizeStep
+from lockgate.proxy.pipeline.steps.cache import CacheStep
 from lockgate.proxy.pipeline.steps.choose import ChooseStep
 from lockgate.proxy.pipeline.steps.classify import ClassifyStep
 from lockgate.proxy.pipeline.steps.parse import ParseStep
@@ -31,6 +32,7 @@ STEPS: tuple[StepFactory, ...] = (
     lambda deps: ClassifyStep(),
     lambda deps: ParseStep(),
     ChooseStep,
+    CacheStep,  # a hit answers here: no target phase; a miss stores its answer at finish
     AdmitStep,  # per target, in failover order, from here to send
     lambda deps: RequestFiltersStep(),
     SendStep,

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from lockgate.api.ir import Route
     from lockgate.proxy.balancing import Lease
+    from lockgate.proxy.cache.service import Lookup
     from lockgate.proxy.estimate import Estimate
     from lockgate.proxy.quota import Reservation
     from lockgate.proxy.snapshot import HostView, OpenAIView
@@ -106,6 +107,8 @@ class Context:
     answered: bool = False  # send: an upstream answered (whole, or the stream's first events)
     ok: bool = False  # the answer reached the client whole
     finished: bool = False
+    cache: Lookup | None = None  # cache: the lookup's result (hit, miss or bypass) on a cached endpoint
+    replay: bool = False  # a stream answered from `pending` alone, with no upstream (a cache hit)
 
     def fail(self, error: ApiError) -> None:
         self.status = error.status
@@ -145,4 +148,6 @@ class Context:
         headers = {"x-request-id": self.request_id}
         if self.reservation is not None and self.reservation.headers:
             headers.update(self.reservation.headers)
+        if self.cache is not None:
+            headers["x-lockgate-cache"] = self.cache.status
         return headers

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.admission import Slots
 from lockgate.proxy.balancing.registry import Balancers
+from lockgate.proxy.cache import CacheService
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
 from lockgate.proxy.metrics import Metrics
 from lockgate.proxy.outlier import OutlierDetector
@@ -31,3 +32,4 @@ class Deps:
     slots: Slots = field(default_factory=Slots)  # endpoint slots under maxConcurrency, and their queues
     default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens
     tracing: Tracing | None = None  # None: tracing off, no span is made
+    cache: CacheService | None = None  # the response cache (None: no cache step does anything)

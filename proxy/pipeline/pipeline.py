@@ -2,7 +2,7 @@
 
 `Pipeline(steps)` sorts the steps' hooks into tuples once; `run(ctx)` calls
 the request-phase hooks, then the target-phase hooks for each target in
-failover order until one target goes through, then the response hooks (in
+failover order until one target goes through (none when a request step answered), then the response hooks (in
 reverse, as an answer travels back); `finish(ctx)` calls the finish hooks,
 in reverse too, once, whatever happened. Nothing is allocated per request but the context.
 """
@@ -41,7 +41,7 @@ class Pipeline:
             if pending is not None:
                 await pending
         hooks = self._target
-        if hooks:  # failover: the targets in order until one goes through every target-phase step
+        if hooks and not ctx.answered:  # a request step may answer itself (a cache hit): no target then  # failover: the targets in order until one goes through every target-phase step
             last_error: ApiError | None = None
             for index, target in enumerate(ctx.targets):
                 ctx.target, ctx.target_index = target, index

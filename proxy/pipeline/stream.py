@@ -12,14 +12,16 @@ from lockgate.proxy.pipeline.context import Context
 async def events(ctx: Context) -> AsyncIterator[bytes]:
     """Client SSE bytes (whole events), the ones read before the first byte went out first.
     Raises mid-stream failures (ConnectionError, TimeoutError, UpstreamStreamError)."""
-    response, translator = ctx.response, ctx.translator
-    assert response is not None and translator is not None
     pending, ctx.pending = ctx.pending, []
     trace = ctx.trace
     for block in pending:
         if trace is not None:
             trace.scan(block)
         yield block
+    if ctx.replay:  # answered from the cache: `pending` was the whole stream
+        return
+    response, translator = ctx.response, ctx.translator
+    assert response is not None and translator is not None
     async with asyncio.timeout_at(ctx.deadline):
         while True:
             t0 = time.perf_counter()

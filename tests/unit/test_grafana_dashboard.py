@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lockgate.proxy.cache.metrics import CacheMetrics
 from lockgate.proxy.metrics import make_metrics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +33,9 @@ def registry_series() -> dict[str, set[str]]:
         histogram.observe(1)
     metrics.overhead.observe(0.001)
     metrics.quota_rejected("team-a", "rate_limit_exceeded", "api.example.com", "gpt-4o")
+    cache = CacheMetrics("gw", metrics.registry, lambda: (0, 0, 0))  # the response cache's, on the same registry
+    cache.lookup("ns/api", "ns", "gpt-4o", "hit")
+    cache.hit("ns/api", "ns", "gpt-4o", 3, 4, 0.97)
     out: dict[str, set[str]] = {}
     for family in metrics.registry.collect():
         for sample in family.samples:

@@ -29,6 +29,15 @@ def test_quota_store_flag_wins_and_memory_is_the_default(monkeypatch: pytest.Mon
     assert getattr(_settings(["--quota-store", "memory"]), "quota_store") == "memory"
 
 
+def test_the_cache_store_follows_the_quota_store_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOCKGATE_CACHE_STORE_URL", raising=False)
+    monkeypatch.setenv("LOCKGATE_QUOTA_STORE_URL", "redis://127.0.0.1:6390/0")
+    assert getattr(_settings([]), "cache").store == "redis://127.0.0.1:6390/0"
+    assert getattr(_settings(["--quota-store", "memory"]), "cache").store == "memory"
+    assert getattr(_settings(["--cache-store", "memory"]), "cache").store == "memory"
+    monkeypatch.setenv("LOCKGATE_CACHE_STORE_URL", "redis://127.0.0.1:6391/2")
+    settings = getattr(_settings(["--cache-memory-bytes", "1024"]), "cache")
+    assert (settings.store, settings.memory_bytes) == ("redis://127.0.0.1:6391/2", 1024)
 def test_slot_lease_defaults_to_ten_seconds_and_is_a_flag() -> None:
     assert getattr(_settings([]), "slot_lease") == 10.0
     assert getattr(_settings(["--slot-lease", "2.5"]), "slot_lease") == 2.5

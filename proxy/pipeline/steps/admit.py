@@ -23,19 +23,9 @@ from lockgate.proxy.pipeline.context import Context
 from lockgate.proxy.pipeline.deps import Deps
 from lockgate.proxy.pipeline.step import Skip, Step
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService, Reservation
+from lockgate.proxy.quota.refusal import quota_error
 from lockgate.proxy.quota.plan import model_limits_for
 from lockgate.proxy.snapshot import Target
-
-
-def quota_error(rejected: QuotaRejected) -> ApiError:
-    headers = {"Retry-After": str(max(1, int(rejected.retry_after + 0.999))), **rejected.headers}
-    provider = rejected.code == "provider_rate_limited"
-    if rejected.status == 503:  # QuotaStoreUnavailable: fail mode "closed" while Redis is away
-        return ApiError(503, rejected.message, type="api_error", code=rejected.code, error_type="internal",
-                        headers=headers)
-    return ApiError(429, rejected.message, type="insufficient_quota" if rejected.code == "insufficient_quota"
-                    else "rate_limit_error", code=rejected.code,
-                    error_type="provider_rate_limited" if provider else "policy_rate_limited", headers=headers)
 
 
 def charged(target: Target, key: ConsumerKey) -> bool:

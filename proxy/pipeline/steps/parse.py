@@ -79,7 +79,7 @@ class ParseStep(Step):
         else:
             model = ctx.body.get("model")
             ctx.model = model if isinstance(model, str) else ""
-            ctx.body = {**ctx.body, "stream": True}
-            ctx.stream = True
+            ctx.stream = ctx.op != "embeddings"  # a model tool streams; the cache's embeddings come whole
+            ctx.body = {**ctx.body, "stream": True} if ctx.stream else ctx.body
         ctx.estimate = estimate_request(ctx.body, ctx.size)
         ctx.prompt_tokens = ctx.estimate.prompt_tokens
