@@ -170,10 +170,19 @@ class AliasTarget(IRModel):
     weight: int = 1
 
 
+class ModelPreferences(IRModel):
+    hints: tuple[str, ...] = ()
+    cost_priority: float | None = None
+    speed_priority: float | None = None
+    intelligence_priority: float | None = None
+
+
 class Alias(IRModel):
     name: str
     targets: tuple[AliasTarget, ...]
     fallbacks: tuple[str, ...] = ()
+    strategy: Literal["weighted", "preferences"] = "weighted"
+    preferences: ModelPreferences | None = None
 
 
 class TemplateVariable(IRModel):

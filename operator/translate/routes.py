@@ -7,8 +7,16 @@ from collections.abc import Collection
 from lockgate.api import ir
 from lockgate.api.duration import parse_duration
 from lockgate.api.resources import Route
+from lockgate.api.route import ModelPreferences
 from lockgate.operator.translate.templates import check_template
 from lockgate.operator.translate.tenancy import ModelPools
+
+
+def _preferences(prefs: ModelPreferences | None) -> ir.ModelPreferences | None:
+    if prefs is None:
+        return None
+    return ir.ModelPreferences(hints=tuple(h.name for h in prefs.hints), cost_priority=prefs.cost_priority,
+                               speed_priority=prefs.speed_priority, intelligence_priority=prefs.intelligence_priority)
 
 
 def translate_route(obj: Route, pools: ModelPools, aliases: Collection[str]) -> ir.Route:
@@ -37,6 +45,8 @@ def translate_route(obj: Route, pools: ModelPools, aliases: Collection[str]) -> 
                 name=a.name,
                 targets=tuple(ir.AliasTarget(model=t.model, weight=t.weight) for t in a.targets),
                 fallbacks=tuple(a.fallbacks),
+                strategy=a.strategy,
+                preferences=_preferences(a.preferences),
             )
             for a in spec.aliases
         ),

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from lockgate.api.ir import Route
     from lockgate.proxy.balancing import Lease
     from lockgate.proxy.estimate import Estimate
+    from lockgate.proxy.preferences import Preferences
     from lockgate.proxy.quota import Reservation
     from lockgate.proxy.snapshot import HostView, OpenAIView
     from lockgate.proxy.upstream import Response
@@ -68,6 +69,9 @@ class Context:
     timeout: float | None = None  # the whole request's deadline over the provider's own
     estimate: Estimate | None = None
     targets: list[Target] = field(default_factory=list)  # choose: in failover order
+    candidates: tuple[str, ...] = ()  # models to choose among by preferences (given for kind "internal")
+    preferences: Preferences | None = None  # the request's model preferences (given for kind "internal")
+    chosen_by: str = ""  # choose: the virtual model whose candidates were ranked by preferences
     target: Target | None = None  # the target being tried
     target_index: int = 0
     reservation: Reservation | None = None  # admit
@@ -118,4 +122,6 @@ class Context:
         headers = {"x-request-id": self.request_id}
         if self.reservation is not None and self.reservation.headers:
             headers.update(self.reservation.headers)
+        if self.chosen_by and self.target is not None:
+            headers["x-lockgate-model"] = self.target.model.name  # the model chosen for a virtual one
         return headers

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from lockgate.proxy.accesslog import AccessLog
 from lockgate.proxy.balancing.registry import Balancers
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
-from lockgate.proxy.metrics import Metrics
+from lockgate.proxy.metrics import CounterFamily, Metrics
 from lockgate.proxy.outlier import OutlierDetector
 from lockgate.proxy.quota import QuotaService
+from lockgate.proxy.speed import SpeedBook
 from lockgate.proxy.upstream import UpstreamPool
 
 
@@ -24,3 +25,7 @@ class Deps:
     outliers: OutlierDetector = field(default_factory=OutlierDetector)
     rng: random.Random = field(default_factory=random.Random)
     default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens
+    speeds: SpeedBook = field(default_factory=SpeedBook)  # measured speed per model, for choosing by preferences
+    choices: CounterFamily = field(default_factory=lambda: CounterFamily(
+        "lockgate_model_choices", "Requests to a virtual model, by the model chosen by preferences.",
+        ("gateway", "host", "virtual_model", "model")))
