@@ -271,6 +271,14 @@ class AggregateMember(IRModel):
     prefix: str = Field(description="Prefix of the member's tool, prompt and resource names")
 
 
+class SamplingPolicy(IRModel):
+    answer: Literal["ifClientCannot", "always", "never"] = "ifClientCannot"
+    models: tuple[str, ...]
+    max_tokens: int | None = None
+    requests_per_minute: int = 10
+    model_preferences: ModelPreferences | None = None
+
+
 class McpServer(IRModel):
     id: str = Field(description="namespace/name of the MCPServer")
     name: str
@@ -282,6 +290,7 @@ class McpServer(IRModel):
     tools: tuple[HttpTool, ...] = ()
     members: tuple[AggregateMember, ...] = ()
     model_tools: tuple[ModelTool, ...] = ()
+    sampling: SamplingPolicy | None = None
 
 
 class GatewayConfig(IRModel):

@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from lockgate.api.duration import Duration
 from lockgate.api.grants import AllowedNamespaces
+from lockgate.api.mcp_sampling import SamplingPolicy
 from lockgate.api.meta import MAX_HOSTS, ApiModel, Host, ResourceStatus, SecretKeyRef, ServiceRef, list_map, repeated
 from lockgate.api.provider import URL_PATTERN
 
@@ -186,6 +187,9 @@ class MCPServerSpec(ApiModel):
         default_factory=AllowedNamespaces,
         description="Namespaces whose ApiKeys and aggregates may use this server; default: only this namespace.",
     )
+    sampling: SamplingPolicy | None = Field(
+        default=None, description="Answer the upstream's sampling requests with gateway models (upstream kind); "
+                                  "without it they go to the client.")
 
     @model_validator(mode="after")
     def _check(self) -> MCPServerSpec:

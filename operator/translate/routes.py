@@ -12,7 +12,7 @@ from lockgate.operator.translate.templates import check_template
 from lockgate.operator.translate.tenancy import ModelPools
 
 
-def _preferences(prefs: ModelPreferences | None) -> ir.ModelPreferences | None:
+def preferences_of(prefs: ModelPreferences | None) -> ir.ModelPreferences | None:
     if prefs is None:
         return None
     return ir.ModelPreferences(hints=tuple(h.name for h in prefs.hints), cost_priority=prefs.cost_priority,
@@ -46,7 +46,7 @@ def translate_route(obj: Route, pools: ModelPools, aliases: Collection[str]) -> 
                 targets=tuple(ir.AliasTarget(model=t.model, weight=t.weight) for t in a.targets),
                 fallbacks=tuple(a.fallbacks),
                 strategy=a.strategy,
-                preferences=_preferences(a.preferences),
+                preferences=preferences_of(a.preferences),
             )
             for a in spec.aliases
         ),

@@ -77,7 +77,7 @@ class ParseStep(Step):
         else:
             model = ctx.body.get("model")
             ctx.model = model if isinstance(model, str) else ""
-            ctx.body = {**ctx.body, "stream": True}
-            ctx.stream = True
+            ctx.stream = ctx.body.get("stream") is not False  # streamed unless the caller wants it whole
+            ctx.body = {**ctx.body, "stream": ctx.stream}
         ctx.estimate = estimate_request(ctx.body, ctx.size)
         ctx.prompt_tokens = ctx.estimate.prompt_tokens
