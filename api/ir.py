@@ -37,11 +37,23 @@ class RateLimits(IRModel):
     monthly_tokens: int | None = None
 
 
+class Pricing(IRModel):
+    """Prices per million tokens, resolved (the spec's, else the default table's, else 0)."""
+
+    currency: str = "USD"
+    input: float = 0.0
+    output: float = 0.0
+    cached_input: float = 0.0
+
+
 class ProviderModel(IRModel):
     name: str
     upstream_model: str
     kind: Literal["chat", "embedding", "completion"] = "chat"
     limits: RateLimits = RateLimits()
+    pricing: Pricing | None = Field(default=None, description="None: no price known, requests cost nothing.")
+    context_window: int | None = None
+    intelligence: float | None = Field(default=None, description="Declared quality score, 0 to 1.")
 
 
 class Timeouts(IRModel):

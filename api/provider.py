@@ -31,6 +31,18 @@ class ModelLimits(ApiModel):
     tpm: int | None = Field(default=None, ge=1, description="Tokens (input + output) per minute across all consumers.")
 
 
+class ModelPricing(ApiModel):
+    """What a model costs, per million tokens. A price left out comes from the default table of
+    well-known models (USD list prices, see docs/quotas.md), else it is 0."""
+
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of the prices.")
+    input: float | None = Field(default=None, ge=0, le=1_000_000, description="Per million input tokens.")
+    output: float | None = Field(default=None, ge=0, le=1_000_000, description="Per million output tokens.")
+    cached_input: float | None = Field(
+        default=None, ge=0, le=1_000_000,
+        description="Per million input tokens read from the provider's prompt cache; defaults to the input price.")
+
+
 class ProviderModel(ApiModel):
     """A model the provider serves, under the name clients use."""
 
@@ -40,6 +52,12 @@ class ProviderModel(ApiModel):
     )
     kind: ModelKind = Field(default="chat", description="chat, embedding or completion.")
     limits: ModelLimits | None = Field(default=None, description="Caps protecting the upstream, across all consumers.")
+    pricing: ModelPricing | None = Field(
+        default=None, description="Prices per million tokens; well-known models have defaults, these win.")
+    context_window: int | None = Field(
+        default=None, ge=1, description="Tokens the model takes (prompt and output); well-known models have defaults.")
+    intelligence: float | None = Field(
+        default=None, ge=0, le=1, description="A declared quality score from 0 to 1, for choosing among models.")
 
 
 class Timeouts(ApiModel):

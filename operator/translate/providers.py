@@ -13,6 +13,7 @@ from lockgate.api.resources import ModelProvider
 from lockgate.operator.translate.bundle import Bundle
 from lockgate.operator.translate.conditions import NotReady, Rejected
 from lockgate.operator.translate.discovery import ready_endpoints
+from lockgate.operator.translate.models import provider_model
 from lockgate.operator.translate.secrets import secret_value
 
 # Gauges each engine exports: (waiting, running, KV cache usage 0..1).
@@ -107,15 +108,7 @@ def translate_provider(obj: ModelProvider, bundle: Bundle) -> ProviderOutcome:
             default_params=spec.compat.default_params,
             max_tokens_param=max_tokens_param(spec),
         ),
-        models=tuple(
-            ir.ProviderModel(
-                name=m.name,
-                upstream_model=m.upstream_model or m.name,
-                kind=m.kind,
-                limits=ir.RateLimits(rpm=m.limits.rpm, tpm=m.limits.tpm) if m.limits else ir.RateLimits(),
-            )
-            for m in spec.models
-        ),
+        models=tuple(provider_model(m) for m in spec.models),
         shared_with=spec.allowed_namespaces.shared_with(),
     )
     return ProviderOutcome(provider, credentials, not_ready, fields)
