@@ -51,10 +51,12 @@ def requested(body: dict[str, Any], headers: Mapping[str, str]) -> Preferences |
 
 
 def describe(name: str, model: ProviderModel, speeds: SpeedBook) -> Candidate:
-    pricing = getattr(model, "pricing", None)
-    price = None if pricing is None else float(pricing.input) + float(pricing.output)
+    """A model as the scorer sees it: its prices (input and output per million tokens, together), its
+    declared intelligence, its measured speed."""
+    pricing = model.pricing
+    price = None if pricing is None else pricing.input + pricing.output
     speed = speeds.of(name)
-    return Candidate(name, price, getattr(model, "intelligence", None), speed.ttft, speed.tokens_per_second)
+    return Candidate(name, price, model.intelligence, speed.ttft, speed.tokens_per_second)
 
 
 def preference_order(names: Sequence[str], prefs: Preferences, pool: Pool, entry: KeyEntry,
@@ -80,8 +82,7 @@ def preference_order(names: Sequence[str], prefs: Preferences, pool: Pool, entry
 
 
 def _too_small(model: ProviderModel, needed_tokens: int) -> bool:
-    window = getattr(model, "context_window", None)
-    return isinstance(window, int) and needed_tokens > window
+    return model.context_window is not None and needed_tokens > model.context_window
 
 
 def _none_left(refused: set[str]) -> ApiError:

@@ -35,11 +35,36 @@ async def ask(server: ProxyServer, prefs: dict[str, Any] | None = None, **header
     return raw.parse().choices[0].message.content or "", raw.headers["x-lockgate-model"]
 
 
+def described(p: ir.Provider, **metadata: Any) -> ir.Provider:
+    """The provider with its one model's metadata (pricing, context_window, intelligence) set."""
+    return p.model_copy(update={"models": (p.models[0].model_copy(update=metadata),)})
+
+
 async def two_models(upstream: Any, **first: Any) -> tuple[FakeUpstream, FakeUpstream, list[ir.Provider]]:
+    """A cheap, small-context, less able model and a dear, large-context, abler one."""
     a = await upstream("openai", text="from small")
     b = await upstream("openai", text="from large")
-    return a, b, [provider("ns/a", "openai", a.url, [("small-chat", "small")], **first),
-                  provider("ns/b", "openai", b.url, [("large-chat", "large")])]
+    return a, b, [described(provider("ns/a", "openai", a.url, [("small-chat", "small")], **first),
+                            pricing=ir.Pricing(input=0.15, output=0.6), context_window=64, intelligence=0.4),
+                  described(provider("ns/b", "openai", b.url, [("large-chat", "large")]),
+                            pricing=ir.Pricing(input=2.5, output=10.0), context_window=128_000, intelligence=0.9)]
+
+
+async def test_cost_priority_picks_the_cheap_model_and_intelligence_the_able_one(upstream, gateway) -> None:
+    _, _, providers = await two_models(upstream)
+    server = await gateway(snapshot(providers, routes=[auto_route("large-chat", "small-chat")]))
+    assert await ask(server, {"costPriority": 1}) == ("from small", "small-chat")
+    assert await ask(server, {"intelligencePriority": 1}) == ("from large", "large-chat")
+    assert await ask(server, {"costPriority": 1, "intelligencePriority": 0.2}) == ("from small", "small-chat")
+
+
+async def test_a_model_whose_context_window_is_too_small_is_left_out(upstream, gateway) -> None:
+    _, _, providers = await two_models(upstream)
+    server = await gateway(snapshot(providers, routes=[auto_route("small-chat", "large-chat")]))
+    long = [{"role": "user", "content": "word " * 200}]  # ~250 tokens: over small-chat's 64
+    raw = await client(server).chat.completions.with_raw_response.create(
+        model="auto", messages=long, extra_body={"model_preferences": {"costPriority": 1}})
+    assert raw.headers["x-lockgate-model"] == "large-chat"
 
 
 async def test_a_hint_picks_the_hinted_model_before_any_priority(upstream, gateway) -> None:
