@@ -140,3 +140,11 @@ async def test_the_choice_is_a_metric_dimension(upstream, gateway) -> None:
         text = (await http.get(f"http://127.0.0.1:{server.admin_port}/metrics")).text
     assert 'lockgate_model_choices_total{gateway="lockgate",host="*",model="large-chat",virtual_model="auto"} 2.0' in text
     assert 'lockgate_model_choices_total{gateway="lockgate",host="*",model="small-chat",virtual_model="auto"} 1.0' in text
+
+
+async def test_a_candidate_over_the_keys_quota_for_it_is_passed_over(upstream, gateway) -> None:
+    _, _, providers = await two_models(upstream)
+    keys = [key("ns/team-a", model_limits={"small-chat": ir.RateLimits(rpm=1)})]
+    server = await gateway(snapshot(providers, keys, routes=[auto_route("small-chat", "large-chat")]))
+    assert await ask(server, {"costPriority": 1}) == ("from small", "small-chat")
+    assert await ask(server, {"costPriority": 1}) == ("from large", "large-chat")  # small-chat: 1 per minute
