@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -93,6 +93,12 @@ class ApiKeySpec(ApiModel):
     mcp_tools: dict[str, list[str]] = Field(
         default_factory=dict, description="Per MCPServer, the tool name globs this key may call; a server not listed allows all its tools."
     )
+    priority: Literal["interactive", "batch"] = Field(
+        default="interactive", description="Class in the queues for capacity: interactive requests are admitted "
+                                           "before batch ones (batch waits at most the provider's queue.maxBatchDelay "
+                                           "behind them).")
+    queue_weight: int = Field(default=1, ge=1, le=100,
+                              description="Share of this consumer's turns in the queues for capacity, against weight 1.")
     rotation_grace: str = Field(
         default="1h", pattern=r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$",
         description="How long the previous key keeps working after a rotation.",

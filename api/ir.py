@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 IR_VERSION: Final = "lockgate.io/ir/v1"
+Priority = Literal["interactive", "batch"]  # a request's class in the queues for capacity
 
 
 class IRModel(BaseModel):
@@ -129,6 +130,8 @@ class Provider(IRModel):
     outlier_detection: OutlierDetection = OutlierDetection()
     load_balancing: LoadBalancing = LoadBalancing()
     queue_max_wait: float = 0.0
+    queue_max_depth: int = 1000
+    queue_max_batch_delay: float = 30.0
     compat: Compat = Compat()
     models: tuple[ProviderModel, ...]
     shared_with: tuple[str, ...] = Field(
@@ -175,6 +178,8 @@ class ConsumerKey(IRModel):
     routes: tuple[str, ...] | None = Field(default=None, description="Route ids; None = every route.")
     mcp_servers: tuple[str, ...] = Field(default=(), description="MCPServer ids this key may use.")
     mcp_tools: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="Server id -> tool globs.")
+    priority: Priority = "interactive"
+    queue_weight: int = 1
 
 
 class AliasTarget(IRModel):
@@ -224,6 +229,8 @@ class Route(IRModel):
     path: str | None = None
     timeout: float | None = None
     chat_template: ChatTemplate | None = None
+    priority: Priority | None = Field(default=None, description="None: the key's class.")
+    queue_max_wait: float | None = Field(default=None, description="None: the provider's queue.maxWait.")
 
 
 class UpstreamAuth(IRModel):

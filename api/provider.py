@@ -136,7 +136,13 @@ class Compat(ApiModel):
 class Queue(ApiModel):
     """Waiting for provider capacity instead of refusing at once."""
 
-    max_wait: Duration = Field(default="0s", description="How long a request may wait for provider capacity (0s: refuse at once).")
+    max_wait: Duration = Field(default="0s", description="How long a request may wait for provider capacity: the model's "
+                               "rpm/tpm, or a free endpoint under loadBalancing.maxConcurrency (0s: refuse at once).")
+    max_depth: int = Field(default=1000, ge=1, le=100_000,
+                           description="Requests that may wait at once, per proxy replica; more are refused at once.")
+    max_batch_delay: Duration = Field(
+        default="30s", description="How long waiting interactive requests may keep a batch request waiting; past it, "
+                                   "the batch request is served next.")
 
 
 class ClientCertificateRef(ApiModel):

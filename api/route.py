@@ -73,6 +73,12 @@ class ChatTemplate(ApiModel):
     params: dict[str, Any] = Field(default_factory=dict, description="Extra chat parameters (temperature, max_tokens, ...).")
 
 
+class RouteQueue(ApiModel):
+    """How long this Route's requests may wait for capacity."""
+
+    max_wait: Duration = Field(description="Replaces the providers' queue.maxWait for requests through this Route.")
+
+
 class RouteSpec(ApiModel):
     """What clients of some hosts may call."""
 
@@ -97,6 +103,10 @@ class RouteSpec(ApiModel):
     path: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$", description="Path of a chatTemplate API.")
     timeout: Duration | None = Field(default=None, description="Whole-request timeout.")
     chat_template: ChatTemplate | None = Field(default=None, description="The template API (chatTemplate).")
+    priority: Literal["interactive", "batch"] | None = Field(
+        default=None, description="Class of its requests in the queues for capacity: batch makes every request "
+                                  "through it batch; omitted or interactive: the key's class.")
+    queue: RouteQueue | None = Field(default=None, description="Waiting for capacity, over the providers' queue.")
 
     @model_validator(mode="after")
     def _check(self) -> RouteSpec:

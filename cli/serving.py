@@ -33,6 +33,10 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replicas-hint", type=int, default=1,
                         help="proxy replicas (default 1): with the memory store, or with Redis away and fail-open, "
                              "each replica enforces limit / replicas, rounded down")
+    parser.add_argument("--slot-lease", type=float, default=10.0, metavar="SECONDS",
+                        help="with a Redis quota store, endpoints' maxConcurrency holds across replicas through "
+                             "leases renewed every third of this; a replica that dies frees its slots within it "
+                             "(default 10)")
     parser.add_argument("--default-output-reservation", type=int, default=4096, metavar="TOKENS",
                         help="output tokens reserved against tpm and the monthly budget when a request sets no "
                              "max_tokens, lowered to what the tightest tpm leaves (default 4096)")
@@ -52,7 +56,7 @@ def settings_from(args: argparse.Namespace) -> ProxySettings:
     return ProxySettings(
         mcp=mcp_from_environment(os.environ), host=args.host, port=args.port, admin_port=args.admin_port, gateway_name=args.gateway_name,
         quota_store=args.quota_store, quota_fail_mode=args.quota_fail_mode, replicas_hint=args.replicas_hint,
-        quota_store_ca=args.quota_store_ca,
+        quota_store_ca=args.quota_store_ca, slot_lease=args.slot_lease,
         state_dir=args.state_dir, default_output_reservation=args.default_output_reservation,
         drain_seconds=args.drain_seconds,
         upstream=UpstreamSettings.from_environment(),

@@ -19,6 +19,7 @@ from datetime import datetime
 from aiohttp import web
 
 from lockgate.proxy.accesslog import AccessLog
+from lockgate.proxy.admission import Slots
 from lockgate.proxy.balancing.metrics import BalancerCollector
 from lockgate.proxy.errors import ApiError
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
@@ -36,13 +37,14 @@ class Gateway:
     def __init__(self, name: str, quota: QuotaService, *, max_body_bytes: int = 10 * 1024 * 1024,
                  access_log: AccessLog | None = None,
                  default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION,
-                 steps: Sequence[StepFactory] = STEPS, upstream: UpstreamSettings | None = None) -> None:
+                 steps: Sequence[StepFactory] = STEPS, upstream: UpstreamSettings | None = None,
+                 slots: Slots | None = None) -> None:
         self.name = name
         self.max_body_bytes = max_body_bytes
         self.metrics = make_metrics(name)
         self.deps = Deps(quota=quota, metrics=self.metrics, access_log=access_log or AccessLog(None),
                          upstreams=UpstreamPool(upstream or UpstreamSettings()),
-                         default_output_reservation=default_output_reservation)
+                         default_output_reservation=default_output_reservation, slots=slots or Slots())
         self.quota = quota
         self.steps = tuple(steps)
         self.snapshot: CompiledSnapshot | None = None
@@ -72,6 +74,7 @@ class Gateway:
     async def close(self) -> None:
         await self.deps.balancers.close()
         await self.deps.upstreams.close()
+        await self.deps.slots.close()
         await self.quota.close()
         self.deps.access_log.close()
 

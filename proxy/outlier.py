@@ -36,6 +36,11 @@ class OutlierDetector:
         state = self._states.get(key)
         return state.until if state is not None else 0.0
 
+    def ejected_for(self, key: str) -> float:
+        """Seconds left of the key's ejection (0 when it is not ejected)."""
+        state = self._states.get(key)
+        return max(0.0, state.until - self._clock()) if state is not None else 0.0
+
     def ejected(self, keys: Iterable[str]) -> frozenset[str]:
         now = self._clock()
         states = self._states

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from lockgate.proxy import edge
 from lockgate.proxy.accesslog import AccessLog
+from lockgate.proxy.admission import make_slots
 from lockgate.proxy.gateway import GATEWAY, Gateway
 from lockgate.proxy import mcp
 from lockgate.proxy.health_metrics import HealthCollector
@@ -108,7 +109,8 @@ class ProxyServer:
         self.gateway = Gateway(settings.gateway_name, quota, max_body_bytes=settings.max_body_bytes,
                                access_log=AccessLog(settings.access_log),
                                default_output_reservation=settings.default_output_reservation, steps=steps,
-                               upstream=settings.upstream)
+                               upstream=settings.upstream, slots=make_slots(settings.quota_store, settings.slot_lease,
+                                                                            settings.quota_store_ca))
         self._apply_failures = 0
         self.gateway.metrics.registry.register(HealthCollector(
             settings.gateway_name, lambda: self.gateway.snapshot, self.gateway.deps.outliers,

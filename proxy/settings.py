@@ -36,6 +36,7 @@ class ProxySettings:
     quota_fail_mode: str = "open"  # open | closed
     quota_store_ca: str | None = None  # CA bundle of a TLS Redis (rediss://)
     replicas_hint: int = 1
+    slot_lease: float = 10.0  # seconds a replica's endpoint slot outlives it in Redis (shared maxConcurrency)
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
     state_dir: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024

@@ -67,6 +67,8 @@ class OpenAIView:
     aliases: dict[str, Alias]
     timeout: float | None = None  # the Routes' whole-request timeout (the shortest), over the providers' own
     pool: Pool = EMPTY_POOL
+    batch: bool = False  # a Route says its requests are of the batch class
+    queue_max_wait: float | None = None  # the Routes' queue wait (the shortest), over the providers' own
 
     def shows(self, model: str) -> bool:
         return model in self.aliases or self.models is None or self.models.match(model) is not None
@@ -210,8 +212,10 @@ def _openai_view(routes: list[Route], pool: Pool) -> OpenAIView:
     globs: list[str] = [g for r in routes for g in r.models]
     aliases = {a.name: a for r in routes for a in r.aliases}
     timeouts = [r.timeout for r in routes if r.timeout is not None]
+    waits = [r.queue_max_wait for r in routes if r.queue_max_wait is not None]
     return OpenAIView(tuple(r.id for r in routes), compile_globs(tuple(globs)), aliases,
-                      min(timeouts) if timeouts else None, pool)
+                      min(timeouts) if timeouts else None, pool, any(r.priority == "batch" for r in routes),
+                      min(waits) if waits else None)
 
 
 def _view(routes: list[Route], namespace_views: dict[str, OpenAIView], open_everywhere: bool) -> HostView:

@@ -81,6 +81,8 @@ def translate_key(obj: ApiKey, bundle: Bundle, now: datetime, grants: Mapping[st
         routes=tuple(f"{ns}/{r}" for r in spec.routes) if spec.routes is not None else None,
         mcp_servers=tuple(s for s in servers if s not in refused),
         mcp_tools={server_ref(ns, s): tuple(globs) for s, globs in sorted(spec.mcp_tools.items())},
+        priority=spec.priority,
+        queue_weight=spec.queue_weight,
     )
     if spec.expires_at is not None and spec.expires_at <= now:
         not_ready = NotReady("Expired", f"the key expired at {spec.expires_at.isoformat()}; every call gets 401")

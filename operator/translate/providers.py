@@ -101,6 +101,8 @@ def translate_provider(obj: ModelProvider, bundle: Bundle) -> ProviderOutcome:
         ),
         load_balancing=_load_balancing(spec.load_balancing, spec.engine),
         queue_max_wait=parse_duration(spec.queue.max_wait),
+        queue_max_depth=spec.queue.max_depth,
+        queue_max_batch_delay=parse_duration(spec.queue.max_batch_delay),
         compat=ir.Compat(
             reasoning=spec.compat.reasoning,
             reasoning_tags=spec.compat.reasoning_tags,

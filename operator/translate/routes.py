@@ -53,5 +53,7 @@ def translate_route(obj: Route, pools: ModelPools, aliases: Collection[str]) -> 
         path=spec.path,
         timeout=parse_duration(spec.timeout) if spec.timeout else None,
         chat_template=chat_template,
+        priority=spec.priority,
+        queue_max_wait=parse_duration(spec.queue.max_wait) if spec.queue is not None else None,
     )
 

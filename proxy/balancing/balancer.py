@@ -81,6 +81,15 @@ class EndpointLease:
         elif self.prompt_tokens + output_tokens > 0:
             self._learn_unsplit(now - self.started, max(output_tokens, 0))
 
+    def abandon(self) -> None:
+        """Give the endpoint back as if nothing was sent to it (the request went elsewhere): no outcome is learnt."""
+        if self.released:
+            return
+        self.released = True
+        self._release_prompt()
+        self.state.in_flight -= 1
+        self.state.outstanding_tokens -= self.reserved_tokens
+
     def _learn_unsplit(self, elapsed: float, output_tokens: int) -> None:
         """A non-streamed answer shows only its total time: scale both speeds to match it."""
         state = self.state

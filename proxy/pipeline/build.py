@@ -13,6 +13,7 @@ from lockgate.proxy.pipeline.steps.admit import AdmitStep
 from lockgate.proxy.pipeline.steps.authenticate import AuthenticateStep
 from lockgate.proxy.pipeline.steps.authorize import AuthorizeStep
 from lockgate.proxy.pipeline.steps.choose import ChooseStep
+from lockgate.proxy.pipeline.steps.classify import ClassifyStep
 from lockgate.proxy.pipeline.steps.measure import MeasureStep
 from lockgate.proxy.pipeline.steps.parse import ParseStep
 from lockgate.proxy.pipeline.steps.request_filters import RequestFiltersStep
@@ -26,6 +27,7 @@ STEPS: tuple[StepFactory, ...] = (
     lambda deps: RouteStep(),
     lambda deps: AuthenticateStep(),
     lambda deps: AuthorizeStep(),
+    lambda deps: ClassifyStep(),
     lambda deps: ParseStep(),
     ChooseStep,
     AdmitStep,  # per target, in failover order, from here to send

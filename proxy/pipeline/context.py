@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from lockgate.api.ir import Priority
+from lockgate.proxy.admission import effective_wait
 from lockgate.proxy.errors import ApiError, ErrorType
 from lockgate.proxy.providers.base import Adapter, Operation, StreamTranslator, Usage
 from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry, Target
@@ -67,6 +69,12 @@ class Context:
     model: str = ""
     stream: bool = False
     timeout: float | None = None  # the whole request's deadline over the provider's own
+    # The request's class in the queues for capacity. An entry point may set batch (batch lines); classify
+    # makes it batch when the key or a Route says so.
+    priority: Priority = "interactive"
+    max_wait: float | None = None  # the most the request itself will wait in a queue (set by an entry point, or
+    # classify from the x-lockgate-max-wait header); None: what the Route or the provider allows
+    route_wait: float | None = None  # classify: the Route's queue wait, over the provider's
     estimate: Estimate | None = None
     targets: list[Target] = field(default_factory=list)  # choose: in failover order
     candidates: tuple[str, ...] = ()  # models to choose among by preferences (given for kind "internal")
@@ -105,6 +113,15 @@ class Context:
         self.status = error.status
         self.error_type = error.error_type
         self.error_code = error.code
+
+    def queue_wait(self, any_target: bool = False) -> float:
+        """Seconds the request may wait for capacity on its current target: the Route's queue wait when set,
+        else the provider's, lowered to what the request asked for. Only on its last target unless
+        `any_target` (before that, a busy or ejected provider fails over at once)."""
+        target = self.target
+        if target is None or (not any_target and self.target_index + 1 < len(self.targets)):
+            return 0.0
+        return effective_wait(target.provider.queue_max_wait, self.route_wait, self.max_wait)
 
     def first_byte(self) -> None:
         if self.ttft is None:

@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass, field
 
 from lockgate.proxy.accesslog import AccessLog
+from lockgate.proxy.admission import Slots
 from lockgate.proxy.balancing.registry import Balancers
 from lockgate.proxy.estimate import DEFAULT_OUTPUT_RESERVATION
 from lockgate.proxy.metrics import CounterFamily, Metrics
@@ -24,6 +25,7 @@ class Deps:
     balancers: Balancers = field(default_factory=Balancers)
     outliers: OutlierDetector = field(default_factory=OutlierDetector)
     rng: random.Random = field(default_factory=random.Random)
+    slots: Slots = field(default_factory=Slots)  # endpoint slots under maxConcurrency, and their queues
     default_output_reservation: int = DEFAULT_OUTPUT_RESERVATION  # output tokens reserved without max_tokens
     speeds: SpeedBook = field(default_factory=SpeedBook)  # measured speed per model, for choosing by preferences
     choices: CounterFamily = field(default_factory=lambda: CounterFamily(

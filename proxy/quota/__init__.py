@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lockgate.api.ir import ConsumerKey, RateLimits
+from lockgate.api.ir import ConsumerKey, Priority, RateLimits
 
 
 @dataclass(slots=True)  # made per request: a frozen dataclass costs 5x to build
@@ -40,6 +40,10 @@ class AdmitRequest:
     # settled with nothing: windows that already count it do not count it again, nor does the month.
     # (Only such a reservation is found by its rid in the memory store: see MemoryPlan.)
     repeat_of: str = ""
+    priority: Priority = "interactive"  # the request's class in the provider's queue
+    weight: int = 1  # the consumer's share of turns in the provider's queue
+    queue_max_depth: int | None = None  # waiters the provider model's queue holds at most (None: no bound)
+    queue_max_batch_delay: float = 30.0  # how long interactive waiters may keep a batch waiter back
 
 
 @dataclass(slots=True)  # made per request

@@ -18,7 +18,7 @@ from typing import Any
 from lockgate.api.ir import ConsumerKey, RateLimits
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService, Reservation
 from lockgate.proxy.quota.budget import month_end, month_of, month_start, remaining
-from lockgate.proxy.quota.fair_queue import FairQueue
+from lockgate.proxy.quota.fair_queue import FairQueue, QueueFull
 from lockgate.proxy.quota.headers import format_reset, ratelimit_headers, retry_after_value
 from lockgate.proxy.quota.metrics import QUEUE_DEPTH, RESERVATIONS, RESERVED_TOKENS, SETTLED_TOKENS
 from lockgate.proxy.quota.plan import (MONTH_REQUESTS, MONTH_TOKENS, Group, GroupResult, Refusal, WindowSpec,
@@ -147,6 +147,7 @@ class StoreQuotaService:
             queue = self._queues.get(provider.tag)
             if queue is None:
                 queue = self._queues[provider.tag] = FairQueue(_depth_gauge(request.provider_id, request.model))
+            queue.max_depth, queue.batch_max_delay = request.queue_max_depth, request.queue_max_batch_delay
         plan = _Plan(request.key, request.provider_limits, consumer, provider, alone, both,
                      self._compile(both) if self._compile is not None else None, queue)
         if len(self._plans) >= MAX_PLANS:
@@ -191,8 +192,9 @@ class StoreQuotaService:
             await self._release([provider], rid, month, end, cost)
 
         try:
-            await queue.wait(request.key.consumer, try_admit, release, request.queue_max_wait)
-        except TimeoutError:
+            await queue.wait(request.key.consumer, try_admit, release, request.queue_max_wait, request.priority,
+                             request.weight)
+        except (TimeoutError, QueueFull):
             raise _provider_rejection(request, last_wait[0], self.window) from None
 
     async def _release(self, groups: Sequence[Group], rid: str, month: str, end: float, cost: int,

@@ -22,8 +22,8 @@ from tests.upstreams import Action, FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 # The default steps whose request hook runs on the way in, and their phases.
-BEFORE = (("route", "request"), ("authenticate", "request"), ("authorize", "request"), ("parse", "request"),
-          ("choose", "request"), ("admit", "target"), ("request_filters", "target"), ("send", "target"))
+BEFORE = (("route", "request"), ("authenticate", "request"), ("authorize", "request"), ("classify", "request"),
+          ("parse", "request"), ("choose", "request"), ("admit", "target"), ("request_filters", "target"), ("send", "target"))
 EXPECTED = [name for name, _ in BEFORE] + ["response", "finish"]
 
 

@@ -27,3 +27,8 @@ def test_quota_store_flag_wins_and_memory_is_the_default(monkeypatch: pytest.Mon
     assert getattr(_settings([]), "quota_store") == "memory"
     monkeypatch.setenv("LOCKGATE_QUOTA_STORE_URL", "redis://127.0.0.1:6390/0")
     assert getattr(_settings(["--quota-store", "memory"]), "quota_store") == "memory"
+
+
+def test_slot_lease_defaults_to_ten_seconds_and_is_a_flag() -> None:
+    assert getattr(_settings([]), "slot_lease") == 10.0
+    assert getattr(_settings(["--slot-lease", "2.5"]), "slot_lease") == 2.5

@@ -12,7 +12,10 @@ request finishes, or with none when its target is given up.
 
 from __future__ import annotations
 
+import asyncio
+
 from lockgate.api.ir import ConsumerKey
+from lockgate.proxy.admission import outage_pause
 from lockgate.proxy.errors import ApiError, no_upstream
 from lockgate.proxy.estimate import Estimate
 from lockgate.proxy.metrics import Metrics
@@ -59,12 +62,18 @@ class AdmitStep(Step):
         target, key = ctx.target, ctx.entry.key
         provider = target.provider
         if provider.base_url is not None and self.outliers.is_ejected(provider.id):
-            raise Skip(no_upstream("Every upstream for this model is ejected after failures."), weak=True)
+            # A short outage (the ejection ends within the request's queue wait) is waited out on the last target.
+            pause = outage_pause([self.outliers.ejected_for(provider.id)], ctx.queue_wait())
+            if pause is None:
+                raise Skip(no_upstream("Every upstream for this model is ejected after failures."), weak=True)
+            await asyncio.sleep(pause)
         try:
             tokens = reservation_size(ctx.estimate, self.cap, key, target)
-            ctx.reservation = await self.quota.admit(AdmitRequest(key, target.model.name, provider.id,
-                                                                  target.model.limits, tokens,
-                                                                  provider.queue_max_wait, repeat_of=ctx.counted))
+            ctx.reservation = await self.quota.admit(AdmitRequest(
+                key, target.model.name, provider.id, target.model.limits, tokens,
+                ctx.queue_wait(any_target=True), repeat_of=ctx.counted,
+                priority=ctx.priority, weight=key.queue_weight, queue_max_depth=provider.queue_max_depth,
+                queue_max_batch_delay=provider.queue_max_batch_delay))
         except QuotaRejected as rejected:
             self.metrics.quota_rejected(key.consumer, rejected.code, ctx.host, ctx.model)
             error = quota_error(rejected)

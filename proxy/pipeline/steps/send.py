@@ -2,7 +2,10 @@
 
 Up to 1 + `retries.attempts` attempts with exponential backoff; each attempt
 of a self-hosted provider takes a fresh endpoint from its balancer (ejected
-and already tried endpoints excluded). Connect errors, timeouts, 429 and 5xx
+and already tried endpoints excluded); under `maxConcurrency` it takes a slot,
+waiting in the provider's queue while every endpoint is full (503
+`model_at_capacity` when the wait runs out), and when every endpoint is ejected
+it waits out an outage that ends within the request's queue wait. Connect errors, timeouts, 429 and 5xx
 count against the outlier detector and retry; when every attempt failed the
 target is skipped (failover). Other 4xx are the client's fault and are relayed.
 A whole 2xx answer is translated into the client's format here, so one that is
@@ -14,9 +17,12 @@ happens before any byte reaches the client.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from dataclasses import replace
 
 from lockgate.api.ir import Provider
+from lockgate.proxy.admission import Busy, Slots, Ticket, outage_pause
 from lockgate.proxy.balancing import Lease, PickRequest
 from lockgate.proxy.balancing.prefix import prompt_prefix
 from lockgate.proxy.balancing.registry import Balancers
@@ -58,6 +64,7 @@ class SendStep(Step):
         self.upstreams: UpstreamPool = deps.upstreams
         self.balancers: Balancers = deps.balancers
         self.outliers: OutlierDetector = deps.outliers
+        self.slots: Slots = deps.slots
 
     async def request(self, ctx: Context) -> None:
         assert ctx.target is not None
@@ -75,8 +82,18 @@ class SendStep(Step):
                 excluded = self.outliers.ejected(provider.endpoint_urls()) | tried
                 prefix = prefix or prompt_prefix(ctx.body, provider.load_balancing.prefix_length)
                 # The client's own max_tokens (0: none, the balancer assumes its default), not the quota's cap.
-                lease = await self.balancers(provider).pick(
-                    PickRequest(ctx.target.model.name, prefix, ctx.prompt_tokens, max_tokens, frozenset(excluded)))
+                pick = PickRequest(ctx.target.model.name, prefix, ctx.prompt_tokens, max_tokens, frozenset(excluded))
+                try:
+                    lease = await self._lease(ctx, provider, pick)
+                    if lease is None and not tried:  # every endpoint ejected: a short outage is waited out
+                        urls = provider.endpoint_urls()
+                        pause = outage_pause([self.outliers.ejected_for(u) for u in urls], ctx.queue_wait())
+                        if pause is not None:
+                            await asyncio.sleep(pause)
+                            lease = await self._lease(ctx, provider, replace(pick, excluded=self.outliers.ejected(urls)))
+                except Busy as busy:
+                    last_error = at_capacity(busy)
+                    break
                 if lease is None:
                     last_error = last_error or no_upstream("Every endpoint of this model is busy or ejected.")
                     break
@@ -105,6 +122,13 @@ class SendStep(Step):
                 lease.first_token()
             return
         raise Skip(last_error) if last_error is not None else Skip(no_upstream("No upstream is available."), weak=True)
+
+    async def _lease(self, ctx: Context, provider: Provider, pick: PickRequest) -> Lease | None:
+        """An endpoint from the provider's balancer; under maxConcurrency, a slot, waiting in the provider's
+        queue while every endpoint is full (Busy when the wait runs out)."""
+        if provider.load_balancing.max_concurrency is None:
+            return await self.balancers(provider).pick(pick)
+        return await self.slots.acquire(self.balancers(provider), provider, pick, _ticket(ctx))
 
     async def _attempt(self, ctx: Context, provider: Provider, base_url: str, credential: str | None) -> None:
         assert ctx.adapter is not None and ctx.target is not None
@@ -173,6 +197,22 @@ class SendStep(Step):
             ctx.response.close()  # an unfinished stream drops its upstream connection at once
         if ctx.lease is not None:
             ctx.lease.release(ctx.ok, ctx.usage.output_tokens)
+
+
+def _ticket(ctx: Context) -> Ticket:
+    """The request's place in a queue for endpoint slots (it waits only on its last target)."""
+    assert ctx.entry is not None
+    key = ctx.entry.key
+    return Ticket(key.consumer, ctx.priority, key.queue_weight, ctx.queue_wait())
+
+
+def at_capacity(busy: Busy) -> ApiError:
+    """503 in OpenAI's format, with a Retry-After from the queue."""
+    why = ("too many requests are waiting for it already" if busy.full
+           else "no endpoint had a free slot within the request's queue wait")
+    return ApiError(503, f"The model is at capacity: {why}. Please try again later.", type="api_error",
+                    code="model_at_capacity", error_type="no_upstream",
+                    headers={"Retry-After": str(max(1, math.ceil(busy.retry_after)))})
 
 
 def _drop(ctx: Context, response: Response | None) -> None:

@@ -64,6 +64,7 @@ class Proxy:
     port: int = 0
     admin_port: int = 0
     process: asyncio.subprocess.Process | None = None
+    extra: tuple[str, ...] = ()  # more `lockgate run` flags
 
     @property
     def base_url(self) -> str:
@@ -80,7 +81,7 @@ class Proxy:
             str(lockgate), "run", "-f", str(self.manifests), "--port", str(self.port),
             "--admin-port", str(self.admin_port), "--state-dir", str(self.state_dir),
             "--quota-store", self.quota_store, "--replicas-hint", str(self.replicas), "--quota-fail-mode", self.fail_mode,
-            "--log-level", "WARNING",
+            "--log-level", "WARNING", *self.extra,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         end = time.monotonic() + deadline
         async with aiohttp.ClientSession() as session:
@@ -103,6 +104,13 @@ class Proxy:
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
+        self.process = None
+
+    async def kill(self) -> None:
+        """SIGKILL: the replica dies without giving anything back."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
         self.process = None
 
     async def admin(self, path: str) -> object:

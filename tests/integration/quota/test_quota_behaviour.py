@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from lockgate.api.ir import ConsumerKey, RateLimits
+from lockgate.api.ir import ConsumerKey, Priority, RateLimits
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, Reservation
 from lockgate.proxy.quota.memory_store import MemoryStore
 from lockgate.proxy.quota.service import StoreQuotaService
@@ -158,6 +158,28 @@ async def test_fair_queue_serves_consumers_alternately(replicas: Replicas) -> No
     await asyncio.gather(*tasks)
     assert order == ["x", "x"] + ["a", "b"] * 3  # the queue takes turns by consumer
     assert depth() == 0
+
+
+async def test_interactive_requests_overtake_batch_ones_waiting_for_the_providers_rate(replicas: Replicas) -> None:
+    (service, *_) = replicas(count=1, window=0.5)
+    provider = RateLimits(rpm=2)
+    order: list[str] = []
+
+    async def client(k: ConsumerKey, priority: Priority) -> None:
+        request = req(k, provider=provider, wait=20)
+        request.priority = priority
+        await service.admit(request)
+        order.append(f"{k.consumer}:{priority}")
+
+    await client(key("x"), "interactive")
+    await client(key("x"), "interactive")  # the provider model is saturated for this window
+    depth = lambda: sum(q.depth for q in service._queues.values())  # noqa: E731
+    tasks = [asyncio.create_task(client(key("nightly"), "batch")) for _ in range(2)]
+    await until(lambda: depth() == 2)  # batch requests wait first...
+    tasks += [asyncio.create_task(client(key("a"), "interactive")) for _ in range(2)]
+    await until(lambda: depth() == 4)  # ...then interactive ones, which go first
+    await asyncio.gather(*tasks)
+    assert order[2:] == ["a:interactive", "a:interactive", "nightly:batch", "nightly:batch"]
 
 
 async def test_queue_wait_runs_out_with_provider_rate_limited(replicas: Replicas) -> None:
