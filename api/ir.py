@@ -227,10 +227,19 @@ class AliasTarget(IRModel):
     weight: int = 1
 
 
+class ModelPreferences(IRModel):
+    hints: tuple[str, ...] = ()
+    cost_priority: float | None = None
+    speed_priority: float | None = None
+    intelligence_priority: float | None = None
+
+
 class Alias(IRModel):
     name: str
     targets: tuple[AliasTarget, ...]
     fallbacks: tuple[str, ...] = ()
+    strategy: Literal["weighted", "preferences"] = "weighted"
+    preferences: ModelPreferences | None = None
 
 
 class TemplateVariable(IRModel):
@@ -322,6 +331,14 @@ class AggregateMember(IRModel):
     prefix: str = Field(description="Prefix of the member's tool, prompt and resource names")
 
 
+class SamplingPolicy(IRModel):
+    answer: Literal["ifClientCannot", "always", "never"] = "ifClientCannot"
+    models: tuple[str, ...]
+    max_tokens: int | None = None
+    requests_per_minute: int = 10
+    model_preferences: ModelPreferences | None = None
+
+
 class McpServer(IRModel):
     id: str = Field(description="namespace/name of the MCPServer")
     name: str
@@ -333,6 +350,7 @@ class McpServer(IRModel):
     tools: tuple[HttpTool, ...] = ()
     members: tuple[AggregateMember, ...] = ()
     model_tools: tuple[ModelTool, ...] = ()
+    sampling: SamplingPolicy | None = None
 
 
 class GatewayConfig(IRModel):

@@ -8,6 +8,8 @@ from pydantic import ConfigDict, Field, model_validator
 
 from lockgate.api.duration import Duration
 from lockgate.api.grants import AllowedNamespaces
+from lockgate.api.gateway_key import GatewayKey
+from lockgate.api.mcp_sampling import SamplingPolicy
 from lockgate.api.meta import MAX_HOSTS, ApiModel, Host, ResourceStatus, SecretKeyRef, ServiceRef, list_map, repeated
 from lockgate.api.provider import URL_PATTERN
 
@@ -186,6 +188,11 @@ class MCPServerSpec(ApiModel):
         default_factory=AllowedNamespaces,
         description="Namespaces whose ApiKeys and aggregates may use this server; default: only this namespace.",
     )
+    sampling: SamplingPolicy | None = Field(
+        default=None, description="Answer the upstream's sampling requests with gateway models (upstream kind); "
+                                  "without it they go to the client.")
+    gateway_key: GatewayKey | None = Field(
+        default=None, description="A generated key of the server's own for the gateway's model API (any kind).")
 
     @model_validator(mode="after")
     def _check(self) -> MCPServerSpec:
@@ -213,5 +220,7 @@ class MCPServerStatus(ResourceStatus):
 
     url: str | None = Field(default=None, description="Path the server is published at.")
     tool_count: int | None = Field(default=None, description="Tools known to the gateway.")
+    gateway_key_secret: str | None = Field(default=None, description="The Secret holding the server's gateway key.")
+    key_hash_prefix: str | None = Field(default=None, description="First characters of the gateway key's SHA-256.")
 
 

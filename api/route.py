@@ -21,12 +21,35 @@ class AliasTarget(ApiModel):
     weight: int = Field(default=1, ge=0, le=10000, description="Share of the alias' requests; 0 takes none.")
 
 
+class ModelHint(ApiModel):
+    """A hint at a model: any model whose name contains it (case-insensitive)."""
+
+    name: str = Field(min_length=1, max_length=256, description="A substring of the wanted model's name.")
+
+
+class ModelPreferences(ApiModel):
+    """MCP's `modelPreferences`: hints first, in order, then the priorities (0 to 1, 1 = matters most)."""
+
+    hints: list[ModelHint] = Field(default_factory=list, max_length=16, description="Tried in order; first match wins.")
+    cost_priority: float | None = Field(default=None, ge=0, le=1, description="How much a low price matters.")
+    speed_priority: float | None = Field(default=None, ge=0, le=1,
+                                         description="How much measured speed (first token, tokens/s) matters.")
+    intelligence_priority: float | None = Field(default=None, ge=0, le=1,
+                                                description="How much the declared intelligence score matters.")
+
+
 class Alias(ApiModel):
-    """A virtual model: one name for several models, by weight, with fallbacks."""
+    """A virtual model: one name for several models, by weight (or by preferences), with fallbacks."""
 
     name: str = Field(min_length=1, description="The virtual model name clients ask for.")
-    targets: list[AliasTarget] = Field(min_length=1, description="Models chosen by weight.")
+    targets: list[AliasTarget] = Field(min_length=1, description="Models chosen by weight (the candidates, "
+                                                                 "for strategy preferences).")
     fallbacks: list[str] = Field(default_factory=list, description="Models tried in order when every target failed.")
+    strategy: Literal["weighted", "preferences"] = Field(
+        default="weighted", description="weighted: targets drawn by weight; preferences: the candidates scored by "
+                                        "the request's modelPreferences (or these defaults), best first.")
+    preferences: ModelPreferences | None = Field(
+        default=None, description="Defaults for what a request's modelPreferences leave unsaid (strategy preferences).")
 
 
 class Variable(ApiModel):

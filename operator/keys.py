@@ -40,7 +40,7 @@ def owner_reference(apikey: Mapping[str, Any]) -> dict[str, Any]:
     meta = apikey["metadata"]
     # No blockOwnerDeletion: with OwnerReferencesPermissionEnforcement it would
     # need update rights on apikeys/finalizers, and nothing waits on the key.
-    return {"apiVersion": apikey.get("apiVersion", "lockgate.io/v1alpha1"), "kind": "ApiKey",
+    return {"apiVersion": apikey.get("apiVersion", "lockgate.io/v1alpha1"), "kind": apikey.get("kind", "ApiKey"),
             "name": meta["name"], "uid": meta["uid"], "controller": True}
 
 
@@ -58,7 +58,7 @@ def new_key_secret(apikey: Mapping[str, Any], key: str) -> dict[str, Any]:
         "metadata": {
             "name": apikey["spec"]["secretName"],
             "namespace": meta["namespace"],
-            "labels": {**MANAGED_BY, "lockgate.io/apikey": meta["name"]},
+            "labels": {**MANAGED_BY, f"lockgate.io/{str(apikey.get('kind', 'ApiKey')).lower()}": meta["name"]},
             "annotations": annotations,
             "ownerReferences": [owner_reference(apikey)],
         },

@@ -29,6 +29,7 @@ from lockgate.operator.settings import OperatorSettings
 from lockgate.operator.status_writer import StatusWriter
 from lockgate.operator.translate import ObjectRef, Translation, translate
 from lockgate.operator.usage import budget_usage_id, merge_usage
+from lockgate.api.gateway_key import gateway_apikey
 from lockgate.api.meta import Condition
 from lockgate.common.kube_client import KubeApi, resource_path
 
@@ -66,7 +67,10 @@ class Inventory:
         return cls(everything, lockgate, secrets, slices)
 
     def apikeys(self) -> list[dict[str, Any]]:
-        return [body for ref, body in sorted(self.lockgate.items()) if ref.kind == "ApiKey"]
+        """ApiKeys, and the gateway keys of MCPServers (ApiKey-shaped, owned by their server)."""
+        keys = [body for ref, body in sorted(self.lockgate.items()) if ref.kind == "ApiKey"]
+        servers = (gateway_apikey(body) for ref, body in sorted(self.lockgate.items()) if ref.kind == "MCPServer")
+        return keys + [key for key in servers if key is not None]
 
 
 class Reconciler:

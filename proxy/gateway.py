@@ -64,6 +64,7 @@ class Gateway:
         self.open_requests = OpenRequests()  # what the drain ends at its deadline
         balancers = self.deps.balancers
         self.metrics.registry.register(BalancerCollector(name, balancers.items))
+        self.metrics.registry.register(self.deps.choices)
 
     @property
     def in_flight(self) -> int:

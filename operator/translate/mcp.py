@@ -11,11 +11,13 @@ from typing import Any
 from lockgate.api import ir
 from lockgate.api.duration import parse_duration
 from lockgate.api.grants import AllowedNamespaces
+from lockgate.api.mcp_sampling import SamplingPolicy
 from lockgate.api.mcpserver import HttpTool, McpUpstream
 from lockgate.api.resources import MCPServer
 from lockgate.operator.translate.bundle import Bundle
 from lockgate.operator.translate.conditions import NotReady, Rejected
 from lockgate.operator.translate.discovery import ready_endpoints
+from lockgate.operator.translate.routes import preferences_of
 from lockgate.operator.translate.secrets import secret_value
 from lockgate.operator.translate.templates import check_template
 from lockgate.operator.translate.tenancy import ModelPools, permitted_server, server_ref
@@ -60,9 +62,12 @@ def translate_mcp(
     the upstream knows) and their grants."""
     spec, ns, name = obj.spec, obj.metadata.namespace, obj.metadata.name
 
+    sampling = _sampling(spec.sampling, spec.kind, pools, ns)
+
     def make_server(**kind_fields: Any) -> ir.McpServer:
         return ir.McpServer(id=f"{ns}/{name}", name=name, path=spec.path, description=spec.description,
-                            hosts=tuple(spec.hosts) if spec.hosts is not None else None, kind=spec.kind, **kind_fields)
+                            hosts=tuple(spec.hosts) if spec.hosts is not None else None, kind=spec.kind,
+                            sampling=sampling, **kind_fields)
 
     fields: dict[str, object] = {"url": f"{spec.path}/mcp", "toolCount": None}
     if spec.upstream is not None:
@@ -108,6 +113,17 @@ def translate_mcp(
         model_tools.append(ir.ModelTool.model_validate(tool.model_dump()))
     fields["toolCount"] = len(model_tools)
     return McpOutcome(make_server(model_tools=tuple(model_tools)), fields=fields)
+
+
+def _sampling(policy: SamplingPolicy | None, kind: str, pools: ModelPools, ns: str) -> ir.SamplingPolicy | None:
+    if policy is None:
+        return None
+    if kind != "upstream":
+        raise Rejected("InvalidSpec", "spec.sampling: only a proxied server (spec.upstream) asks for sampling")
+    pools.require(ns, policy.models, "spec.sampling.models (provider models)")
+    return ir.SamplingPolicy(answer=policy.answer, models=tuple(policy.models), max_tokens=policy.max_tokens,
+                             requests_per_minute=policy.requests_per_minute,
+                             model_preferences=preferences_of(policy.model_preferences))
 
 
 def _upstream(up: McpUpstream, bundle: Bundle, ns: str, name: str) -> tuple[ir.McpUpstream, dict[str, str], NotReady | None]:

@@ -8,8 +8,16 @@ from lockgate.api import ir
 from lockgate.api.cache import RouteCache
 from lockgate.api.duration import parse_duration
 from lockgate.api.resources import Route
+from lockgate.api.route import ModelPreferences
 from lockgate.operator.translate.templates import check_template
 from lockgate.operator.translate.tenancy import ModelPools
+
+
+def preferences_of(prefs: ModelPreferences | None) -> ir.ModelPreferences | None:
+    if prefs is None:
+        return None
+    return ir.ModelPreferences(hints=tuple(h.name for h in prefs.hints), cost_priority=prefs.cost_priority,
+                               speed_priority=prefs.speed_priority, intelligence_priority=prefs.intelligence_priority)
 
 
 def translate_route(obj: Route, pools: ModelPools, aliases: Collection[str]) -> ir.Route:
@@ -43,6 +51,8 @@ def translate_route(obj: Route, pools: ModelPools, aliases: Collection[str]) -> 
                 name=a.name,
                 targets=tuple(ir.AliasTarget(model=t.model, weight=t.weight) for t in a.targets),
                 fallbacks=tuple(a.fallbacks),
+                strategy=a.strategy,
+                preferences=preferences_of(a.preferences),
             )
             for a in spec.aliases
         ),

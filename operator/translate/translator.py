@@ -11,13 +11,14 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from lockgate.api import ir
+from lockgate.api.gateway_key import gateway_apikey, gateway_key_id
 from lockgate.api.grants import AllowedNamespaces
 from lockgate.api.resources import ApiKey, Budget, MCPServer, ModelProvider, Resource, Route
 from lockgate.operator.translate import ObjectRef, ObjectStatus, Translation
 from lockgate.operator.translate.bundle import Bundle, collect, name_of, namespace_of
 from lockgate.operator.translate.conditions import NotReady, Rejected, accepted_status, rejected_status
 from lockgate.operator.translate.budgets import key_budgets, translate_budget
-from lockgate.operator.translate.keys import translate_key
+from lockgate.operator.translate.keys import KeyOutcome, translate_key
 from lockgate.operator.translate.mcp import translate_mcp
 from lockgate.operator.translate.providers import translate_provider
 from lockgate.operator.translate.routes import translate_route
@@ -59,9 +60,10 @@ def translate_objects(objects: Iterable[Mapping[str, Any]], now: datetime) -> Tr
     providers = _providers(p)
     pools = ModelPools(providers)
     routes, aliases = _routes(p, pools)
-    servers, grants = _mcp_servers(p, pools, aliases)
+    seen_hashes: dict[str, str] = {}  # key hash -> the key id that has it
+    servers, grants, server_keys = _mcp_servers(p, pools, aliases, seen_hashes)
     budgets = _budgets(p)
-    keys = _keys(p, grants, budgets)
+    keys = server_keys + _keys(p, grants, budgets, seen_hashes)
     _accept_budgets(p, budgets, keys)
     config = ir.GatewayConfig(
         providers=tuple(sorted(providers, key=lambda x: x.id)),
@@ -109,9 +111,10 @@ def _routes(p: _Pass, pools: ModelPools) -> tuple[list[ir.Route], dict[str, set[
 
 
 def _mcp_servers(
-    p: _Pass, pools: ModelPools, aliases: dict[str, set[str]]
-) -> tuple[list[ir.McpServer], dict[str, AllowedNamespaces]]:
-    """The accepted servers, and their grants by id."""
+    p: _Pass, pools: ModelPools, aliases: dict[str, set[str]], seen_hashes: dict[str, str]
+) -> tuple[list[ir.McpServer], dict[str, AllowedNamespaces], list[ir.ConsumerKey]]:
+    """The accepted servers, their grants by id, and their own gateway keys."""
+    keys: list[ir.ConsumerKey] = []
     servers: dict[str, ir.McpServer] = {}
     grants: dict[str, AllowedNamespaces] = {}
     tool_counts: dict[str, int | None] = {}
@@ -126,12 +129,24 @@ def _mcp_servers(
         except Rejected as error:
             p.reject(obj, error)
             continue
+        not_ready, fields = outcome.not_ready, outcome.fields
+        if obj.spec.gateway_key is not None:
+            try:
+                key_outcome = _gateway_key(p, obj, seen_hashes)
+            except Rejected as error:
+                p.reject(obj, error)
+                continue
+            if key_outcome.key is not None:
+                keys.append(key_outcome.key)
+            not_ready = not_ready or key_outcome.not_ready
+            fields = {**fields, "gatewayKeySecret": key_outcome.fields.get("secretName"),
+                      "keyHashPrefix": key_outcome.fields.get("keyHashPrefix")}
         servers[outcome.server.id] = outcome.server
         tool_counts[outcome.server.id] = outcome.tool_count
         grants[outcome.server.id] = obj.spec.allowed_namespaces
         p.credentials.update(outcome.credentials)
-        p.accept(obj, outcome.not_ready, outcome.fields)
-    return list(servers.values()), grants
+        p.accept(obj, not_ready, fields)
+    return list(servers.values()), grants, keys
 
 
 def _budgets(p: _Pass) -> dict[str, ir.Budget]:
@@ -146,15 +161,33 @@ def _accept_budgets(p: _Pass, budgets: dict[str, ir.Budget], keys: list[ir.Consu
         p.accept(obj, fields={"keys": spenders})
 
 
-def _keys(p: _Pass, grants: dict[str, AllowedNamespaces], budgets: dict[str, ir.Budget]) -> list[ir.ConsumerKey]:
+def _gateway_key(p: _Pass, obj: MCPServer, seen_hashes: dict[str, str]) -> KeyOutcome:
+    """The MCPServer's gateway key, translated as the ApiKey it is shaped as (its id its own)."""
+    shaped = gateway_apikey(obj.model_dump(mode="json", by_alias=True, exclude_none=True))
+    assert shaped is not None
+    outcome = translate_key(ApiKey.model_validate({**shaped, "kind": "ApiKey"}), p.bundle, p.now, {})
+    if outcome.key is not None:
+        key_id = gateway_key_id(obj.metadata.namespace, obj.metadata.name)
+        outcome.key = outcome.key.model_copy(update={"id": key_id})
+    _claim_key(seen_hashes, outcome)
+    return outcome
+
+
+def _claim_key(seen_hashes: dict[str, str], outcome: KeyOutcome) -> None:
+    """A key's hashes are its own: the first (in namespace/name order) keeps them."""
+    if outcome.key is not None:
+        _claim(seen_hashes, [h.sha256 for h in outcome.key.hashes], outcome.key.id, "key")
+
+
+def _keys(p: _Pass, grants: dict[str, AllowedNamespaces], budgets: dict[str, ir.Budget],
+          seen_hashes: dict[str, str]) -> list[ir.ConsumerKey]:
+    """`seen_hashes`: the servers' gateway keys, claimed first (an ApiKey with the same key is refused)."""
     keys: list[ir.ConsumerKey] = []
-    seen_hashes: dict[str, str] = {}
     for obj in p.parsed("ApiKey", ApiKey):
         try:
             spends_from = key_budgets(obj, budgets)
             outcome = translate_key(obj, p.bundle, p.now, grants)
-            if outcome.key is not None:
-                _claim(seen_hashes, [h.sha256 for h in outcome.key.hashes], outcome.key.id, "key")
+            _claim_key(seen_hashes, outcome)
         except Rejected as error:
             p.reject(obj, error)
             continue

@@ -13,8 +13,9 @@ from lockgate.common.http import client_session
 from lockgate.proxy.auth import authenticate
 from lockgate.proxy.errors import ApiError
 from lockgate.proxy.gateway import Gateway
-from lockgate.proxy.internal import chat_deltas
-from lockgate.proxy.mcp.host import ChatFailed, ChatRequest
+from lockgate.proxy.completion import Completion
+from lockgate.proxy.internal import chat_deltas, complete
+from lockgate.proxy.mcp.host import ChatFailed, ChatRequest, SampleRequest
 from lockgate.proxy.quota import QuotaService
 from lockgate.proxy.snapshot import CompiledSnapshot, KeyEntry
 from lockgate.proxy.source import Snapshot
@@ -78,6 +79,13 @@ class DataPlaneHost:
         try:
             async for delta in chat_deltas(self._gateway, entry, body, request.namespace):
                 yield delta
+        except ApiError as exc:
+            raise ChatFailed(exc.message, exc.status) from None
+
+    async def sample(self, request: SampleRequest) -> Completion:
+        try:
+            return await complete(self._gateway, self._entry(request.key), request.body, request.candidates,
+                                  request.preferences, request.namespace)
         except ApiError as exc:
             raise ChatFailed(exc.message, exc.status) from None
 

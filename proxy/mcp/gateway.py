@@ -16,6 +16,7 @@ from lockgate.proxy.mcp.host import McpHost
 from lockgate.proxy.mcp.input_relay import InputRelay
 from lockgate.proxy.mcp.metrics import McpMetrics, shared_metrics
 from lockgate.proxy.mcp.model_tools import ModelToolsBackend
+from lockgate.proxy.mcp.sampling import Sampler
 from lockgate.proxy.mcp.sse_upstream_client import SseUpstreamClient
 from lockgate.proxy.mcp.session_token import SessionSigner, session_key
 from lockgate.proxy.mcp.tools_backend import HttpToolsBackend
@@ -39,6 +40,7 @@ class McpGateway:
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics or shared_metrics()
         self.inputs = InputRelay()
+        self.sampler = Sampler(host)
         self._snapshot: Snapshot | None = None
         self._built_for: tuple[str, str] | None = None
         self._backends: dict[str, Backend] = {}

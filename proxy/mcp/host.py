@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
 
 from lockgate.api.ir import ConsumerKey
+from lockgate.proxy.completion import Completion
+from lockgate.proxy.preferences import Preferences
 from lockgate.proxy.quota import QuotaService
 from lockgate.proxy.source import Snapshot
 
@@ -29,6 +31,18 @@ class ChatRequest:
     max_tokens: int | None = None
     temperature: float | None = None
     namespace: str | None = None  # whose models and aliases (the MCPServer's namespace); None: the key's
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """A whole chat completion answering an MCP server's sampling request, by a model chosen among
+    `candidates` by `preferences`, charged to `key`."""
+
+    key: ConsumerKey
+    body: dict[str, Any]  # OpenAI chat parameters: messages, max_tokens, temperature, stop
+    candidates: tuple[str, ...]
+    preferences: Preferences | None
+    namespace: str  # the MCPServer's: whose models
 
 
 class McpHost(Protocol):
@@ -48,6 +62,10 @@ class McpHost(Protocol):
 
     def chat(self, request: ChatRequest) -> AsyncIterator[str]:
         """Text deltas of the answer; raises ChatFailed when the pipeline refuses or fails."""
+        ...
+
+    async def sample(self, request: SampleRequest) -> Completion:
+        """The whole answer and the model chosen; raises ChatFailed when the pipeline refuses or fails."""
         ...
 
 

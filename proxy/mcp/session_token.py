@@ -24,6 +24,7 @@ class SessionRef:
     key_id: str  # ConsumerKey id that opened the session
     upstream_url: str = ""  # "" for sessions the gateway serves itself
     upstream_session: str = ""
+    client_samples: bool = True  # the client declared the sampling capability (older ids: assumed)
 
 
 def session_key(secret: str | None = None) -> bytes:
@@ -41,22 +42,36 @@ class SessionSigner:
         self._key = key
 
     def encode(self, ref: SessionRef) -> str:
-        body = json.dumps([ref.server, ref.key_id, ref.upstream_url, ref.upstream_session], separators=(",", ":"))
-        payload = _b64(body.encode())
+        fields: list[str | int] = [ref.server, ref.key_id, ref.upstream_url, ref.upstream_session]
+        if not ref.client_samples:
+            fields.append(0)
+        return self.seal(fields)
+
+    def seal(self, value: object) -> str:
+        """`value` (JSON) in a signed token: readable, but not alterable, by whoever holds it."""
+        payload = _b64(json.dumps(value, separators=(",", ":")).encode())
         return f"{_PREFIX}{payload}.{self._sign(payload)}"
 
-    def decode(self, token: str) -> SessionRef | None:
-        """The session a token names, or None when it is malformed or not ours."""
+    def open(self, token: str) -> object | None:
+        """The value a token of `seal` holds, or None when it is malformed or not ours."""
         if not token.startswith(_PREFIX) or not token.isascii():  # ours are ASCII; others cannot be compared
             return None
         payload, _, signature = token[len(_PREFIX):].partition(".")
         if not hmac.compare_digest(signature, self._sign(payload)):
             return None
         try:
-            server, key_id, url, upstream = json.loads(_unb64(payload))
+            value: object = json.loads(_unb64(payload))
         except (ValueError, TypeError):
             return None
-        return SessionRef(str(server), str(key_id), str(url), str(upstream))
+        return value
+
+    def decode(self, token: str) -> SessionRef | None:
+        """The session a token names, or None when it is malformed or not ours."""
+        fields = self.open(token)
+        if not isinstance(fields, list) or len(fields) not in (4, 5):
+            return None
+        server, key_id, url, upstream = fields[:4]
+        return SessionRef(str(server), str(key_id), str(url), str(upstream), len(fields) == 4)
 
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:18])

@@ -16,6 +16,7 @@ from lockgate.proxy.pipeline.steps.authorize import AuthorizeStep
 from lockgate.proxy.pipeline.steps.cache import CacheStep
 from lockgate.proxy.pipeline.steps.choose import ChooseStep
 from lockgate.proxy.pipeline.steps.classify import ClassifyStep
+from lockgate.proxy.pipeline.steps.measure import MeasureStep
 from lockgate.proxy.pipeline.steps.parse import ParseStep
 from lockgate.proxy.pipeline.steps.request_filters import RequestFiltersStep
 from lockgate.proxy.pipeline.steps.response_filters import ResponseFiltersStep
@@ -37,6 +38,7 @@ STEPS: tuple[StepFactory, ...] = (
     lambda deps: RequestFiltersStep(),
     SendStep,
     lambda deps: ResponseFiltersStep(),
+    MeasureStep,
     AccountStep,
 )
 

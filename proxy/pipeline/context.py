@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from lockgate.proxy.balancing import Lease
     from lockgate.proxy.cache.service import Lookup
     from lockgate.proxy.estimate import Estimate
+    from lockgate.proxy.preferences import Preferences
     from lockgate.proxy.quota import Reservation
     from lockgate.proxy.snapshot import HostView, OpenAIView
     from lockgate.proxy.tracing.request import RequestTrace
@@ -79,6 +80,9 @@ class Context:
     route_wait: float | None = None  # classify: the Route's queue wait, over the provider's
     estimate: Estimate | None = None
     targets: list[Target] = field(default_factory=list)  # choose: in failover order
+    candidates: tuple[str, ...] = ()  # models to choose among by preferences (given for kind "internal")
+    preferences: Preferences | None = None  # the request's model preferences (given for kind "internal")
+    chosen_by: str = ""  # choose: the virtual model whose candidates were ranked by preferences
     target: Target | None = None  # the target being tried
     target_index: int = 0
     reservation: Reservation | None = None  # admit
@@ -150,4 +154,6 @@ class Context:
             headers.update(self.reservation.headers)
         if self.cache is not None:
             headers["x-lockgate-cache"] = self.cache.status
+        if self.chosen_by and self.target is not None:
+            headers["x-lockgate-model"] = self.target.model.name  # the model chosen for a virtual one
         return headers

@@ -99,3 +99,30 @@ def test_existing_secret_keys_are_left_alone() -> None:
     assert key_action(key, None, NOW) is None
     fields = key_status_fields(key, {"mine": {"data": {"token": b64("lg-mine")}}})
     assert fields["secretName"] == "mine" and fields["keyHashPrefix"] == hash_key("lg-mine")[:12]
+
+
+def test_an_mcpservers_gateway_key_is_generated_into_a_secret_the_server_owns() -> None:
+    from lockgate.api.gateway_key import gateway_apikey
+    from lockgate.operator.reconciler import Inventory
+
+    server = {"apiVersion": "lockgate.io/v1alpha1", "kind": "MCPServer",
+              "metadata": {"name": "weather", "namespace": "ns", "uid": "u-9", "generation": 3},
+              "spec": {"path": "/weather", "upstream": {"url": "http://127.0.0.1:1/mcp"},
+                       "gatewayKey": {"secretName": "weather-llm", "models": ["small"]}}}
+    shaped = gateway_apikey(server)
+    assert shaped is not None and shaped["spec"]["consumer"] == "mcp-weather"
+    action = key_action(shaped, None, NOW, new_key="lg-gateway-key")
+    assert action is not None and action.create is not None and action.reason == "KeyGenerated"
+    secret = action.create
+    assert secret["metadata"]["name"] == "weather-llm"
+    assert secret["metadata"]["ownerReferences"] == [{"apiVersion": "lockgate.io/v1alpha1", "kind": "MCPServer",
+                                                       "name": "weather", "uid": "u-9", "controller": True}]
+    assert secret["metadata"]["labels"]["lockgate.io/mcpserver"] == "weather"
+    assert secret_value(secret, "api-key") == "lg-gateway-key"
+    # generated once: a Secret that holds the key is left alone
+    assert key_action(shaped, secret, NOW) is None
+    # the operator's loop sees it among the keys to keep; a server without one adds nothing
+    bare = {**server, "metadata": {**server["metadata"], "name": "plain"}, "spec": {"path": "/p"}}
+    inventory = Inventory.of([server, bare, apikey()])
+    assert [k["metadata"]["name"] for k in inventory.apikeys()] == ["team", "weather"]
+    assert gateway_apikey(bare) is None

@@ -3,9 +3,11 @@
 A failover admits the request again for the next provider as a repeat of the
 first reservation (`AdmitRequest.repeat_of`), so the key's rpm and monthly
 request count see one request. A provider's own rate limit moves on to the
-next target while there is one; any other refusal answers 429 (503 while a
-closed-mode quota store is away). The reservation is settled with the tokens
-really used when the request finishes, or with none when its target is given up.
+next target while there is one, and so does any quota refusal of a model
+chosen by preferences (the next candidate is tried: a model over quota is left
+out); any other refusal answers 429 (503 while a closed-mode quota store is
+away). The reservation is settled with the tokens really used when the
+request finishes, or with none when its target is given up.
 """
 
 from __future__ import annotations
@@ -103,7 +105,10 @@ class AdmitStep(Step):
                 span.end()
             self.metrics.quota_rejected(key.consumer, rejected.code, ctx.host, ctx.model)
             error = quota_error(rejected)
-            if rejected.code == "provider_rate_limited" and ctx.target_index + 1 < len(ctx.targets):
+            more = ctx.target_index + 1 < len(ctx.targets)
+            # A provider's own limit moves on; so does any quota of a model chosen by preferences
+            # (the next candidate may be within the key's limits for it).
+            if more and (rejected.code == "provider_rate_limited" or (ctx.chosen_by and rejected.status == 429)):
                 raise Skip(error) from None
             raise error from None
         except BaseException:

@@ -79,7 +79,10 @@ class ParseStep(Step):
         else:
             model = ctx.body.get("model")
             ctx.model = model if isinstance(model, str) else ""
-            ctx.stream = ctx.op != "embeddings"  # a model tool streams; the cache's embeddings come whole
-            ctx.body = {**ctx.body, "stream": True} if ctx.stream else ctx.body
+            if ctx.op == "embeddings":  # the cache's embeddings come whole
+                ctx.stream = False
+            else:  # streamed unless the caller wants it whole
+                ctx.stream = ctx.body.get("stream") is not False
+                ctx.body = {**ctx.body, "stream": ctx.stream}
         ctx.estimate = estimate_request(ctx.body, ctx.size)
         ctx.prompt_tokens = ctx.estimate.prompt_tokens

@@ -13,10 +13,10 @@ import asyncio
 import base64
 import json
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 from mcp.server import ServerRequestContext
-from mcp.server.mcpserver import Context, MCPServer, RequestStateSecurity
+from mcp.server.mcpserver import Context, MCPServer, RequestStateSecurity, Resolve, Sample
 from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
 from mcp.server.transport_security import TransportSecuritySettings
@@ -39,6 +39,8 @@ from mcp.types import (
     JSONRPCMessage,
     ListRootsRequest,
     ListRootsResult,
+    ModelHint,
+    ModelPreferences,
     SamplingMessage,
     SetLevelRequestParams,
     SubscribeRequestParams,
@@ -121,6 +123,7 @@ def build(name: str = "lockgate-fixture") -> MCPServer:
     _input_required_tools(server)
     _resources_and_prompts(server)
     _gateway_test_tools(server)
+    _sampling_tools(server)
     _schema_tool(server)
     return server
 
@@ -403,6 +406,34 @@ def _resources_and_prompts(server: MCPServer) -> None:
     lowlevel.add_request_handler("logging/setLevel", SetLevelRequestParams, set_level)
     lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
+
+
+def _preferring(hint: str) -> ModelPreferences:
+    return ModelPreferences(hints=[ModelHint(name=hint)] if hint else None, cost_priority=1.0)
+
+
+def _capital_question(hint: str) -> Sample:
+    """The Sample resolver: the model's answer is injected before the tool body runs (both eras)."""
+    question = SamplingMessage(role="user", content=TextContent(type="text", text="What is the capital of France?"))
+    return Sample([question], max_tokens=40, system_prompt="Answer in one word.", model_preferences=_preferring(hint))
+
+
+def _sampling_tools(server: MCPServer) -> None:
+    @server.tool()
+    async def ask_model(hint: str, answer: Annotated[CreateMessageResult, Resolve(_capital_question)]) -> str:
+        """Samples the client's model through the Sample resolver; answers '<model>: <text>'."""
+        text = answer.content.text if answer.content.type == "text" else "?"
+        return f"{answer.model}: {text}"
+
+    @server.tool()
+    async def ask_model_in_session(hint: str, ctx: Context) -> str:
+        """Samples the client's model with the session's create_message (2025-11-25 only)."""
+        question = SamplingMessage(role="user", content=TextContent(type="text", text="Name a colour."))
+        result = await ctx.session.create_message(messages=[question], max_tokens=30,
+                                                  model_preferences=_preferring(hint),
+                                                  related_request_id=ctx.request_id)
+        text = result.content.text if result.content.type == "text" else "?"
+        return f"{result.model}: {text}"
 
 
 def _gateway_test_tools(server: MCPServer) -> None:
