@@ -28,9 +28,8 @@ from aiohttp import web
 
 from lockgate.proxy import edge
 from lockgate.proxy.accesslog import AccessLog
+from lockgate.proxy.batch import disabled as batch_off
 from lockgate.proxy.admission import make_slots
-from lockgate.proxy.batch import BATCH, BatchService
-from lockgate.proxy.batch import handlers as batch_handlers
 from lockgate.proxy.gateway import GATEWAY, Gateway
 from lockgate.proxy import mcp
 from lockgate.proxy.cache.admin import purge_handler
@@ -45,6 +44,7 @@ from lockgate.proxy.source import ConfigSource
 from lockgate.proxy.streams import OPEN_REQUESTS
 
 if TYPE_CHECKING:
+    from lockgate.proxy.batch import BatchService
     from lockgate.proxy.tracing.tracer import Tracing
 
 __all__ = ["ProxyServer", "ProxySettings", "build_admin_app", "build_app", "run", "serve", "tune_gc"]
@@ -63,11 +63,15 @@ def build_app(gateway: Gateway, mcp_settings: McpSettings | None = None,
     app = web.Application(client_max_size=gateway.max_body_bytes)
     app[GATEWAY] = gateway
     app[OPEN_REQUESTS] = gateway.open_requests
-    if batch is not None:
-        app[BATCH] = batch
     edge.install(app)
     add_routes(app)
-    batch_handlers.add_routes(app)
+    if batch is not None:  # its modules (and the Redis client) load only when it is on
+        from lockgate.proxy.batch import BATCH
+        from lockgate.proxy.batch import handlers as batch_handlers
+        app[BATCH] = batch
+        batch_handlers.add_routes(app)
+    else:
+        batch_off.add_routes(app)
     mcp.install(app, settings=mcp_settings or McpSettings())  # the MCP routes, before the catch-all
     app.router.add_route("*", "/{tail:.*}", fallback)
     return app
@@ -132,7 +136,10 @@ class ProxyServer:
                                upstream=settings.upstream, slots=make_slots(settings.quota_store, settings.slot_lease,
                                                                             settings.quota_store_ca),
                                tracing=_tracing(settings), cache=settings.cache)
-        self.batch = BatchService(settings.batch, self.gateway) if settings.batch.enabled else None
+        self.batch: BatchService | None = None
+        if settings.batch.enabled:
+            from lockgate.proxy.batch import BatchService
+            self.batch = BatchService(settings.batch, self.gateway)
         if self.gateway.deps.cache is not None:
             self.gateway.deps.cache.embed = partial(embedding, self.gateway)
         self._apply_failures = 0

@@ -12,6 +12,19 @@ routing, failover), on whichever replica holds their chunk's lease.
 - `service`: what the endpoints do, per key; `handlers`: the thin HTTP layer.
 """
 
-from lockgate.proxy.batch.service import BATCH, BatchService
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lockgate.proxy.batch.service import BATCH, BatchService
 
 __all__ = ["BATCH", "BatchService"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: importing the package (e.g. for `disabled`) must not load the Redis client.
+    if name in __all__:
+        from lockgate.proxy.batch import service
+        return getattr(service, name)
+    raise AttributeError(name)

@@ -24,7 +24,6 @@ from lockgate.proxy.cache.key import (bypass_reason, cache_control, index_key, o
 from lockgate.proxy.cache.memory import MemoryStore
 from lockgate.proxy.cache.metrics import CacheMetrics
 from lockgate.proxy.cache.record import Recorder
-from lockgate.proxy.cache.redis_store import RedisCacheStore
 from lockgate.proxy.cache.semantic import SemanticIndex, Vector, encode_record, normalised, partition, question
 from lockgate.proxy.cache.store import CacheStore, StoreUnavailable
 
@@ -178,5 +177,9 @@ class CacheService:
 def make_cache_service(url: str, gateway: str, registry: CollectorRegistry, memory_bytes: int = 64 * 1024 * 1024,
                        ca_file: str | None = None) -> CacheService:
     """`memory` (this process, LRU within `memory_bytes`) or a redis:// / rediss:// / unix:// URL shared by replicas."""
-    store: CacheStore = MemoryStore(memory_bytes) if url == "memory" else RedisCacheStore(url, ca_file=ca_file)
+    if url == "memory":
+        store: CacheStore = MemoryStore(memory_bytes)
+    else:  # the Redis client loads only for a Redis store
+        from lockgate.proxy.cache.redis_store import RedisCacheStore
+        store = RedisCacheStore(url, ca_file=ca_file)
     return CacheService(store, gateway, registry)
