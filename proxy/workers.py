@@ -195,16 +195,16 @@ class Supervisor:
 
     # --- the admin port ---------------------------------------------------
 
-    async def _get(self, index: int, path: str) -> tuple[int, bytes, str]:
+    async def _get(self, index: int, path: str, method: str = "GET") -> tuple[int, bytes, str]:
         connector = aiohttp.UnixConnector(path=self.admin_paths[index])
         async with aiohttp.ClientSession(connector=connector, timeout=ADMIN_TIMEOUT) as session:
-            async with session.get(f"http://worker{path}") as response:
+            async with session.request(method, f"http://worker{path}") as response:
                 return response.status, await response.read(), response.content_type
 
-    async def _each(self, path: str) -> list[tuple[int, bytes, str]]:
+    async def _each(self, path: str, method: str = "GET") -> list[tuple[int, bytes, str]]:
         async def one(i: int) -> tuple[int, bytes, str]:
             try:
-                return await self._get(i, path)
+                return await self._get(i, path, method)
             except (OSError, aiohttp.ClientError, asyncio.TimeoutError):
                 return 503, b"", "text/plain"
 
@@ -214,11 +214,21 @@ class Supervisor:
         app = web.Application()
 
         async def all_of(request: web.Request) -> web.Response:
+            # The same answers as one serving process's admin port (the probes and tools read them).
             answers = await self._each(request.path)
             failing = [i for i, (status, _, _) in enumerate(answers) if status != 200]
             if failing:
-                return web.Response(status=503, text=f"workers not {request.path[1:]}: {failing}\n")
-            return web.Response(text="ok\n")
+                return web.json_response({"status": "not ready" if request.path == "/readyz" else "failing",
+                                          "reason": f"workers {failing} are not"}, status=503)
+            return web.json_response({"status": "ready" if request.path == "/readyz" else "ok"})
+
+        async def every(request: web.Request) -> web.Response:
+            """An action each worker must take (a cache purge: each may keep its own store)."""
+            answers = await self._each(request.path_qs, request.method)
+            status, body, content_type = answers[0]
+            if any(s != 200 for s, _, _ in answers):
+                status = max(s for s, _, _ in answers)
+            return web.Response(status=status, body=body, content_type=content_type)
 
         async def metrics(_: web.Request) -> web.Response:
             answers = await self._each("/metrics")
@@ -234,6 +244,8 @@ class Supervisor:
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/config", first)
         app.router.add_get("/usage", first)
+        app.router.add_get("/budgets", first)
+        app.router.add_post("/cache/purge", every)
         return app
 
 
