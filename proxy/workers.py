@@ -88,7 +88,10 @@ class PipeSource:
                 (size,) = FRAME.unpack(await reader.readexactly(FRAME.size))
                 data = await reader.readexactly(size)
             except asyncio.IncompleteReadError:
-                log.warning("the supervisor closed the configuration pipe")
+                # The supervisor is gone (killed, or stopping): a worker never serves on alone, orphaned;
+                # SIGTERM runs this worker's own drain.
+                log.warning("the supervisor closed the configuration pipe: stopping")
+                os.kill(os.getpid(), signal.SIGTERM)
                 return
             snapshot = await asyncio.to_thread(pickle.loads, data)
             yield snapshot

@@ -32,6 +32,7 @@ async def start_replica(manifests: Path, state: Path, files: Path, redis_url: st
         str(Path(sys.executable).parent / "lockgate"), "run", "-f", str(manifests), "--port", str(port),
         "--admin-port", str(admin), "--state-dir", str(state), "--quota-store", redis_url,
         "--batch-files-dir", str(files), "--batch-lease-seconds", "2", "--log-level", "WARNING",
+        "--workers", "1",  # one serving process: SIGKILL ends the replica with no drain at all
         env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=asyncio.subprocess.DEVNULL)
     async with aiohttp.ClientSession() as session:
         for _ in range(600):
