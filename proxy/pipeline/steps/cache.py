@@ -13,6 +13,8 @@ filter to keep its bytes; at finish, an answer that went out whole and well
 
 from __future__ import annotations
 
+import asyncio
+
 from lockgate.api.ir import RateLimits
 from lockgate.proxy.cache import CacheService
 from lockgate.proxy.cache.entry import Entry, served, stream_entry, whole_entry
@@ -22,6 +24,8 @@ from lockgate.proxy.metrics import Metrics
 from lockgate.proxy.pipeline.context import Context
 from lockgate.proxy.pipeline.deps import Deps
 from lockgate.proxy.pipeline.step import Step
+
+_STORING: set[asyncio.Future[bool]] = set()  # stores that outlive their request's cancellation
 from lockgate.proxy.providers.base import Usage
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService
 from lockgate.proxy.quota.refusal import quota_error
@@ -90,4 +94,11 @@ class CacheStep(Step):
         elif ctx.translated and not ctx.stream:
             entry = whole_entry(ctx.answer, ctx.usage)
         if entry is not None:
-            await self.cache.store(found, entry)
+            # Shielded: a client that closes once it has a whole stream cancels this request's task
+            # while the store is on its way to Redis; the answer is complete, so the store finishes.
+            store = asyncio.ensure_future(self.cache.store(found, entry))
+            try:
+                await asyncio.shield(store)
+            except asyncio.CancelledError:
+                _STORING.add(store)
+                store.add_done_callback(_STORING.discard)
