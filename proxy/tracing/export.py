@@ -11,13 +11,15 @@ collector that is away costs bounded memory and never slows requests.
 from __future__ import annotations
 
 import gzip
+import http.client
 import logging
+import ssl
 import threading
 import time
-import urllib.request
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -36,15 +38,20 @@ _encoded: dict[tuple[str, Any], bytes] = {}
 _ENCODED_MAX = 8192
 
 
+# Values seen once (a request's id) are encoded afresh rather than crowding the others out of `_encoded`.
+_UNIQUE = frozenset({"lockgate.request_id", "gen_ai.response.time_to_first_chunk", "gen_ai.input.messages",
+                     "gen_ai.output.messages"})
+
+
 def _attribute(key: str, value: Any) -> bytes:
-    if type(value) is not list:
-        done = _encoded.get((key, value))
-        if done is None:
-            if len(_encoded) >= _ENCODED_MAX:
-                _encoded.clear()
-            done = _encoded[(key, value)] = _fresh(key, value)
-        return done
-    return _fresh(key, value)
+    if key in _UNIQUE:
+        return _fresh(key, value)
+    done = _encoded.get((key, tuple(value) if type(value) is list else value))
+    if done is None:
+        if len(_encoded) >= _ENCODED_MAX:
+            _encoded.clear()
+        done = _encoded[(key, tuple(value) if type(value) is list else value)] = _fresh(key, value)
+    return done
 
 
 def _fresh(key: str, value: Any) -> bytes:
@@ -64,6 +71,21 @@ def _attributes(attributes: Mapping[str, Any]) -> bytes:
     return b",".join([_attribute(k, v) for k, v in attributes.items()])
 
 
+def _span_attributes(span: Span) -> bytes:
+    """The span's own attributes and its fixed set's (encoded once per set); a key in both is the span's own."""
+    own, fixed = span.attributes, span.fixed
+    if fixed is None:
+        return _attributes(own)
+    shared = fixed.encoded
+    if shared is None:
+        shared = fixed.encoded = _attributes(fixed.attributes)
+    if not own:
+        return shared
+    if not own.keys() & fixed.attributes.keys():
+        return shared + b"," + _attributes(own) if shared else _attributes(own)
+    return _attributes(span.all_attributes())
+
+
 def encode_json(spans: Sequence[Span], resource: Mapping[str, Any], scope: str) -> bytes:
     """An OTLP/JSON ExportTraceServiceRequest (ids in hex, as OTLP/JSON wants them)."""
     parts = []
@@ -73,32 +95,69 @@ def encode_json(spans: Sequence[Span], resource: Mapping[str, Any], scope: str) 
         parts.append(b'{"traceId":"%032x","spanId":"%016x",%s"name":%s,"kind":%d,"startTimeUnixNano":"%d",'
                      b'"endTimeUnixNano":"%d","attributes":[%s]%s}'
                      % (s.trace_id, s.span_id, parent, _dumps(s.name), s.kind, s.start, s.finish,
-                        _attributes(s.attributes), status))
+                        _span_attributes(s), status))
     return (b'{"resourceSpans":[{"resource":{"attributes":[' + _attributes(resource) + b']},"scopeSpans":[{"scope":'
             b'{"name":' + _dumps(scope) + b'},"spans":[' + b",".join(parts) + b"]}]}]}")
 
 
-def json_sender(settings: TracingSettings, resource: Mapping[str, Any], scope: str) -> Send:
-    headers = {"Content-Type": "application/json", **dict(settings.headers)}
-    if settings.compression:
-        headers["Content-Encoding"] = settings.compression
-    context = None
-    if settings.certificate and settings.endpoint.startswith("https://"):
-        import ssl
+class JsonSender:
+    """POSTs OTLP/JSON batches over one kept-alive HTTP connection (the export thread's own; opened again
+    when the endpoint closed it)."""
 
-        context = ssl.create_default_context(cafile=settings.certificate)
+    def __init__(self, settings: TracingSettings, resource: Mapping[str, Any], scope: str) -> None:
+        self._settings, self._resource, self._scope = settings, resource, scope
+        self._headers = {"Content-Type": "application/json", **dict(settings.headers)}
+        if settings.compression:
+            self._headers["Content-Encoding"] = settings.compression
+        url = urlsplit(settings.endpoint)
+        self._https = url.scheme == "https"
+        self._host, self._port = url.hostname or "localhost", url.port or (443 if self._https else 80)
+        self._target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        self._context: ssl.SSLContext | None = None
+        if self._https:
+            self._context = ssl.create_default_context(cafile=settings.certificate)
+        self._connection: http.client.HTTPConnection | None = None
 
-    def send(spans: Sequence[Span]) -> bool:
-        body = encode_json(spans, resource, scope)
-        if settings.compression == "gzip":
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._https:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self._settings.timeout,
+                                               context=self._context)
+        return http.client.HTTPConnection(self._host, self._port, timeout=self._settings.timeout)
+
+    def __call__(self, spans: Sequence[Span]) -> bool:
+        body = encode_json(spans, self._resource, self._scope)
+        if self._settings.compression == "gzip":
             body = gzip.compress(body, 5)
-        elif settings.compression == "deflate":
+        elif self._settings.compression == "deflate":
             body = zlib.compress(body)
-        request = urllib.request.Request(settings.endpoint, data=body, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=settings.timeout, context=context) as response:  # noqa: S310
-            return bool(200 <= response.status < 300)
+        reused = self._connection is not None
+        try:
+            return self._post(body)
+        except (OSError, http.client.HTTPException):
+            self.close()
+            if not reused:
+                raise
+        return self._post(body)  # the kept connection had been closed by the endpoint: once more on a new one
 
-    return send
+    def _post(self, body: bytes) -> bool:
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = self._connect()
+        connection.request("POST", self._target, body, self._headers)
+        response = connection.getresponse()
+        response.read()
+        if response.will_close:
+            self.close()
+        return bool(200 <= response.status < 300)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def json_sender(settings: TracingSettings, resource: Mapping[str, Any], scope: str) -> Send:
+    return JsonSender(settings, resource, scope)
 
 
 def sdk_sender(settings: TracingSettings, resource: Mapping[str, Any], scope: str) -> Send:
@@ -121,7 +180,7 @@ def sdk_sender(settings: TracingSettings, resource: Mapping[str, Any], scope: st
         return ReadableSpan(
             name=s.name, context=SpanContext(s.trace_id, s.span_id, False, sampled),
             parent=SpanContext(s.trace_id, s.parent_id, True, sampled) if s.parent_id else None,
-            resource=sdk_resource, attributes=s.attributes, kind=kinds[s.kind], instrumentation_scope=sdk_scope,
+            resource=sdk_resource, attributes=s.all_attributes(), kind=kinds[s.kind], instrumentation_scope=sdk_scope,
             status=Status(StatusCode.ERROR, s.description) if s.status else Status(StatusCode.UNSET),
             start_time=s.start, end_time=s.finish)
 

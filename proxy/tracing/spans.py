@@ -1,8 +1,13 @@
-"""Spans as the proxy records them: a few slots per span, ids from `random`,
-attributes in a dict, handed to the exporter when they end. The official SDK's
-spans cost about ten times as much per request (locks, bounded attribute
-containers, processor fan-out), more than a gateway's whole own work per
-request; these carry only what OTLP needs.
+"""Spans as the proxy records them: a few slots per span, one `getrandbits` per
+id, one clock read per start and end, handed to the exporter when they end.
+The official SDK's spans cost about ten times as much per request (locks,
+bounded attribute containers, processor fan-out), more than a gateway's whole
+own work per request; these carry only what OTLP needs.
+
+A span's attributes are two parts: `fixed`, a `Fixed` set shared by every
+span of the same kind of request (the provider, model, route, consumer: made
+once, then looked up, and encoded once by the exporter), and `attributes`, a
+small dict of what is this request's own (its id, tokens, status).
 
 W3C trace context (`traceparent`, `tracestate`) is parsed and written here:
 an invalid header is ignored (a new trace starts), as the specification says.
@@ -54,14 +59,43 @@ def parse_traceparent(headers: Mapping[str, str]) -> Parent | None:
     return Parent(int(trace_hex, 16), int(span_hex, 16), bool(int(flags, 16) & 1), headers.get("tracestate", ""))
 
 
+class Fixed:
+    """Attributes shared by many spans, never changed once made (their OTLP encoding is kept in `encoded`)."""
+
+    __slots__ = ("attributes", "encoded")
+
+    def __init__(self, attributes: Mapping[str, AttributeValue]) -> None:
+        self.attributes = attributes
+        self.encoded: bytes | None = None  # filled by the exporter on first use
+
+
+class FixedCache:
+    """`Fixed` sets by a key naming what they are made of; bounded (cleared when full)."""
+
+    __slots__ = ("_sets", "_max")
+
+    def __init__(self, max_size: int = 4096) -> None:
+        self._sets: dict[object, Fixed] = {}
+        self._max = max_size
+
+    def get(self, key: object) -> Fixed | None:
+        return self._sets.get(key)
+
+    def put(self, key: object, attributes: Mapping[str, AttributeValue]) -> Fixed:
+        if len(self._sets) >= self._max:
+            self._sets.clear()
+        fixed = self._sets[key] = Fixed(attributes)
+        return fixed
+
+
 class Span:
-    __slots__ = ("trace_id", "span_id", "parent_id", "name", "kind", "start", "finish", "attributes", "status",
-                 "description", "sampled", "tracestate", "_done")
+    __slots__ = ("trace_id", "span_id", "parent_id", "name", "kind", "start", "finish", "attributes", "fixed",
+                 "status", "description", "sampled", "tracestate", "_done")
 
     def __init__(self, trace_id: int, parent_id: int, name: str, kind: Kind, attributes: dict[str, AttributeValue],
-                 sampled: bool, tracestate: str, done: Callable[[Span], None]) -> None:
+                 sampled: bool, tracestate: str, done: Callable[[Span], None], fixed: Fixed | None = None) -> None:
         self.trace_id, self.span_id, self.parent_id = trace_id, _getrandbits(64) or 1, parent_id
-        self.name, self.kind, self.attributes = name, kind, attributes
+        self.name, self.kind, self.attributes, self.fixed = name, kind, attributes, fixed
         self.sampled, self.tracestate, self._done = sampled, tracestate, done
         self.start = _time_ns()
         self.finish = 0
@@ -77,6 +111,11 @@ class Span:
     def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
         if self.sampled:
             self.attributes.update(attributes)
+
+    def all_attributes(self) -> dict[str, AttributeValue]:
+        """The fixed and the span's own attributes together (its own win)."""
+        fixed = self.fixed
+        return {**fixed.attributes, **self.attributes} if fixed is not None else self.attributes
 
     def update_name(self, name: str) -> None:
         self.name = name

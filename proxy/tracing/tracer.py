@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from lockgate.proxy.tracing.export import BatchExporter, Send, json_sender, sdk_sender
 from lockgate.proxy.tracing.settings import TracingSettings
-from lockgate.proxy.tracing.spans import (INTERNAL, AttributeValue, Kind, Parent, Span, new_trace_id,
+from lockgate.proxy.tracing.spans import (INTERNAL, AttributeValue, Fixed, Kind, Parent, Span, new_trace_id,
                                           parse_traceparent)
 
 SCOPE = "lockgate.proxy"
@@ -45,20 +45,20 @@ class Tracing:
                        round(settings.sample_ratio * (_LOW64 + 1)) if sampler.endswith("traceidratio") else _LOW64 + 1)
 
     def root(self, name: str, headers: Mapping[str, str], kind: Kind,
-             attributes: dict[str, AttributeValue]) -> Span:
+             attributes: dict[str, AttributeValue], fixed: Fixed | None = None) -> Span:
         """The span of an inbound request: a child of the client's `traceparent` when it sent a valid one."""
         parent: Parent | None = parse_traceparent(headers)
         if parent is not None:
             sampled = parent.sampled if self._parent_based else (parent.trace_id & _LOW64) < self._bound
             return Span(parent.trace_id, parent.span_id, name, kind, attributes, sampled, parent.tracestate,
-                        self._done)
+                        self._done, fixed)
         trace_id = new_trace_id()
-        return Span(trace_id, 0, name, kind, attributes, (trace_id & _LOW64) < self._bound, "", self._done)
+        return Span(trace_id, 0, name, kind, attributes, (trace_id & _LOW64) < self._bound, "", self._done, fixed)
 
     def child(self, parent: Span, name: str, kind: Kind = INTERNAL,
-              attributes: dict[str, AttributeValue] | None = None) -> Span:
+              attributes: dict[str, AttributeValue] | None = None, fixed: Fixed | None = None) -> Span:
         return Span(parent.trace_id, parent.span_id, name, kind, attributes if attributes is not None else {},
-                    parent.sampled, parent.tracestate, self._done)
+                    parent.sampled, parent.tracestate, self._done, fixed)
 
     def flush(self, timeout: float = 5.0) -> bool:
         return self.exporter.flush(timeout)

@@ -136,3 +136,37 @@ def test_a_collector_away_costs_bounded_memory_and_one_warning(caplog: pytest.Lo
     finally:
         exporter.shutdown()
     assert len([r for r in caplog.records if "not exported" in r.message]) == 1
+
+
+def test_fixed_and_own_attributes_encode_as_one_list() -> None:
+    import orjson
+
+    from lockgate.proxy.tracing.export import encode_json
+    from lockgate.proxy.tracing.spans import Fixed, Span
+
+    shared = Fixed({"gen_ai.provider.name": "openai", "server.port": 443})
+    spans = [Span(7, 9, "chat m", SERVER, {"lockgate.attempt": 2, "gen_ai.response.finish_reasons": ["stop"]}, True,
+                  "", lambda s: None, shared),
+             Span(7, 9, "chat m", SERVER, {}, True, "", lambda s: None, shared),  # the set alone
+             Span(7, 9, "x", SERVER, {"server.port": 8443}, True, "", lambda s: None, shared)]  # its own wins
+    for _ in range(2):  # the second time from the kept encodings
+        body = orjson.loads(encode_json(spans, {"service.name": "gw"}, "scope"))
+        got = [{a["key"]: a["value"] for a in s["attributes"]} for s in body["resourceSpans"][0]["scopeSpans"][0]["spans"]]
+        assert got[0] == {"gen_ai.provider.name": {"stringValue": "openai"}, "server.port": {"intValue": 443},
+                          "lockgate.attempt": {"intValue": 2},
+                          "gen_ai.response.finish_reasons": {"arrayValue": {"values": [{"stringValue": "stop"}]}}}
+        assert got[1] == {"gen_ai.provider.name": {"stringValue": "openai"}, "server.port": {"intValue": 443}}
+        assert got[2] == {"gen_ai.provider.name": {"stringValue": "openai"}, "server.port": {"intValue": 8443}}
+    assert spans[2].all_attributes() == {"gen_ai.provider.name": "openai", "server.port": 8443}
+
+
+def test_shared_attribute_sets_are_bounded_and_looked_up() -> None:
+    from lockgate.proxy.tracing.spans import FixedCache
+
+    cache = FixedCache(max_size=3)
+    first = cache.put(("a",), {"k": "v"})
+    assert cache.get(("a",)) is first
+    for n in range(3):
+        cache.put(("b", n), {"k": n})
+    assert cache.get(("a",)) is None  # cleared when full: at most 3 sets
+    assert cache.get(("b", 2)) is not None

@@ -20,7 +20,6 @@ from lockgate.proxy.pipeline.step import Step
 
 if TYPE_CHECKING:
     from lockgate.proxy.tracing.request import RequestTrace
-    from lockgate.proxy.tracing.spans import AttributeValue
     from lockgate.proxy.tracing.tracer import Tracing
 
 
@@ -31,14 +30,12 @@ class TraceStep(Step):
         from lockgate.proxy.tracing import request  # the SDK is loaded only when tracing is on
 
         self.tracing = tracing
-        self._trace, self._fail = request.RequestTrace, request.fail
+        self._trace, self._fail, self._answered_fixed = request.RequestTrace, request.fail, request.answered
 
     def request(self, ctx: Context) -> None:
-        attributes: dict[str, AttributeValue] = {"http.request.method": ctx.method, "url.path": ctx.path, "lockgate.request_id": ctx.request_id,
-                      "lockgate.host": ctx.host}
-        if ctx.route is not None:
-            attributes["lockgate.route"] = ctx.route.id
-        ctx.trace = self._trace(self.tracing, f"{ctx.method} {ctx.path}", ctx.headers, attributes)
+        route = ctx.route
+        ctx.trace = self._trace(self.tracing, ctx.method, ctx.path, ctx.host, route.id if route is not None else None,
+                                ctx.request_id, ctx.headers)
 
     def finish(self, ctx: Context) -> None:
         trace = ctx.trace
@@ -48,25 +45,20 @@ class TraceStep(Step):
         if trace.recording:
             if ctx.answer:
                 trace.scan(ctx.answer)
-            facts: dict[str, AttributeValue] = {"http.response.status_code": ctx.status,
-                                                  "lockgate.attempts": ctx.attempts}
-            if ctx.entry is not None:
-                facts["lockgate.consumer"] = ctx.entry.key.consumer
-                facts["lockgate.key_id"] = ctx.entry.key.id
-            if ctx.model:
-                facts["gen_ai.request.model"] = ctx.model
-            if ctx.provider:
-                facts["lockgate.provider"] = ctx.provider
-                facts["lockgate.upstream_model"] = ctx.upstream_model
-            if ctx.stream:
-                facts["gen_ai.request.stream"] = True
+            entry = ctx.entry
+            key = entry.key if entry is not None else None
+            span.fixed = self._answered_fixed(span.fixed, key.consumer if key is not None else None,
+                                              key.id if key is not None else None, ctx.model, ctx.provider,
+                                              ctx.upstream_model, ctx.stream)
+            facts = span.attributes
+            facts["http.response.status_code"] = ctx.status
+            facts["lockgate.attempts"] = ctx.attempts
             usage = ctx.usage
             if usage.input_tokens or usage.output_tokens:
                 facts["gen_ai.usage.input_tokens"] = usage.input_tokens
                 facts["gen_ai.usage.output_tokens"] = usage.output_tokens
-            span.set_attributes(facts)
             if trace.reasons:
-                span.set_attribute("gen_ai.response.finish_reasons", trace.reasons)
+                facts["gen_ai.response.finish_reasons"] = trace.reasons
             if ctx.error_type or ctx.status >= 500:
                 self._fail(span, ctx.error_type or "_OTHER", ctx.error_code)
         if call is not None:
@@ -78,21 +70,22 @@ class TraceStep(Step):
     def _answered(self, ctx: Context, trace: RequestTrace) -> None:
         call = trace.call
         assert call is not None
+        facts = call.attributes
         usage = ctx.usage
         if usage.input_tokens or usage.output_tokens:
-            call.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
-            call.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
+            facts["gen_ai.usage.input_tokens"] = usage.input_tokens
+            facts["gen_ai.usage.output_tokens"] = usage.output_tokens
         if ctx.upstream_model:
-            call.set_attribute("gen_ai.response.model", ctx.upstream_model)
+            facts["gen_ai.response.model"] = ctx.upstream_model
         if trace.reasons:
-            call.set_attribute("gen_ai.response.finish_reasons", trace.reasons)
+            facts["gen_ai.response.finish_reasons"] = trace.reasons
         if ctx.stream and ctx.ttft is not None:
-            call.set_attribute("gen_ai.response.time_to_first_chunk", ctx.ttft)
+            facts["gen_ai.response.time_to_first_chunk"] = ctx.ttft
         if self.tracing.capture_content:
             messages = ctx.body.get("messages", ctx.body.get("input"))
             if messages is not None:
-                call.set_attribute("gen_ai.input.messages", orjson.dumps(messages).decode())
+                facts["gen_ai.input.messages"] = orjson.dumps(messages).decode()
             if ctx.answer and not ctx.stream and ctx.status < 400:
-                call.set_attribute("gen_ai.output.messages", ctx.answer.decode(errors="replace"))
+                facts["gen_ai.output.messages"] = ctx.answer.decode(errors="replace")
         if ctx.status >= 400 or (ctx.error_type and ctx.error_type != "client_closed"):
             self._fail(call, ctx.error_type or str(ctx.status), ctx.error_code)
