@@ -1,15 +1,21 @@
 """Span export: batches handed to one background thread that sends them over OTLP.
 
-`http/json` (the default here) is encoded by `encode_json`, which joins
-precomputed fragments (a tenth of the CPU of building protobuf messages);
+`http/json` (the default here) is encoded by `otlp_json`, which joins kept
+fragments (a tenth of the CPU of building protobuf messages), on the event
+loop in slices of `SLICE` spans, each a callback of its own scheduled once
+that many spans ended (never within a request's own work); the thread joins
+the slices and does the blocking I/O. Encoding in the thread made the event
+loop wait for the interpreter lock on every wake-up while a batch was encoded.
 `http/protobuf` and `grpc` go through the official OpenTelemetry OTLP
-exporters. A batch leaves when it holds `max_batch` spans or after `delay`
-seconds; at most `max_queue` spans wait (more are dropped and counted), so a
-collector that is away costs bounded memory and never slows requests.
+exporters, in the thread. A batch leaves when it holds `max_batch` spans or
+after `delay` seconds; at most `max_queue` spans wait (more are dropped and
+counted), so a collector that is away costs bounded memory and never slows
+requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import http.client
 import logging
@@ -17,12 +23,12 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-import orjson
-
+from lockgate.proxy.tracing.otlp_json import Envelope, encode_spans
 from lockgate.proxy.tracing.settings import TracingSettings
 from lockgate.proxy.tracing.spans import Span
 
@@ -30,82 +36,15 @@ log = logging.getLogger("lockgate.proxy.tracing")
 
 Send = Callable[[Sequence[Span]], bool]
 WARN_EVERY = 60.0  # seconds between warnings about failed exports
-_dumps = orjson.dumps
-_KINDS = {str: b"stringValue", bool: b"boolValue", int: b"intValue", float: b"doubleValue"}
-_prefixes: dict[tuple[str, type], bytes] = {}
-# Most attribute values repeat (models, providers, consumers, statuses): their encodings are kept, boundedly.
-_encoded: dict[tuple[str, Any], bytes] = {}
-_ENCODED_MAX = 8192
-
-
-# Values seen once (a request's id) are encoded afresh rather than crowding the others out of `_encoded`.
-_UNIQUE = frozenset({"lockgate.request_id", "gen_ai.response.time_to_first_chunk", "gen_ai.input.messages",
-                     "gen_ai.output.messages"})
-
-
-def _attribute(key: str, value: Any) -> bytes:
-    if key in _UNIQUE:
-        return _fresh(key, value)
-    done = _encoded.get((key, tuple(value) if type(value) is list else value))
-    if done is None:
-        if len(_encoded) >= _ENCODED_MAX:
-            _encoded.clear()
-        done = _encoded[(key, tuple(value) if type(value) is list else value)] = _fresh(key, value)
-    return done
-
-
-def _fresh(key: str, value: Any) -> bytes:
-    kind = type(value)
-    prefix = _prefixes.get((key, kind))
-    if prefix is None:
-        name = b"arrayValue" if kind is list else _KINDS.get(kind, b"stringValue")
-        prefix = _prefixes[(key, kind)] = b'{"key":' + _dumps(key) + b',"value":{"' + name + b'":'
-    if kind is list:
-        return prefix + b'{"values":[' + b",".join([b'{"stringValue":' + _dumps(str(v)) + b"}" for v in value]) + b"]}}}"
-    if kind not in _KINDS:
-        value = str(value)
-    return prefix + _dumps(value) + b"}}"
-
-
-def _attributes(attributes: Mapping[str, Any]) -> bytes:
-    return b",".join([_attribute(k, v) for k, v in attributes.items()])
-
-
-def _span_attributes(span: Span) -> bytes:
-    """The span's own attributes and its fixed set's (encoded once per set); a key in both is the span's own."""
-    own, fixed = span.attributes, span.fixed
-    if fixed is None:
-        return _attributes(own)
-    shared = fixed.encoded
-    if shared is None:
-        shared = fixed.encoded = _attributes(fixed.attributes)
-    if not own:
-        return shared
-    if not own.keys() & fixed.attributes.keys():
-        return shared + b"," + _attributes(own) if shared else _attributes(own)
-    return _attributes(span.all_attributes())
-
-
-def encode_json(spans: Sequence[Span], resource: Mapping[str, Any], scope: str) -> bytes:
-    """An OTLP/JSON ExportTraceServiceRequest (ids in hex, as OTLP/JSON wants them)."""
-    parts = []
-    for s in spans:
-        status = b',"status":{"code":2,"message":' + _dumps(s.description) + b"}" if s.status else b""
-        parent = b'"parentSpanId":"%016x",' % s.parent_id if s.parent_id else b""
-        parts.append(b'{"traceId":"%032x","spanId":"%016x",%s"name":%s,"kind":%d,"startTimeUnixNano":"%d",'
-                     b'"endTimeUnixNano":"%d","attributes":[%s]%s}'
-                     % (s.trace_id, s.span_id, parent, _dumps(s.name), s.kind, s.start, s.finish,
-                        _span_attributes(s), status))
-    return (b'{"resourceSpans":[{"resource":{"attributes":[' + _attributes(resource) + b']},"scopeSpans":[{"scope":'
-            b'{"name":' + _dumps(scope) + b'},"spans":[' + b",".join(parts) + b"]}]}]}")
-
-
+SLICE = 64  # spans encoded in one event-loop callback (well under a millisecond)
+Batch = TypeVar("Batch")
 class JsonSender:
     """POSTs OTLP/JSON batches over one kept-alive HTTP connection (the export thread's own; opened again
     when the endpoint closed it)."""
 
     def __init__(self, settings: TracingSettings, resource: Mapping[str, Any], scope: str) -> None:
-        self._settings, self._resource, self._scope = settings, resource, scope
+        self._settings = settings
+        self._envelope = Envelope(resource, scope)
         self._headers = {"Content-Type": "application/json", **dict(settings.headers)}
         if settings.compression:
             self._headers["Content-Encoding"] = settings.compression
@@ -125,7 +64,11 @@ class JsonSender:
         return http.client.HTTPConnection(self._host, self._port, timeout=self._settings.timeout)
 
     def __call__(self, spans: Sequence[Span]) -> bool:
-        body = encode_json(spans, self._resource, self._scope)
+        return self.post([encode_spans(spans)])
+
+    def post(self, slices: Sequence[bytes]) -> bool:
+        """One request of the spans encoded in `slices` (`encode_spans`'s)."""
+        body = self._envelope.wrap(slices)
         if self._settings.compression == "gzip":
             body = gzip.compress(body, 5)
         elif self._settings.compression == "deflate":
@@ -190,10 +133,13 @@ def sdk_sender(settings: TracingSettings, resource: Mapping[str, Any], scope: st
     return send
 
 
-class BatchExporter:
-    def __init__(self, send: Send, delay: float = 1.0, max_batch: int = 512, max_queue: int = 2048) -> None:
+class _Exporter(Generic[Batch]):
+    """The export thread: it wakes when `max_batch` spans are ready or after `delay` seconds, takes what
+    is queued and sends it in batches of at most `max_batch` spans."""
+
+    def __init__(self, send: Callable[[Batch], bool], delay: float, max_batch: int, max_queue: int) -> None:
         self._send, self._delay, self._max_batch, self._max_queue = send, delay, max_batch, max_queue
-        self._queue: list[Span] = []
+        self._spans: deque[Span] = deque()  # ended, not yet encoded (append and popleft are atomic)
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
@@ -205,28 +151,22 @@ class BatchExporter:
         self._thread = threading.Thread(target=self._run, name="lockgate-span-export", daemon=True)
         self._thread.start()
 
-    def add(self, span: Span) -> None:
-        """Called as a span ends (on the event loop): an append, and a wake-up when a batch is full."""
-        queue = self._queue
-        if len(queue) >= self._max_queue:
-            self.dropped += 1
-            return
-        queue.append(span)
-        if len(queue) == self._max_batch:
-            with self._lock:
-                self._wake.notify()
+    def _waiting(self) -> int:
+        return len(self._spans)
+
+    def _batches(self) -> Iterator[tuple[Batch, int]]:
+        raise NotImplementedError
 
     def _run(self) -> None:
         while True:
             with self._lock:
-                if not self._closed and len(self._queue) < self._max_batch:
+                if not self._closed and self._waiting() < self._max_batch:
                     self._wake.wait(self._delay)
-                batch, self._queue = self._queue, []
-                self._sending = bool(batch)
+                self._sending = True
                 closed = self._closed
             try:
-                for start in range(0, len(batch), self._max_batch):
-                    self._export(batch[start:start + self._max_batch])
+                for batch, count in self._batches():
+                    self._export(batch, count)
             finally:
                 with self._lock:
                     self._sending = False
@@ -234,14 +174,18 @@ class BatchExporter:
             if closed:
                 return
 
-    def _export(self, batch: Sequence[Span]) -> None:
+    def _take_spans(self) -> list[Span]:
+        spans, popleft = self._spans, self._spans.popleft
+        return [popleft() for _ in range(len(spans))]
+
+    def _export(self, batch: Batch, count: int) -> None:
         try:
             ok = self._send(batch)
         except Exception as exc:  # noqa: BLE001 - a collector away must never reach requests
             ok = False
             log.debug("span export failed: %s", exc)
         if not ok:
-            self.failed += len(batch)
+            self.failed += count
             now = time.monotonic()
             if now >= self._quiet_until:  # a collector that is away is said once a minute, not every batch
                 self._quiet_until = now + WARN_EVERY
@@ -251,10 +195,97 @@ class BatchExporter:
         """Export what is queued now; True once it was handed to the endpoint (or failed) in time."""
         with self._lock:
             self._wake.notify()
-            return self._idle.wait_for(lambda: not self._queue and not self._sending, timeout)
+            return self._idle.wait_for(lambda: not self._waiting() and not self._sending, timeout)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         with self._lock:
             self._closed = True
             self._wake.notify()
         self._thread.join(timeout)
+
+
+class BatchExporter(_Exporter[Sequence[Span]]):
+    """Spans handed as they are to `send` (the official exporters', or a test's), in the thread."""
+
+    def __init__(self, send: Send, delay: float = 1.0, max_batch: int = 512, max_queue: int = 2048) -> None:
+        super().__init__(send, delay, max_batch, max_queue)
+
+    def add(self, span: Span) -> None:
+        """Called as a span ends (on the event loop): an append, and a wake-up when a batch is full."""
+        spans = self._spans
+        if len(spans) >= self._max_queue:
+            self.dropped += 1
+            return
+        spans.append(span)
+        if len(spans) == self._max_batch:
+            with self._lock:
+                self._wake.notify()
+
+    def _batches(self) -> Iterator[tuple[Sequence[Span], int]]:
+        spans = self._take_spans()
+        for start in range(0, len(spans), self._max_batch):
+            batch = spans[start:start + self._max_batch]
+            yield batch, len(batch)
+
+
+class JsonBatchExporter(_Exporter[Sequence[bytes]]):
+    """OTLP/JSON: spans encoded on the event loop in slices as they end; the thread joins and posts them."""
+
+    def __init__(self, sender: JsonSender, delay: float = 1.0, max_batch: int = 512, max_queue: int = 2048) -> None:
+        self._slices: deque[tuple[bytes, int]] = deque()
+        self._encoded = 0  # spans in `_slices` (changed under the lock)
+        self._scheduled = False
+        super().__init__(sender.post, delay, max_batch, max_queue)  # (starts the thread)
+
+    def _waiting(self) -> int:
+        return self._encoded + len(self._spans)
+
+    def add(self, span: Span) -> None:
+        """Called as a span ends (on the event loop): an append; every `SLICE` spans, an encoding scheduled."""
+        spans = self._spans
+        if len(spans) + self._encoded >= self._max_queue:
+            self.dropped += 1
+            return
+        spans.append(span)
+        if len(spans) >= SLICE and not self._scheduled:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on an event loop: the thread encodes them
+            return
+        self._scheduled = True
+        loop.call_soon(self._encode_slice)
+
+    def _encode_slice(self) -> None:
+        self._scheduled = False
+        spans = self._spans
+        popleft = spans.popleft
+        taken = [popleft() for _ in range(min(SLICE, len(spans)))]
+        if taken:
+            encoded = encode_spans(taken)
+            with self._lock:
+                self._slices.append((encoded, len(taken)))
+                self._encoded += len(taken)
+                if self._encoded >= self._max_batch:
+                    self._wake.notify()
+        if len(spans) >= SLICE:
+            self._schedule()
+
+    def _batches(self) -> Iterator[tuple[Sequence[bytes], int]]:
+        with self._lock:
+            slices = [self._slices.popleft() for _ in range(len(self._slices))]
+            self._encoded -= sum(n for _, n in slices)
+        rest = self._take_spans()  # the few that ended since the last slice (or all, off the event loop)
+        slices += [(encode_spans(rest[i:i + SLICE]), len(rest[i:i + SLICE])) for i in range(0, len(rest), SLICE)]
+        batch: list[bytes] = []
+        count = 0
+        for encoded, n in slices:
+            if count and count + n > self._max_batch:
+                yield batch, count
+                batch, count = [], 0
+            batch.append(encoded)
+            count += n
+        if batch:
+            yield batch, count

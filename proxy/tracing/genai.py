@@ -27,4 +27,11 @@ def provider_name(provider_type: str, engine: str = "generic") -> str:
 
 def finish_reasons(data: bytes) -> list[str]:
     """The distinct finish reasons in `data`, in order of appearance (empty for none)."""
-    return list(dict.fromkeys(m.decode() for m in _FINISH.findall(data)))
+    if b"_reason" not in data or data.count(b"_reason") == data.count(b'_reason":null'):
+        return []  # none, or only the `null` of every stream event but the last
+    reasons: list[str] = []
+    for found in _FINISH.findall(data):
+        reason = found.decode()
+        if reason not in reasons:
+            reasons.append(reason)
+    return reasons

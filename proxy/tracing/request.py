@@ -127,7 +127,7 @@ class RequestTrace:
 
     def scan(self, data: bytes) -> None:
         """Finish reasons in answer bytes (whole, or one stream event at a time)."""
-        if self.span.sampled and b"_reason" in data:
+        if self.span.sampled:
             for reason in finish_reasons(data):
                 if reason not in self.reasons:
                     self.reasons.append(reason)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Mapping
 
-from lockgate.proxy.tracing.export import BatchExporter, Send, json_sender, sdk_sender
+from lockgate.proxy.tracing.export import BatchExporter, JsonBatchExporter, JsonSender, Send, sdk_sender
 from lockgate.proxy.tracing.settings import TracingSettings
 from lockgate.proxy.tracing.spans import (INTERNAL, AttributeValue, Fixed, Kind, Parent, Span, new_trace_id,
                                           parse_traceparent)
@@ -34,10 +34,13 @@ class Tracing:
         self.settings = settings
         self.capture_content = settings.capture_content
         resource = resource_of(settings)
-        if send is None:
-            send = json_sender(settings, resource, SCOPE) if settings.protocol == "http/json" \
-                else sdk_sender(settings, resource, SCOPE)
-        self.exporter = BatchExporter(send)
+        self.exporter: BatchExporter | JsonBatchExporter
+        if send is not None:
+            self.exporter = BatchExporter(send)
+        elif settings.protocol == "http/json":
+            self.exporter = JsonBatchExporter(JsonSender(settings, resource, SCOPE))
+        else:
+            self.exporter = BatchExporter(sdk_sender(settings, resource, SCOPE))
         self._done = self.exporter.add
         sampler = settings.sampler
         self._parent_based = sampler.startswith("parentbased_")

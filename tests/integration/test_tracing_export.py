@@ -107,3 +107,42 @@ def test_an_endpoint_that_never_answers_counts_failures(endpoint) -> None:
         assert exporter.flush(10) and exporter.failed == 4
     finally:
         exporter.shutdown()
+
+
+def names(body: bytes) -> list[str]:
+    return [s["name"] for s in orjson.loads(body)["resourceSpans"][0]["scopeSpans"][0]["spans"]]
+
+
+async def test_spans_ended_on_the_event_loop_arrive_whole_in_order_and_in_bounded_batches(endpoint) -> None:
+    import asyncio
+
+    from lockgate.proxy.tracing.export import JsonBatchExporter, JsonSender
+
+    peer = endpoint(lambda n: True)
+    exporter = JsonBatchExporter(JsonSender(settings(peer.port), {"service.name": "gw"}, "scope"), delay=60,
+                                 max_batch=100)
+    try:
+        for span in spans(200):
+            exporter.add(span)
+            await asyncio.sleep(0)  # the loop runs the slice encodings it scheduled
+        assert exporter.flush(10) and exporter.failed == 0 and exporter.dropped == 0
+    finally:
+        exporter.shutdown()
+    sent = [names(body) for body in peer.bodies]
+    assert all(len(b) <= 100 for b in sent)  # batches of at most max_batch spans
+    assert [n for b in sent for n in b] == [f"s{i}" for i in range(200)]
+
+
+def test_spans_ended_off_an_event_loop_are_encoded_by_the_thread(endpoint) -> None:
+    from lockgate.proxy.tracing.export import JsonBatchExporter, JsonSender
+
+    peer = endpoint(lambda n: True)
+    exporter = JsonBatchExporter(JsonSender(settings(peer.port), {}, "scope"), delay=60, max_queue=150)
+    try:
+        for span in spans(160):
+            exporter.add(span)
+        assert exporter.dropped == 10
+        assert exporter.flush(10) and exporter.failed == 0
+    finally:
+        exporter.shutdown()
+    assert [n for body in peer.bodies for n in names(body)] == [f"s{i}" for i in range(150)]

@@ -141,7 +141,7 @@ def test_a_collector_away_costs_bounded_memory_and_one_warning(caplog: pytest.Lo
 def test_fixed_and_own_attributes_encode_as_one_list() -> None:
     import orjson
 
-    from lockgate.proxy.tracing.export import encode_json
+    from lockgate.proxy.tracing.otlp_json import encode_json
     from lockgate.proxy.tracing.spans import Fixed, Span
 
     shared = Fixed({"gen_ai.provider.name": "openai", "server.port": 443})
