@@ -145,6 +145,7 @@ class _Exporter(Generic[Batch]):
         self._idle = threading.Condition(self._lock)
         self._sending = False
         self._closed = False
+        self._flushing = False  # a flush asked while the thread was busy is not lost
         self.dropped = 0
         self.failed = 0
         self._quiet_until = 0.0
@@ -160,9 +161,9 @@ class _Exporter(Generic[Batch]):
     def _run(self) -> None:
         while True:
             with self._lock:
-                if not self._closed and self._waiting() < self._max_batch:
+                if not self._closed and not self._flushing and self._waiting() < self._max_batch:
                     self._wake.wait(self._delay)
-                self._sending = True
+                self._sending, self._flushing = True, False
                 closed = self._closed
             try:
                 for batch, count in self._batches():
@@ -194,6 +195,7 @@ class _Exporter(Generic[Batch]):
     def flush(self, timeout: float = 5.0) -> bool:
         """Export what is queued now; True once it was handed to the endpoint (or failed) in time."""
         with self._lock:
+            self._flushing = True
             self._wake.notify()
             return self._idle.wait_for(lambda: not self._waiting() and not self._sending, timeout)
 
