@@ -8,6 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from lockgate.api.alerts import DEFAULT_ALERT_THRESHOLDS as DEFAULT_ALERT_THRESHOLDS
+from lockgate.api.alerts import BudgetAlerts, BudgetAlertState
+from lockgate.api.alerts import BudgetWebhook as BudgetWebhook
 from lockgate.api.budget import CURRENCY_PATTERN, MAX_COST
 from lockgate.api.cache import KeyCache
 from lockgate.api.meta import DNS_SUBDOMAIN, ApiModel, ResourceStatus, SecretKeyRef
@@ -62,30 +65,6 @@ class KeyLimits(ApiModel):
     monthly_cost: float | None = Field(
         default=None, ge=0, le=MAX_COST,
         description="Money per calendar month, UTC, in the key's currency at the models' prices (six decimals at most).")
-
-
-DEFAULT_ALERT_THRESHOLDS = (50, 80, 100)
-
-
-class BudgetWebhook(ApiModel):
-    """Where budget alerts are POSTed, as CloudEvents (structured JSON)."""
-
-    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048,
-                     description="The receiver's URL; each alert is POSTed once, retried on failures.")
-    secret_ref: SecretKeyRef | None = Field(
-        default=None,
-        description="A Secret key whose value signs each delivery: header X-Lockgate-Signature-256 is "
-                    "sha256=<hex HMAC-SHA256 of the body>.")
-
-
-class BudgetAlerts(ApiModel):
-    """When to tell someone a budget is running out."""
-
-    thresholds: list[Annotated[int, Field(ge=1, le=100)]] = Field(
-        default_factory=lambda: list(DEFAULT_ALERT_THRESHOLDS), max_length=10,
-        description="Percentages of each budget (monthly tokens, and the key's other budgets) that raise the "
-                    "BudgetAlert condition, a Warning Event and a webhook delivery; each fires once per period.")
-    webhook: BudgetWebhook | None = Field(default=None, description="Also POST each alert here.")
 
 
 class ApiKeySpec(ApiModel):
@@ -158,14 +137,6 @@ class KeyUsage(ApiModel):
     cost: str | None = Field(default=None, description="Money spent this month, a decimal in the key's currency.")
     remaining_cost: str | None = Field(default=None, description="Money left this month, if the key has a monthlyCost.")
     currency: str | None = Field(default=None, description="The currency of cost and remainingCost.")
-
-
-class BudgetAlertState(ApiModel):
-    """The budget thresholds already crossed in the current period (each fires once per period)."""
-
-    period: str = Field(description="The period the thresholds were crossed in: the calendar month, UTC, YYYY-MM.")
-    fired: dict[str, list[int]] = Field(
-        default_factory=dict, description="Per budget (monthlyTokens, ...), the thresholds crossed this period.")
 
 
 class ApiKeyStatus(ResourceStatus):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field, model_validator
 
+from lockgate.api.alerts import BudgetAlerts, BudgetAlertState
 from lockgate.api.meta import ApiModel, ResourceStatus
 
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
@@ -24,6 +25,8 @@ class BudgetSpec(ApiModel):
         description="Money per calendar month (UTC), all keys together, at the models' prices (six decimals at most).")
     currency: str = Field(default="USD", pattern=CURRENCY_PATTERN,
                           description="Currency of monthlyCost; only models priced in it count against it.")
+    alerts: BudgetAlerts | None = Field(
+        default=None, description="Alert thresholds and webhook; omitted = 50, 80 and 100 % with no webhook.")
 
     @model_validator(mode="after")
     def _check(self) -> BudgetSpec:
@@ -49,3 +52,4 @@ class BudgetStatus(ResourceStatus):
 
     keys: list[str] = Field(default_factory=list, description="The ApiKeys spending from this Budget.")
     usage: BudgetUsage | None = Field(default=None, description="This month's spending, refreshed from the proxies.")
+    budget_alerts: BudgetAlertState | None = Field(default=None, description="Thresholds crossed this period.")

@@ -1,8 +1,8 @@
-"""Budget alerts of ApiKeys, pure: which budgets a key has, which thresholds
-their use crossed this period, the BudgetAlert condition, and the CloudEvent
-a webhook receives.
+"""Budget alerts of ApiKeys and team Budgets, pure and the same for both kinds:
+which monthly limits an object has, which thresholds their use crossed this
+period, the BudgetAlert condition, and the CloudEvent a webhook receives.
 
-The thresholds already crossed are kept in the key's status
+The thresholds already crossed are kept in the object's status
 (`budgetAlerts: {period, fired}`), so each fires once per period, also across
 operator restarts; a new period starts with none fired.
 """
@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lockgate.api.apikey import DEFAULT_ALERT_THRESHOLDS
+from lockgate.api.alerts import DEFAULT_ALERT_THRESHOLDS
 from lockgate.api.meta import Condition
 from lockgate.operator.status import rfc3339
 
 CONDITION = "BudgetAlert"
 EVENT_REASON = "BudgetThresholdCrossed"
 EVENT_TYPE = "io.lockgate.apikey.budget.threshold"
+# The CloudEvents type and the plural in its source, per kind that has alerts.
+EVENT_TYPES = {"ApiKey": (EVENT_TYPE, "apikeys"), "Budget": ("io.lockgate.budget.threshold", "budgets")}
 SIGNATURE_HEADER = "X-Lockgate-Signature-256"
 
 
@@ -41,14 +43,14 @@ class Crossing:
     period: str
 
 
-def thresholds_of(apikey: Mapping[str, Any]) -> list[int]:
-    alerts = (apikey.get("spec") or {}).get("alerts") or {}
+def thresholds_of(obj: Mapping[str, Any]) -> list[int]:
+    alerts = (obj.get("spec") or {}).get("alerts") or {}
     return sorted(set(alerts.get("thresholds") or DEFAULT_ALERT_THRESHOLDS))
 
 
 def budgets_of(usage: Mapping[str, Any] | None) -> list[Budget]:
-    """The key's budgets with a limit, from its mirrored usage: the monthly tokens, and any
-    `budgets` entries ({name, used, limit, unit}) a usage report carries."""
+    """The limits of a key or Budget, from its mirrored usage: the monthly tokens and money, and
+    any `budgets` entries ({name, used, limit, unit}) a usage report carries."""
     if not usage:
         return []
     found = []
@@ -125,28 +127,41 @@ def alert_condition(state: Mapping[str, Any] | None, budgets: Sequence[Budget],
         lowest = min(thresholds) if thresholds else 100
         return Condition(type=CONDITION, status="False", reason="BelowThresholds",
                          message=f"No budget has reached {lowest} % this period" if budgets
-                         else "The key has no budget to alert on")
+                         else "No monthly limit to alert on")
     threshold, name = worst
     return Condition(type=CONDITION, status="True", reason=f"Crossed{threshold}Percent",
                      message=describe(by_name[name], threshold, str((state or {}).get("period"))))
 
 
-def cloud_event(apikey: Mapping[str, Any], crossing: Crossing, now: datetime) -> dict[str, Any]:
-    """A CloudEvents 1.0 event in structured JSON mode. Its id is the same for every retry of one
-    alert, so receivers can drop repeats."""
-    meta = apikey["metadata"]
+def evaluate(obj: Mapping[str, Any], usage: Mapping[str, Any] | None,
+             previous: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, Condition]:
+    """The alert state (`status.budgetAlerts`) and BudgetAlert condition of a key or Budget, from
+    its mirrored usage and the state its status holds."""
+    budgets, thresholds = budgets_of(usage), thresholds_of(obj)
+    state = alert_state(budgets, thresholds, (usage or {}).get("month"), previous)
+    return state, alert_condition(state, budgets, thresholds)
+
+
+def cloud_event(obj: Mapping[str, Any], crossing: Crossing, now: datetime) -> dict[str, Any]:
+    """A CloudEvents 1.0 event in structured JSON mode, about an ApiKey or a Budget. Its id is the
+    same for every retry of one alert, so receivers can drop repeats."""
+    meta = obj["metadata"]
     namespace, name = meta["namespace"], meta["name"]
+    event_type, plural = EVENT_TYPES[str(obj.get("kind") or "ApiKey")]
     budget = crossing.budget
+    ref = {"namespace": namespace, "name": name}
+    about = ({"apiKey": {**ref, "consumer": (obj.get("spec") or {}).get("consumer")}} if plural == "apikeys"
+             else {"teamBudget": {**ref, "keys": list((obj.get("status") or {}).get("keys") or [])}})
     return {
         "specversion": "1.0",
         "id": f"{meta.get('uid') or namespace + '/' + name}/{crossing.period}/{budget.name}/{crossing.threshold}",
-        "source": f"/apis/lockgate.io/v1alpha1/namespaces/{namespace}/apikeys/{name}",
-        "type": EVENT_TYPE,
+        "source": f"/apis/lockgate.io/v1alpha1/namespaces/{namespace}/{plural}/{name}",
+        "type": event_type,
         "subject": f"{namespace}/{name}",
         "time": rfc3339(now),
         "datacontenttype": "application/json",
         "data": {
-            "apiKey": {"namespace": namespace, "name": name, "consumer": (apikey.get("spec") or {}).get("consumer")},
+            **about,
             "budget": budget.name, "unit": budget.unit, "threshold": crossing.threshold,
             "used": budget.used, "limit": budget.limit, "ratio": round(budget.used / budget.limit, 6),
             "period": crossing.period, "message": describe(budget, crossing.threshold, crossing.period),

@@ -7,6 +7,7 @@ One registry per `Reconciler`, served by `lockgate operator --metrics-port`.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -15,6 +16,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from lockgate.operator.alerts import budgets_of
+from lockgate.operator.usage import budget_usage_id
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 PROGRAMMED_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
@@ -44,19 +48,17 @@ class ObjectsCollector(Collector):
 
 
 class BudgetCollector(Collector):
-    """Used and limit of every ApiKey budget, from the usage mirrored across replicas."""
+    """Used and limit of every monthly limit of each ApiKey and team Budget, and of each key's rate
+    windows, from the usage mirrored across replicas (the limits the budget alerts watch)."""
 
     def __init__(self, usage: Callable[[], Mapping[str, Mapping[str, Any]]]) -> None:
         self._usage = usage
 
     def collect(self) -> Iterator[Metric]:
         # Not "namespace": Prometheus' target label of that name would rename it.
-        labels = ("apikey_namespace", "apikey", "budget")
-        used = GaugeMetricFamily("lockgate_apikey_budget_used", "Consumed in the current budget period.",
-                                 labels=labels)
-        limit = GaugeMetricFamily("lockgate_apikey_budget_limit", "The budget of the period.", labels=labels)
-        ratio = GaugeMetricFamily("lockgate_apikey_budget_used_ratio", "Used / limit (1 = budget spent).",
-                                  labels=labels)
+        keys = _BudgetGauges("lockgate_apikey_budget", "", ("apikey_namespace", "apikey", "budget"))
+        teams = _BudgetGauges("lockgate_team_budget", " of a team Budget (all its keys together)",
+                              ("budget_namespace", "team_budget", "budget"))
         window_labels = ("apikey_namespace", "apikey", "window")
         window_used = GaugeMetricFamily("lockgate_apikey_window_used", "Used in the current rate window (the last "
                                         "minute), across replicas.", labels=window_labels)
@@ -64,22 +66,41 @@ class BudgetCollector(Collector):
                                          labels=window_labels)
         window_ratio = GaugeMetricFamily("lockgate_apikey_window_used_ratio", "Used / limit of the rate window.",
                                          labels=window_labels)
-        for key_id, report in sorted(self._usage().items()):
-            namespace, _, name = key_id.rpartition("/")
-            remaining = report.get("remaining")
-            if remaining is not None:
-                tokens = int(report.get("tokens") or 0)
-                total = tokens + int(remaining)
-                values = (namespace, name, "monthly_tokens")
-                used.add_metric(values, tokens)
-                limit.add_metric(values, total)
-                ratio.add_metric(values, tokens / total if total else 1.0)
+        team_prefix = budget_usage_id("")
+        for usage_id, report in sorted(self._usage().items()):
+            team = usage_id.startswith(team_prefix)
+            namespace, _, name = usage_id.removeprefix(team_prefix).rpartition("/")
+            (teams if team else keys).add(namespace, name, report)
+            if team:
+                continue
             for window, counts in sorted((report.get("windows") or {}).items()):
                 values = (namespace, name, window)
                 window_used.add_metric(values, counts["used"])
                 window_limit.add_metric(values, counts["limit"])
                 window_ratio.add_metric(values, counts["used"] / counts["limit"])
-        yield from (used, limit, ratio, window_used, window_limit, window_ratio)
+        yield from (*keys.families, *teams.families, window_used, window_limit, window_ratio)
+
+
+class _BudgetGauges:
+    """`<prefix>_used`, `_limit` and `_used_ratio`, one series per object and monthly limit."""
+
+    def __init__(self, prefix: str, of: str, labels: tuple[str, str, str]) -> None:
+        self.used = GaugeMetricFamily(f"{prefix}_used", f"Consumed in the current budget period{of}.", labels=labels)
+        self.limit = GaugeMetricFamily(f"{prefix}_limit", f"The budget of the period{of}.", labels=labels)
+        self.ratio = GaugeMetricFamily(f"{prefix}_used_ratio", f"Used / limit{of} (1 = budget spent).", labels=labels)
+        self.families = (self.used, self.limit, self.ratio)
+
+    def add(self, namespace: str, name: str, usage: Mapping[str, Any]) -> None:
+        for budget in budgets_of(usage):
+            values = (namespace, name, _snake(budget.name))
+            self.used.add_metric(values, budget.used)
+            self.limit.add_metric(values, budget.limit)
+            self.ratio.add_metric(values, budget.used / budget.limit if budget.limit else 1.0)
+
+
+def _snake(name: str) -> str:
+    """monthlyTokens -> monthly_tokens, as a label value."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
 
 
 class OperatorMetrics:

@@ -1,7 +1,8 @@
 """Writes each Lockgate object's status: the translator's verdict, Programmed,
-and for ApiKeys the key, usage, Expired, Exhausted and BudgetAlert. Only changed
-statuses are written; condition transitions are posted as Events, and so is each
-budget threshold crossed (with its webhook delivery, when the key has one)."""
+for ApiKeys the key and Expired, and for ApiKeys and Budgets the usage, Exhausted
+and BudgetAlert. Only changed statuses are written; condition transitions are
+posted as Events, and so is each budget threshold crossed (with its webhook
+delivery, when the object has one)."""
 
 from __future__ import annotations
 
@@ -38,19 +39,17 @@ def object_status(body: Mapping[str, Any], current: Mapping[str, Any] | None, ve
     fields = dict(verdict.fields)
     if body.get("kind") == "ApiKey":
         fields.update(key_status_fields(body, secrets))
-        fields["usage"] = status_usage(usage) if usage else (current or {}).get("usage")
         conditions.append(expired_condition((body.get("spec") or {}).get("expiresAt"), now))
-        conditions.append(exhausted_condition(fields["usage"]))
-        budgets, thresholds = alerts.budgets_of(usage or fields["usage"]), alerts.thresholds_of(body)
-        fields["budgetAlerts"] = alerts.alert_state(budgets, thresholds, (fields["usage"] or {}).get("month"),
-                                                    (current or {}).get("budgetAlerts"))
-        conditions.append(alerts.alert_condition(fields["budgetAlerts"], budgets, thresholds))
-    elif body.get("kind") == "Budget":
+    if body.get("kind") in ALERTING_KINDS:
         fields["usage"] = status_usage(usage) if usage else (current or {}).get("usage")
         conditions.append(exhausted_condition(fields["usage"]))
+        fields["budgetAlerts"], alert = alerts.evaluate(body, usage or fields["usage"],
+                                                        (current or {}).get("budgetAlerts"))
+        conditions.append(alert)
     return desired_status(current, conditions, fields, generation, now)
 
 
+ALERTING_KINDS = ("ApiKey", "Budget")  # the kinds with monthly limits: Exhausted, BudgetAlert, spec.alerts
 STATUS_USAGE_FIELDS = ("month", "tokens", "remaining", "requests", "cost", "remainingCost", "currency")
 
 
@@ -99,7 +98,7 @@ class StatusWriter:
                 self._written[uid] = desired
                 for change in transitions(current.get("conditions") or [], desired["conditions"]):
                     await post_event(self.api, transition_event(body, change, now))
-                if body.get("kind") == "ApiKey":
+                if body.get("kind") in ALERTING_KINDS:
                     await self._alert(body, current, desired, key_usage or desired.get("usage"), ns_secrets, now)
         for uid in set(self._written) - live_uids:
             del self._written[uid]

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lockgate.api.resources import KIND_BY_NAME, ApiKey, MCPServer, ModelProvider, Route
+from lockgate.api.resources import KIND_BY_NAME, ApiKey, Budget, MCPServer, ModelProvider, Route
 
 REPO = Path(__file__).resolve().parents[2]
-DOCS = [REPO / "docs" / "data-plane.md", REPO / "docs" / "mcp.md"]
-MODELS = {"MCPServer": MCPServer, "Route": Route, "ModelProvider": ModelProvider, "ApiKey": ApiKey}
+DOCS = [REPO / "docs" / "data-plane.md", REPO / "docs" / "mcp.md", REPO / "docs" / "observability.md"]
+MODELS = {"MCPServer": MCPServer, "Route": Route, "ModelProvider": ModelProvider, "ApiKey": ApiKey, "Budget": Budget}
 
 
 def manifests(doc: Path) -> list[dict[str, object]]:

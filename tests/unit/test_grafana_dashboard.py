@@ -1,7 +1,7 @@
-"""The Grafana dashboard queries only the proxy's metrics, by the gateway's dimensions.
+"""The Grafana dashboard queries only the proxy's and the operator's metrics, by the gateway's dimensions.
 
-The metric names and each one's label names come from the data plane's real registry
-(lockgate.proxy.metrics), so a renamed metric or a dropped label breaks this test, not the dashboard.
+The metric names and each one's label names come from the real registries (lockgate.proxy.metrics,
+lockgate.operator.metrics), so a renamed metric or a dropped label breaks this test, not the dashboard.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lockgate.operator.metrics import OperatorMetrics
 from lockgate.proxy.cache.metrics import CacheMetrics
 from lockgate.proxy.metrics import make_metrics
 
@@ -36,8 +37,10 @@ def registry_series() -> dict[str, set[str]]:
     cache = CacheMetrics("gw", metrics.registry, lambda: (0, 0, 0))  # the response cache's, on the same registry
     cache.lookup("ns/api", "ns", "gpt-4o", "hit")
     cache.hit("ns/api", "ns", "gpt-4o", 3, 4, 0.97)
+    # The operator's budget gauges, from a mirrored usage with a key's and a team Budget's limits.
+    usage = {"ns/ci": {"tokens": 5, "remaining": 5}, "Budget/ns/platform": {"tokens": 5, "remaining": 5}}
     out: dict[str, set[str]] = {}
-    for family in metrics.registry.collect():
+    for family in [*metrics.registry.collect(), *OperatorMetrics(usage=lambda: usage).registry.collect()]:
         for sample in family.samples:
             out.setdefault(sample.name, set()).update(sample.labels)
     return out
@@ -131,6 +134,11 @@ def test_required_panels_exist() -> None:
     assert 'status_code=~"5.."' in everything
     assert "lockgate_quota_rejections_total" in everything and "by (reason)" in everything
     assert "by (token_type) (rate(gen_ai_client_token_usage_sum" in everything
+
+
+def test_budget_panels_show_team_budgets_and_keys() -> None:
+    everything = "\n".join(exprs())
+    assert "(lockgate_team_budget_used_ratio)" in everything and "(lockgate_apikey_budget_used_ratio)" in everything
 
 
 def test_panels_are_well_formed() -> None:

@@ -1,4 +1,4 @@
-"""Budget alerts, pure: thresholds crossed once per period, the condition, the CloudEvent and its signature."""
+"""Budget alerts of keys and team Budgets, pure: thresholds crossed once per period, the condition, the CloudEvent and its signature."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import hashlib
 import hmac
 from datetime import datetime, timezone
 
+from lockgate.api.meta import Condition
 from lockgate.operator import alerts
-from lockgate.operator.status_writer import status_usage
+from lockgate.operator.programmed import Rollout
+from lockgate.operator.status_writer import object_status, status_usage
+from lockgate.operator.translate import ObjectStatus
 from lockgate.operator.webhooks import delivery
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
@@ -63,7 +66,7 @@ def test_the_condition_names_the_highest_threshold_crossed() -> None:
     crossed = alerts.alert_condition({"period": "2026-12", "fired": {"monthlyTokens": [50, 80]}}, budgets, [50, 80])
     assert (crossed.status, crossed.reason) == ("True", "Crossed80Percent")
     assert crossed.message == "80 % of the monthlyTokens budget is used: 850 of 1000 tokens in 2026-12"
-    assert alerts.alert_condition(None, [], [50]).message == "The key has no budget to alert on"
+    assert alerts.alert_condition(None, [], [50]).message == "No monthly limit to alert on"
 
 
 def test_thresholds_default_to_50_80_100() -> None:
@@ -91,3 +94,49 @@ def test_the_cloud_event_and_its_signature() -> None:
 
 def test_only_the_key_usage_fields_go_into_the_status() -> None:
     assert status_usage({**usage(5), "windows": {"rpm": {"used": 1, "limit": 2}}}) == usage(5)
+
+
+TEAM = {"apiVersion": "lockgate.io/v1alpha1", "kind": "Budget",
+        "metadata": {"namespace": "team", "name": "platform", "uid": "u-2", "generation": 1},
+        "spec": {"monthlyTokens": 1000, "monthlyCost": 10, "alerts": {"thresholds": [80, 100]}},
+        "status": {"keys": ["ci", "web"]}}
+
+
+def team_usage(tokens: int, cost: str, month: str = "2026-12") -> dict:
+    left = f"{10 - float(cost):.6f}"
+    return {"month": month, "tokens": tokens, "remaining": 1000 - tokens, "requests": 3, "cost": cost,
+            "remainingCost": left, "currency": "EUR"}
+
+
+def budget_status(current: dict | None, report: dict) -> dict:
+    verdict = ObjectStatus(generation=1, conditions=[Condition(type="Accepted", status="True", reason="Accepted")])
+    return object_status(TEAM, current, verdict, Rollout("c", "s", 1, 1), {}, report, NOW)
+
+
+def test_a_team_budget_alerts_on_its_money_and_tokens_once_per_month() -> None:
+    first = budget_status(None, team_usage(100, "8.500000"))  # money at 85 %, tokens at 10 %
+    assert first["budgetAlerts"] == {"period": "2026-12", "fired": {"monthlyCost": [80]}}
+    condition = next(c for c in first["conditions"] if c["type"] == "BudgetAlert")
+    assert (condition["status"], condition["reason"]) == ("True", "Crossed80Percent")
+    assert condition["message"] == "80 % of the monthlyCost budget is used: 8.5 of 10 EUR in 2026-12"
+    [crossing] = alerts.new_crossings(None, first["budgetAlerts"], alerts.budgets_of(team_usage(100, "8.500000")))
+    again = budget_status(first, team_usage(120, "9.000000"))  # the next reconcile: nothing new to tell
+    assert alerts.new_crossings(first["budgetAlerts"], again["budgetAlerts"],
+                                alerts.budgets_of(team_usage(120, "9.000000"))) == []
+    january = budget_status(again, team_usage(900, "1.000000", month="2027-01"))  # a new month re-arms
+    assert january["budgetAlerts"] == {"period": "2027-01", "fired": {"monthlyTokens": [80]}}
+
+    event = alerts.cloud_event(TEAM, crossing, NOW)
+    assert event["type"] == "io.lockgate.budget.threshold" and event["subject"] == "team/platform"
+    assert event["source"] == "/apis/lockgate.io/v1alpha1/namespaces/team/budgets/platform"
+    assert event["id"] == "u-2/2026-12/monthlyCost/80"
+    assert event["data"]["teamBudget"] == {"namespace": "team", "name": "platform", "keys": ["ci", "web"]}
+    assert (event["data"]["budget"], event["data"]["unit"], event["data"]["used"], event["data"]["limit"]) == (
+        "monthlyCost", "EUR", 8.5, 10)
+
+
+def test_a_team_budget_without_usage_is_below_its_thresholds() -> None:
+    status = budget_status(None, {})
+    condition = next(c for c in status["conditions"] if c["type"] == "BudgetAlert")
+    assert (condition["status"], condition["reason"]) == ("False", "BelowThresholds")
+    assert status.get("budgetAlerts") is None

@@ -80,3 +80,17 @@ def test_window_gauges_per_key_for_each_limited_rate_window() -> None:
     tpm = (("apikey", "k"), ("apikey_namespace", "team-a"), ("window", "tpm"))
     assert got[("lockgate_apikey_window_used_ratio", tpm)] == 0.5
     assert not any(name == "lockgate_apikey_budget_used" for name, _ in got)  # no monthly budget, no series
+
+
+def test_team_budget_gauges_for_tokens_and_money_apart_from_the_keys() -> None:
+    usage = {"Budget/team-a/platform": {"tokens": 90, "remaining": 10, "cost": "7.5", "remainingCost": "2.5"},
+             "team-a/k": {"tokens": 1, "remaining": None, "cost": "3", "remainingCost": "1"}}
+    got = samples(OperatorMetrics(usage=lambda: usage))
+    tokens = (("budget", "monthly_tokens"), ("budget_namespace", "team-a"), ("team_budget", "platform"))
+    money = (("budget", "monthly_cost"), ("budget_namespace", "team-a"), ("team_budget", "platform"))
+    assert got[("lockgate_team_budget_used_ratio", tokens)] == 0.9
+    assert (got[("lockgate_team_budget_used", money)], got[("lockgate_team_budget_limit", money)]) == (7.5, 10)
+    assert got[("lockgate_team_budget_used_ratio", money)] == 0.75
+    key_money = (("apikey", "k"), ("apikey_namespace", "team-a"), ("budget", "monthly_cost"))
+    assert got[("lockgate_apikey_budget_used_ratio", key_money)] == 0.75
+    assert [lab for name, lab in got if name.startswith("lockgate_apikey")] == [key_money] * 3  # a Budget is no key

@@ -39,7 +39,7 @@ def test_rules_check_and_alert_cases_pass(tmp_path: Path) -> None:
     shutil.copy(FIXTURES / "lockgate-rules-test.yaml", tmp_path)
     checked = promtool("check", "rules", "rules.yaml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 5 rules found" in checked.stdout
+    assert "SUCCESS: 6 rules found" in checked.stdout
     tested = promtool("test", "rules", "lockgate-rules-test.yaml", cwd=tmp_path)
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
@@ -52,3 +52,15 @@ def test_a_threshold_value_changes_what_fires(tmp_path: Path) -> None:
     shutil.copy(FIXTURES / "lockgate-rules-test.yaml", tmp_path)
     tested = promtool("test", "rules", "lockgate-rules-test.yaml", cwd=tmp_path)
     assert tested.returncode != 0 and "LockgateUpstreamErrorRate" in tested.stdout + tested.stderr
+
+
+def test_the_team_budget_case_follows_the_budget_ratio(tmp_path: Path) -> None:
+    """With the budget ratio raised to 95 %, the team Budget at 92 % must not fire: the case must fail."""
+    values = tmp_path / "values.yaml"
+    values.write_text("metrics: {prometheusRule: {budgetUsedRatio: 0.95}}\n")
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule_groups(values)}))
+    shutil.copy(FIXTURES / "lockgate-rules-test.yaml", tmp_path)
+    tested = promtool("test", "rules", "lockgate-rules-test.yaml", cwd=tmp_path)
+    output = tested.stdout + tested.stderr
+    assert tested.returncode != 0 and "LockgateTeamBudgetAlmostSpent" in output
+    assert "alertname: LockgateBudgetAlmostSpent," not in output  # the key at 95 % still fires
