@@ -49,7 +49,9 @@ async def envelope(request: web.Request, kind: Kind, deliver: Deliver, op: Opera
     except ApiError as error:
         return error.response(request_id_of(request), anthropic)
     ctx.request, ctx.op, ctx.route = request, op, route
-    task = gateway.open_requests.enter()
+    # The handler's own task (request.task is the connection's). Given its loop, current_task() is a dict
+    # look-up; without, Python 3.11 finds the running loop with a getpid() system call.
+    task = gateway.open_requests.enter(task=asyncio.current_task(request.task.get_loop()))
     try:
         return await deliver(request, ctx)
     except ApiError as error:

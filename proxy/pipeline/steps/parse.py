@@ -32,20 +32,41 @@ REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
 }
 
 
-async def read_json(request: web.Request) -> tuple[dict[str, Any], int]:
-    """The request body as a JSON object, and its size."""
+def _too_large() -> ApiError:
+    return ApiError(413, "The request body is too large.", code="request_too_large", error_type="payload_too_large")
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body's bytes (413 past the app's size limit)."""
+    content = request.content
+    if content.is_eof():
+        # The whole body came with the head (most requests): taken as it lies in the buffer, without
+        # request.read()'s loop of awaits and its two copies. The limit is the one read() applies.
+        raw = content.read_nowait()
+        if len(raw) > request.client_max_size:
+            raise _too_large()
+        return raw
     try:
-        raw = await request.read()
+        return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise ApiError(413, "The request body is too large.", code="request_too_large",
-                       error_type="payload_too_large") from None
+        raise _too_large() from None
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object; 400 otherwise."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise bad_request("The request body is not valid JSON.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_json")
-    return body, len(raw)
+    return body
+
+
+async def read_json(request: web.Request) -> tuple[dict[str, Any], int]:
+    """The request body as a JSON object, and its size."""
+    raw = await read_body(request)
+    return parse_object(raw), len(raw)
 
 
 def check_fields(op: Operation, body: dict[str, Any]) -> str:
@@ -65,7 +86,8 @@ class ParseStep(Step):
     async def request(self, ctx: Context) -> None:
         if ctx.kind == "openai":
             if ctx.request is not None:
-                ctx.body, ctx.size = await read_json(ctx.request)
+                raw = await read_body(ctx.request)
+                ctx.body, ctx.size, ctx.raw_body = parse_object(raw), len(raw), raw
             # else a body handed over whole (a line of a batch): checked the same way
             ctx.model = check_fields(ctx.op, ctx.body)
             ctx.stream = bool(ctx.body.get("stream")) and ctx.op != "embeddings"
