@@ -27,8 +27,7 @@ class Deadline:
         self._task = found
         self._cancelling = found.cancelling()
         self._expired = False
-        self._handle: asyncio.TimerHandle | asyncio.Handle | None = None
-        self.reschedule(when)
+        self._handle: asyncio.TimerHandle | asyncio.Handle | None = self._schedule(when)
 
     def reschedule(self, when: float) -> None:
         """Move the deadline (the block keeps running)."""
@@ -36,8 +35,11 @@ class Deadline:
             return
         if self._handle is not None:
             self._handle.cancel()
+        self._handle = self._schedule(when)
+
+    def _schedule(self, when: float) -> asyncio.TimerHandle | asyncio.Handle:
         loop = self._loop
-        self._handle = loop.call_at(when, self._expire) if when > loop.time() else loop.call_soon(self._expire)
+        return loop.call_at(when, self._expire) if when > loop.time() else loop.call_soon(self._expire)
 
     def _expire(self) -> None:
         self._handle = None

@@ -84,7 +84,7 @@ class Gateway:
         # Off the event loop: a large configuration takes a while to compile, requests keep flowing.
         compiled = await asyncio.to_thread(compile_snapshot, snapshot, loaded_at)
         await self.deps.balancers.update(compiled.config.providers)
-        pipeline = build_pipeline(self.deps, self.steps)
+        pipeline = build_pipeline(self.deps, self.steps, compiled)
         self.snapshot, self.pipeline = compiled, pipeline
         self._host_labels = {}
         return compiled

@@ -29,9 +29,9 @@ def rewrites(body: dict[str, Any], upstream_model: str, compat: Compat) -> bool:
     """Whether `rewrite_request` would change anything in `body` (else the body goes as it came)."""
     if body.get("model") != upstream_model:
         return True
-    if any(name in body for name in compat.drop_params):
+    if compat.drop_params and any(name in body for name in compat.drop_params):
         return True
-    if any(name not in body for name in compat.default_params):
+    if compat.default_params and any(name not in body for name in compat.default_params):
         return True
     wanted = compat.max_tokens_param
     return (_TOKEN_PARAMS[1] if wanted == _TOKEN_PARAMS[0] else _TOKEN_PARAMS[0]) in body

@@ -45,12 +45,7 @@ def observe(metrics: Metrics, ctx: Context, log: AccessLog) -> None:
     overhead = max(0.0, duration - ctx.upstream_seconds)
     metrics.overhead.observe(overhead)
     if ctx.provider:
-        series.duration.observe(duration)
-        if ctx.ttft is not None:
-            series.ttft.observe(ctx.ttft)
-        if ctx.usage.input_tokens or ctx.usage.output_tokens:
-            series.input_tokens.observe(ctx.usage.input_tokens)
-            series.output_tokens.observe(ctx.usage.output_tokens)
+        series.answered(duration, ctx.ttft, ctx.usage.input_tokens, ctx.usage.output_tokens)
     rates = ctx.target.rates if ctx.provider and ctx.target is not None else None
     cost = ctx.cost() if rates is not None else 0
     if rates is not None:

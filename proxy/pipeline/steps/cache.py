@@ -28,6 +28,7 @@ from lockgate.proxy.pipeline.step import Step
 
 _STORING: set[asyncio.Future[bool]] = set()  # stores that outlive their request's cancellation
 from lockgate.proxy.providers.base import Usage
+from lockgate.proxy.snapshot import CompiledSnapshot
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService
 from lockgate.proxy.quota.refusal import quota_error
 
@@ -41,6 +42,9 @@ class CacheStep(Step):
         self.cache: CacheService | None = deps.cache
         self.quota: QuotaService = deps.quota
         self.metrics: Metrics = deps.metrics
+
+    def idle(self, snapshot: CompiledSnapshot) -> bool:
+        return self.cache is None or all(route.cache is None for route in snapshot.config.routes)
 
     # request and finish are plain functions that hand back a coroutine only for a cached Route: on any
     # other request they cost one call, not a coroutine to make and await.
