@@ -2,7 +2,8 @@
 
 - `request_id_of`: the client's `x-request-id` only when it is a short token
   of printable ASCII, else a new id (the id goes to upstreams, logs and
-  answers, so it must be safe for all three).
+  answers, so it must be safe for all three); `assign_request_id` for the
+  entry point that decides it.
 - `forwardable`: client headers that may travel on to an upstream, dropped
   when the name is not an HTTP token or the value not plain visible ASCII.
 - `install`: every answer of an app carries an `x-request-id`, and the
@@ -46,7 +47,14 @@ def request_id_of(request: web.Request) -> str:
     """The request's id: the client's own when it is a safe token, else a new one (the same for the whole request)."""
     found: str | None = request.get(_KEY)
     if found is None:
-        found = request[_KEY] = clean_request_id(request.headers.get(REQUEST_ID)) or new_request_id()
+        found = assign_request_id(request)
+    return found
+
+
+def assign_request_id(request: web.Request) -> str:
+    """`request_id_of` for an entry point, the first to ask: decided without looking for one (a miss in
+    the request's mapping raises and catches a KeyError inside, on every request)."""
+    found = request[_KEY] = clean_request_id(request.headers.get(REQUEST_ID)) or new_request_id()
     return found
 
 

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from lockgate.proxy.tracing.tracer import Tracing
 
 
+MAX_HOST_LABELS = 1024
+
+
 class Gateway:
     def __init__(self, name: str, quota: QuotaService, *, max_body_bytes: int = 10 * 1024 * 1024,
                  access_log: AccessLog | None = None,
@@ -62,6 +65,8 @@ class Gateway:
         self.pipeline: Pipeline | None = None
         self.draining = False
         self.open_requests = OpenRequests()  # what the drain ends at its deadline
+        # Host header -> metric label on the current snapshot: clients send a few hosts, each request one.
+        self._host_labels: dict[str, str] = {}
         balancers = self.deps.balancers
         self.metrics.registry.register(BalancerCollector(name, balancers.items))
         self.metrics.registry.register(self.deps.choices)
@@ -79,8 +84,9 @@ class Gateway:
         # Off the event loop: a large configuration takes a while to compile, requests keep flowing.
         compiled = await asyncio.to_thread(compile_snapshot, snapshot, loaded_at)
         await self.deps.balancers.update(compiled.config.providers)
-        pipeline = build_pipeline(self.deps, self.steps)
+        pipeline = build_pipeline(self.deps, self.steps, compiled)
         self.snapshot, self.pipeline = compiled, pipeline
+        self._host_labels = {}
         return compiled
 
     async def close(self) -> None:
@@ -103,8 +109,14 @@ class Gateway:
         if snapshot is None or pipeline is None:
             raise ApiError(503, "The gateway has no configuration yet.", type="api_error", code="not_ready",
                            error_type="no_upstream")
+        label = self._host_labels.get(host)
+        if label is None:
+            label = host_label(snapshot, host) if host else "*"
+            if len(self._host_labels) >= MAX_HOST_LABELS:  # the Host header is the client's: bounded
+                self._host_labels.clear()
+            self._host_labels[host] = label
         self.metrics.in_flight += 1
-        return Context(request_id, snapshot, method, path, host_label(snapshot, host) if host else "*", kind=kind,
+        return Context(request_id, snapshot, method, path, label, kind=kind,
                        headers=headers if headers is not None else {}, raw_host=host, pipeline=pipeline)
 
     async def finish(self, ctx: Context) -> None:

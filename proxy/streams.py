@@ -55,10 +55,11 @@ class OpenRequests:
         finally:
             self._finished = None
 
-    def enter(self, idle: Idle | None = None) -> asyncio.Task[Any]:
-        """Register the current task until `leave`."""
-        task = asyncio.current_task()
-        assert task is not None, "called from a handler"
+    def enter(self, idle: Idle | None = None, task: asyncio.Task[Any] | None = None) -> asyncio.Task[Any]:
+        """Register the current task (`task` when the caller knows it: aiohttp's `request.task`) until `leave`."""
+        if task is None:
+            task = asyncio.current_task()
+            assert task is not None, "called from a handler"
         self._running[task] = idle
         return task
 

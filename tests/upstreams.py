@@ -39,6 +39,7 @@ class Received:
     query: dict[str, str]
     headers: dict[str, str]
     body: dict[str, Any]
+    raw: bytes = b""  # the body's bytes as they arrived
 
 
 async def _paced(request: web.Request, action: Action, index: int) -> bool:
@@ -102,8 +103,9 @@ class FakeUpstream:
             await self._runner.cleanup()
 
     async def _take(self, request: web.Request) -> tuple[Action, dict[str, Any]]:
-        body = await request.json()
-        self.received.append(Received(request.path, dict(request.query), dict(request.headers), body))
+        raw = await request.read()
+        body = json.loads(raw)
+        self.received.append(Received(request.path, dict(request.query), dict(request.headers), body, raw))
         action = self.script.popleft() if self.script else Action()
         if action.delay:
             await asyncio.sleep(action.delay)

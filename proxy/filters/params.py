@@ -25,13 +25,25 @@ def rewrite_request(body: dict[str, Any], upstream_model: str, compat: Compat) -
     return out
 
 
+def rewrites(body: dict[str, Any], upstream_model: str, compat: Compat) -> bool:
+    """Whether `rewrite_request` would change anything in `body` (else the body goes as it came)."""
+    if body.get("model") != upstream_model:
+        return True
+    if compat.drop_params and any(name in body for name in compat.drop_params):
+        return True
+    if compat.default_params and any(name not in body for name in compat.default_params):
+        return True
+    wanted = compat.max_tokens_param
+    return (_TOKEN_PARAMS[1] if wanted == _TOKEN_PARAMS[0] else _TOKEN_PARAMS[0]) in body
+
+
 def with_usage_requested(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Ask a streaming upstream for a usage chunk; returns (body, whether the client asked itself)."""
+    """Ask a streaming upstream for a usage chunk; returns (body, whether the client asked itself): `body`
+    itself when the client asked, else a copy that asks."""
     options = body.get("stream_options")
     if isinstance(options, dict) and options.get("include_usage"):
         return body, True
-    body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-    return body, False
+    return {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}, False
 
 
 def max_output_tokens(body: dict[str, Any]) -> int | None:

@@ -23,6 +23,7 @@ from lockgate.proxy.pipeline.steps.response_filters import ResponseFiltersStep
 from lockgate.proxy.pipeline.steps.route import RouteStep
 from lockgate.proxy.pipeline.steps.send import SendStep
 from lockgate.proxy.pipeline.steps.trace import TraceStep
+from lockgate.proxy.snapshot import CompiledSnapshot
 
 StepFactory = Callable[[Deps], Step]
 
@@ -43,8 +44,10 @@ STEPS: tuple[StepFactory, ...] = (
 )
 
 
-def build_pipeline(deps: Deps, steps: Sequence[StepFactory] = STEPS) -> Pipeline:
+def build_pipeline(deps: Deps, steps: Sequence[StepFactory] = STEPS,
+                   snapshot: CompiledSnapshot | None = None) -> Pipeline:
     """The steps in order; with tracing on, the trace step before them all (first in, last out),
-    whatever the list. With tracing off it is not there at all."""
+    whatever the list. With tracing off it is not there at all. Given the `snapshot` it serves,
+    the pipeline calls no hook of a step idle on it."""
     traced: list[Step] = [TraceStep(deps.tracing)] if deps.tracing is not None else []
-    return Pipeline([*traced, *(make(deps) for make in steps)])
+    return Pipeline([*traced, *(make(deps) for make in steps)], snapshot)

@@ -69,6 +69,9 @@ class Context:
     view: OpenAIView | None = None  # authorize: the models and aliases the key may ask for here, and their pool
     body: dict[str, Any] = field(default_factory=dict)  # parse: the OpenAI-shaped request
     size: int | None = None  # parse: the body's size in bytes, when read from the wire
+    # parse: the body's bytes as read, while `body` says exactly what they say (a step that changes `body`
+    # clears them): a provider that would get the body unchanged gets these bytes, not a new serialisation.
+    raw_body: bytes = b""
     model: str = ""
     stream: bool = False
     timeout: float | None = None  # the whole request's deadline over the provider's own
@@ -89,6 +92,7 @@ class Context:
     counted: str = ""  # admit: the first reservation's id, once a failover settled it with nothing
     adapter: Adapter | None = None  # request filters: the provider type's translation
     upstream_body: dict[str, Any] = field(default_factory=dict)  # request filters: the body as the provider wants it
+    upstream_raw: bytes = b""  # request filters: `raw_body` when `upstream_body` is the client's body unchanged
     lease: Lease | None = None  # send: the endpoint chosen (self-hosted providers)
     client_wants_usage: bool = True
     response: Response | None = None  # send: an open upstream stream

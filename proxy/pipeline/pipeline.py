@@ -1,6 +1,7 @@
 """The request pipeline: steps in a fixed order, built once per configuration.
 
-`Pipeline(steps)` sorts the steps' hooks into tuples once; `run(ctx)` calls
+`Pipeline(steps, snapshot)` sorts the hooks of the steps with work on that
+configuration into tuples once; `run(ctx)` calls
 the request-phase hooks, then the target-phase hooks for each target in
 failover order until one target goes through (none when a request step answered), then the response hooks (in
 reverse, as an answer travels back); `finish(ctx)` calls the finish hooks,
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 from lockgate.proxy.errors import ApiError, no_upstream
 from lockgate.proxy.pipeline.context import Context
 from lockgate.proxy.pipeline.step import Hook, Skip, Step
+from lockgate.proxy.snapshot import CompiledSnapshot
 
 HookFn = Callable[[Context], Hook]
 
@@ -24,15 +26,17 @@ def _hooks(steps: Sequence[Step], name: str) -> tuple[HookFn, ...]:
 
 
 class Pipeline:
-    def __init__(self, steps: Sequence[Step]) -> None:
+    def __init__(self, steps: Sequence[Step], snapshot: CompiledSnapshot | None = None) -> None:
+        """`snapshot`: the configuration the pipeline serves; steps idle on it are left out of the calls."""
         self.steps = tuple(steps)
         self.names = tuple(s.name for s in self.steps)
-        per_request = [s for s in self.steps if s.phase == "request"]
-        self._per_target = tuple(s for s in self.steps if s.phase == "target")
+        busy = [s for s in self.steps if snapshot is None or not s.idle(snapshot)]
+        per_request = [s for s in busy if s.phase == "request"]
+        self._per_target = tuple(s for s in busy if s.phase == "target")
         self._request = _hooks(per_request, "request")
         self._target = tuple(s.request for s in self._per_target)
-        self._response = _hooks(self.steps[::-1], "response")
-        self._finish = _hooks(self.steps[::-1], "finish")
+        self._response = _hooks(busy[::-1], "response")
+        self._finish = _hooks(busy[::-1], "finish")
 
     async def run(self, ctx: Context) -> None:
         """Through every step up to an answer in hand; raises ApiError to refuse."""

@@ -15,7 +15,9 @@ returns an awaitable, so a synchronous step costs one call.
   order, with `ctx.usage` final.
 
 `phase` is "request" (once per request) or "target" (once per provider tried,
-in failover order). Steps never import each other: what one leaves for the
+in failover order). `idle(snapshot)` says a step has nothing to do on any
+request of a configuration (a cache with no cached Route): the pipeline
+built for it calls none of its hooks. Steps never import each other: what one leaves for the
 next is a field of the context, and what a step needs from the process
 (quota, balancers, metrics...) is given to it when the pipeline is built.
 """
@@ -27,6 +29,7 @@ from typing import ClassVar, Literal
 
 from lockgate.proxy.errors import ApiError
 from lockgate.proxy.pipeline.context import Context
+from lockgate.proxy.snapshot import CompiledSnapshot
 
 Phase = Literal["request", "target"]
 Hook = Awaitable[None] | None
@@ -45,6 +48,10 @@ class Skip(Exception):
 class Step:
     name: ClassVar[str] = "step"
     phase: ClassVar[Phase] = "request"
+
+    def idle(self, snapshot: CompiledSnapshot) -> bool:
+        """True when no request on `snapshot` gives this step anything to do."""
+        return False
 
     def request(self, ctx: Context) -> Hook:
         return None

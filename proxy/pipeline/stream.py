@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+from lockgate.proxy.deadline import Deadline
 from lockgate.proxy.pipeline.context import Context
 
 
@@ -22,7 +23,7 @@ async def events(ctx: Context) -> AsyncIterator[bytes]:
         return
     response, translator = ctx.response, ctx.translator
     assert response is not None and translator is not None
-    async with asyncio.timeout_at(ctx.deadline):
+    with Deadline(asyncio.get_running_loop(), ctx.deadline):
         while True:
             t0 = time.perf_counter()
             chunk = await response.readany()

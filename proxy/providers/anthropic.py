@@ -52,7 +52,7 @@ class AnthropicAdapter:
         return op in ("chat", "messages")
 
     def build(self, op: Operation, body: dict[str, Any], provider: Provider, model: ProviderModel, base_url: str,
-              credential: str | None, request_id: str) -> tuple[UpstreamCall, bool]:
+              credential: str | None, request_id: str, raw: bytes = b"") -> tuple[UpstreamCall, bool]:
         if op == "chat":
             out = request_to_anthropic(body, model.upstream_model)
             options = body.get("stream_options")
@@ -63,7 +63,9 @@ class AnthropicAdapter:
         headers = {"Content-Type": "application/json", "anthropic-version": ANTHROPIC_VERSION, "x-request-id": request_id}
         if credential:
             headers["x-api-key"] = credential
-        return UpstreamCall(base_url + "/v1/messages", headers, orjson.dumps(out)), client_wants_usage
+        # /v1/messages to Anthropic with nothing changed: the client's own bytes (see OpenAIAdapter.build).
+        data = raw if raw and op == "messages" and body.get("model") == model.upstream_model else orjson.dumps(out)
+        return UpstreamCall(base_url + "/v1/messages", headers, data), client_wants_usage
 
     def answer(self, op: Operation, data: bytes, provider: Provider, requested_model: str) -> Answer:
         payload = json_object(data, "the answer")

@@ -71,9 +71,11 @@ class Adapter(Protocol):
     def supports(self, op: Operation) -> bool: ...
 
     def build(self, op: Operation, body: dict[str, Any], provider: Provider, model: ProviderModel, base_url: str,
-              credential: str | None, request_id: str) -> tuple[UpstreamCall, bool]:
+              credential: str | None, request_id: str, raw: bytes = b"") -> tuple[UpstreamCall, bool]:
         """The upstream request for a body the request filters made ready for this provider (model name and
-        `compat` applied), and whether the client asked for stream usage itself."""
+        `compat` applied), and whether the client asked for stream usage itself. `raw`: the body's JSON as the
+        client sent it when `body` is exactly what it says (else b""): an adapter that would send `body`
+        unchanged sends these bytes instead of serialising it again."""
         ...
 
     def answer(self, op: Operation, data: bytes, provider: Provider, requested_model: str) -> Answer:

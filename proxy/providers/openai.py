@@ -50,13 +50,16 @@ class OpenAIAdapter:
         return {"Authorization": f"Bearer {credential}"} if credential else {}
 
     def build(self, op: Operation, body: dict[str, Any], provider: Provider, model: ProviderModel, base_url: str,
-              credential: str | None, request_id: str) -> tuple[UpstreamCall, bool]:
+              credential: str | None, request_id: str, raw: bytes = b"") -> tuple[UpstreamCall, bool]:
         out = body  # already filtered for this provider (the pipeline's request filters)
         client_wants_usage = True
         if op in ("chat", "completions") and out.get("stream"):
-            out, client_wants_usage = with_usage_requested(dict(out))
+            out, client_wants_usage = with_usage_requested(out)
         headers = {"Content-Type": "application/json", "x-request-id": request_id, **self.auth_headers(credential)}
-        return UpstreamCall(self.url(op, base_url, model, provider), headers, orjson.dumps(out)), client_wants_usage
+        # The client's own bytes when nothing changed them. They parsed as this very object; a JSON object
+        # with a duplicate name means its last value to us, as to the common parsers upstream.
+        data = raw if raw and out is body else orjson.dumps(out)
+        return UpstreamCall(self.url(op, base_url, model, provider), headers, data), client_wants_usage
 
     def answer(self, op: Operation, data: bytes, provider: Provider, requested_model: str) -> Answer:
         payload = json_object(data, "the answer")

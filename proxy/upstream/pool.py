@@ -92,7 +92,7 @@ class UpstreamPool:
         idle = slot.idle
         if not idle:
             return None
-        now = asyncio.get_running_loop().time()
+        now = idle[-1].loop.time()  # the connection's loop: no get_running_loop() (a getpid() call on 3.11)
         if now >= self._next_sweep:
             self._sweep(now)
         while idle:

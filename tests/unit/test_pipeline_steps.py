@@ -82,10 +82,10 @@ def test_authenticate_takes_the_key_or_answers_401() -> None:
     assert (error.value.status, error.value.code) == (401, "invalid_api_key")
 
 
-async def test_parse_takes_an_internal_body_as_a_stream_with_its_estimate() -> None:
+def test_parse_takes_an_internal_body_as_a_stream_with_its_estimate() -> None:
     ctx = _ctx(_snapshot(), kind="internal", body={"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * 40}],
                                                    "max_tokens": 7})
-    await ParseStep().request(ctx)  # type: ignore[misc]
+    _through(ctx, ParseStep())  # a body in hand: nothing to wait for
     assert ctx.model == "gpt-4o" and ctx.stream and ctx.body["stream"] is True
     assert ctx.estimate is not None and ctx.estimate.max_tokens == 7 and ctx.prompt_tokens > 10
 
@@ -123,7 +123,7 @@ async def test_admit_reserves_refuses_past_the_limit_and_settles_on_undo() -> No
     first = _through(_ctx(snap), RouteStep(), AuthenticateStep(), AuthorizeStep())
     first.model = "gpt-4o"
     ChooseStep(_deps()).request(first)
-    await ParseStep().request(_set_internal(first))  # type: ignore[misc]
+    _through(_set_internal(first), ParseStep())
     first.target = first.targets[0]
     await admit.request(first)  # type: ignore[misc]
     assert first.reservation is not None and first.provider == "ns/openai"
@@ -233,3 +233,46 @@ async def test_the_pipeline_fails_over_and_undoes_a_skipped_target() -> None:
     ctx.targets = [_target(snap, "gpt-4o"), _target(snap, "claude")]
     await Pipeline([Mark(), Flaky()]).run(ctx)
     assert seen == ["try ns/openai", "undo mark", "try ns/claude"]  # the failing step undoes itself
+
+
+async def test_a_step_idle_on_the_configuration_is_never_called() -> None:
+    calls: list[str] = []
+
+    class Noted(Step):
+        name = "noted"
+
+        def __init__(self, idle_on: CompiledSnapshot | None) -> None:
+            self.idle_on = idle_on
+
+        def idle(self, snapshot: CompiledSnapshot) -> bool:
+            return snapshot is self.idle_on
+
+        def request(self, ctx: Context) -> None:
+            calls.append("request")
+
+        def finish(self, ctx: Context) -> None:
+            calls.append("finish")
+
+    snap = _snapshot()
+    for idle_on, expected in ((snap, []), (None, ["request", "finish"])):
+        calls.clear()
+        pipeline = Pipeline([Noted(idle_on)], snap)
+        ctx = _ctx(snap, pipeline=pipeline)
+        await pipeline.run(ctx)
+        await pipeline.finish(ctx)
+        assert calls == expected and pipeline.names == ("noted",)
+
+
+def test_the_cache_step_is_idle_without_a_cached_route() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from lockgate.proxy.cache import make_cache_service
+    from lockgate.proxy.pipeline.steps.cache import CacheStep
+
+    step = CacheStep(_deps(cache=make_cache_service("memory", "test", CollectorRegistry(), 1 << 20)))
+    plain = _snapshot()
+    assert step.idle(plain)
+    cached_route = ir.Route(id="ns/cached", type="openai", hosts=("api.example",), cache=ir.CachePolicy())
+    cached = snapshot(list(plain.config.providers), list(plain.config.keys), [*plain.config.routes, cached_route])
+    assert not step.idle(compile_snapshot(cached))
+    assert CacheStep(_deps()).idle(plain)  # no cache service at all

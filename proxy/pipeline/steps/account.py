@@ -28,6 +28,12 @@ class AccountStep(Step):
         observe(self.metrics, ctx, self.log)
 
 
+def _ms(seconds: float) -> float:
+    """Milliseconds to the microsecond. round(x, 3) formats and parses a decimal string inside;
+    this costs a tenth of it (3 per request) and shows the same value but at an exact tie."""
+    return int(seconds * 1_000_000 + 0.5) / 1000
+
+
 def observe(metrics: Metrics, ctx: Context, log: AccessLog) -> None:
     duration = time.perf_counter() - ctx.started
     consumer = ctx.entry.key.consumer if ctx.entry is not None else ""
@@ -39,12 +45,7 @@ def observe(metrics: Metrics, ctx: Context, log: AccessLog) -> None:
     overhead = max(0.0, duration - ctx.upstream_seconds)
     metrics.overhead.observe(overhead)
     if ctx.provider:
-        series.duration.observe(duration)
-        if ctx.ttft is not None:
-            series.ttft.observe(ctx.ttft)
-        if ctx.usage.input_tokens or ctx.usage.output_tokens:
-            series.input_tokens.observe(ctx.usage.input_tokens)
-            series.output_tokens.observe(ctx.usage.output_tokens)
+        series.answered(duration, ctx.ttft, ctx.usage.input_tokens, ctx.usage.output_tokens)
     rates = ctx.target.rates if ctx.provider and ctx.target is not None else None
     cost = ctx.cost() if rates is not None else 0
     if rates is not None:
@@ -72,9 +73,9 @@ def observe(metrics: Metrics, ctx: Context, log: AccessLog) -> None:
             "tokens_reported": ctx.usage.reported,
             "cost": micros_to_amount(cost) if rates is not None else None,
             "currency": rates.currency if rates is not None else None,
-            "duration_ms": round(duration * 1000, 3),
-            "ttft_ms": round(ctx.ttft * 1000, 3) if ctx.ttft is not None else None,
-            "overhead_ms": round(overhead * 1000, 3),
+            "duration_ms": _ms(duration),
+            "ttft_ms": _ms(ctx.ttft) if ctx.ttft is not None else None,
+            "overhead_ms": _ms(overhead),
             "config_hash": ctx.snapshot.config.hash[:12],
         }
         if ctx.trace is not None:

@@ -14,6 +14,7 @@ filter to keep its bytes; at finish, an answer that went out whole and well
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from lockgate.api.ir import RateLimits
 from lockgate.proxy.cache import CacheService
@@ -27,6 +28,7 @@ from lockgate.proxy.pipeline.step import Step
 
 _STORING: set[asyncio.Future[bool]] = set()  # stores that outlive their request's cancellation
 from lockgate.proxy.providers.base import Usage
+from lockgate.proxy.snapshot import CompiledSnapshot
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService
 from lockgate.proxy.quota.refusal import quota_error
 
@@ -41,9 +43,17 @@ class CacheStep(Step):
         self.quota: QuotaService = deps.quota
         self.metrics: Metrics = deps.metrics
 
-    async def request(self, ctx: Context) -> None:
+    def idle(self, snapshot: CompiledSnapshot) -> bool:
+        return self.cache is None or all(route.cache is None for route in snapshot.config.routes)
+
+    # request and finish are plain functions that hand back a coroutine only for a cached Route: on any
+    # other request they cost one call, not a coroutine to make and await.
+    def request(self, ctx: Context) -> Awaitable[None] | None:
         if self.cache is None or ctx.kind != "openai" or ctx.view is None or ctx.view.cache is None:
-            return
+            return None
+        return self._look(ctx)
+
+    async def _look(self, ctx: Context) -> None:
         found = ctx.cache = await self.lookup(ctx)
         if found.entry is not None:
             await self._serve(ctx, found, found.entry)
@@ -83,10 +93,14 @@ class CacheStep(Step):
             return
         ctx.translator = found.recorder = Recorder(ctx.translator, found.policy.max_entry_bytes, ctx.pending)
 
-    async def finish(self, ctx: Context) -> None:
+    def finish(self, ctx: Context) -> Awaitable[None] | None:
         found = ctx.cache
         if self.cache is None or found is None or not found.store or not ctx.ok or ctx.upstream_status != 200:
-            return
+            return None
+        return self._store(ctx, found)
+
+    async def _store(self, ctx: Context, found: Lookup) -> None:
+        assert self.cache is not None
         entry: Entry | None = None
         if found.recorder is not None:
             recorded = found.recorder.recorded()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from lockgate.api.ir import Provider
 from lockgate.proxy.auth import check_model
-from lockgate.proxy.choice import defaults_of, preference_order, requested
+from lockgate.proxy.choice import FIELD as PREFERENCES_FIELD, defaults_of, preference_order, requested
 from lockgate.proxy.errors import ApiError, model_not_found
 from lockgate.proxy.outlier import OutlierDetector
 from lockgate.proxy.pipeline.context import Context
@@ -38,6 +38,8 @@ class ChooseStep(Step):
     def request(self, ctx: Context) -> None:
         view, model = ctx.view, ctx.model
         assert view is not None and ctx.entry is not None
+        if ctx.raw_body and PREFERENCES_FIELD in ctx.body:  # the gateway's field leaves the body: its bytes too
+            ctx.raw_body = b""
         asked = requested(ctx.body, ctx.headers) if ctx.body else None
         if ctx.candidates:  # an internal caller's own candidates (MCP sampling)
             self._by_preferences(ctx, ctx.candidates, asked or ctx.preferences, None)

@@ -9,7 +9,7 @@ call. A `compat` field a type cannot honour is refused by the translator.
 
 from __future__ import annotations
 
-from lockgate.proxy.filters.params import rewrite_request
+from lockgate.proxy.filters.params import rewrite_request, rewrites
 from lockgate.proxy.pipeline.context import Context
 from lockgate.proxy.pipeline.step import Step
 from lockgate.proxy.providers import adapter_for
@@ -23,4 +23,8 @@ class RequestFiltersStep(Step):
         assert ctx.target is not None
         provider = ctx.target.provider
         ctx.adapter = adapter_for(provider.type)
-        ctx.upstream_body = rewrite_request(ctx.body, ctx.target.model.upstream_model, provider.compat)
+        upstream_model = ctx.target.model.upstream_model
+        if rewrites(ctx.body, upstream_model, provider.compat):
+            ctx.upstream_body, ctx.upstream_raw = rewrite_request(ctx.body, upstream_model, provider.compat), b""
+        else:  # nothing to change: the client's body, and its bytes when they still say the same
+            ctx.upstream_body, ctx.upstream_raw = ctx.body, ctx.raw_body

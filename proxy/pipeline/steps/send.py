@@ -27,6 +27,7 @@ from lockgate.proxy.admission import Busy, Slots, Ticket, outage_pause
 from lockgate.proxy.balancing import Lease, PickRequest
 from lockgate.proxy.balancing.prefix import prompt_prefix
 from lockgate.proxy.balancing.registry import Balancers
+from lockgate.proxy.deadline import Deadline
 from lockgate.proxy.errors import ApiError, no_upstream, upstream_error, upstream_timeout
 from lockgate.proxy.outlier import OutlierDetector
 from lockgate.proxy.pipeline.context import Context
@@ -163,7 +164,7 @@ class SendStep(Step):
         adapter, op = ctx.adapter, ctx.op
         timeouts = provider.timeouts
         call, client_wants_usage = adapter.build(op, ctx.upstream_body, provider, ctx.target.model, base_url,
-                                                 credential, ctx.request_id)
+                                                 credential, ctx.request_id, ctx.upstream_raw)
         if span is not None:
             assert ctx.trace is not None
             ctx.trace.inject(span, call.headers)
@@ -174,7 +175,7 @@ class SendStep(Step):
         response: Response | None = None
         try:
             # The connect timeout bounds new connections only; a pooled one costs no timer.
-            async with asyncio.timeout_at(first_deadline) as limit:
+            with Deadline(loop, first_deadline) as limit:
                 response = await self.upstreams.post(call.url, call.body, call.headers,
                                                      connect_timeout=timeouts.connect,
                                                      transport=ctx.snapshot.transport(provider))
