@@ -34,6 +34,25 @@ local function oldest_reset(z, now, window)
   if #first == 0 then return 0 end
   return math.max(0, tonumber(first[2]) + window - now)
 end
+-- the wait before one more request fits in a window holding `count`; 0 when it fits, -1 never
+local function requests_wait(z, rpm, count, window, now)
+  if rpm < 0 or count < rpm then return 0 end
+  if rpm == 0 then return -1 end
+  local at = redis.call('ZRANGE', z, count - rpm, count - rpm, 'WITHSCORES')
+  return math.max(1, tonumber(at[2]) + window - now)
+end
+-- the wait before `cost` more tokens fit in a window holding `sum`; 0 when they fit, -1 never
+local function tokens_wait(z, h, tpm, sum, cost, window, now)
+  if tpm < 0 or sum + cost <= tpm then return 0 end
+  if cost > tpm then return -1 end
+  local need = sum + cost - tpm; local freed = 0
+  local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
+  for e = 1, #entries, 2 do
+    freed = freed + (tonumber(redis.call('HGET', h, entries[e])) or 0)
+    if freed >= need then return math.max(1, tonumber(entries[e + 1]) + window - now) end
+  end
+  return window
+end
 """
 
 # Checks every group, then reserves in all of them, or in none.
@@ -65,28 +84,6 @@ for g = 1, tonumber(ARGV[7]) do
   if #grp.budgets > 0 then grp.month = KEYS[k]; k = k + 1 end
   groups[g] = grp
 end
--- the wait before one more request of `cost` tokens fits in a window; 0 when it fits, -1 never
-local function requests_wait(w)
-  if w.rpm < 0 then return 0 end
-  local count = redis.call('ZCARD', w.z)
-  if count < w.rpm then return 0 end
-  if w.rpm == 0 then return -1 end
-  local at = redis.call('ZRANGE', w.z, count - w.rpm, count - w.rpm, 'WITHSCORES')
-  return math.max(1, tonumber(at[2]) + window - now)
-end
-local function tokens_wait(w, cost)
-  if w.tpm < 0 then return 0 end
-  local sum = tonumber(redis.call('HGET', w.h, '_sum')) or 0
-  if sum + cost <= w.tpm then return 0 end
-  if cost > w.tpm then return -1 end
-  local need = sum + cost - w.tpm; local freed = 0
-  local entries = redis.call('ZRANGE', w.z, 0, -1, 'WITHSCORES')
-  for e = 1, #entries, 2 do
-    freed = freed + (tonumber(redis.call('HGET', w.h, entries[e])) or 0)
-    if freed >= need then return math.max(1, tonumber(entries[e + 1]) + window - now) end
-  end
-  return window
-end
 for g, grp in ipairs(groups) do
   for j, b in ipairs(grp.budgets) do
     if b.limit >= 0 and (tonumber(redis.call('HGET', grp.month, b.field)) or 0) + grp.amount > b.limit then
@@ -97,9 +94,12 @@ for g, grp in ipairs(groups) do
     prune(w.z, w.h, now - window)
     if again then w.held = tonumber(redis.call('HGET', w.h, rid)) end
     local wait = 0
-    if not w.held then wait = requests_wait(w) end
+    if not w.held and w.rpm >= 0 then wait = requests_wait(w.z, w.rpm, redis.call('ZCARD', w.z), window, now) end
     if wait ~= 0 then return {0, g, 1, wait, i} end
-    wait = tokens_wait(w, cost - (w.held or 0))
+    if w.tpm >= 0 then
+      wait = tokens_wait(w.z, w.h, w.tpm, tonumber(redis.call('HGET', w.h, '_sum')) or 0, cost - (w.held or 0),
+                         window, now)
+    end
     if wait ~= 0 then return {0, g, 2, wait, i} end
   end
 end
@@ -194,4 +194,247 @@ end
 local counters = redis.call('HGETALL', KEYS[2 * n + 1])
 for _, v in ipairs(counters) do out[#out + 1] = v end
 return out
+"""
+
+# What the batched scripts share: every window and month hash a call touches is read once (its state
+# kept in a table) and written once at the end, however many requests of the call it counts.
+BATCHED = r"""
+local function int(v) return string.format('%d', v) end
+-- a command over a long list of arguments, in chunks small enough for unpack() (pairs stay whole)
+local function put(cmd, key, list)
+  for i = 1, #list, 1000 do redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list))) end
+end
+local months, month_order = {}, {}
+-- a month hash's counters this call reads (each field read once) and the increments it owes
+local function month(key, fields, expire_at)
+  local m = months[key]
+  if not m then
+    m = {key = key, vals = {}, incr = {}, order = {}, expire_at = expire_at, fresh = true}
+    months[key] = m; month_order[#month_order + 1] = m
+  end
+  local missing = {}
+  for _, f in ipairs(fields) do if m.vals[f] == nil then missing[#missing + 1] = f end end
+  if #missing > 0 then
+    local got = redis.call('HMGET', key, unpack(missing))
+    for i, f in ipairs(missing) do
+      if got[i] then m.fresh = false end
+      m.vals[f] = tonumber(got[i]) or 0
+    end
+  end
+  return m
+end
+local function add(m, field, amount)
+  if m.incr[field] == nil then m.incr[field] = 0; m.order[#m.order + 1] = field end
+  m.incr[field] = m.incr[field] + amount
+end
+-- every writer of a month hash sets its expiry: one holding a counter already has it
+local function write_months()
+  for _, m in ipairs(month_order) do
+    for _, f in ipairs(m.order) do
+      if m.incr[f] ~= 0 or m.fresh then redis.call('HINCRBY', m.key, f, int(m.incr[f])) end
+    end
+    if m.fresh and #m.order > 0 then redis.call('EXPIREAT', m.key, m.expire_at) end
+  end
+end
+"""
+
+# Many reservations in one call, each decided as RESERVE decides it, one after the other (each sees the
+# ones before it), at the same server time.
+# KEYS: per reservation, in order: its RESERVE keys.
+# ARGV: window_ms, count, then per reservation: rid, cost, again (0/1), spend, month_expire_at, G, then per
+#       group as RESERVE's: U, N, rpm1, tpm1, ..., B, field1, limit1, ...
+# -> per reservation, RESERVE's reply
+RESERVE_MANY = COMMON + BATCHED + r"""
+local window = tonumber(ARGV[1])
+local now = now_ms()
+local horizon = now - window
+local wins, win_order = {}, {}
+local function win(z, h)
+  local w = wins[z]
+  if w then return w end
+  local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+  if #first > 0 and tonumber(first[2]) <= horizon then
+    prune(z, h, horizon)
+    first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+  end
+  w = {z = z, h = h, count = 0, sum = 0, zadd = {}, hset = {}, mine = {}, dirty = false}
+  if #first > 0 then
+    w.first = tonumber(first[2])
+    w.count = redis.call('ZCARD', z)
+    w.sum = tonumber(redis.call('HGET', h, '_sum')) or 0
+  end
+  w.written = w.sum
+  wins[z] = w; win_order[#win_order + 1] = w
+  return w
+end
+-- what the window holds of this call so far goes to Redis (before a wait is read from it, and at the end)
+local function flush(w)
+  if #w.zadd > 0 then put('ZADD', w.z, w.zadd); w.zadd = {} end
+  if #w.hset > 0 or w.sum ~= w.written then
+    w.hset[#w.hset + 1] = '_sum'; w.hset[#w.hset + 1] = int(w.sum)
+    put('HSET', w.h, w.hset); w.hset = {}; w.written = w.sum; w.dirty = true
+  end
+end
+local replies = {}
+local a, k = 3, 1
+for r = 1, tonumber(ARGV[2]) do
+  local rid = ARGV[a]; local cost_arg = ARGV[a + 1]; local cost = tonumber(cost_arg); local again = ARGV[a + 2] == '1'
+  local spend = tonumber(ARGV[a + 3]); local expire_at = ARGV[a + 4]
+  local groups = {}
+  local p = a + 6
+  for g = 1, tonumber(ARGV[a + 5]) do
+    local grp = {amount = cost, windows = {}, budgets = {}}
+    if ARGV[p] == '1' then grp.amount = spend end
+    local n = tonumber(ARGV[p + 1]); p = p + 2
+    for i = 1, n do
+      grp.windows[i] = {z = KEYS[k], h = KEYS[k + 1], rpm = tonumber(ARGV[p]), tpm = tonumber(ARGV[p + 1])}
+      k = k + 2; p = p + 2
+    end
+    local nb = tonumber(ARGV[p]); p = p + 1
+    for j = 1, nb do grp.budgets[j] = {field = ARGV[p], limit = tonumber(ARGV[p + 1])}; p = p + 2 end
+    if nb > 0 then grp.month = KEYS[k]; k = k + 1 end
+    groups[g] = grp
+  end
+  a = p
+  local refusal = nil
+  for g, grp in ipairs(groups) do
+    if grp.month then
+      local fields = {}
+      for j, b in ipairs(grp.budgets) do fields[j] = b.field end
+      grp.m = month(grp.month, fields, expire_at)
+      for j, b in ipairs(grp.budgets) do
+        if b.limit >= 0 and grp.m.vals[b.field] + grp.amount > b.limit then refusal = {0, g, 3, -1, j}; break end
+      end
+      if refusal then break end
+    end
+    for i, spec in ipairs(grp.windows) do
+      local w = win(spec.z, spec.h)
+      spec.w = w
+      if again then
+        spec.held = w.mine[rid]
+        if spec.held == nil then spec.held = tonumber(redis.call('HGET', w.h, rid)) end
+      end
+      local wait = 0
+      if not spec.held and spec.rpm >= 0 and w.count >= spec.rpm then
+        flush(w); wait = requests_wait(w.z, spec.rpm, w.count, window, now)
+      end
+      if wait ~= 0 then refusal = {0, g, 1, wait, i}; break end
+      local need = cost - (spec.held or 0)
+      if spec.tpm >= 0 and w.sum + need > spec.tpm then
+        flush(w); wait = tokens_wait(w.z, w.h, spec.tpm, w.sum, need, window, now)
+      end
+      if wait ~= 0 then refusal = {0, g, 2, wait, i}; break end
+    end
+    if refusal then break end
+  end
+  if refusal then
+    replies[r] = refusal
+  else
+    local out = {1}
+    for _, grp in ipairs(groups) do
+      for _, spec in ipairs(grp.windows) do
+        local w = spec.w
+        if not spec.held then
+          w.zadd[#w.zadd + 1] = now; w.zadd[#w.zadd + 1] = rid
+          w.count = w.count + 1
+          if not w.first then w.first = now end
+        end
+        w.hset[#w.hset + 1] = rid; w.hset[#w.hset + 1] = cost_arg; w.mine[rid] = cost
+        w.sum = w.sum + cost - (spec.held or 0)
+        out[#out + 1] = w.count; out[#out + 1] = w.sum; out[#out + 1] = math.max(0, w.first + window - now)
+      end
+      if grp.m then
+        for _, b in ipairs(grp.budgets) do
+          grp.m.vals[b.field] = grp.m.vals[b.field] + grp.amount
+          add(grp.m, b.field, grp.amount)
+          out[#out + 1] = grp.m.vals[b.field]
+        end
+        if not again then add(grp.m, 'requests', 1) end
+      end
+    end
+    replies[r] = out
+  end
+end
+for _, w in ipairs(win_order) do
+  flush(w)
+  if w.dirty then redis.call('PEXPIRE', w.z, window + 1000); redis.call('PEXPIRE', w.h, window + 1000) end
+end
+write_months()
+return replies
+"""
+
+# Many settlements in one call, applied as SETTLE applies them one after the other (first attempts:
+# a settlement tried again goes alone, with SETTLE's `again`).
+# KEYS: per settlement, in order: its SETTLE keys.
+# ARGV: count, then per settlement: rid, used, delta, release (0/1), spend_delta, month_expire_at, G, then per
+#       group: U, N, B, field1, ..., fieldB.
+# -> the count
+SETTLE_MANY = BATCHED + r"""
+local items, wins, win_order = {}, {}, {}
+local a, k = 2, 1
+for r = 1, tonumber(ARGV[1]) do
+  local item = {rid = ARGV[a], used = ARGV[a + 1], delta = tonumber(ARGV[a + 2]), release = ARGV[a + 3] == '1',
+                spend_delta = tonumber(ARGV[a + 4]), expire_at = ARGV[a + 5], groups = {}}
+  local p = a + 7
+  for g = 1, tonumber(ARGV[a + 6]) do
+    local grp = {amount = item.delta, windows = {}, fields = {}}
+    if ARGV[p] == '1' then grp.amount = item.spend_delta end
+    local n = tonumber(ARGV[p + 1]); local nb = tonumber(ARGV[p + 2]); p = p + 3
+    for i = 1, n do
+      local w = wins[KEYS[k]]
+      if not w then
+        w = {z = KEYS[k], h = KEYS[k + 1], rids = {}, held = {}, hset = {}, hdel = {}, dsum = 0}
+        wins[KEYS[k]] = w; win_order[#win_order + 1] = w
+      end
+      w.rids[#w.rids + 1] = item.rid
+      grp.windows[i] = w
+      k = k + 2
+    end
+    for j = 1, nb do grp.fields[j] = ARGV[p]; p = p + 1 end
+    if nb > 0 then grp.month = KEYS[k]; k = k + 1 end
+    item.groups[g] = grp
+  end
+  a = p
+  items[r] = item
+end
+for _, w in ipairs(win_order) do
+  for i = 1, #w.rids, 500 do
+    local part = {}
+    for j = i, math.min(i + 499, #w.rids) do part[#part + 1] = w.rids[j] end
+    local got = redis.call('HMGET', w.h, unpack(part))
+    for j, rid in ipairs(part) do w.held[rid] = tonumber(got[j]) or false end
+  end
+end
+for _, item in ipairs(items) do
+  local rid = item.rid; local used = tonumber(item.used)
+  for _, grp in ipairs(item.groups) do
+    for _, w in ipairs(grp.windows) do
+      local held = w.held[rid]
+      if held then
+        if item.release then
+          w.hdel[#w.hdel + 1] = rid; w.held[rid] = false; w.dsum = w.dsum - held
+        else
+          w.hset[#w.hset + 1] = rid; w.hset[#w.hset + 1] = item.used; w.held[rid] = used
+          w.dsum = w.dsum + used - held
+        end
+      end
+    end
+    if grp.month then
+      local m = month(grp.month, grp.fields, item.expire_at)
+      for _, f in ipairs(grp.fields) do
+        local v = m.vals[f] + grp.amount
+        if v < 0 then v = 0 end
+        add(m, f, v - m.vals[f]); m.vals[f] = v
+      end
+      if item.release then add(m, 'requests', -1) end
+    end
+  end
+end
+for _, w in ipairs(win_order) do
+  if #w.hset > 0 then put('HSET', w.h, w.hset) end
+  if #w.hdel > 0 then put('HDEL', w.h, w.hdel); put('ZREM', w.z, w.hdel) end
+  if w.dsum ~= 0 then redis.call('HINCRBY', w.h, '_sum', int(w.dsum)) end
+end
+write_months()
+return #items
 """

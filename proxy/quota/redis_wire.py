@@ -7,6 +7,10 @@ resolve the futures in order (hiredis parses them). So concurrent requests
 share round trips, and whatever was sent first is applied first (a
 settlement queued before a reservation is counted before it).
 
+A `ScriptBatch` goes further: the calls of one script made in one loop turn
+leave as one EVALSHA (the script takes a list of calls and answers a list of
+replies), so Redis runs one script per turn instead of one per call.
+
 A reply that does not come within `timeout` of its write breaks the
 connection (later replies could no longer be matched): every pending command
 fails with a timeout, and the next command connects again.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -109,7 +114,14 @@ class PipelinedLink:
         self._buffer: list[bytes] = []  # packed, not yet written
         self._queued: list[asyncio.Future[Reply]] = []  # their futures
         self._flush_scheduled = False
+        self._batches: list[ScriptBatch] = []  # in the order their calls leave at the end of a turn
         self.writes = 0  # writes to the socket (round trips started), for tests and benchmarks
+
+    def batch(self, sha: str, fixed: Sequence[bytes | int] = ()) -> ScriptBatch:
+        """A batch of calls of the script `sha` sent on this link; `fixed`: the arguments its calls share."""
+        batch = ScriptBatch(self, sha, fixed)
+        self._batches.append(batch)
+        return batch
 
     def call(self, *args: Any) -> asyncio.Future[Reply]:
         """Queue a command; it leaves with the others of this loop turn. The future fails with
@@ -117,18 +129,30 @@ class PipelinedLink:
         return self.call_packed(hiredis.pack_command(args))
 
     def call_packed(self, command: bytes) -> asyncio.Future[Reply]:
-        """As call, for a command already packed in RESP."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Reply] = loop.create_future()
+        """As call, for a command already packed in RESP (after the batched calls made before it)."""
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        for batch in self._batches:
+            if batch.futures:
+                batch.emit()
+        self._enqueue(command, future)
+        return future
+
+    def _enqueue(self, command: bytes, future: asyncio.Future[Reply]) -> None:
         self._buffer.append(command)
         self._queued.append(future)
+        self.wake()
+
+    def wake(self) -> None:
+        """Send what is queued at the end of this loop turn."""
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            loop.call_soon(self._flush)
-        return future
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        for batch in self._batches:
+            if batch.futures:
+                batch.emit()
         if not self._buffer:
             return
         if self._transport is None or self._transport.is_closing():
@@ -221,6 +245,9 @@ class PipelinedLink:
         return len(self._pending) + len(self._queued)
 
     async def close(self) -> None:
+        for batch in self._batches:
+            if batch.futures:
+                batch.emit()
         if self._connecting is not None:
             self._connecting.cancel()
         self._break(WireError("the Redis link was closed"))
@@ -228,3 +255,71 @@ class PipelinedLink:
             if not future.done():
                 future.set_exception(WireError("the Redis link was closed"))
         self._buffer, self._queued = [], []
+
+
+def bulk(value: bytes) -> bytes:
+    """One RESP bulk string."""
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+class ScriptBatch:
+    """Calls of one script made in one loop turn, sent as one EVALSHA: all their keys, the shared
+    arguments, then each call's arguments. The script's reply is a list with one reply per call
+    (or one reply for all, given to each), in order."""
+
+    def __init__(self, link: PipelinedLink, sha: str, fixed: Sequence[bytes | int]) -> None:
+        self.link = link
+        self.sha = sha.encode()
+        self.fixed = b"".join(bulk(v if isinstance(v, bytes) else b"%d" % v) for v in fixed)
+        self.nfixed = len(fixed)
+        self.keys: list[bytes] = []
+        self.args: list[bytes] = []
+        self.nkeys = self.nargs = 0
+        self.futures: list[asyncio.Future[Reply]] = []
+        self.calls = 0  # script calls sent, for tests and benchmarks
+
+    def add(self, keys: bytes, nkeys: int, args: bytes, nargs: int) -> asyncio.Future[Reply]:
+        """One call: its keys and arguments, packed (bulk strings). Its future is resolved with its reply."""
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        if not self.futures:
+            self.link.wake()
+        self.futures.append(future)
+        self.keys.append(keys)
+        self.args.append(args)
+        self.nkeys += nkeys
+        self.nargs += nargs
+        return future
+
+    def emit(self) -> None:
+        """Queue the batch on the link as one command."""
+        futures, keys, args = self.futures, self.keys, self.args
+        count = len(futures)
+        numkeys = b"%d" % self.nkeys
+        head = b"*%d\r\n$7\r\nEVALSHA\r\n%b%b" % (3 + self.nkeys + self.nfixed + 1 + self.nargs, bulk(self.sha),
+                                                    bulk(numkeys))
+        command = b"".join((head, *keys, self.fixed, bulk(b"%d" % count), *args))
+        self.futures, self.keys, self.args = [], [], []
+        self.nkeys = self.nargs = 0
+        self.calls += 1
+        sent: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        sent.add_done_callback(lambda done: _fan_out(done, futures))
+        self.link._enqueue(command, sent)
+
+
+def _fan_out(done: asyncio.Future[Reply], futures: list[asyncio.Future[Reply]]) -> None:
+    """The batch's reply (or failure) to each call's future."""
+    error = done.exception() if not done.cancelled() else WireError("the batch was cancelled")
+    if error is not None:
+        for future in futures:
+            if not future.done():
+                future.set_exception(error)
+        return
+    reply = done.result()
+    if isinstance(reply, list):
+        for future, one in zip(futures, reply):
+            if not future.done():
+                future.set_result(one)
+    else:
+        for future in futures:
+            if not future.done():
+                future.set_result(reply)
