@@ -1,9 +1,9 @@
 """The Redis store's calls of one event-loop turn as two script calls: every settlement in one
 SETTLE_MANY, then every reservation in one RESERVE_MANY (lua.py), whatever the number of requests.
 
-A call is packed from two parts: what its plan repeats (the groups' keys, limits and budget
-fields, the month's expiry), packed once per plan and month, and its own few arguments (request
-id, tokens, money). Redis reads each window and month counter a batch touches once and writes it
+A call is packed from two parts: its plan (the groups' keys, limits and budget fields, the
+month's expiry), packed once per plan and month and sent once per batch, and its own few
+arguments (request id, tokens, money). Redis reads each window and month counter a batch touches once and writes it
 once, so its work per request shrinks as concurrency grows; at concurrency 1 a batch holds one call.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from lockgate.proxy.quota import lua
 from lockgate.proxy.quota.plan import Group
-from lockgate.proxy.quota.redis_wire import PipelinedLink, bulk
+from lockgate.proxy.quota.redis_wire import PipelinedLink, Plan, bulk
 
 PREFIX = "lockgate:q"
 MONTH_GRACE = 86400  # month counters stay readable a day after the month ends
@@ -53,12 +53,8 @@ def packed(values: Sequence[Any]) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class _Frame:
-    groups: Sequence[Group]  # held: its id is the cache key, so it is not reused meanwhile
-    keys: bytes
-    nkeys: int
-    static: bytes  # the arguments after a call's own
-    nstatic: int
+class _Frame(Plan):
+    groups: Sequence[Group] = ()  # held: its id is the cache key, so it is not reused meanwhile
 
 
 class Batches:
@@ -66,8 +62,8 @@ class Batches:
 
     def __init__(self, link: PipelinedLink, window: float) -> None:
         # Settlements first: one made before a reservation (a failover's) is counted before it.
-        self.settles = link.batch(SETTLE_MANY_SHA)
-        self.reserves = link.batch(RESERVE_MANY_SHA, [int(window * 1000)])
+        self.settles = link.batch(SETTLE_MANY_SHA, 5)
+        self.reserves = link.batch(RESERVE_MANY_SHA, 4, [int(window * 1000)])
         self._frames: dict[tuple[bool, int, str], _Frame] = {}
 
     def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str, month_end: float,
@@ -76,8 +72,8 @@ class Batches:
         frame = self._frames.get((True, id(groups), month))
         if frame is None or frame.groups is not groups:
             frame = self._frame(True, groups, month, month_end)
-        own = b"%b%b%b%b" % (bulk(rid.encode()), bulk(b"%d" % cost), _FLAG[repeat], bulk(b"%d" % spend))
-        return self.reserves.add(frame.keys, frame.nkeys, own + frame.static, 4 + frame.nstatic)
+        return self.reserves.add(frame, b"%b%b%b%b" % (bulk(rid.encode()), bulk(b"%d" % cost), _FLAG[repeat],
+                                                       bulk(b"%d" % spend)))
 
     def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float, delta: int, used: int,
                release: bool, spend_delta: int) -> asyncio.Future[Any]:
@@ -85,9 +81,8 @@ class Batches:
         frame = self._frames.get((False, id(groups), month))
         if frame is None or frame.groups is not groups:
             frame = self._frame(False, groups, month, month_end)
-        own = b"%b%b%b%b%b" % (bulk(rid.encode()), bulk(b"%d" % used), bulk(b"%d" % delta), _FLAG[release],
-                               bulk(b"%d" % spend_delta))
-        return self.settles.add(frame.keys, frame.nkeys, own + frame.static, 5 + frame.nstatic)
+        return self.settles.add(frame, b"%b%b%b%b%b" % (bulk(rid.encode()), bulk(b"%d" % used), bulk(b"%d" % delta),
+                                                        _FLAG[release], bulk(b"%d" % spend_delta)))
 
     def _frame(self, reserve: bool, groups: Sequence[Group], month: str, month_end: float) -> _Frame:
         keys = group_keys(groups, month)
@@ -102,7 +97,7 @@ class Batches:
                     static += [b.field, limit(b.limit)]
             else:
                 static += [len(g.budgets), *(b.field for b in g.budgets)]
-        frame = _Frame(groups, packed(keys), len(keys), packed(static), len(static))
+        frame = _Frame(packed(keys), len(keys), packed(static), len(static), groups)
         if len(self._frames) >= MAX_FRAMES:
             self._frames.clear()
         self._frames[(reserve, id(groups), month)] = frame

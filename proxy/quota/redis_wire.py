@@ -117,9 +117,10 @@ class PipelinedLink:
         self._batches: list[ScriptBatch] = []  # in the order their calls leave at the end of a turn
         self.writes = 0  # writes to the socket (round trips started), for tests and benchmarks
 
-    def batch(self, sha: str, fixed: Sequence[bytes | int] = ()) -> ScriptBatch:
-        """A batch of calls of the script `sha` sent on this link; `fixed`: the arguments its calls share."""
-        batch = ScriptBatch(self, sha, fixed)
+    def batch(self, sha: str, per_call: int, fixed: Sequence[bytes | int] = ()) -> ScriptBatch:
+        """A batch of calls of the script `sha` sent on this link (ScriptBatch); `fixed`: the arguments
+        every batch starts with."""
+        batch = ScriptBatch(self, sha, fixed, per_call)
         self._batches.append(batch)
         return batch
 
@@ -262,44 +263,62 @@ def bulk(value: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(value), value)
 
 
-class ScriptBatch:
-    """Calls of one script made in one loop turn, sent as one EVALSHA: all their keys, the shared
-    arguments, then each call's arguments. The script's reply is a list with one reply per call
-    (or one reply for all, given to each), in order."""
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What calls of a batched script share: keys and arguments, packed (bulk strings)."""
 
-    def __init__(self, link: PipelinedLink, sha: str, fixed: Sequence[bytes | int]) -> None:
+    keys: bytes
+    nkeys: int
+    args: bytes
+    nargs: int
+
+
+_NUMBERS = tuple(bulk(b"%d" % i) for i in range(1000))
+
+
+class ScriptBatch:
+    """Calls of one script made in one loop turn, sent as one EVALSHA: the keys of the plans they
+    use, the batch's fixed arguments, the number of plans and each plan's arguments, then per call
+    its plan's number (from 1) and its `per_call` own arguments. The script's reply is a list with
+    one reply per call (or one reply for all, given to each), in order."""
+
+    def __init__(self, link: PipelinedLink, sha: str, fixed: Sequence[bytes | int], per_call: int) -> None:
         self.link = link
-        self.sha = sha.encode()
+        self.sha = bulk(sha.encode())
         self.fixed = b"".join(bulk(v if isinstance(v, bytes) else b"%d" % v) for v in fixed)
         self.nfixed = len(fixed)
-        self.keys: list[bytes] = []
+        self.per_call = per_call
+        self.plans: list[Plan] = []
+        self._numbers: dict[int, bytes] = {}  # id(plan) -> its number, packed
         self.args: list[bytes] = []
-        self.nkeys = self.nargs = 0
         self.futures: list[asyncio.Future[Reply]] = []
         self.calls = 0  # script calls sent, for tests and benchmarks
 
-    def add(self, keys: bytes, nkeys: int, args: bytes, nargs: int) -> asyncio.Future[Reply]:
-        """One call: its keys and arguments, packed (bulk strings). Its future is resolved with its reply."""
+    def add(self, plan: Plan, own: bytes) -> asyncio.Future[Reply]:
+        """One call over `plan` with its own arguments. Its future is resolved with its reply."""
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         if not self.futures:
             self.link.wake()
+        number = self._numbers.get(id(plan))
+        if number is None:
+            self.plans.append(plan)  # held until sent: its id is not reused meanwhile
+            n = len(self.plans)
+            number = self._numbers[id(plan)] = _NUMBERS[n] if n < len(_NUMBERS) else bulk(b"%d" % n)
         self.futures.append(future)
-        self.keys.append(keys)
-        self.args.append(args)
-        self.nkeys += nkeys
-        self.nargs += nargs
+        self.args.append(number)
+        self.args.append(own)
         return future
 
     def emit(self) -> None:
         """Queue the batch on the link as one command."""
-        futures, keys, args = self.futures, self.keys, self.args
-        count = len(futures)
-        numkeys = b"%d" % self.nkeys
-        head = b"*%d\r\n$7\r\nEVALSHA\r\n%b%b" % (3 + self.nkeys + self.nfixed + 1 + self.nargs, bulk(self.sha),
-                                                    bulk(numkeys))
-        command = b"".join((head, *keys, self.fixed, bulk(b"%d" % count), *args))
-        self.futures, self.keys, self.args = [], [], []
-        self.nkeys = self.nargs = 0
+        futures, plans, args = self.futures, self.plans, self.args
+        self.futures, self.plans, self.args = [], [], []
+        self._numbers = {}
+        nkeys = sum(p.nkeys for p in plans)
+        count = 4 + nkeys + self.nfixed + sum(p.nargs for p in plans) + len(futures) * (1 + self.per_call)
+        command = b"".join((b"*%d\r\n$7\r\nEVALSHA\r\n%b%b" % (count, self.sha, bulk(b"%d" % nkeys)),
+                            *(p.keys for p in plans), self.fixed, bulk(b"%d" % len(plans)),
+                            *(p.args for p in plans), *args))
         self.calls += 1
         sent: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         sent.add_done_callback(lambda done: _fan_out(done, futures))
