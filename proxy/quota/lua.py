@@ -212,7 +212,7 @@ local months, month_order = {}, {}
 local function month(key, fields, expire_at)
   local m = months[key]
   if not m then
-    m = {key = key, vals = {}, was = {}, changed = {}, expire_at = expire_at, fresh = true}
+    m = {key = key, vals = {}, incr = {}, changed = {}, expire_at = expire_at, fresh = true}
     months[key] = m; month_order[#month_order + 1] = m
   end
   local missing = {}
@@ -221,27 +221,29 @@ local function month(key, fields, expire_at)
     local got = redis.call('HMGET', key, unpack(missing))
     for i, f in ipairs(missing) do
       if got[i] then m.fresh = false end
-      m.vals[f] = tonumber(got[i]) or 0; m.was[f] = m.vals[f]
+      m.vals[f] = tonumber(got[i]) or 0
     end
   end
   return m
 end
+-- `amount` more in a field: its value (for the checks) and, exactly, what this call adds to it
 local function add(m, field, amount)
-  if not m.changed[field] then m.changed[field] = true; m.changed[#m.changed + 1] = field end
+  if not m.changed[field] then m.changed[field] = true; m.changed[#m.changed + 1] = field; m.incr[field] = 0 end
   m.vals[field] = m.vals[field] + amount
+  m.incr[field] = m.incr[field] + amount
 end
 -- one HSET per month hash; every writer of a month hash sets its expiry, so one holding a counter has it
 local function write_months()
   for _, m in ipairs(month_order) do
     local exact, set = true, {}
     for _, f in ipairs(m.changed) do
-      if math.abs(m.vals[f]) >= EXACT or math.abs(m.was[f]) >= EXACT then exact = false end
+      if math.abs(m.vals[f]) >= EXACT or math.abs(m.vals[f] - m.incr[f]) >= EXACT then exact = false end
       set[#set + 1] = f; set[#set + 1] = int(m.vals[f])
     end
     if exact then
       if #set > 0 then redis.call('HSET', m.key, unpack(set)) end
     else
-      for _, f in ipairs(m.changed) do redis.call('HINCRBY', m.key, f, int(m.vals[f] - m.was[f])) end
+      for _, f in ipairs(m.changed) do redis.call('HINCRBY', m.key, f, int(m.incr[f])) end
     end
     if m.fresh and #m.changed > 0 then redis.call('EXPIREAT', m.key, m.expire_at) end
   end
@@ -464,9 +466,7 @@ while a <= #ARGV do
       if release then fields = {unpack(grp.fields)}; fields[#fields + 1] = 'requests' end
       local m = month(grp.month, fields, plan.expire_at)
       for _, f in ipairs(grp.fields) do
-        local v = m.vals[f] + amount
-        if v < 0 then v = 0 end
-        add(m, f, v - m.vals[f])
+        if m.vals[f] + amount < 0 then add(m, f, -m.vals[f]) else add(m, f, amount) end
       end
       if release then add(m, 'requests', -1) end
     end

@@ -67,13 +67,13 @@ class Batches:
         self._frames: dict[tuple[bool, int, str], _Frame] = {}
 
     def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str, month_end: float,
-                repeat: bool, spend: int) -> asyncio.Future[Any]:
-        """A RESERVE over `groups`; the future's result is its reply."""
+                repeat: bool, spend: int, orphan: Any = None) -> asyncio.Future[Any]:
+        """A RESERVE over `groups`; the future's result is its reply (`orphan`: see ScriptBatch.add)."""
         frame = self._frames.get((True, id(groups), month))
         if frame is None or frame.groups is not groups:
             frame = self._frame(True, groups, month, month_end)
         return self.reserves.add(frame, b"%b%b%b%b" % (bulk(rid.encode()), bulk(b"%d" % cost), _FLAG[repeat],
-                                                       bulk(b"%d" % spend)))
+                                                       bulk(b"%d" % spend)), orphan)
 
     def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float, delta: int, used: int,
                release: bool, spend_delta: int) -> asyncio.Future[Any]:

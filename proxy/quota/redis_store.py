@@ -95,6 +95,7 @@ class RedisStore:
         context = ssl.create_default_context(cafile=ca_file) if url.startswith("rediss") else None
         self.link = PipelinedLink(parse_address(url), timeout, connect_timeout, context)
         self.batches = Batches(self.link, window)
+        self.batches.reserves.orphaned = self._orphaned
 
     async def _run(self, calls: list[_Call]) -> list[Any]:
         """Run scripts in one round trip (a pipeline, not a transaction: groups are independent)."""
@@ -141,6 +142,31 @@ class RedisStore:
         if c.packed is not None:
             return self.link.call_packed(c.packed)
         return self.link.call("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args)
+
+    def reserve_soon(self, groups: Sequence[Group], rid: str, cost: int, month: str, month_end: float,
+                     repeat: bool, spend: int, orphan: Any) -> asyncio.Future[Any] | None:
+        """The reservation with the others of this loop turn, its reply as a future for `replied`;
+        None before the scripts are loaded (use reserve). A caller that stops waiting for it leaves
+        its reply to `orphaned(orphan, results)`."""
+        if self.batches is None or not self._loads:
+            return None
+        return self.batches.reserve(groups, rid, cost, month, month_end, repeat, spend, orphan)
+
+    async def replied(self, sent: asyncio.Future[Any], groups: Sequence[Group], rid: str, cost: int, month: str,
+                      month_end: float, repeat: bool, spend: int) -> list[GroupResult]:
+        """The results of a `reserve_soon`; StoreUnavailable when Redis did not answer."""
+        try:
+            return _results(groups, await sent)
+        except ReplyError as e:
+            if not str(e).startswith("NOSCRIPT"):
+                raise _unavailable(e) from e
+        except WireError as e:
+            raise _unavailable(e) from e
+        return await self.reserve(groups, rid, cost, month, month_end, repeat, spend)  # loads the scripts
+
+    def _orphaned(self, orphan: Any, reply: Any) -> None:
+        groups, release = orphan
+        release(_results(groups, reply))
 
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
                       month_end: float, repeat: bool = False, spend: int = 0) -> list[GroupResult]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -292,10 +292,14 @@ class ScriptBatch:
         self._numbers: dict[int, bytes] = {}  # id(plan) -> its number, packed
         self.args: list[bytes] = []
         self.futures: list[asyncio.Future[Reply]] = []
+        self.orphans: list[Any] = []  # per call: what `orphaned` is given if its caller stops waiting
+        # Called with a call's `orphan` and its reply when its future was cancelled before the reply came.
+        self.orphaned: Callable[[Any, Reply], None] | None = None
         self.calls = 0  # script calls sent, for tests and benchmarks
 
-    def add(self, plan: Plan, own: bytes) -> asyncio.Future[Reply]:
-        """One call over `plan` with its own arguments. Its future is resolved with its reply."""
+    def add(self, plan: Plan, own: bytes, orphan: Any = None) -> asyncio.Future[Reply]:
+        """One call over `plan` with its own arguments. Its future is resolved with its reply; if it
+        is cancelled first, the reply goes to `orphaned` with `orphan`."""
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         if not self.futures:
             self.link.wake()
@@ -305,14 +309,15 @@ class ScriptBatch:
             n = len(self.plans)
             number = self._numbers[id(plan)] = _NUMBERS[n] if n < len(_NUMBERS) else bulk(b"%d" % n)
         self.futures.append(future)
+        self.orphans.append(orphan)
         self.args.append(number)
         self.args.append(own)
         return future
 
     def emit(self) -> None:
         """Queue the batch on the link as one command."""
-        futures, plans, args = self.futures, self.plans, self.args
-        self.futures, self.plans, self.args = [], [], []
+        futures, plans, args, orphans = self.futures, self.plans, self.args, self.orphans
+        self.futures, self.plans, self.args, self.orphans = [], [], [], []
         self._numbers = {}
         nkeys = sum(p.nkeys for p in plans)
         count = 4 + nkeys + self.nfixed + sum(p.nargs for p in plans) + len(futures) * (1 + self.per_call)
@@ -321,24 +326,21 @@ class ScriptBatch:
                             *(p.args for p in plans), *args))
         self.calls += 1
         sent: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        sent.add_done_callback(lambda done: _fan_out(done, futures))
+        sent.add_done_callback(lambda done: self._fan_out(done, futures, orphans))
         self.link._enqueue(command, sent)
 
-
-def _fan_out(done: asyncio.Future[Reply], futures: list[asyncio.Future[Reply]]) -> None:
-    """The batch's reply (or failure) to each call's future."""
-    error = done.exception() if not done.cancelled() else WireError("the batch was cancelled")
-    if error is not None:
-        for future in futures:
-            if not future.done():
-                future.set_exception(error)
-        return
-    reply = done.result()
-    if isinstance(reply, list):
-        for future, one in zip(futures, reply):
+    def _fan_out(self, done: asyncio.Future[Reply], futures: list[asyncio.Future[Reply]], orphans: list[Any]) -> None:
+        """The batch's reply (or failure) to each call's future."""
+        error = done.exception() if not done.cancelled() else WireError("the batch was cancelled")
+        if error is not None:
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        reply = done.result()
+        replies = reply if isinstance(reply, list) else [reply] * len(futures)
+        for future, one, orphan in zip(futures, replies, orphans):
             if not future.done():
                 future.set_result(one)
-    else:
-        for future in futures:
-            if not future.done():
-                future.set_result(reply)
+            elif orphan is not None and future.cancelled() and self.orphaned is not None:
+                self.orphaned(orphan, one)
