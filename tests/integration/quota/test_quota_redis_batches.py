@@ -11,11 +11,11 @@ import redis.asyncio as redis
 
 from lockgate.api.ir import ConsumerKey, RateLimits
 from lockgate.proxy.quota import AdmitRequest, Reservation, make_quota_service
-from lockgate.proxy.quota.redis_store import RedisStore
 from lockgate.proxy.quota.service import StoreQuotaService
 
 from tests.integration.quota.redis_server import RedisServer
 from tests.integration.quota.test_quota_behaviour import attempt
+from tests.integration.quota.test_quota_redis_pipelining import link_of
 
 pytestmark = pytest.mark.redis
 
@@ -30,16 +30,10 @@ def request(k: ConsumerKey, tokens: int = 100, model: str = "gpt-4o") -> AdmitRe
     return AdmitRequest(k, model, "ns/openai", RateLimits(rpm=1000), tokens)
 
 
-def store_of(service: StoreQuotaService) -> RedisStore:
-    store = service.store.shared  # type: ignore[attr-defined]
-    assert isinstance(store, RedisStore) and store.batches is not None
-    return store
-
-
 async def test_one_script_call_decides_many_keys_and_models_exactly(redis_server: RedisServer) -> None:
     service = make_quota_service(redis_server.url + PATIENT, "closed", 1)
     assert isinstance(service, StoreQuotaService)
-    store = store_of(service)
+    store = link_of(service)
     a, b = key("a", rpm=5), key("b", rpm=3, tpm=1000)
     try:
         await service.admit(request(key("warm")))  # connects and loads the scripts
@@ -102,7 +96,7 @@ async def test_month_counters_past_double_precision_stay_exact(redis_server: Red
         reservations = await asyncio.gather(*(service.admit(request(k, 5)) for _ in range(3)))
         for each in reservations:
             service.settle_later(each, 2)
-        assert await store_of(service).flush()
+        assert await link_of(service).flush()
         assert int(await client.hget(month, "tokens")) == 2**60 + 1 + 2 + 3 * 2  # type: ignore[arg-type]
     finally:
         await client.aclose()
