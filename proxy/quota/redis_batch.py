@@ -1,5 +1,5 @@
 """The Redis store's calls of one event-loop turn as two script calls: every settlement in one
-SETTLE_MANY, then every reservation in one RESERVE_MANY (lua.py), whatever the number of requests.
+SETTLE_MANY, then every reservation in one RESERVE_MANY (lua_batch.py), whatever the number of requests.
 
 A call is packed from two parts: its plan (the groups' keys, limits and budget fields, the
 month's expiry), packed once per plan and month and sent once per batch, and its own few
@@ -15,15 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lockgate.proxy.quota import lua
+from lockgate.proxy.quota import lua_batch
 from lockgate.proxy.quota.plan import Group
 from lockgate.proxy.quota.redis_wire import PipelinedLink, Plan, bulk
 
 PREFIX = "lockgate:q"
 MONTH_GRACE = 86400  # month counters stay readable a day after the month ends
 MAX_FRAMES = 100_000  # packed plan frames kept (plans x months x kinds); this only guards memory
-RESERVE_MANY_SHA = hashlib.sha1(lua.RESERVE_MANY.encode()).hexdigest()
-SETTLE_MANY_SHA = hashlib.sha1(lua.SETTLE_MANY.encode()).hexdigest()
+RESERVE_MANY_SHA = hashlib.sha1(lua_batch.RESERVE_MANY.encode()).hexdigest()
+SETTLE_MANY_SHA = hashlib.sha1(lua_batch.SETTLE_MANY.encode()).hexdigest()
 _FLAG = (bulk(b"0"), bulk(b"1"))
 
 

@@ -25,7 +25,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from lockgate.proxy.quota import lua
+from lockgate.proxy.quota import lua, lua_batch
 from lockgate.proxy.quota.plan import Group, GroupResult, Refusal
 from lockgate.proxy.quota.redis_batch import MONTH_GRACE, Batches, group_keys, limit, month_key, window_keys
 from lockgate.proxy.quota.redis_wire import PipelinedLink, ReplyError, WireError, parse_address
@@ -37,7 +37,7 @@ REASONS = {1: "requests", 2: "tokens", 3: "budget"}
 SETTLE_RETRIES = (0.05, 0.2, 1.0)  # seconds before each new attempt of a settlement Redis did not answer
 MAX_FRAMES = 100_000  # packed call frames kept (plans x months); this only guards memory
 FLUSH_TIMEOUT = 3.0  # close() waits this long at most for settlements still on their way
-SCRIPTS = (lua.RESERVE, lua.SETTLE, lua.PEEK, lua.RESERVE_MANY, lua.SETTLE_MANY)
+SCRIPTS = (lua.RESERVE, lua.SETTLE, lua.PEEK, lua_batch.RESERVE_MANY, lua_batch.SETTLE_MANY)
 
 
 class _Script:
