@@ -92,11 +92,12 @@ class FailoverStore:
             except StoreUnavailable as e:
                 self._failed(e)
             else:
-                self._answered()
-                for g, r in zip(groups, results):
-                    if r.month:
-                        self._last_month[g.tag] = r.month
-                return results
+                return self._took(groups, results)
+        return await self._fail_mode(groups, rid, cost, month, month_end, repeat, spend)
+
+    async def _fail_mode(self, groups: Sequence[Group], rid: str, cost: int, month: str,
+                         month_end: float, repeat: bool, spend: int) -> list[GroupResult]:
+        """Redis did not answer: refused (closed), or this replica's share in memory (open)."""
         if self.fail_mode == "closed":
             raise QuotaStoreUnavailable()
         shares = [local_share(g, self.replicas, self._last_month.get(g.tag, {})) for g in groups]
@@ -106,6 +107,29 @@ class FailoverStore:
         self._local_rids.add(rid)
         if spend and all(r.refusal is None for r in results):
             self._local_spend[rid] = spend
+        return results
+
+    def reserve_soon(self, groups: Sequence[Group], rid: str, cost: int, month: str, month_end: float,
+                     repeat: bool, spend: int, orphan: Any) -> asyncio.Future[Any] | None:
+        """Redis' reply to come, for `replied`, while Redis is up; None: use reserve()."""
+        return self.shared.reserve_soon(groups, rid, cost, month, month_end, repeat, spend, orphan) \
+            if self.available else None
+
+    async def replied(self, sent: asyncio.Future[Any], groups: Sequence[Group], rid: str, cost: int, month: str,
+                      month_end: float, repeat: bool, spend: int) -> list[GroupResult]:
+        """As reserve, for a reservation `reserve_soon` sent."""
+        try:
+            results = await self.shared.replied(sent, groups, rid, cost, month, month_end, repeat, spend)
+        except StoreUnavailable as e:
+            self._failed(e)
+            return await self._fail_mode(groups, rid, cost, month, month_end, repeat, spend)
+        return self._took(groups, results)
+
+    def _took(self, groups: Sequence[Group], results: list[GroupResult]) -> list[GroupResult]:
+        self._answered()
+        for g, r in zip(groups, results):
+            if r.month:
+                self._last_month[g.tag] = r.month
         return results
 
     async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,

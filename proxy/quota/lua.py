@@ -34,6 +34,25 @@ local function oldest_reset(z, now, window)
   if #first == 0 then return 0 end
   return math.max(0, tonumber(first[2]) + window - now)
 end
+-- the wait before one more request fits in a window holding `count`; 0 when it fits, -1 never
+local function requests_wait(z, rpm, count, window, now)
+  if rpm < 0 or count < rpm then return 0 end
+  if rpm == 0 then return -1 end
+  local at = redis.call('ZRANGE', z, count - rpm, count - rpm, 'WITHSCORES')
+  return math.max(1, tonumber(at[2]) + window - now)
+end
+-- the wait before `cost` more tokens fit in a window holding `sum`; 0 when they fit, -1 never
+local function tokens_wait(z, h, tpm, sum, cost, window, now)
+  if tpm < 0 or sum + cost <= tpm then return 0 end
+  if cost > tpm then return -1 end
+  local need = sum + cost - tpm; local freed = 0
+  local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
+  for e = 1, #entries, 2 do
+    freed = freed + (tonumber(redis.call('HGET', h, entries[e])) or 0)
+    if freed >= need then return math.max(1, tonumber(entries[e + 1]) + window - now) end
+  end
+  return window
+end
 """
 
 # Checks every group, then reserves in all of them, or in none.
@@ -65,28 +84,6 @@ for g = 1, tonumber(ARGV[7]) do
   if #grp.budgets > 0 then grp.month = KEYS[k]; k = k + 1 end
   groups[g] = grp
 end
--- the wait before one more request of `cost` tokens fits in a window; 0 when it fits, -1 never
-local function requests_wait(w)
-  if w.rpm < 0 then return 0 end
-  local count = redis.call('ZCARD', w.z)
-  if count < w.rpm then return 0 end
-  if w.rpm == 0 then return -1 end
-  local at = redis.call('ZRANGE', w.z, count - w.rpm, count - w.rpm, 'WITHSCORES')
-  return math.max(1, tonumber(at[2]) + window - now)
-end
-local function tokens_wait(w, cost)
-  if w.tpm < 0 then return 0 end
-  local sum = tonumber(redis.call('HGET', w.h, '_sum')) or 0
-  if sum + cost <= w.tpm then return 0 end
-  if cost > w.tpm then return -1 end
-  local need = sum + cost - w.tpm; local freed = 0
-  local entries = redis.call('ZRANGE', w.z, 0, -1, 'WITHSCORES')
-  for e = 1, #entries, 2 do
-    freed = freed + (tonumber(redis.call('HGET', w.h, entries[e])) or 0)
-    if freed >= need then return math.max(1, tonumber(entries[e + 1]) + window - now) end
-  end
-  return window
-end
 for g, grp in ipairs(groups) do
   for j, b in ipairs(grp.budgets) do
     if b.limit >= 0 and (tonumber(redis.call('HGET', grp.month, b.field)) or 0) + grp.amount > b.limit then
@@ -97,9 +94,12 @@ for g, grp in ipairs(groups) do
     prune(w.z, w.h, now - window)
     if again then w.held = tonumber(redis.call('HGET', w.h, rid)) end
     local wait = 0
-    if not w.held then wait = requests_wait(w) end
+    if not w.held and w.rpm >= 0 then wait = requests_wait(w.z, w.rpm, redis.call('ZCARD', w.z), window, now) end
     if wait ~= 0 then return {0, g, 1, wait, i} end
-    wait = tokens_wait(w, cost - (w.held or 0))
+    if w.tpm >= 0 then
+      wait = tokens_wait(w.z, w.h, w.tpm, tonumber(redis.call('HGET', w.h, '_sum')) or 0, cost - (w.held or 0),
+                         window, now)
+    end
     if wait ~= 0 then return {0, g, 2, wait, i} end
   end
 end

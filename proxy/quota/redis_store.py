@@ -1,7 +1,9 @@
 """The quota store shared by replicas: Redis, one round trip per check.
 
 Every call is a Lua script sent with EVALSHA (loaded on NOSCRIPT) so a check
-and its reservation are one atomic step. Keys carry the group's hash tag
+and its reservation are one atomic step. On one Redis, the reservations of an
+event-loop turn go out as one script call and so do its settlements
+(redis_batch); on a Redis Cluster, a call per group and slot. Keys carry the group's hash tag
 ("{key:ns/name}") so Redis Cluster keeps a group in one slot. Window keys
 expire a second after their window; month counters after the month ends.
 Calls time out in tens of milliseconds and raise StoreUnavailable.
@@ -13,8 +15,7 @@ import asyncio
 import functools
 import hashlib
 import ssl
-from collections.abc import Sequence
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,35 +25,19 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from lockgate.proxy.quota import lua
+from lockgate.proxy.quota import lua, lua_batch
 from lockgate.proxy.quota.plan import Group, GroupResult, Refusal
+from lockgate.proxy.quota.redis_batch import MONTH_GRACE, Batches, group_keys, limit, month_key, window_keys
 from lockgate.proxy.quota.redis_wire import PipelinedLink, ReplyError, WireError, parse_address
 from lockgate.proxy.quota.store import StoreUnavailable
 from lockgate.proxy.quota.window import TOO_LARGE, WindowState
 
-PREFIX = "lockgate:q"
 CLUSTER_SCHEMES = {"redis+cluster://": "redis://", "rediss+cluster://": "rediss://"}  # any node of a Redis Cluster
-MONTH_GRACE = 86400  # month counters stay readable a day after the month ends
 REASONS = {1: "requests", 2: "tokens", 3: "budget"}
 SETTLE_RETRIES = (0.05, 0.2, 1.0)  # seconds before each new attempt of a settlement Redis did not answer
-MAX_FRAMES = 100_000  # packed reservation frames kept (plans x months); this only guards memory
+MAX_FRAMES = 100_000  # packed call frames kept (plans x months); this only guards memory
 FLUSH_TIMEOUT = 3.0  # close() waits this long at most for settlements still on their way
-
-
-def window_keys(group: Group) -> list[str]:
-    keys = []
-    for w in group.windows:
-        base = f"{PREFIX}:{{{group.tag}}}:w:{w.name}"
-        keys += [f"{base}:z", f"{base}:h"]
-    return keys
-
-
-def month_key(group: Group, month: str) -> str:
-    return f"{PREFIX}:{{{group.tag}}}:m:{month}"
-
-
-def _limit(v: int | None) -> int:
-    return -1 if v is None else v
+SCRIPTS = (lua.RESERVE, lua.SETTLE, lua.PEEK, lua_batch.RESERVE_MANY, lua_batch.SETTLE_MANY)
 
 
 class _Script:
@@ -95,6 +80,7 @@ class RedisStore:
         self._frames: dict[tuple[str, int, str], tuple[Sequence[Group], list[str], list[Any], bytes, bytes]] = {}
         self.client: Any = None
         self.link: PipelinedLink | None = None
+        self.batches: Batches | None = None
         tls: dict[str, Any] = {"ssl_ca_certs": ca_file} if ca_file and url.startswith("rediss") else {}
         scheme = next((s for s in CLUSTER_SCHEMES if url.startswith(s)), None)
         if scheme is not None:  # Redis Cluster: each group's keys share one slot
@@ -108,31 +94,38 @@ class RedisStore:
         # One connection, pipelined: the calls of one event-loop turn share a round trip (redis_wire).
         context = ssl.create_default_context(cafile=ca_file) if url.startswith("rediss") else None
         self.link = PipelinedLink(parse_address(url), timeout, connect_timeout, context)
+        self.batches = Batches(self.link, window)
+        self.batches.reserves.orphaned = self._orphaned
 
     async def _run(self, calls: list[_Call]) -> list[Any]:
         """Run scripts in one round trip (a pipeline, not a transaction: groups are independent)."""
+        return await self._loaded(lambda: self._send(calls))  # type: ignore[no-any-return]
+
+    async def _loaded(self, send: Callable[[], Awaitable[Any]]) -> Any:
+        """What `send` returns, the scripts loaded first (and again on NOSCRIPT); StoreUnavailable
+        when Redis does not answer."""
         try:
             if not self._loads:  # load before the first call, not on a storm of NOSCRIPT replies
                 await self._load_scripts(0)
             try:
-                return await self._send(calls)
+                return await send()
             except (NoScriptError, ReplyError) as e:
                 if not str(e).startswith("NOSCRIPT"):
                     raise
                 # a restarted or flushed Redis: load once, however many calls noticed
                 await self._load_scripts(self._loads)
-                return await self._send(calls)
+                return await send()
         except (RedisError, OSError, WireError, ReplyError) as e:
             raise _unavailable(e) from e
 
     async def _load_scripts(self, seen: int) -> None:
         async with self._loading:
             if self._loads == seen:
-                for script in (RESERVE, SETTLE, PEEK):
+                for source in SCRIPTS:
                     if self.link is not None:
-                        await self.link.call("SCRIPT", "LOAD", script.source)
+                        await self.link.call("SCRIPT", "LOAD", source)
                     else:
-                        await self.client.script_load(script.source)
+                        await self.client.script_load(source)
                 self._loads += 1
 
     async def _send(self, calls: list[_Call]) -> list[Any]:
@@ -150,9 +143,38 @@ class RedisStore:
             return self.link.call_packed(c.packed)
         return self.link.call("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args)
 
+    def reserve_soon(self, groups: Sequence[Group], rid: str, cost: int, month: str, month_end: float,
+                     repeat: bool, spend: int, orphan: Any) -> asyncio.Future[Any] | None:
+        """The reservation with the others of this loop turn, its reply as a future for `replied`;
+        None before the scripts are loaded (use reserve). A caller that stops waiting for it leaves
+        its reply to `orphaned(orphan, results)`."""
+        if self.batches is None or not self._loads:
+            return None
+        return self.batches.reserve(groups, rid, cost, month, month_end, repeat, spend, orphan)
+
+    async def replied(self, sent: asyncio.Future[Any], groups: Sequence[Group], rid: str, cost: int, month: str,
+                      month_end: float, repeat: bool, spend: int) -> list[GroupResult]:
+        """The results of a `reserve_soon`; StoreUnavailable when Redis did not answer."""
+        try:
+            return _results(groups, await sent)
+        except ReplyError as e:
+            if not str(e).startswith("NOSCRIPT"):
+                raise _unavailable(e) from e
+        except WireError as e:
+            raise _unavailable(e) from e
+        return await self.reserve(groups, rid, cost, month, month_end, repeat, spend)  # loads the scripts
+
+    def _orphaned(self, orphan: Any, reply: Any) -> None:
+        groups, release = orphan
+        release(_results(groups, reply))
+
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
                       month_end: float, repeat: bool = False, spend: int = 0) -> list[GroupResult]:
-        if not self.cluster or len(groups) == 1:
+        batches = self.batches
+        if batches is not None:  # with the others of this loop turn, in one script call
+            reply = await self._loaded(lambda: batches.reserve(groups, rid, cost, month, month_end, repeat, spend))
+            return _results(groups, reply)
+        if len(groups) == 1:
             (reply,) = await self._run([self._reserve_call(groups, rid, cost, month, month_end, repeat, spend)])
             return _results(groups, reply)
         # Redis Cluster: groups live in different slots, so one after the other, undoing on a refusal.
@@ -175,10 +197,10 @@ class RedisStore:
             for g in groups:
                 out += [int(g.unit == "cost"), len(g.windows)]
                 for w in g.windows:
-                    out += [_limit(w.rpm), _limit(w.tpm)]
+                    out += [limit(w.rpm), limit(w.tpm)]
                 out.append(len(g.budgets))
                 for b in g.budgets:
-                    out += [b.field, _limit(b.limit)]
+                    out += [b.field, limit(b.limit)]
             return out
 
         return self._framed(RESERVE, groups, month, [int(self.window * 1000)],
@@ -202,7 +224,7 @@ class RedisStore:
         cache_key = (script.sha, id(groups), month)
         frames = self._frames.get(cache_key)
         if frames is None or frames[0] is not groups:
-            keys = [k for g in groups for k in window_keys(g) + ([month_key(g, month)] if g.budgets else [])]
+            keys = group_keys(groups, month)
             rest = static()
             head = [script.sha, len(keys), *keys, *first]
             frames = (groups, keys, rest, b"*%d\r\n" % (1 + len(head) + len(dynamic) + len(rest))
@@ -215,6 +237,10 @@ class RedisStore:
 
     async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
                      delta: int, used: int, release: bool, spend_delta: int = 0) -> None:
+        batches = self.batches
+        if batches is not None:
+            await self._loaded(lambda: batches.settle(groups, rid, month, month_end, delta, used, release, spend_delta))
+            return
         await self._run([self._settle_call(part, rid, month, month_end, delta, used, release, spend_delta)
                          for part in self._by_slot(groups)])
 
@@ -229,20 +255,22 @@ class RedisStore:
         before them, so what this replica reads or reserves next sees them). A call Redis does not
         answer is tried again after each of SETTLE_RETRIES, then `failed` is told which groups it missed.
         `flush()` (and close()) wait for every one still on its way."""
+        if self.batches is not None and self._loads:  # the common case: no task, one future
+            sent = self.batches.settle(groups, rid, month, month_end, delta, used, release, spend_delta)
+            self._settling.add(sent)
+            sent.add_done_callback(functools.partial(
+                self._settled, groups=groups, failed=failed,
+                retry=lambda: self._settle_call(groups, rid, month, month_end, delta, used, release, spend_delta)))
+            return
         for g in self._by_slot(groups):
             call = self._settle_call(g, rid, month, month_end, delta, used, release, spend_delta)
-            if self.link is not None and self._loads:  # the common case: no task, one future
-                sent = self._link_call(call)
-                self._settling.add(sent)
-                sent.add_done_callback(functools.partial(self._settled, group=g, call=call, failed=failed))
-            else:
-                self._keep(asyncio.ensure_future(self._settle_retrying(g, call, 0, failed)))
+            self._keep(asyncio.ensure_future(self._settle_retrying(g, call, 0, failed)))
 
-    def _settled(self, sent: asyncio.Future[Any], group: Sequence[Group], call: _Call,
+    def _settled(self, sent: asyncio.Future[Any], groups: Sequence[Group], retry: Callable[[], _Call],
                  failed: Callable[[Sequence[Group], StoreUnavailable], None]) -> None:
         self._settling.discard(sent)
-        if not sent.cancelled() and sent.exception() is not None:
-            self._keep(asyncio.ensure_future(self._settle_retrying(group, call, 1, failed)))
+        if not sent.cancelled() and sent.exception() is not None:  # tried again alone, as SETTLE `again`
+            self._keep(asyncio.ensure_future(self._settle_retrying(groups, retry(), 1, failed)))
         elif not self._settling and self._drained is not None:
             self._drained.set()
 

@@ -7,6 +7,10 @@ resolve the futures in order (hiredis parses them). So concurrent requests
 share round trips, and whatever was sent first is applied first (a
 settlement queued before a reservation is counted before it).
 
+A `ScriptBatch` goes further: the calls of one script made in one loop turn
+leave as one EVALSHA (the script takes a list of calls and answers a list of
+replies), so Redis runs one script per turn instead of one per call.
+
 A reply that does not come within `timeout` of its write breaks the
 connection (later replies could no longer be matched): every pending command
 fails with a timeout, and the next command connects again.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -109,7 +114,15 @@ class PipelinedLink:
         self._buffer: list[bytes] = []  # packed, not yet written
         self._queued: list[asyncio.Future[Reply]] = []  # their futures
         self._flush_scheduled = False
+        self._batches: list[ScriptBatch] = []  # in the order their calls leave at the end of a turn
         self.writes = 0  # writes to the socket (round trips started), for tests and benchmarks
+
+    def batch(self, sha: str, per_call: int, fixed: Sequence[bytes | int] = ()) -> ScriptBatch:
+        """A batch of calls of the script `sha` sent on this link (ScriptBatch); `fixed`: the arguments
+        every batch starts with."""
+        batch = ScriptBatch(self, sha, fixed, per_call)
+        self._batches.append(batch)
+        return batch
 
     def call(self, *args: Any) -> asyncio.Future[Reply]:
         """Queue a command; it leaves with the others of this loop turn. The future fails with
@@ -117,18 +130,30 @@ class PipelinedLink:
         return self.call_packed(hiredis.pack_command(args))
 
     def call_packed(self, command: bytes) -> asyncio.Future[Reply]:
-        """As call, for a command already packed in RESP."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Reply] = loop.create_future()
+        """As call, for a command already packed in RESP (after the batched calls made before it)."""
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        for batch in self._batches:
+            if batch.futures:
+                batch.emit()
+        self._enqueue(command, future)
+        return future
+
+    def _enqueue(self, command: bytes, future: asyncio.Future[Reply]) -> None:
         self._buffer.append(command)
         self._queued.append(future)
+        self.wake()
+
+    def wake(self) -> None:
+        """Send what is queued at the end of this loop turn."""
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            loop.call_soon(self._flush)
-        return future
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        for batch in self._batches:
+            if batch.futures:
+                batch.emit()
         if not self._buffer:
             return
         if self._transport is None or self._transport.is_closing():
@@ -221,6 +246,9 @@ class PipelinedLink:
         return len(self._pending) + len(self._queued)
 
     async def close(self) -> None:
+        for batch in self._batches:
+            if batch.futures:
+                batch.emit()
         if self._connecting is not None:
             self._connecting.cancel()
         self._break(WireError("the Redis link was closed"))
@@ -228,3 +256,91 @@ class PipelinedLink:
             if not future.done():
                 future.set_exception(WireError("the Redis link was closed"))
         self._buffer, self._queued = [], []
+
+
+def bulk(value: bytes) -> bytes:
+    """One RESP bulk string."""
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What calls of a batched script share: keys and arguments, packed (bulk strings)."""
+
+    keys: bytes
+    nkeys: int
+    args: bytes
+    nargs: int
+
+
+_NUMBERS = tuple(bulk(b"%d" % i) for i in range(1000))
+
+
+class ScriptBatch:
+    """Calls of one script made in one loop turn, sent as one EVALSHA: the keys of the plans they
+    use, the batch's fixed arguments, the number of plans and each plan's arguments, then per call
+    its plan's number (from 1) and its `per_call` own arguments. The script's reply is a list with
+    one reply per call (or one reply for all, given to each), in order."""
+
+    def __init__(self, link: PipelinedLink, sha: str, fixed: Sequence[bytes | int], per_call: int) -> None:
+        self.link = link
+        self.sha = bulk(sha.encode())
+        self.fixed = b"".join(bulk(v if isinstance(v, bytes) else b"%d" % v) for v in fixed)
+        self.nfixed = len(fixed)
+        self.per_call = per_call
+        self.plans: list[Plan] = []
+        self._numbers: dict[int, bytes] = {}  # id(plan) -> its number, packed
+        self.args: list[bytes] = []
+        self.futures: list[asyncio.Future[Reply]] = []
+        self.orphans: list[Any] = []  # per call: what `orphaned` is given if its caller stops waiting
+        # Called with a call's `orphan` and its reply when its future was cancelled before the reply came.
+        self.orphaned: Callable[[Any, Reply], None] | None = None
+        self.calls = 0  # script calls sent, for tests and benchmarks
+
+    def add(self, plan: Plan, own: bytes, orphan: Any = None) -> asyncio.Future[Reply]:
+        """One call over `plan` with its own arguments. Its future is resolved with its reply; if it
+        is cancelled first, the reply goes to `orphaned` with `orphan`."""
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        if not self.futures:
+            self.link.wake()
+        number = self._numbers.get(id(plan))
+        if number is None:
+            self.plans.append(plan)  # held until sent: its id is not reused meanwhile
+            n = len(self.plans)
+            number = self._numbers[id(plan)] = _NUMBERS[n] if n < len(_NUMBERS) else bulk(b"%d" % n)
+        self.futures.append(future)
+        self.orphans.append(orphan)
+        self.args.append(number)
+        self.args.append(own)
+        return future
+
+    def emit(self) -> None:
+        """Queue the batch on the link as one command."""
+        futures, plans, args, orphans = self.futures, self.plans, self.args, self.orphans
+        self.futures, self.plans, self.args, self.orphans = [], [], [], []
+        self._numbers = {}
+        nkeys = sum(p.nkeys for p in plans)
+        count = 4 + nkeys + self.nfixed + sum(p.nargs for p in plans) + len(futures) * (1 + self.per_call)
+        command = b"".join((b"*%d\r\n$7\r\nEVALSHA\r\n%b%b" % (count, self.sha, bulk(b"%d" % nkeys)),
+                            *(p.keys for p in plans), self.fixed, bulk(b"%d" % len(plans)),
+                            *(p.args for p in plans), *args))
+        self.calls += 1
+        sent: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        sent.add_done_callback(lambda done: self._fan_out(done, futures, orphans))
+        self.link._enqueue(command, sent)
+
+    def _fan_out(self, done: asyncio.Future[Reply], futures: list[asyncio.Future[Reply]], orphans: list[Any]) -> None:
+        """The batch's reply (or failure) to each call's future."""
+        error = done.exception() if not done.cancelled() else WireError("the batch was cancelled")
+        if error is not None:
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        reply = done.result()
+        replies = reply if isinstance(reply, list) else [reply] * len(futures)
+        for future, one, orphan in zip(futures, replies, orphans):
+            if not future.done():
+                future.set_result(one)
+            elif orphan is not None and future.cancelled() and self.orphaned is not None:
+                self.orphaned(orphan, one)

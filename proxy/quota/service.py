@@ -76,6 +76,8 @@ class StoreQuotaService:
         self._settle_now = getattr(store, "settle_now", None)
         # A shared store that settles in the background: the request does not wait for it.
         self._settle_soon = getattr(store, "settle_soon", None)
+        # A shared store that batches: the request waits for its reply alone, no task of its own.
+        self._reserve_soon = getattr(store, "reserve_soon", None)
 
     async def admit(self, request: AdmitRequest) -> Reservation:
         key = request.key
@@ -184,6 +186,14 @@ class StoreQuotaService:
                                   end: float, repeat: bool = False, spend: int = 0) -> list[GroupResult]:
         """A caller cancelled mid-call (the client went away) must not leave a reservation behind:
         the call finishes anyway and whatever it reserved is released."""
+        if self._reserve_soon is not None:
+            def orphaned(results: list[GroupResult]) -> None:
+                if all(r.refusal is None for r in results):  # all or nothing was reserved
+                    self._track(self._release(groups, rid, month, end, cost, repeat, spend))
+
+            sent = self._reserve_soon(groups, rid, cost, month, end, repeat, spend, (groups, orphaned))
+            if sent is not None:
+                return await self.store.replied(sent, groups, rid, cost, month, end, repeat, spend)  # type: ignore[attr-defined, no-any-return]
         task = asyncio.ensure_future(self.store.reserve(groups, rid, cost, month, end, repeat, spend))
         try:
             return await asyncio.shield(task)
