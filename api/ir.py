@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
+from collections.abc import Callable
 from typing import Any, Final, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 IR_VERSION: Final = "lockgate.io/ir/v1"
@@ -364,12 +366,26 @@ class GatewayConfig(IRModel):
     mcp_servers: tuple[McpServer, ...] = ()
     budgets: tuple[Budget, ...] = ()
 
-    def content_hash(self) -> str:
-        body = self.model_dump(mode="json", exclude={"hash"})
-        return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+    def content_hash(self, hash_of: Callable[[IRModel], str] | None = None) -> str:
+        """SHA-256 over each part's own hash (a provider, a key, a route, ...) in order, field by field,
+        so that a caller who remembers the parts' hashes (`hash_of`) re-hashes only the parts that changed."""
+        hash_of = hash_of or part_hash
+        digest = hashlib.sha256()
+        for name in type(self).model_fields:
+            if name == "hash":
+                continue
+            value = getattr(self, name)
+            if isinstance(value, tuple) and all(isinstance(part, IRModel) for part in value):
+                digest.update(f"{name}[{len(value)}]".encode())
+                for part in value:
+                    digest.update(hash_of(part).encode())
+            else:
+                digest.update(f"{name}={canonical_json(self.model_dump(mode='json', include={name})[name])}".encode())
+            digest.update(b"\n")
+        return digest.hexdigest()
 
-    def with_hash(self) -> GatewayConfig:
-        return self.model_copy(update={"hash": self.content_hash()})
+    def with_hash(self, hash_of: Callable[[IRModel], str] | None = None) -> GatewayConfig:
+        return self.model_copy(update={"hash": self.content_hash(hash_of)})
 
 
 class Credentials(IRModel):
@@ -384,6 +400,16 @@ class Credentials(IRModel):
 def canonical_json(value: Any) -> str:
     """Stable JSON (sorted keys, no spaces) so equal content hashes equally."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def part_hash(part: IRModel) -> str:
+    """SHA-256 of one part's stable JSON (sorted keys, no spaces)."""
+    body = part.model_dump(mode="json")
+    try:
+        text = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer past 64 bits
+        text = canonical_json(body).encode()
+    return hashlib.sha256(text).hexdigest()
 
 
 def hash_key(key: str) -> str:

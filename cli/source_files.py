@@ -25,6 +25,7 @@ from watchfiles import Change, awatch
 
 from lockgate.api.apikey import GENERATED_KEY_FIELD
 from lockgate.api.secret_data import generate_key
+from lockgate.common.gc_pause import collector_paused
 from lockgate.cli.manifests import SUFFIXES, ManifestCache, ManifestError, load_manifests
 from lockgate.api.meta import DNS_SUBDOMAIN, GROUP
 from lockgate.operator.translate import Translation, translate
@@ -50,11 +51,13 @@ class FileSource:
         self.cache = ManifestCache()  # a reload parses only the files that changed
         self.translations = TranslationCache()  # and translates only the objects that changed
 
-    def load(self) -> Translation:
-        """Reads and translates once; raises ManifestError for unreadable files."""
-        objects = load_manifests(self.paths, self.cache)
-        objects.extend(self._generated_key_secrets(objects))
-        translation = translate(objects, datetime.now(UTC), self.translations)
+    def load(self, freeze: bool = False) -> Translation:
+        """Reads and translates once; raises ManifestError for unreadable files. `freeze`: the objects
+        built are kept out of the cyclic collector's future walks (see `collector_paused`)."""
+        with collector_paused(freeze):
+            objects = load_manifests(self.paths, self.cache)
+            objects.extend(self._generated_key_secrets(objects))
+            translation = translate(objects, datetime.now(UTC), self.translations)
         _log_problems(translation)
         return translation
 
@@ -63,7 +66,7 @@ class FileSource:
         first = True
         async for _ in self._changes():
             try:
-                translation = await asyncio.to_thread(self.load)
+                translation = await asyncio.to_thread(self.load, True)
             except ManifestError as exc:
                 self.load_failures += 1
                 kept = "keeping the last good config" if current else "waiting for a valid config"

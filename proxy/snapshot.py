@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from lockgate.api.ir import (Alias, Budget, CachePolicy, ConsumerKey, GatewayConfig, Provider, ProviderModel, Route,
                              namespace_of)
 from lockgate.api.prices import Rates
+from lockgate.common.gc_pause import collector_paused
 from lockgate.proxy.source import Snapshot
 from lockgate.proxy.upstream import UpstreamTransport
 
@@ -271,6 +272,11 @@ def _compile_hosts(config: GatewayConfig, namespace_views: dict[str, OpenAIView]
 
 
 def compile_snapshot(snapshot: Snapshot, loaded_at: datetime | None = None) -> CompiledSnapshot:
+    with collector_paused(freeze=True):
+        return _compile(snapshot, loaded_at)
+
+
+def _compile(snapshot: Snapshot, loaded_at: datetime | None) -> CompiledSnapshot:
     config = snapshot.config
     namespace_views = _namespace_views(config)
     exact, suffixes, any_host = _compile_hosts(config, namespace_views)

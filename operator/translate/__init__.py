@@ -26,7 +26,7 @@ class ObjectRef:
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
-@dataclass
+@dataclass(slots=True)
 class ObjectStatus:
     """What the translator decided about one object: conditions Accepted,
     ResolvedRefs and Ready (Programmed is the operator's), plus kind-specific

@@ -7,6 +7,7 @@ accepted; an accepted resource may still be unable to serve (`Ready=False`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from typing import Literal
 
@@ -35,7 +36,9 @@ class NotReady:
     message: str
 
 
+@lru_cache(maxsize=1024)
 def _cond(type_: str, ok: bool | None, reason: str, message: str, generation: int | None, now: datetime) -> Condition:
+    """One condition; equal ones are one shared (read-only) object, as thousands of keys have the same."""
     status: Literal["True", "False", "Unknown"] = "Unknown" if ok is None else ("True" if ok else "False")
     return Condition(
         type=type_, status=status, reason=reason, message=message, observed_generation=generation, last_transition_time=now

@@ -99,8 +99,11 @@ def translate_objects(objects: Iterable[Mapping[str, Any]], now: datetime,
         routes=tuple(sorted(routes, key=lambda x: x.id)),
         mcp_servers=tuple(sorted(servers, key=lambda x: x.id)),
         budgets=tuple(sorted(budgets.values(), key=lambda x: x.id)),
-    ).with_hash()
-    if cache is not None:
+    )
+    if cache is None:
+        config = config.with_hash()
+    else:
+        config = cache.hash_config(config)
         cache.prune(p.seen_keys, p.seen_parsed, seen_secrets)
     return Translation(config=config, credentials=ir.Credentials(values=dict(sorted(p.credentials.items()))), statuses=p.statuses)
 
