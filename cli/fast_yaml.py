@@ -15,34 +15,37 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    BaseLoader = yaml.SafeLoader
+else:
+    BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 STR = "tag:yaml.org,2002:str"
 MAP = "tag:yaml.org,2002:map"
 SEQ = "tag:yaml.org,2002:seq"
 
 
-_TAGS: dict[tuple[type[Node], str | None, Any], str] = {}  # (kind, value, implicit) -> tag
-_TAGS_MAX = 50_000
 _INTERN_MAX = 64  # strings up to this length are interned: names, kinds and keys repeat in every document
 
 
 class Loader(BaseLoader):
-    """The loader with its tag resolution remembered: a folder of manifests has the same few
-    thousand keys and words over and over, and resolving one is a string of regular expressions."""
+    """The loader with its tag resolution remembered for the file it reads: the same keys and words
+    come back in every document, and resolving one is a string of regular expressions. (Per file:
+    nothing read, a Secret's value included, outlives the load.)"""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._tags: dict[tuple[type[Node], str | None, Any], str] = {}
 
     def resolve(self, kind: type[Node], value: str | None, implicit: Any) -> str:
         key = (kind, value, implicit)
-        tag = _TAGS.get(key)
+        tag = self._tags.get(key)
         if tag is None:
-            tag = super().resolve(kind, value, implicit)
-            if len(_TAGS) >= _TAGS_MAX:
-                _TAGS.clear()
-            _TAGS[key] = tag
+            tag = self._tags[key] = super().resolve(kind, value, implicit)
         return tag
 
 
@@ -69,8 +72,8 @@ def load_all(text: str) -> Iterator[Any]:
 def _build(loader: yaml.SafeLoader, node: Node, open_nodes: set[int]) -> Any:
     if isinstance(node, ScalarNode):
         if node.tag == STR:
-            value: str = node.value
-            return sys.intern(value) if len(value) <= _INTERN_MAX else value
+            text: str = node.value
+            return sys.intern(text) if len(text) <= _INTERN_MAX else text
         if node.tag not in loader.yaml_constructors or node.tag.startswith("!"):
             raise _Unusual
         return loader.construct_object(node)  # int, float, bool, null, timestamp: as PyYAML makes them

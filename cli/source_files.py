@@ -120,15 +120,21 @@ class FileSource:
             watcher.cancel()
 
     def _generated_key_secrets(self, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        present = {(_ns(o), _name(o)) for o in objects if o.get("kind") == "Secret"}
-        synthesized = []
+        present: set[tuple[str, str]] = set()
+        wanting: list[tuple[dict[str, Any], str]] = []  # ApiKeys and the Secret each names
+        group = f"{GROUP}/"
         for obj in objects:
-            if obj.get("kind") != "ApiKey" or not str(obj.get("apiVersion", "")).startswith(f"{GROUP}/"):
-                continue
-            spec = obj.get("spec") or {}
-            secret_name = spec.get("secretName")
+            kind = obj.get("kind")
+            if kind == "Secret":
+                present.add((_ns(obj), _name(obj)))
+            elif kind == "ApiKey" and str(obj.get("apiVersion", "")).startswith(group):
+                secret_name = (obj.get("spec") or {}).get("secretName")
+                if isinstance(secret_name, str):
+                    wanting.append((obj, secret_name))
+        synthesized = []
+        for obj, secret_name in wanting:
             ns, name = _ns(obj), _name(obj)
-            if not isinstance(secret_name, str) or (ns, secret_name) in present:
+            if (ns, secret_name) in present:
                 continue
             if not all(_SAFE_NAME.fullmatch(part) for part in (ns, name, secret_name)):
                 continue  # the translator rejects the object; no file for a name like that

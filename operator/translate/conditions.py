@@ -6,6 +6,7 @@ accepted; an accepted resource may still be unable to serve (`Ready=False`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime
@@ -59,7 +60,7 @@ def rejected_status(error: Rejected, generation: int | None, now: datetime) -> O
 
 
 def accepted_status(
-    generation: int | None, now: datetime, not_ready: NotReady | None = None, fields: dict[str, object] | None = None,
+    generation: int | None, now: datetime, not_ready: NotReady | None = None, fields: Mapping[str, object] | None = None,
     unresolved: Rejected | None = None,
 ) -> ObjectStatus:
     """`unresolved`: references left out (the resource serves without them), as ResolvedRefs=False."""

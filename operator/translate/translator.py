@@ -230,7 +230,7 @@ def _keys(p: _Pass, grants: dict[str, AllowedNamespaces], budgets: dict[str, ir.
             continue
         if result.key is not None:
             keys.append(result.key)
-        p.statuses[ref] = accepted_status(generation, p.now, result.not_ready, dict(result.fields), result.unresolved)
+        p.statuses[ref] = accepted_status(generation, p.now, result.not_ready, result.fields, result.unresolved)
     return keys
 
 
@@ -266,12 +266,10 @@ def _key_result(p: _Pass, raw: Mapping[str, Any], grants: Mapping[str, AllowedNa
 def _translate_key(p: _Pass, obj: ApiKey, grants: Mapping[str, AllowedNamespaces],
                    budgets: Mapping[str, ir.Budget]) -> KeyResult:
     try:
-        spends_from = key_budgets(obj, budgets)
-        outcome = translate_key(obj, p.bundle, p.now, grants)
+        outcome = translate_key(obj, p.bundle, p.now, grants, key_budgets(obj, budgets))
     except Rejected as error:
         return KeyResult(None, None, {}, None, error)
-    key = outcome.key.model_copy(update={"budgets": spends_from}) if outcome.key is not None else None
-    return KeyResult(key, outcome.not_ready, outcome.fields, outcome.unresolved, None)
+    return KeyResult(outcome.key, outcome.not_ready, outcome.fields, outcome.unresolved, None)
 
 
 def _key_refs(obj: ApiKey, bundle: Bundle) -> KeyRefs:
