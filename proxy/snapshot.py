@@ -196,7 +196,7 @@ def _compile_keys(config: GatewayConfig, previous: dict[str, KeyEntry] | None = 
     for key in config.keys:
         compiled: tuple[re.Pattern[str] | None, frozenset[str] | None] | None = None
         for h in key.hashes:
-            digest = h.sha256.lower()
+            digest = h.sha256 if _lower_hex(h.sha256) else h.sha256.lower()  # no copy of what is lower already
             entry = old.get(digest)
             if entry is None or (entry.key is not key and entry.key != key):
                 if compiled is None:
@@ -205,6 +205,10 @@ def _compile_keys(config: GatewayConfig, previous: dict[str, KeyEntry] | None = 
                                  namespace_of(key.id))
             table[digest] = entry
     return table
+
+
+def _lower_hex(text: str) -> bool:
+    return text.islower() or text.isdigit()
 
 
 def _pool(providers: list[Provider]) -> Pool:

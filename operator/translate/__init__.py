@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from lockgate.operator.translate.cache import TranslationCache
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ObjectRef:
     kind: str  # ModelProvider | ApiKey | Route | MCPServer
     namespace: str

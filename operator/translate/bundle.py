@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from lockgate.api.meta import GROUP
@@ -15,12 +16,15 @@ LOCKGATE_KINDS = ("ModelProvider", "ApiKey", "Route", "MCPServer", "Budget")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SecretData:
-    values: dict[str, str]
-    annotations: dict[str, str]
-    labels: dict[str, str] = field(default_factory=dict)
+    values: Mapping[str, str]
+    annotations: Mapping[str, str]
+    labels: Mapping[str, str] = field(default_factory=dict)
     owner_references: tuple[Mapping[str, Any], ...] = ()
+
+
+NOTHING: Mapping[str, str] = MappingProxyType({})  # the annotations or labels of most Secrets: one shared
 
 
 @dataclass
@@ -100,7 +104,7 @@ def identity(raw: Mapping[str, Any]) -> object:
 
 def _secret(obj: Mapping[str, Any]) -> SecretData:
     meta = obj.get("metadata") or {}
-    annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
-    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+    annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()} or NOTHING
+    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()} or NOTHING
     owners = tuple(o for o in meta.get("ownerReferences") or [] if isinstance(o, Mapping))
     return SecretData(values=secret_values(obj), annotations=annotations, labels=labels, owner_references=owners)

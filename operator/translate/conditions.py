@@ -46,6 +46,20 @@ def _cond(type_: str, ok: bool | None, reason: str, message: str, generation: in
     )
 
 
+_LISTS: dict[tuple[int, ...], list[Condition]] = {}  # by the conditions' ids (the lists keep them alive)
+
+
+def _conditions(*conditions: Condition) -> list[Condition]:
+    """The list of an accepted object's conditions, shared by the objects with the same (read-only)."""
+    at = tuple(map(id, conditions))
+    shared = _LISTS.get(at)
+    if shared is None:
+        if len(_LISTS) >= 256:
+            _LISTS.clear()
+        shared = _LISTS[at] = list(conditions)
+    return shared
+
+
 def rejected_status(error: Rejected, generation: int | None, now: datetime) -> ObjectStatus:
     refs_ok: bool | None = False if error.reason in REF_REASONS else None
     refs_reason = error.reason if error.reason in REF_REASONS else "NotChecked"
@@ -72,10 +86,6 @@ def accepted_status(
         refs = _cond("ResolvedRefs", False, unresolved.reason, unresolved.message, generation, now)
     return ObjectStatus(
         generation=generation,
-        conditions=[
-            _cond("Accepted", True, "Accepted", "", generation, now),
-            refs,
-            ready,
-        ],
-        fields=dict(fields or {}),
+        conditions=_conditions(_cond("Accepted", True, "Accepted", "", generation, now), refs, ready),
+        fields=fields if isinstance(fields, dict) else dict(fields or {}),  # read-only once given
     )

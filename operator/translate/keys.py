@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from lockgate.api import ir
 from lockgate.api.apikey import (
@@ -82,10 +83,10 @@ def translate_key(obj: ApiKey, bundle: Bundle, now: datetime, grants: Mapping[st
         expires_at=spec.expires_at,
         models=tuple(spec.models) if spec.models is not None else None,
         limits=_limits(spec.limits),
-        model_limits={model: _limits(limits) for model, limits in sorted(spec.model_limits.items())},
+        model_limits={model: _limits(limits) for model, limits in sorted(spec.model_limits.items())} or NO_MAP,
         routes=tuple(f"{ns}/{r}" for r in spec.routes) if spec.routes is not None else None,
         mcp_servers=tuple(s for s in servers if s not in refused),
-        mcp_tools={server_ref(ns, s): tuple(globs) for s, globs in sorted(spec.mcp_tools.items())},
+        mcp_tools={server_ref(ns, s): tuple(globs) for s, globs in sorted(spec.mcp_tools.items())} or NO_MAP,
         currency=spec.currency,
         cache=None if spec.cache is None else ir.KeyCache(enabled=spec.cache.enabled, scope=spec.cache.scope),
         priority=spec.priority,
@@ -118,6 +119,7 @@ def _hash(key: str, not_after: datetime | None = None) -> ir.ApiKeyHash:
 
 
 NO_LIMITS = ir.RateLimits()
+NO_MAP: dict[str, Any] = {}  # the model_limits and mcp_tools of most keys: one shared, never changed (IR is read-only)
 
 
 def _limits(limits: KeyLimits | None) -> ir.RateLimits:
