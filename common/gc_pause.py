@@ -9,7 +9,9 @@ collector off for the build; `freeze=True` then moves what exists to the
 permanent generation (`gc.freeze()`), so the collections that follow do not
 walk the new configuration either. Objects outside cycles are still freed
 the moment their last reference goes; only cyclic garbage among frozen
-objects would stay, and configuration objects form no cycles.
+objects would stay: configuration objects form no cycles, and what else is
+frozen with them is what happened to be alive at that instant (a reload's
+worth of uncollected request garbage at most, not a growing share).
 """
 
 from __future__ import annotations
