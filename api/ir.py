@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any, Final, Literal
+from collections.abc import Callable
+from typing import Any, Final, Literal, TypeVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 IR_VERSION: Final = "lockgate.io/ir/v1"
@@ -364,12 +366,26 @@ class GatewayConfig(IRModel):
     mcp_servers: tuple[McpServer, ...] = ()
     budgets: tuple[Budget, ...] = ()
 
-    def content_hash(self) -> str:
-        body = self.model_dump(mode="json", exclude={"hash"})
-        return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+    def content_hash(self, hash_of: Callable[[IRModel], str] | None = None) -> str:
+        """SHA-256 over each part's own hash (a provider, a key, a route, ...) in order, field by field,
+        so that a caller who remembers the parts' hashes (`hash_of`) re-hashes only the parts that changed."""
+        hash_of = hash_of or part_hash
+        digest = hashlib.sha256()
+        for name in type(self).model_fields:
+            if name == "hash":
+                continue
+            value = getattr(self, name)
+            if isinstance(value, tuple) and all(isinstance(part, IRModel) for part in value):
+                digest.update(f"{name}[{len(value)}]".encode())
+                for part in value:
+                    digest.update(hash_of(part).encode())
+            else:
+                digest.update(f"{name}={canonical_json(self.model_dump(mode='json', include={name})[name])}".encode())
+            digest.update(b"\n")
+        return digest.hexdigest()
 
-    def with_hash(self) -> GatewayConfig:
-        return self.model_copy(update={"hash": self.content_hash()})
+    def with_hash(self, hash_of: Callable[[IRModel], str] | None = None) -> GatewayConfig:
+        return self.model_copy(update={"hash": self.content_hash(hash_of)})
 
 
 class Credentials(IRModel):
@@ -384,6 +400,43 @@ class Credentials(IRModel):
 def canonical_json(value: Any) -> str:
     """Stable JSON (sorted keys, no spaces) so equal content hashes equally."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+M = TypeVar("M", bound=IRModel)
+_FIELDS_SET: dict[type[IRModel], set[str]] = {}  # every field: pydantic's updates of it change nothing
+_IMMUTABLE = (IRModel, str, int, float, tuple, frozenset, type(None))  # IR models are frozen
+
+
+def trusted(cls: type[M], /, **values: Any) -> M:
+    """An IR object from values already valid for it (taken from a validated resource, or from IR
+    objects): no second validation, and the bookkeeping of which fields were set shared by every
+    object of the class. Fields left out take their defaults. Only for the translator's hot paths."""
+    fields = cls.model_fields
+    for name, info in fields.items():
+        if name not in values:
+            if info.is_required():
+                raise TypeError(f"{cls.__name__}.{name} is required")
+            shared = info.default_factory is None and isinstance(info.default, _IMMUTABLE)
+            values[name] = info.default if shared else info.get_default(call_default_factory=True)
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    names = _FIELDS_SET.get(cls)
+    if names is None:
+        names = _FIELDS_SET[cls] = set(fields)
+    object.__setattr__(obj, "__pydantic_fields_set__", names)
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
+def part_hash(part: IRModel) -> str:
+    """SHA-256 of one part's stable JSON (sorted keys, no spaces)."""
+    body = part.model_dump(mode="json")
+    try:
+        text = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer past 64 bits
+        text = canonical_json(body).encode()
+    return hashlib.sha256(text).hexdigest()
 
 
 def hash_key(key: str) -> str:

@@ -137,14 +137,17 @@ class SteadyLoad:
     def __init__(self, port: int, key: str) -> None:
         self.port, self.key = port, key
         self.sent = self.failed = 0
+        self.slowest = 0.0  # seconds: the longest request (a reload that stalls the event loop shows here)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
         while not self._stop.is_set():
+            started = time.perf_counter()
             try:
                 code = status(conn, self.key)
+                self.slowest = max(self.slowest, time.perf_counter() - started)
             except (OSError, http.client.HTTPException):
                 code = 0
                 conn.close()
@@ -226,7 +229,8 @@ def main() -> int:
     print(f"  edit -> new key enforced   {results['edit']:7.2f} s [{results['edit cpu']:.2f} s cpu]"
           f"   (slowest of {args.edits}; goal < {GOALS['edit']} s)")
     print(f"  RSS after the edits        {results['rss']:7.0f} MB  (goal < {GOALS['rss']:.0f} MB)")
-    print(f"  steady load during edits   {load.sent} requests, {load.failed} failed (goal 0)")
+    print(f"  steady load during edits   {load.sent} requests, {load.failed} failed (goal 0),"
+          f" slowest {load.slowest * 1000:.0f} ms")
     missed = [name for name in ("render", "ready", "edit", "rss") if results[name] >= GOALS[name]]
     if load.failed:
         missed.append("failed requests")

@@ -13,16 +13,40 @@ scalars) is built by PyYAML's safe constructor, whole.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    BaseLoader = yaml.SafeLoader
+else:
+    BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 STR = "tag:yaml.org,2002:str"
 MAP = "tag:yaml.org,2002:map"
 SEQ = "tag:yaml.org,2002:seq"
+
+
+_INTERN_MAX = 64  # strings up to this length are interned: names, kinds and keys repeat in every document
+
+
+class Loader(BaseLoader):
+    """The loader with its tag resolution remembered for the file it reads: the same keys and words
+    come back in every document, and resolving one is a string of regular expressions. (Per file:
+    nothing read, a Secret's value included, outlives the load.)"""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._tags: dict[tuple[type[Node], str | None, Any], str] = {}
+
+    def resolve(self, kind: type[Node], value: str | None, implicit: Any) -> str:
+        key = (kind, value, implicit)
+        tag = self._tags.get(key)
+        if tag is None:
+            tag = self._tags[key] = super().resolve(kind, value, implicit)
+        return tag
 
 
 class _Unusual(Exception):
@@ -48,7 +72,8 @@ def load_all(text: str) -> Iterator[Any]:
 def _build(loader: yaml.SafeLoader, node: Node, open_nodes: set[int]) -> Any:
     if isinstance(node, ScalarNode):
         if node.tag == STR:
-            return node.value
+            text: str = node.value
+            return sys.intern(text) if len(text) <= _INTERN_MAX else text
         if node.tag not in loader.yaml_constructors or node.tag.startswith("!"):
             raise _Unusual
         return loader.construct_object(node)  # int, float, bool, null, timestamp: as PyYAML makes them

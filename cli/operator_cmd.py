@@ -9,10 +9,10 @@ import logging
 import os
 import secrets
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lockgate.operator.generated_secrets import GeneratedSecret
-from lockgate.operator.settings import OperatorSettings
+if TYPE_CHECKING:  # the operator's modules load the Kubernetes client (aiohttp): only when it runs
+    from lockgate.operator.settings import OperatorSettings
 
 
 def register(subparsers: Any) -> None:
@@ -56,6 +56,9 @@ def register(subparsers: Any) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> OperatorSettings:
+    from lockgate.operator.generated_secrets import GeneratedSecret
+    from lockgate.operator.settings import OperatorSettings
+
     ns, _, config_map = args.config_map.rpartition("/")
     # Kopf pauses every replica when two share a priority: pick distinct ones.
     priority = args.priority if args.priority is not None else secrets.randbelow(10_000) + 1

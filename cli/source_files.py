@@ -25,6 +25,7 @@ from watchfiles import Change, awatch
 
 from lockgate.api.apikey import GENERATED_KEY_FIELD
 from lockgate.api.secret_data import generate_key
+from lockgate.common.gc_pause import collector_paused
 from lockgate.cli.manifests import SUFFIXES, ManifestCache, ManifestError, load_manifests
 from lockgate.api.meta import DNS_SUBDOMAIN, GROUP
 from lockgate.operator.translate import Translation, translate
@@ -50,11 +51,13 @@ class FileSource:
         self.cache = ManifestCache()  # a reload parses only the files that changed
         self.translations = TranslationCache()  # and translates only the objects that changed
 
-    def load(self) -> Translation:
-        """Reads and translates once; raises ManifestError for unreadable files."""
-        objects = load_manifests(self.paths, self.cache)
-        objects.extend(self._generated_key_secrets(objects))
-        translation = translate(objects, datetime.now(UTC), self.translations)
+    def load(self, freeze: bool = False) -> Translation:
+        """Reads and translates once; raises ManifestError for unreadable files. `freeze`: the objects
+        built are kept out of the cyclic collector's future walks (see `collector_paused`)."""
+        with collector_paused(freeze):
+            objects = load_manifests(self.paths, self.cache)
+            objects.extend(self._generated_key_secrets(objects))
+            translation = translate(objects, datetime.now(UTC), self.translations)
         _log_problems(translation)
         return translation
 
@@ -63,7 +66,7 @@ class FileSource:
         first = True
         async for _ in self._changes():
             try:
-                translation = await asyncio.to_thread(self.load)
+                translation = await asyncio.to_thread(self.load, True)
             except ManifestError as exc:
                 self.load_failures += 1
                 kept = "keeping the last good config" if current else "waiting for a valid config"
@@ -117,15 +120,21 @@ class FileSource:
             watcher.cancel()
 
     def _generated_key_secrets(self, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        present = {(_ns(o), _name(o)) for o in objects if o.get("kind") == "Secret"}
-        synthesized = []
+        present: set[tuple[str, str]] = set()
+        wanting: list[tuple[dict[str, Any], str]] = []  # ApiKeys and the Secret each names
+        group = f"{GROUP}/"
         for obj in objects:
-            if obj.get("kind") != "ApiKey" or not str(obj.get("apiVersion", "")).startswith(f"{GROUP}/"):
-                continue
-            spec = obj.get("spec") or {}
-            secret_name = spec.get("secretName")
+            kind = obj.get("kind")
+            if kind == "Secret":
+                present.add((_ns(obj), _name(obj)))
+            elif kind == "ApiKey" and str(obj.get("apiVersion", "")).startswith(group):
+                secret_name = (obj.get("spec") or {}).get("secretName")
+                if isinstance(secret_name, str):
+                    wanting.append((obj, secret_name))
+        synthesized = []
+        for obj, secret_name in wanting:
             ns, name = _ns(obj), _name(obj)
-            if not isinstance(secret_name, str) or (ns, secret_name) in present:
+            if (ns, secret_name) in present:
                 continue
             if not all(_SAFE_NAME.fullmatch(part) for part in (ns, name, secret_name)):
                 continue  # the translator rejects the object; no file for a name like that

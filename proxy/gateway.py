@@ -81,8 +81,9 @@ class Gateway:
 
     async def apply(self, snapshot: Snapshot, loaded_at: datetime | None = None) -> CompiledSnapshot:
         """Compile, build the pipeline and swap both in; requests in flight keep theirs."""
-        # Off the event loop: a large configuration takes a while to compile, requests keep flowing.
-        compiled = await asyncio.to_thread(compile_snapshot, snapshot, loaded_at)
+        # Off the event loop: a large configuration takes a while to compile, requests keep flowing;
+        # what did not change is taken from the current snapshot.
+        compiled = await asyncio.to_thread(compile_snapshot, snapshot, loaded_at, self.snapshot)
         await self.deps.balancers.update(compiled.config.providers)
         pipeline = build_pipeline(self.deps, self.steps, compiled)
         self.snapshot, self.pipeline = compiled, pipeline

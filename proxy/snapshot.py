@@ -22,11 +22,12 @@ from datetime import datetime, timezone
 from lockgate.api.ir import (Alias, Budget, CachePolicy, ConsumerKey, GatewayConfig, Provider, ProviderModel, Route,
                              namespace_of)
 from lockgate.api.prices import Rates
+from lockgate.common.gc_pause import collector_paused
 from lockgate.proxy.source import Snapshot
 from lockgate.proxy.upstream import UpstreamTransport
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KeyEntry:
     key: ConsumerKey
     not_after: float | None  # epoch seconds after which this hash is refused (rotated out)
@@ -188,15 +189,26 @@ def _route_names(route_ids: tuple[str, ...] | None) -> frozenset[str] | None:
     return frozenset(route_ids) | frozenset(r.rsplit("/", 1)[-1] for r in route_ids)
 
 
-def _compile_keys(config: GatewayConfig) -> dict[str, KeyEntry]:
+def _compile_keys(config: GatewayConfig, previous: dict[str, KeyEntry] | None = None) -> dict[str, KeyEntry]:
+    """Key hash -> entry; an entry of `previous` whose key is unchanged is taken as it is (no recompiling)."""
     table: dict[str, KeyEntry] = {}
+    old = previous or {}
     for key in config.keys:
-        models = compile_globs(key.models)
-        routes = _route_names(key.routes)
+        compiled: tuple[re.Pattern[str] | None, frozenset[str] | None] | None = None
         for h in key.hashes:
-            table[h.sha256.lower()] = KeyEntry(key, _epoch(h.not_after), _epoch(key.expires_at), models, routes,
-                                               namespace_of(key.id))
+            digest = h.sha256 if _lower_hex(h.sha256) else h.sha256.lower()  # no copy of what is lower already
+            entry = old.get(digest)
+            if entry is None or (entry.key is not key and entry.key != key):
+                if compiled is None:
+                    compiled = compile_globs(key.models), _route_names(key.routes)
+                entry = KeyEntry(key, _epoch(h.not_after), _epoch(key.expires_at), compiled[0], compiled[1],
+                                 namespace_of(key.id))
+            table[digest] = entry
     return table
+
+
+def _lower_hex(text: str) -> bool:
+    return text.islower() or text.isdigit()
 
 
 def _pool(providers: list[Provider]) -> Pool:
@@ -270,17 +282,31 @@ def _compile_hosts(config: GatewayConfig, namespace_views: dict[str, OpenAIView]
     return exact, tuple(suffixes), any_host
 
 
-def compile_snapshot(snapshot: Snapshot, loaded_at: datetime | None = None) -> CompiledSnapshot:
+def compile_snapshot(snapshot: Snapshot, loaded_at: datetime | None = None,
+                     previous: CompiledSnapshot | None = None) -> CompiledSnapshot:
+    """`previous`: the snapshot this one replaces; what did not change is taken from it (when only keys
+    changed, the hosts, views and pools; and every unchanged key's entry)."""
+    with collector_paused(freeze=True):
+        return _compile(snapshot, loaded_at, previous)
+
+
+def _compile(snapshot: Snapshot, loaded_at: datetime | None, previous: CompiledSnapshot | None) -> CompiledSnapshot:
     config = snapshot.config
-    namespace_views = _namespace_views(config)
-    exact, suffixes, any_host = _compile_hosts(config, namespace_views)
+    if previous is not None and _only_keys_changed(previous.config, config):
+        namespace_views = previous.namespace_views
+        exact, suffixes, any_host = previous.exact_hosts, previous.suffix_hosts, previous.any_host
+        providers = previous.providers
+    else:
+        namespace_views = _namespace_views(config)
+        exact, suffixes, any_host = _compile_hosts(config, namespace_views)
+        providers = {p.id: p for p in config.providers}
     return CompiledSnapshot(
         config=config,
         credentials=dict(snapshot.credentials.values),
         loaded_at=loaded_at or datetime.now(timezone.utc),
         credentials_hash=snapshot.credentials.content_hash(),
-        keys_by_hash=_compile_keys(config),
-        providers={p.id: p for p in config.providers},
+        keys_by_hash=_compile_keys(config, previous.keys_by_hash if previous is not None else None),
+        providers=providers,
         exact_hosts=exact,
         suffix_hosts=suffixes,
         any_host=any_host,
@@ -288,6 +314,16 @@ def compile_snapshot(snapshot: Snapshot, loaded_at: datetime | None = None) -> C
         transports=_compile_transports(config.providers, snapshot.credentials.values),
         budgets=_key_budgets(config),
     )
+
+
+def _only_keys_changed(old: GatewayConfig, new: GatewayConfig) -> bool:
+    """Whether everything the hosts and views are compiled from is the same (keys aside, but for their namespaces)."""
+    return (old.providers == new.providers and old.routes == new.routes and old.mcp_servers == new.mcp_servers
+            and _key_namespaces(old) == _key_namespaces(new))
+
+
+def _key_namespaces(config: GatewayConfig) -> set[str]:
+    return {namespace_of(k.id) for k in config.keys}
 
 
 def _key_budgets(config: GatewayConfig) -> dict[str, tuple[Budget, ...]]:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from lockgate.operator.translate.cache import TranslationCache
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ObjectRef:
     kind: str  # ModelProvider | ApiKey | Route | MCPServer
     namespace: str
@@ -26,7 +26,7 @@ class ObjectRef:
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
-@dataclass
+@dataclass(slots=True)
 class ObjectStatus:
     """What the translator decided about one object: conditions Accepted,
     ResolvedRefs and Ready (Programmed is the operator's), plus kind-specific

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from lockgate.api.meta import GROUP
@@ -15,12 +16,15 @@ LOCKGATE_KINDS = ("ModelProvider", "ApiKey", "Route", "MCPServer", "Budget")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SecretData:
-    values: dict[str, str]
-    annotations: dict[str, str]
-    labels: dict[str, str] = field(default_factory=dict)
+    values: Mapping[str, str]
+    annotations: Mapping[str, str]
+    labels: Mapping[str, str] = field(default_factory=dict)
     owner_references: tuple[Mapping[str, Any], ...] = ()
+
+
+NOTHING: Mapping[str, str] = MappingProxyType({})  # the annotations or labels of most Secrets: one shared
 
 
 @dataclass
@@ -51,15 +55,18 @@ def collect(objects: Iterable[Mapping[str, Any]], secrets: SecretMemo | None = N
     """`secrets`: Secrets decoded by an earlier pass, by namespace/name with their identity (reused when
     unchanged, updated); `seen_secrets` collects the namespace/names met."""
     bundle = Bundle(resources={k: [] for k in LOCKGATE_KINDS})
+    named: dict[str, list[tuple[tuple[str, str], Mapping[str, Any]]]] = {k: [] for k in LOCKGATE_KINDS}
+    group = f"{GROUP}/"
     for obj in objects:
         if not isinstance(obj, Mapping):
             continue
         kind = obj.get("kind")
         api_version = str(obj.get("apiVersion") or "")
-        key = (namespace_of(obj), name_of(obj))
-        if kind in LOCKGATE_KINDS and api_version.startswith(f"{GROUP}/"):
-            if not (obj.get("metadata") or {}).get("deletionTimestamp"):  # on its way out: serve it no more
-                bundle.resources[str(kind)].append(obj)
+        meta = obj.get("metadata") or {}
+        key = (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
+        if kind in named and api_version.startswith(group):
+            if not meta.get("deletionTimestamp"):  # on its way out: serve it no more
+                named[str(kind)].append((key, obj))
         elif kind == "Secret" and api_version == "v1":
             bundle.secrets[key] = _secret(obj) if secrets is None else _remembered_secret(obj, key, secrets)
             if seen_secrets is not None:
@@ -67,11 +74,12 @@ def collect(objects: Iterable[Mapping[str, Any]], secrets: SecretMemo | None = N
         elif kind == "Service" and api_version == "v1":
             bundle.services[key] = obj
         elif kind == "EndpointSlice" and api_version.startswith("discovery.k8s.io/"):
-            service = ((obj.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL)
+            service = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
             if service:
                 bundle.slices.setdefault((key[0], str(service)), []).append(obj)
-    for items in bundle.resources.values():
-        items.sort(key=lambda o: (namespace_of(o), name_of(o)))
+    for kind, items in named.items():
+        items.sort(key=lambda item: item[0])
+        bundle.resources[kind] = [obj for _, obj in items]
     return bundle
 
 
@@ -96,7 +104,7 @@ def identity(raw: Mapping[str, Any]) -> object:
 
 def _secret(obj: Mapping[str, Any]) -> SecretData:
     meta = obj.get("metadata") or {}
-    annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
-    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+    annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()} or NOTHING
+    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()} or NOTHING
     owners = tuple(o for o in meta.get("ownerReferences") or [] if isinstance(o, Mapping))
     return SecretData(values=secret_values(obj), annotations=annotations, labels=labels, owner_references=owners)

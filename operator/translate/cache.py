@@ -82,8 +82,26 @@ class TranslationCache:
         self.keys: dict[tuple[str, str], KeyEntry] = {}
         self.parsed: dict[tuple[str, str, str], ParsedEntry] = {}
         self.secrets: dict[tuple[str, str], tuple[object, SecretData]] = {}
+        self.part_hashes: dict[int, tuple[ir.IRModel, str]] = {}  # id -> the IR part (kept alive) and its hash
+        self.parts_hashed = 0  # parts whose hash was computed (not remembered)
         self.hits = 0  # ApiKeys taken from the cache (for tests and benchmarks)
         self.misses = 0  # ApiKeys translated
+
+    def hash_config(self, config: ir.GatewayConfig) -> ir.GatewayConfig:
+        """`config` with its hash, re-hashing only the parts (keys, providers, ...) not in the last config."""
+        known, fresh = self.part_hashes, {}
+
+        def hash_of(part: ir.IRModel) -> str:
+            entry = known.get(id(part))
+            if entry is None or entry[0] is not part:
+                entry = (part, ir.part_hash(part))
+                self.parts_hashed += 1
+            fresh[id(part)] = entry
+            return entry[1]
+
+        hashed = config.with_hash(hash_of)
+        self.part_hashes = fresh
+        return hashed
 
     def prune(self, keys: set[tuple[str, str]], parsed: set[tuple[str, str, str]],
               secrets: set[tuple[str, str]]) -> None:

@@ -6,7 +6,9 @@ accepted; an accepted resource may still be unable to serve (`Ready=False`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from typing import Literal
 
@@ -35,11 +37,27 @@ class NotReady:
     message: str
 
 
+@lru_cache(maxsize=1024)
 def _cond(type_: str, ok: bool | None, reason: str, message: str, generation: int | None, now: datetime) -> Condition:
+    """One condition; equal ones are one shared (read-only) object, as thousands of keys have the same."""
     status: Literal["True", "False", "Unknown"] = "Unknown" if ok is None else ("True" if ok else "False")
     return Condition(
         type=type_, status=status, reason=reason, message=message, observed_generation=generation, last_transition_time=now
     )
+
+
+_LISTS: dict[tuple[int, ...], list[Condition]] = {}  # by the conditions' ids (the lists keep them alive)
+
+
+def _conditions(*conditions: Condition) -> list[Condition]:
+    """The list of an accepted object's conditions, shared by the objects with the same (read-only)."""
+    at = tuple(map(id, conditions))
+    shared = _LISTS.get(at)
+    if shared is None:
+        if len(_LISTS) >= 256:
+            _LISTS.clear()
+        shared = _LISTS[at] = list(conditions)
+    return shared
 
 
 def rejected_status(error: Rejected, generation: int | None, now: datetime) -> ObjectStatus:
@@ -56,7 +74,7 @@ def rejected_status(error: Rejected, generation: int | None, now: datetime) -> O
 
 
 def accepted_status(
-    generation: int | None, now: datetime, not_ready: NotReady | None = None, fields: dict[str, object] | None = None,
+    generation: int | None, now: datetime, not_ready: NotReady | None = None, fields: Mapping[str, object] | None = None,
     unresolved: Rejected | None = None,
 ) -> ObjectStatus:
     """`unresolved`: references left out (the resource serves without them), as ResolvedRefs=False."""
@@ -68,10 +86,6 @@ def accepted_status(
         refs = _cond("ResolvedRefs", False, unresolved.reason, unresolved.message, generation, now)
     return ObjectStatus(
         generation=generation,
-        conditions=[
-            _cond("Accepted", True, "Accepted", "", generation, now),
-            refs,
-            ready,
-        ],
-        fields=dict(fields or {}),
+        conditions=_conditions(_cond("Accepted", True, "Accepted", "", generation, now), refs, ready),
+        fields=fields if isinstance(fields, dict) else dict(fields or {}),  # read-only once given
     )

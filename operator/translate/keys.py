@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
 from lockgate.api import ir
 from lockgate.api.apikey import (
@@ -31,15 +33,17 @@ class KeyOutcome:
     unresolved: Rejected | None = None  # MCPServers left out: not shared with the key's namespace
 
 
-def translate_key(obj: ApiKey, bundle: Bundle, now: datetime, grants: Mapping[str, AllowedNamespaces]) -> KeyOutcome:
-    """`grants`: the accepted MCPServers' spec.allowedNamespaces, by id."""
+def translate_key(obj: ApiKey, bundle: Bundle, now: datetime, grants: Mapping[str, AllowedNamespaces],
+                  budgets: tuple[str, ...] = ()) -> KeyOutcome:
+    """`grants`: the accepted MCPServers' spec.allowedNamespaces, by id; `budgets`: the ids of the Budgets
+    the key spends from (resolved by `key_budgets`)."""
     spec, ns = obj.spec, obj.metadata.namespace
     secret_name = spec.secret_name or (spec.existing_secret.name if spec.existing_secret else None)
     fields: dict[str, object] = {"secretName": secret_name}
     hashes: list[ir.ApiKeyHash] = []
     not_ready: NotReady | None = None
     if spec.existing_secret is not None:
-        hashes.append(ir.ApiKeyHash(sha256=ir.hash_key(secret_value(bundle, ns, spec.existing_secret, "spec.existingSecret"))))
+        hashes.append(_hash(secret_value(bundle, ns, spec.existing_secret, "spec.existingSecret")))
     else:
         secret = bundle.secret(ns, str(spec.secret_name))
         current = secret.values.get(GENERATED_KEY_FIELD) if secret else None
@@ -56,11 +60,11 @@ def translate_key(obj: ApiKey, bundle: Bundle, now: datetime, grants: Mapping[st
         if problem is not None and _rotation_pending(obj, secret):
             not_ready = NotReady(SECRET_NOT_MANAGED, f"the rotation asked for by {ROTATE_ANNOTATION} was not done"
                                                      f" and the current key keeps working: {problem}")
-        hashes.append(ir.ApiKeyHash(sha256=ir.hash_key(current)))
+        hashes.append(_hash(current))
         previous = secret.values.get(PREVIOUS_KEY_FIELD)
         expires = _previous_expiry(secret.annotations.get(PREVIOUS_KEY_EXPIRES_ANNOTATION))
         if previous and expires is not None and expires > now:
-            hashes.append(ir.ApiKeyHash(sha256=ir.hash_key(previous), not_after=expires))
+            hashes.append(_hash(previous, expires))
     fields["keyHashPrefix"] = hashes[0].sha256[:HASH_PREFIX_CHARS]
     servers = [server_ref(ns, s) for s in spec.mcp_servers or ()]
     refused = [s for s in servers if not permitted_server(ns, s, grants)]
@@ -71,21 +75,23 @@ def translate_key(obj: ApiKey, bundle: Bundle, now: datetime, grants: Mapping[st
             f"spec.mcpServers: {', '.join(refused)} not found or not shared with namespace {ns}"
             " (spec.allowedNamespaces of the MCPServer); the key may not use them",
         )
-    key = ir.ConsumerKey(
+    key = ir.trusted(  # from the validated ApiKey: nothing to check twice
+        ir.ConsumerKey,
         id=f"{ns}/{obj.metadata.name}",
         consumer=spec.consumer,
         hashes=tuple(hashes),
         expires_at=spec.expires_at,
         models=tuple(spec.models) if spec.models is not None else None,
         limits=_limits(spec.limits),
-        model_limits={model: _limits(limits) for model, limits in sorted(spec.model_limits.items())},
+        model_limits={model: _limits(limits) for model, limits in sorted(spec.model_limits.items())} or NO_MAP,
         routes=tuple(f"{ns}/{r}" for r in spec.routes) if spec.routes is not None else None,
         mcp_servers=tuple(s for s in servers if s not in refused),
-        mcp_tools={server_ref(ns, s): tuple(globs) for s, globs in sorted(spec.mcp_tools.items())},
+        mcp_tools={server_ref(ns, s): tuple(globs) for s, globs in sorted(spec.mcp_tools.items())} or NO_MAP,
         currency=spec.currency,
         cache=None if spec.cache is None else ir.KeyCache(enabled=spec.cache.enabled, scope=spec.cache.scope),
         priority=spec.priority,
         queue_weight=spec.queue_weight,
+        budgets=budgets,
     )
     if spec.expires_at is not None and spec.expires_at <= now:
         not_ready = NotReady("Expired", f"the key expired at {spec.expires_at.isoformat()}; every call gets 401")
@@ -108,11 +114,24 @@ def _rotation_pending(obj: ApiKey, secret: SecretData) -> bool:
     return bool(wanted) and wanted != secret.annotations.get(ROTATED_FOR_ANNOTATION)
 
 
+def _hash(key: str, not_after: datetime | None = None) -> ir.ApiKeyHash:
+    return ir.trusted(ir.ApiKeyHash, sha256=ir.hash_key(key), not_after=not_after)
+
+
+NO_LIMITS = ir.RateLimits()
+NO_MAP: dict[str, Any] = {}  # the model_limits and mcp_tools of most keys: one shared, never changed (IR is read-only)
+
+
 def _limits(limits: KeyLimits | None) -> ir.RateLimits:
+    """The IR limits; keys with the same limits share one object."""
     if limits is None:
-        return ir.RateLimits()
-    return ir.RateLimits(rpm=limits.rpm, tpm=limits.tpm, monthly_tokens=limits.monthly_tokens,
-                         monthly_cost=money(limits.monthly_cost))
+        return NO_LIMITS
+    return _rate_limits(limits.rpm, limits.tpm, limits.monthly_tokens, money(limits.monthly_cost))
+
+
+@lru_cache(maxsize=4096)
+def _rate_limits(rpm: int | None, tpm: int | None, monthly_tokens: int | None, monthly_cost: int | None) -> ir.RateLimits:
+    return ir.RateLimits(rpm=rpm, tpm=tpm, monthly_tokens=monthly_tokens, monthly_cost=monthly_cost)
 
 
 def _previous_expiry(text: str | None) -> datetime | None:

@@ -99,8 +99,11 @@ def translate_objects(objects: Iterable[Mapping[str, Any]], now: datetime,
         routes=tuple(sorted(routes, key=lambda x: x.id)),
         mcp_servers=tuple(sorted(servers, key=lambda x: x.id)),
         budgets=tuple(sorted(budgets.values(), key=lambda x: x.id)),
-    ).with_hash()
-    if cache is not None:
+    )
+    if cache is None:
+        config = config.with_hash()
+    else:
+        config = cache.hash_config(config)
         cache.prune(p.seen_keys, p.seen_parsed, seen_secrets)
     return Translation(config=config, credentials=ir.Credentials(values=dict(sorted(p.credentials.items()))), statuses=p.statuses)
 
@@ -227,7 +230,7 @@ def _keys(p: _Pass, grants: dict[str, AllowedNamespaces], budgets: dict[str, ir.
             continue
         if result.key is not None:
             keys.append(result.key)
-        p.statuses[ref] = accepted_status(generation, p.now, result.not_ready, dict(result.fields), result.unresolved)
+        p.statuses[ref] = accepted_status(generation, p.now, result.not_ready, result.fields, result.unresolved)
     return keys
 
 
@@ -263,12 +266,10 @@ def _key_result(p: _Pass, raw: Mapping[str, Any], grants: Mapping[str, AllowedNa
 def _translate_key(p: _Pass, obj: ApiKey, grants: Mapping[str, AllowedNamespaces],
                    budgets: Mapping[str, ir.Budget]) -> KeyResult:
     try:
-        spends_from = key_budgets(obj, budgets)
-        outcome = translate_key(obj, p.bundle, p.now, grants)
+        outcome = translate_key(obj, p.bundle, p.now, grants, key_budgets(obj, budgets))
     except Rejected as error:
         return KeyResult(None, None, {}, None, error)
-    key = outcome.key.model_copy(update={"budgets": spends_from}) if outcome.key is not None else None
-    return KeyResult(key, outcome.not_ready, outcome.fields, outcome.unresolved, None)
+    return KeyResult(outcome.key, outcome.not_ready, outcome.fields, outcome.unresolved, None)
 
 
 def _key_refs(obj: ApiKey, bundle: Bundle) -> KeyRefs:

@@ -18,15 +18,19 @@ import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 
 from lockgate.proxy.cache.key import IGNORED_FIELDS
 
-Vector = npt.NDArray[np.float32]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Vector = npt.NDArray[np.float32]
+else:
+    Vector = Any  # numpy loads with the first vector: a gateway without a semantic cache never pays for it
 QUESTION_FIELDS = frozenset({"messages", "prompt", "input", "instructions"})
 
 
@@ -73,6 +77,8 @@ def partition(op: str, model: str, body: Mapping[str, Any], mode: str) -> str:
 
 
 def normalised(values: Sequence[float]) -> Vector | None:
+    import numpy as np
+
     vector = np.asarray(values, dtype=np.float32)
     norm = float(np.linalg.norm(vector))
     if vector.ndim != 1 or not vector.size or not np.isfinite(norm) or norm == 0.0:
@@ -81,10 +87,14 @@ def normalised(values: Sequence[float]) -> Vector | None:
 
 
 def encode_record(part: str, key: str, expires: float, vector: Vector) -> bytes:
+    import numpy as np
+
     return orjson.dumps([part, key, expires]) + b"\n" + vector.astype(np.float32).tobytes()
 
 
 def decode_record(record: bytes) -> tuple[str, str, float, Vector] | None:
+    import numpy as np
+
     head, _, raw = record.partition(b"\n")
     try:
         part, key, expires = orjson.loads(head)
@@ -104,6 +114,8 @@ class _Partition:
     def search(self, vector: Vector, now: float) -> tuple[str, float] | None:
         if not self.rows:
             return None
+        import numpy as np
+
         if self.matrix is None:
             self.matrix = np.vstack(self.rows)
         if self.matrix.shape[1] != vector.shape[0]:
