@@ -98,7 +98,9 @@ class Reconciler:
         self._listed: list[str] = []  # replicas listed from the API (proxy namespace not watched)
         self._listed_until = 0.0
         self._rendered = False
+        self._rendered_at = 0.0  # monotonic time the last render ended
         self._parts: dict[tuple[str, str], str] = {}
+        self._fingerprints: dict[tuple[str, str], tuple[Any, str]] = {}  # memo of fingerprints()
         self.metrics = OperatorMetrics(self._condition_counts,
                                        lambda: None if self.rollout is None else self.rollout.complete,
                                        lambda: self._usage)
@@ -119,8 +121,10 @@ class Reconciler:
         await self.started.wait()
         failures = 0
         while True:
-            if self._dirty:
-                await asyncio.sleep(self.settings.debounce)  # gather a burst of changes into one render
+            if self._dirty:  # a lone change goes out at once; a burst gathers while the last render runs
+                quiet = time.monotonic() - self._rendered_at
+                if quiet < self.settings.debounce:
+                    await asyncio.sleep(self.settings.debounce - quiet)
             self._wake.clear()
             if self.peering is not None and not await self.peering.active():
                 await self._standby()
@@ -199,12 +203,13 @@ class Reconciler:
             self.metrics.publish_seconds.observe(time.perf_counter() - started)
         self.metrics.published(wrote)
         self.translation, self._inventory = translation, inventory
-        self._parts = fingerprints(translation.config)
+        self._parts = fingerprints(translation.config, self._fingerprints)
         # The first render after a start, and every publication, are news.
         level = logging.INFO if wrote or not self._rendered else logging.DEBUG
         log.log(level, "rendered %d objects: configuration %s %s", len(inventory.lockgate),
                 translation.config.hash[:12], "published" if wrote else "unchanged")
         self._rendered = True
+        self._rendered_at = time.monotonic()
         return inventory, translation
 
     async def _check_rollout(self, translation: Translation, urls: list[str]) -> Rollout:

@@ -51,6 +51,13 @@ def object_status(body: Mapping[str, Any], current: Mapping[str, Any] | None, ve
     return desired_status(current, conditions, fields, generation, now)
 
 
+def _programmed_now(status: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    """Programmed=True at the object's generation: it stays so while its part of the IR is unchanged."""
+    cond = next((c for c in status.get("conditions") or [] if c.get("type") == "Programmed"), None)
+    return cond is not None and cond.get("status") == "True" \
+        and cond.get("observedGeneration") == body["metadata"].get("generation")
+
+
 STATUS_USAGE_FIELDS = ("month", "tokens", "remaining", "requests", "cost", "remainingCost", "currency")
 
 
@@ -59,12 +66,38 @@ def status_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
     return {k: usage[k] for k in STATUS_USAGE_FIELDS if k in usage}
 
 
+def inputs_of(body: Mapping[str, Any], verdict: ObjectStatus, part: str | None, state: Rollout, stable: bool,
+              secrets: Mapping[str, Mapping[str, Any]], usage: Mapping[str, Any] | None, now: datetime) -> tuple[Any, ...]:
+    """Everything an object's desired status depends on, cheap to compare: equal inputs
+    give an equal status, so an object whose inputs did not change is not looked at again.
+    `stable`: the object stays Programmed whatever the rollout does (see programmed_condition)."""
+    spec = body.get("spec") or {}
+    secret = secrets.get(spec.get("secretName") or (spec.get("existingSecret") or {}).get("name") or "")
+    expires = spec.get("expiresAt")
+    return (
+        body["metadata"].get("resourceVersion") or id(body), verdict.generation, verdict.fields,
+        [(c.type, c.status, c.reason, c.message, c.observed_generation) for c in verdict.conditions], part,
+        None if stable else (state.complete, state.replicas, state.loaded, state.config_hash, state.discovery),
+        ((secret or {}).get("metadata") or {}).get("resourceVersion") or id(secret), usage,
+        expires is not None and expired_condition(expires, now).status == "True",
+    )
+
+
+def by_namespace(secrets: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[str, dict[str, Mapping[str, Any]]]:
+    grouped: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for (ns, name), secret in secrets.items():
+        grouped.setdefault(ns, {})[name] = secret
+    return grouped
+
+
 class StatusWriter:
     def __init__(self, api: KubeApi, webhooks: WebhookSender | None = None) -> None:
         self.api = api
         self.webhooks = webhooks or WebhookSender()
         self._written: dict[str, dict[str, Any]] = {}  # uid -> status we last wrote
         self._programmed: dict[str, str | None] = {}  # uid -> IR fingerprint it was last programmed with
+        self._inputs: dict[str, tuple[Any, ...]] = {}  # uid -> inputs of the status last found right
+        self.computed = 0  # desired statuses computed (not skipped as unchanged) so far
 
     async def write(self, bodies: Mapping[ObjectRef, Mapping[str, Any]], verdicts: Mapping[ObjectRef, ObjectStatus],
                     state: Rollout, secrets: Mapping[tuple[str, str], Mapping[str, Any]],
@@ -74,6 +107,7 @@ class StatusWriter:
         object's IR fingerprint (see programmed.fingerprints)."""
         written = 0
         live_uids = set()
+        grouped = by_namespace(secrets)
         for ref, body in bodies.items():
             verdict = verdicts.get(ref)
             uid = body["metadata"].get("uid", "")
@@ -82,7 +116,7 @@ class StatusWriter:
                 continue
             # Our own last write is fresher than the watched copy until its event arrives.
             current = self._written.get(uid) or body.get("status") or {}
-            ns_secrets = {name: s for (ns, name), s in secrets.items() if ns == ref.namespace}
+            ns_secrets = grouped.get(ref.namespace, {})
             part = (parts or {}).get((ref.kind, f"{ref.namespace}/{ref.name}"))
             if state.complete:
                 self._programmed[uid] = part
@@ -90,13 +124,21 @@ class StatusWriter:
             unchanged = self._programmed.get(uid, part) == part
             usage_id = f"{ref.namespace}/{ref.name}"
             key_usage = usage.get(budget_usage_id(usage_id) if ref.kind == "Budget" else usage_id)
+            inputs = inputs_of(body, verdict, part, state, unchanged and _programmed_now(current, body), ns_secrets,
+                               key_usage, now)
+            if self._inputs.get(uid) == inputs:
+                continue
+            self.computed += 1
             desired = object_status(body, current, verdict, state, ns_secrets, key_usage, now, unchanged)
             patch = status_patch(current, desired)
             if patch is None:
+                self._inputs[uid] = inputs
                 continue
             if await self._patch(ref, patch):
                 written += 1
                 self._written[uid] = desired
+                self._inputs[uid] = inputs_of(body, verdict, part, state,
+                                              unchanged and _programmed_now(desired, body), ns_secrets, key_usage, now)
                 for change in transitions(current.get("conditions") or [], desired["conditions"]):
                     await post_event(self.api, transition_event(body, change, now))
                 if body.get("kind") == "ApiKey":
@@ -105,6 +147,8 @@ class StatusWriter:
             del self._written[uid]
         for uid in set(self._programmed) - live_uids:
             del self._programmed[uid]
+        for uid in set(self._inputs) - live_uids:
+            del self._inputs[uid]
         return written
 
     async def _alert(self, body: Mapping[str, Any], current: Mapping[str, Any], desired: Mapping[str, Any],
