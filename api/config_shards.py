@@ -136,7 +136,8 @@ def decode_shards(index: dict[str, Any], by_name: dict[str, dict[str, Any]],
     missing, from another publication, or does not match its hash."""
     cache = cache if cache is not None else PartCache()
     hashes: dict[str, str] = index["hashes"]
-    base_names, shard_names = [], []
+    base_names: list[str] = []
+    shard_names: list[str] = []
     for name in index["parts"]:
         part = by_name.get(name)
         if part is None:
