@@ -74,9 +74,12 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=10000, help="background ApiKeys with Secrets, default 10000")
     parser.add_argument("--rounds", type=int, default=20, help="new keys measured one by one, default 20")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds allowed for settling")
+    parser.add_argument("--logs", metavar="DIR", help="keep the operator's and the proxy's logs in DIR")
     args = parser.parse_args()
 
-    with ControlPlane(locate_binaries()) as cp, tempfile.TemporaryDirectory() as tmp:
+    with ControlPlane(locate_binaries()) as cp, tempfile.TemporaryDirectory() as scratch:
+        tmp = args.logs or scratch
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         cp.install_crds([REPO / "crds"])
         namespace = f"bench-{uuid.uuid4().hex[:6]}"
         cp.kubectl("create", "namespace", namespace)

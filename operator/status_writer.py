@@ -5,8 +5,10 @@ budget threshold crossed (with its webhook delivery, when the key has one)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -90,6 +92,23 @@ def by_namespace(secrets: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[s
     return grouped
 
 
+PATCH_CONCURRENCY = 16  # status patches in flight at once (a first start writes every object's)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A status to write, and what to do once it is written."""
+
+    ref: ObjectRef
+    body: Mapping[str, Any]
+    current: Mapping[str, Any]
+    desired: dict[str, Any]
+    patch: dict[str, Any]
+    inputs: tuple[Any, ...]
+    secrets: Mapping[str, Mapping[str, Any]]
+    usage: Mapping[str, Any] | None
+
+
 class StatusWriter:
     def __init__(self, api: KubeApi, webhooks: WebhookSender | None = None) -> None:
         self.api = api
@@ -105,9 +124,9 @@ class StatusWriter:
                     parts: Mapping[tuple[str, str], str] | None = None) -> int:
         """Write every changed status; the number written. `parts`: each
         object's IR fingerprint (see programmed.fingerprints)."""
-        written = 0
         live_uids = set()
         grouped = by_namespace(secrets)
+        pending: list[_Pending] = []
         for ref, body in bodies.items():
             verdict = verdicts.get(ref)
             uid = body["metadata"].get("uid", "")
@@ -134,15 +153,28 @@ class StatusWriter:
             if patch is None:
                 self._inputs[uid] = inputs
                 continue
-            if await self._patch(ref, patch):
-                written += 1
-                self._written[uid] = desired
-                self._inputs[uid] = inputs_of(body, verdict, part, state,
-                                              unchanged and _programmed_now(desired, body), ns_secrets, key_usage, now)
-                for change in transitions(current.get("conditions") or [], desired["conditions"]):
-                    await post_event(self.api, transition_event(body, change, now))
-                if body.get("kind") == "ApiKey":
-                    await self._alert(body, current, desired, key_usage or desired.get("usage"), ns_secrets, now)
+            next_inputs = inputs_of(body, verdict, part, state, unchanged and _programmed_now(desired, body),
+                                    ns_secrets, key_usage, now)
+            pending.append(_Pending(ref, body, current, desired, patch, next_inputs, ns_secrets, key_usage))
+        limit = asyncio.Semaphore(PATCH_CONCURRENCY)
+
+        async def patch(item: _Pending) -> bool:
+            async with limit:
+                return await self._patch(item.ref, item.patch)
+
+        done = await asyncio.gather(*(patch(item) for item in pending))
+        written = 0
+        for item, ok in zip(pending, done, strict=True):
+            if not ok:
+                continue
+            body, current, desired, uid = item.body, item.current, item.desired, item.body["metadata"].get("uid", "")
+            written += 1
+            self._written[uid] = desired
+            self._inputs[uid] = item.inputs
+            for change in transitions(current.get("conditions") or [], desired["conditions"]):
+                await post_event(self.api, transition_event(body, change, now))
+            if body.get("kind") == "ApiKey":
+                await self._alert(body, current, desired, item.usage or desired.get("usage"), item.secrets, now)
         for uid in set(self._written) - live_uids:
             del self._written[uid]
         for uid in set(self._programmed) - live_uids:
