@@ -18,35 +18,16 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the manifests of the quota tests
 
 from bench_proxy import (CHAT_BODY, KEY, MODEL, Party, Result, free_port, measure, run_async, spawn,  # noqa: E402
                          wait_serving)
 from bench_quota import start_redis  # noqa: E402
 
+from tests.integration.quota.proxies import write_manifests  # noqa: E402
+
 LOCKGATE = str(Path(sys.executable).parent / "lockgate")
 GOAL_CPU = 1.10  # two workers' CPU per request over one worker's
-MANIFESTS = """\
-apiVersion: v1
-kind: Secret
-metadata: {{name: bench-key, namespace: bench}}
-stringData: {{api-key: {key}}}
----
-apiVersion: lockgate.io/v1alpha1
-kind: ApiKey
-metadata: {{name: bench, namespace: bench}}
-spec:
-  consumer: bench
-  secretName: bench-key
-  limits: {{rpm: 1000000000, tpm: 1000000000000, monthlyTokens: 1000000000000000}}
----
-apiVersion: lockgate.io/v1alpha1
-kind: ModelProvider
-metadata: {{name: up, namespace: bench}}
-spec:
-  type: openai-compatible
-  endpoint: http://127.0.0.1:{port}/v1
-  models: [{{name: {model}}}]
-"""
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -55,7 +36,8 @@ async def main_async(args: argparse.Namespace) -> int:
     up_port = free_port()
     upstream = Party("direct", up_port, process=spawn([*me, "--role", "upstream", "--port", str(up_port)]))
     tmp = tempfile.TemporaryDirectory(prefix="lockgate-workers-bench-")
-    (Path(tmp.name) / "gateway.yaml").write_text(MANIFESTS.format(key=KEY, port=up_port, model=MODEL))
+    write_manifests(Path(tmp.name), f"http://127.0.0.1:{up_port}/v1", rpm=10**9, tpm=10**12, monthly=10**15,
+                    model=MODEL, key=KEY)
 
     def lockgate(workers: int) -> Party:
         port, admin = free_port(), free_port()

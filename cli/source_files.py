@@ -28,6 +28,7 @@ from lockgate.api.secret_data import generate_key
 from lockgate.cli.manifests import SUFFIXES, ManifestCache, ManifestError, load_manifests
 from lockgate.api.meta import DNS_SUBDOMAIN, GROUP
 from lockgate.operator.translate import Translation, translate
+from lockgate.operator.translate.cache import TranslationCache
 from lockgate.proxy.source import Snapshot
 
 log = logging.getLogger("lockgate.source.files")
@@ -47,12 +48,13 @@ class FileSource:
         self.last: Translation | None = None  # the last good translation, statuses included
         self.load_failures = 0  # edits that did not load (a metric)
         self.cache = ManifestCache()  # a reload parses only the files that changed
+        self.translations = TranslationCache()  # and translates only the objects that changed
 
     def load(self) -> Translation:
         """Reads and translates once; raises ManifestError for unreadable files."""
         objects = load_manifests(self.paths, self.cache)
         objects.extend(self._generated_key_secrets(objects))
-        translation = translate(objects, datetime.now(UTC))
+        translation = translate(objects, datetime.now(UTC), self.translations)
         _log_problems(translation)
         return translation
 

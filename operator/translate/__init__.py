@@ -7,10 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lockgate.api.ir import Credentials, GatewayConfig
 from lockgate.api.meta import Condition
+
+if TYPE_CHECKING:
+    from lockgate.operator.translate.cache import TranslationCache
 
 
 @dataclass(frozen=True, order=True)
@@ -45,9 +48,10 @@ class Translation:
     statuses: dict[ObjectRef, ObjectStatus]
 
 
-def translate(objects: Iterable[Mapping[str, Any]], now: datetime) -> Translation:
-    """Objects are raw manifests (dicts): the four Lockgate kinds, Secrets,
-    Services and EndpointSlices; anything else is ignored."""
+def translate(objects: Iterable[Mapping[str, Any]], now: datetime, cache: TranslationCache | None = None) -> Translation:
+    """Objects are raw manifests (dicts): the Lockgate kinds, Secrets,
+    Services and EndpointSlices; anything else is ignored. A `cache` (the same
+    one every call) keeps what did not change from being translated again."""
     from lockgate.operator.translate.translator import translate_objects
 
-    return translate_objects(objects, now)
+    return translate_objects(objects, now, cache)

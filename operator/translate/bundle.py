@@ -43,7 +43,13 @@ def name_of(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
 
 
-def collect(objects: Iterable[Mapping[str, Any]]) -> Bundle:
+SecretMemo = dict[tuple[str, str], tuple[object, SecretData]]
+
+
+def collect(objects: Iterable[Mapping[str, Any]], secrets: SecretMemo | None = None,
+            seen_secrets: set[tuple[str, str]] | None = None) -> Bundle:
+    """`secrets`: Secrets decoded by an earlier pass, by namespace/name with their identity (reused when
+    unchanged, updated); `seen_secrets` collects the namespace/names met."""
     bundle = Bundle(resources={k: [] for k in LOCKGATE_KINDS})
     for obj in objects:
         if not isinstance(obj, Mapping):
@@ -55,7 +61,9 @@ def collect(objects: Iterable[Mapping[str, Any]]) -> Bundle:
             if not (obj.get("metadata") or {}).get("deletionTimestamp"):  # on its way out: serve it no more
                 bundle.resources[str(kind)].append(obj)
         elif kind == "Secret" and api_version == "v1":
-            bundle.secrets[key] = _secret(obj)
+            bundle.secrets[key] = _secret(obj) if secrets is None else _remembered_secret(obj, key, secrets)
+            if seen_secrets is not None:
+                seen_secrets.add(key)
         elif kind == "Service" and api_version == "v1":
             bundle.services[key] = obj
         elif kind == "EndpointSlice" and api_version.startswith("discovery.k8s.io/"):
@@ -65,6 +73,25 @@ def collect(objects: Iterable[Mapping[str, Any]]) -> Bundle:
     for items in bundle.resources.values():
         items.sort(key=lambda o: (namespace_of(o), name_of(o)))
     return bundle
+
+
+def _remembered_secret(obj: Mapping[str, Any], key: tuple[str, str], memo: SecretMemo) -> SecretData:
+    token = identity(obj)
+    known = memo.get(key)
+    if known is not None and known[0] == token:
+        return known[1]
+    data = _secret(obj)
+    memo[key] = (token, data)
+    return data
+
+
+def identity(raw: Mapping[str, Any]) -> object:
+    """What says an object did not change: its uid and resourceVersion, else the object itself (by value)."""
+    meta = raw.get("metadata") or {}
+    uid, version = meta.get("uid"), meta.get("resourceVersion")
+    if uid and version:
+        return (str(uid), str(version))
+    return raw
 
 
 def _secret(obj: Mapping[str, Any]) -> SecretData:

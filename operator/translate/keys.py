@@ -92,6 +92,16 @@ def translate_key(obj: ApiKey, bundle: Bundle, now: datetime, grants: Mapping[st
     return KeyOutcome(key, not_ready, fields, unresolved)
 
 
+def key_instants(obj: ApiKey, secret: SecretData | None) -> tuple[datetime, ...]:
+    """The instants at which the key's outcome changes by the clock alone: its expiry, its previous key's end."""
+    instants = [obj.spec.expires_at] if obj.spec.expires_at is not None else []
+    if secret is not None:
+        previous = _previous_expiry(secret.annotations.get(PREVIOUS_KEY_EXPIRES_ANNOTATION))
+        if previous is not None:
+            instants.append(previous)
+    return tuple(instants)
+
+
 def _rotation_pending(obj: ApiKey, secret: SecretData) -> bool:
     """The ApiKey asks for a rotation its Secret does not show as done."""
     wanted = obj.metadata.annotations.get(ROTATE_ANNOTATION)

@@ -16,21 +16,26 @@ from lockgate.api.grants import AllowedNamespaces
 from lockgate.api.resources import ApiKey, Budget, MCPServer, ModelProvider, Resource, Route
 from lockgate.operator.translate import ObjectRef, ObjectStatus, Translation
 from lockgate.operator.translate.bundle import Bundle, collect, name_of, namespace_of
+from lockgate.operator.translate.bundle import identity
+from lockgate.operator.translate.cache import KeyEntry, KeyInputs, KeyRefs, KeyResult, ParsedEntry, TranslationCache
 from lockgate.operator.translate.conditions import NotReady, Rejected, accepted_status, rejected_status
 from lockgate.operator.translate.budgets import key_budgets, translate_budget
-from lockgate.operator.translate.keys import KeyOutcome, translate_key
+from lockgate.operator.translate.keys import KeyOutcome, key_instants, translate_key
 from lockgate.operator.translate.mcp import translate_mcp
 from lockgate.operator.translate.providers import translate_provider
 from lockgate.operator.translate.routes import translate_route
-from lockgate.operator.translate.tenancy import ModelPools
+from lockgate.operator.translate.tenancy import ModelPools, server_ref
 
 R = TypeVar("R", bound=Resource[Any, Any])
 
 
 class _Pass:
-    def __init__(self, bundle: Bundle, now: datetime) -> None:
+    def __init__(self, bundle: Bundle, now: datetime, cache: TranslationCache | None) -> None:
         self.bundle = bundle
         self.now = now
+        self.cache = cache
+        self.seen_parsed: set[tuple[str, str, str]] = set()
+        self.seen_keys: set[tuple[str, str]] = set()
         self.statuses: dict[ObjectRef, ObjectStatus] = {}
         self.credentials: dict[str, str] = {}
         self.budget_objects: dict[str, Budget] = {}
@@ -39,13 +44,33 @@ class _Pass:
         """Valid resources of a kind; invalid ones get InvalidSpec now."""
         out: list[R] = []
         for raw in self.bundle.resources[kind]:
-            try:
-                out.append(model.model_validate(raw))
-            except ValidationError as exc:
+            result = self._parse(kind, raw, model)
+            if isinstance(result, str):
                 ref = ObjectRef(kind, namespace_of(raw), name_of(raw))
                 generation = (raw.get("metadata") or {}).get("generation")
-                self.statuses[ref] = rejected_status(Rejected("InvalidSpec", _describe(exc)), generation, self.now)
+                self.statuses[ref] = rejected_status(Rejected("InvalidSpec", result), generation, self.now)
+            else:
+                out.append(result)
         return out
+
+    def _parse(self, kind: str, raw: Mapping[str, Any], model: type[R]) -> R | str:
+        """The validated resource, or why it is invalid (memoized by the object's identity)."""
+        memo = self.cache.parsed if self.cache is not None else None
+        at = (kind, namespace_of(raw), name_of(raw))
+        token = identity(raw)
+        if memo is not None:
+            self.seen_parsed.add(at)
+            entry = memo.get(at)
+            if entry is not None and entry.token == token:
+                return entry.result  # type: ignore[no-any-return]
+        result: R | str
+        try:
+            result = model.model_validate(raw)
+        except ValidationError as exc:
+            result = _describe(exc)
+        if memo is not None:
+            memo[at] = ParsedEntry(token, result)
+        return result
 
     def reject(self, obj: Resource[Any, Any], error: Rejected) -> None:
         self.statuses[_ref(obj)] = rejected_status(error, obj.metadata.generation, self.now)
@@ -55,8 +80,11 @@ class _Pass:
         self.statuses[_ref(obj)] = accepted_status(obj.metadata.generation, self.now, not_ready, fields, unresolved)
 
 
-def translate_objects(objects: Iterable[Mapping[str, Any]], now: datetime) -> Translation:
-    p = _Pass(collect(objects), now)
+def translate_objects(objects: Iterable[Mapping[str, Any]], now: datetime,
+                      cache: TranslationCache | None = None) -> Translation:
+    """With a `cache` (the same one each call), objects whose inputs did not change are not translated again."""
+    seen_secrets: set[tuple[str, str]] = set()
+    p = _Pass(collect(objects, cache.secrets if cache is not None else None, seen_secrets), now, cache)
     providers = _providers(p)
     pools = ModelPools(providers)
     routes, aliases = _routes(p, pools)
@@ -72,6 +100,8 @@ def translate_objects(objects: Iterable[Mapping[str, Any]], now: datetime) -> Tr
         mcp_servers=tuple(sorted(servers, key=lambda x: x.id)),
         budgets=tuple(sorted(budgets.values(), key=lambda x: x.id)),
     ).with_hash()
+    if cache is not None:
+        cache.prune(p.seen_keys, p.seen_parsed, seen_secrets)
     return Translation(config=config, credentials=ir.Credentials(values=dict(sorted(p.credentials.items()))), statuses=p.statuses)
 
 
@@ -183,18 +213,84 @@ def _keys(p: _Pass, grants: dict[str, AllowedNamespaces], budgets: dict[str, ir.
           seen_hashes: dict[str, str]) -> list[ir.ConsumerKey]:
     """`seen_hashes`: the servers' gateway keys, claimed first (an ApiKey with the same key is refused)."""
     keys: list[ir.ConsumerKey] = []
-    for obj in p.parsed("ApiKey", ApiKey):
-        try:
-            spends_from = key_budgets(obj, budgets)
-            outcome = translate_key(obj, p.bundle, p.now, grants)
-            _claim_key(seen_hashes, outcome)
-        except Rejected as error:
-            p.reject(obj, error)
+    for raw in p.bundle.resources["ApiKey"]:
+        ref = ObjectRef("ApiKey", namespace_of(raw), name_of(raw))
+        generation, result = _key_result(p, raw, grants, budgets)
+        error = result.rejected
+        if error is None and result.key is not None:
+            try:
+                _claim(seen_hashes, [h.sha256 for h in result.key.hashes], result.key.id, "key")
+            except Rejected as conflict:
+                error = conflict
+        if error is not None:
+            p.statuses[ref] = rejected_status(error, generation, p.now)
             continue
-        if outcome.key is not None:
-            keys.append(outcome.key.model_copy(update={"budgets": spends_from}))
-        p.accept(obj, outcome.not_ready, outcome.fields, outcome.unresolved)
+        if result.key is not None:
+            keys.append(result.key)
+        p.statuses[ref] = accepted_status(generation, p.now, result.not_ready, dict(result.fields), result.unresolved)
     return keys
+
+
+def _key_result(p: _Pass, raw: Mapping[str, Any], grants: Mapping[str, AllowedNamespaces],
+                budgets: Mapping[str, ir.Budget]) -> tuple[int | None, KeyResult]:
+    """An ApiKey's outcome before hash claims: from the cache when none of its inputs changed."""
+    at = (namespace_of(raw), name_of(raw))
+    token = identity(raw)
+    entry = p.cache.keys.get(at) if p.cache is not None else None
+    if p.cache is not None:
+        p.seen_keys.add(at)
+        if entry is not None and entry.token == token and (
+                entry.refs is None or entry.inputs == _key_inputs(p, entry.refs, grants, budgets)):
+            p.cache.hits += 1
+            return entry.generation, entry.result
+        p.cache.misses += 1
+    refs: KeyRefs | None = None
+    try:
+        obj = ApiKey.model_validate(raw)
+    except ValidationError as exc:
+        generation = (raw.get("metadata") or {}).get("generation")
+        result = KeyResult(None, None, {}, None, Rejected("InvalidSpec", _describe(exc)))
+    else:
+        generation = obj.metadata.generation
+        refs = _key_refs(obj, p.bundle)
+        result = _translate_key(p, obj, grants, budgets)
+    if p.cache is not None:
+        inputs = _key_inputs(p, refs, grants, budgets) if refs is not None else None
+        p.cache.keys[at] = KeyEntry(token, generation, refs, inputs, result)
+    return generation, result
+
+
+def _translate_key(p: _Pass, obj: ApiKey, grants: Mapping[str, AllowedNamespaces],
+                   budgets: Mapping[str, ir.Budget]) -> KeyResult:
+    try:
+        spends_from = key_budgets(obj, budgets)
+        outcome = translate_key(obj, p.bundle, p.now, grants)
+    except Rejected as error:
+        return KeyResult(None, None, {}, None, error)
+    key = outcome.key.model_copy(update={"budgets": spends_from}) if outcome.key is not None else None
+    return KeyResult(key, outcome.not_ready, outcome.fields, outcome.unresolved, None)
+
+
+def _key_refs(obj: ApiKey, bundle: Bundle) -> KeyRefs:
+    spec, ns = obj.spec, obj.metadata.namespace
+    name = spec.existing_secret.name if spec.existing_secret is not None else spec.secret_name
+    secret = bundle.secret(ns, name) if name is not None else None
+    return KeyRefs(
+        secret=(ns, name) if name is not None else None,
+        budgets=tuple(f"{ns}/{b}" for b in obj.spec.budgets),
+        servers=tuple(server_ref(ns, s) for s in spec.mcp_servers or ()),
+        instants=key_instants(obj, secret),
+    )
+
+
+def _key_inputs(p: _Pass, refs: KeyRefs, grants: Mapping[str, AllowedNamespaces],
+                budgets: Mapping[str, ir.Budget]) -> KeyInputs:
+    return KeyInputs(
+        secret=p.bundle.secrets.get(refs.secret) if refs.secret is not None else None,
+        budgets=tuple(budgets.get(b) for b in refs.budgets),
+        grants=tuple(grants.get(s) for s in refs.servers),
+        after=tuple(p.now >= t for t in refs.instants),
+    )
 
 
 K = TypeVar("K")

@@ -18,16 +18,14 @@ from typing import Any
 
 from lockgate.api.ir import Budget, ConsumerKey, RateLimits
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, QuotaService, Reservation
-from lockgate.proxy.quota.budget import month_end, month_of, month_start, remaining
+from lockgate.proxy.quota.budget import month_end, month_of, month_start
 from lockgate.proxy.quota.fair_queue import FairQueue, QueueFull
 from lockgate.proxy.quota.headers import format_reset, ratelimit_headers, retry_after_value
 from lockgate.proxy.quota.metrics import QUEUE_DEPTH, RESERVATIONS, RESERVED_TOKENS, SETTLED_TOKENS
-from lockgate.proxy.quota.plan import (MONTH_REQUESTS, MONTH_TOKENS, Group, GroupResult, Refusal, WindowSpec,
-                                       budget_groups, consumer_group, cost_group, local_share, model_field,
-                                       provider_group)
-from lockgate.proxy.quota.spend import budget_report, key_spend
+from lockgate.proxy.quota.plan import (Group, GroupResult, Refusal, WindowSpec, budget_groups, consumer_group,
+                                       cost_group, local_share, provider_group)
 from lockgate.proxy.quota.store import QuotaStore
-from lockgate.proxy.quota.window import WindowState
+from lockgate.proxy.quota.usage import budgets_report, keys_report
 
 MAX_PLANS = 100_000  # cached plans; keys x models come from config, this only guards memory
 _LOCAL_IDS = itertools.count(1)  # request ids for in-process stores: unique in this process, which is enough
@@ -289,48 +287,10 @@ class StoreQuotaService:
 
     async def usage(self, keys: Sequence[ConsumerKey] | None = None) -> dict[str, dict[str, object]]:
         chosen = list(keys) if keys is not None else list(self._keys.values())
-        month = month_of(self.clock())
-        reports = await asyncio.gather(*(self._key_usage(k, month) for k in chosen))
-        return {k.id: r for k, r in zip(chosen, reports)}
-
-    async def _key_usage(self, key: ConsumerKey, month: str) -> dict[str, object]:
-        windows = [WindowSpec("all", key.limits.rpm, key.limits.tpm)]
-        windows += [WindowSpec(model_field(m), lim.rpm, lim.tpm) for m, lim in key.model_limits.items()
-                    if not any(c in m for c in "*?[") and (lim.rpm is not None or lim.tpm is not None)]
-        counters, states = await self.store.peek(Group(f"key:{key.id}", tuple(windows)), month)
-        cost, _ = await self.store.peek(Group(f"key-cost:{key.id}", (), unit="cost"), month)
-        tokens = counters.get(MONTH_TOKENS, 0)
-        models: dict[str, dict[str, object]] = {}
-        for field, value in counters.items():
-            if field.startswith("model:"):
-                name = field.removeprefix("model:")
-                limit = key.model_limits.get(name)
-                monthly = limit.monthly_tokens if limit else None
-                models[name] = {"tokens": value, "remaining": remaining(value, monthly)}
-        for spec, state in zip(windows[1:], states[1:]):
-            models.setdefault(spec.name.removeprefix("model:"), {"tokens": 0})["window"] = _window_report(state)
-        return {
-            "month": month,
-            "tokens": tokens,
-            "remaining": remaining(tokens, key.limits.monthly_tokens),
-            "requests": counters.get(MONTH_REQUESTS, 0),
-            "limits": key.limits.model_dump(),
-            "window": _window_report(states[0]),
-            "models": models,
-            **key_spend(key, cost),
-        }
+        return await keys_report(self.store, chosen, month_of(self.clock()))
 
     async def budget_usage(self, budgets: Sequence[Budget]) -> dict[str, dict[str, object]]:
-        month = month_of(self.clock())
-
-        async def one(budget: Budget) -> dict[str, object]:
-            tokens_group, cost_group_ = budget_groups(budget)
-            tokens, _ = await self.store.peek(tokens_group, month)
-            cost, _ = await self.store.peek(cost_group_, month)
-            return budget_report(budget, month, tokens, cost)
-
-        reports = await asyncio.gather(*(one(b) for b in budgets))
-        return {b.id: r for b, r in zip(budgets, reports)}
+        return await budgets_report(self.store, budgets, month_of(self.clock()))
 
     async def close(self) -> None:
         if self._background:
@@ -349,11 +309,6 @@ def _depth_gauge(provider_id: str, model: str) -> Callable[[int], None]:
         cell.value = depth
 
     return set_depth
-
-
-def _window_report(state: WindowState) -> dict[str, object]:
-    return {"requests": state.requests, "tokens": state.tokens, "rpm": state.rpm, "tpm": state.tpm,
-            "resetSeconds": round(state.reset_requests, 3)}
 
 
 def _rate_rejection(code: str, refusal: Refusal, spec: WindowSpec, request: AdmitRequest, window: float,

@@ -71,6 +71,20 @@ def test_generated_keys_are_stored_once_with_mode_0600(tmp_path: Path, caplog: p
     assert again.config.hash == first.config.hash
 
 
+def test_a_reload_translates_only_the_keys_that_changed(tmp_path: Path) -> None:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "p.yaml").write_text(PROVIDER.format(model="m") + "---\n" + GENERATED_KEY + "---\n" + BROUGHT_KEY)
+    source = FileSource([manifests], tmp_path / "state")
+    source.load()
+    assert (source.translations.misses, source.translations.hits) == (2, 0)
+    (manifests / "more.yaml").write_text(BROUGHT_KEY.replace("brought", "other").replace("0000", "1111"))
+    reloaded = source.load()
+    assert (source.translations.misses, source.translations.hits) == (3, 2)  # the new key only
+    assert {k.id for k in reloaded.config.keys} == {"demo/generated", "demo/brought", "demo/other"}
+    assert reloaded.config == FileSource([manifests], tmp_path / "state").load().config  # as a cold start
+
+
 async def test_edits_reload_and_a_broken_edit_keeps_the_last_good_config(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

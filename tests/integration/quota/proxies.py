@@ -16,7 +16,7 @@ from tests.loopback import free_port
 
 CONSUMER_KEY = "lg-quota-test-key-0000"
 
-MANIFESTS = """\
+KEY_MANIFESTS = """\
 apiVersion: v1
 kind: Secret
 metadata: {{name: team-key, namespace: demo}}
@@ -28,29 +28,42 @@ metadata: {{name: team, namespace: demo}}
 spec:
   consumer: team
   secretName: team-key
-  limits: {{rpm: {rpm}, monthlyTokens: {monthly}}}
+  limits: {{{limits}}}
 ---
+"""
+
+PROVIDER_MANIFEST = """\
 apiVersion: lockgate.io/v1alpha1
 kind: ModelProvider
 metadata: {{name: local, namespace: demo}}
 spec:
   type: openai-compatible
   endpoint: {upstream}
-  models: [{{name: gpt-4o}}]
+  models: [{{name: {model}}}]
 ---
+"""
+
+ROUTE_MANIFEST = """\
 apiVersion: lockgate.io/v1alpha1
 kind: Route
-metadata: {{name: api, namespace: demo}}
+metadata: {name: api, namespace: demo}
 spec:
   type: openai
   hosts: ["127.0.0.1", "localhost"]
 """
 
 
-def write_manifests(folder: Path, upstream: str, rpm: int, monthly: int = 10_000_000) -> Path:
+def key_manifests(key: str = CONSUMER_KEY, **limits: int | None) -> str:
+    """The Secret and ApiKey of consumer `team` in namespace demo; `limits` by their CRD names (rpm, monthlyTokens)."""
+    return KEY_MANIFESTS.format(key=key, limits=", ".join(f"{k}: {v}" for k, v in limits.items() if v is not None))
+
+
+def write_manifests(folder: Path, upstream: str, rpm: int, monthly: int = 10_000_000, *, tpm: int | None = None,
+                    model: str = "gpt-4o", key: str = CONSUMER_KEY) -> Path:
+    """A key with limits, one OpenAI-compatible provider of `model` at `upstream`, and a Route on loopback."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "gateway.yaml").write_text(MANIFESTS.format(key=CONSUMER_KEY, rpm=rpm, monthly=monthly,
-                                                          upstream=upstream))
+    (folder / "gateway.yaml").write_text(key_manifests(key, rpm=rpm, tpm=tpm, monthlyTokens=monthly)
+                                         + PROVIDER_MANIFEST.format(upstream=upstream, model=model) + ROUTE_MANIFEST)
     return folder
 
 

@@ -12,7 +12,7 @@ import openai
 import pytest
 import redis.asyncio as redis
 
-from tests.integration.quota.proxies import CONSUMER_KEY, Proxy
+from tests.integration.quota.proxies import CONSUMER_KEY, ROUTE_MANIFEST, Proxy, key_manifests
 from tests.integration.quota.redis_server import RedisServer
 from tests.integration.slot_upstream import SlotUpstream
 
@@ -22,16 +22,6 @@ LEASE = 1.5  # seconds (--slot-lease)
 SLOTS = 2  # the endpoint's maxConcurrency
 
 MANIFESTS = """\
-apiVersion: v1
-kind: Secret
-metadata: {{name: team-key, namespace: demo}}
-stringData: {{api-key: {key}}}
----
-apiVersion: lockgate.io/v1alpha1
-kind: ApiKey
-metadata: {{name: team, namespace: demo}}
-spec: {{consumer: team, secretName: team-key}}
----
 apiVersion: v1
 kind: Service
 metadata: {{name: vllm, namespace: demo}}
@@ -62,12 +52,6 @@ spec:
   queue: {{maxWait: 30s}}
   models: [{{name: qwen}}]
 ---
-apiVersion: lockgate.io/v1alpha1
-kind: Route
-metadata: {{name: api, namespace: demo}}
-spec:
-  type: openai
-  hosts: ["127.0.0.1", "localhost"]
 """
 
 
@@ -76,7 +60,8 @@ async def setup(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[tupl
     upstream = await SlotUpstream(hold=0.05).start()
     folder = tmp_path / "manifests"
     folder.mkdir()
-    (folder / "gateway.yaml").write_text(MANIFESTS.format(key=CONSUMER_KEY, port=upstream.port, slots=SLOTS))
+    (folder / "gateway.yaml").write_text(key_manifests() + MANIFESTS.format(port=upstream.port, slots=SLOTS)
+                                         + ROUTE_MANIFEST)
     # Patient Redis timeouts: on a busy test host a slow moment must not make this a fail-open test.
     store = redis_server.url + "?socket_timeout=2&socket_connect_timeout=2"
     replicas = [Proxy(folder, tmp_path / f"state-{i}", store, 3, extra=("--slot-lease", str(LEASE)))
