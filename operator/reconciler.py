@@ -28,6 +28,7 @@ from lockgate.operator.secret_store import SecretStore
 from lockgate.operator.settings import OperatorSettings
 from lockgate.operator.status_writer import StatusWriter
 from lockgate.operator.translate import ObjectRef, Translation, translate
+from lockgate.operator.translate.cache import TranslationCache
 from lockgate.operator.usage import budget_usage_id, merge_usage
 from lockgate.api.gateway_key import gateway_apikey
 from lockgate.api.meta import Condition
@@ -99,8 +100,10 @@ class Reconciler:
         self._listed_until = 0.0
         self._rendered = False
         self._rendered_at = 0.0  # monotonic time the last render ended
+        self._statuses_checked = False  # a first status pass since the start was logged
         self._parts: dict[tuple[str, str], str] = {}
         self._fingerprints: dict[tuple[str, str], tuple[Any, str]] = {}  # memo of fingerprints()
+        self._translations = TranslationCache()  # what did not change is not translated again
         self.metrics = OperatorMetrics(self._condition_counts,
                                        lambda: None if self.rollout is None else self.rollout.complete,
                                        lambda: self._usage)
@@ -180,8 +183,11 @@ class Reconciler:
             self._usage = merge_usage((await self.fleet.collect(urls, "/usage")).values())
             budgets = merge_usage((await self.fleet.collect(urls, "/budgets")).values())
             self._usage.update({budget_usage_id(b): usage for b, usage in budgets.items()})
-        await self.statuses.write(inventory.lockgate, translation.statuses, self.rollout, inventory.secrets,
-                                  self._usage, now, self._parts)
+        written = await self.statuses.write(inventory.lockgate, translation.statuses, self.rollout, inventory.secrets,
+                                            self._usage, now, self._parts)
+        if written or not self._statuses_checked:
+            log.info("statuses: %d of %d objects written", written, len(inventory.lockgate))
+            self._statuses_checked = True
 
     async def _render(self, now: datetime) -> tuple[Inventory, Translation]:
         """Translate the indexes, make sure key Secrets exist, publish."""
@@ -192,7 +198,7 @@ class Reconciler:
             objects += (await self.secrets.resolve(secret_references(objects))).values()
         inventory = Inventory.of(objects)
         collected = time.perf_counter()
-        translation = translate(inventory.objects, now)
+        translation = translate(inventory.objects, now, self._translations)
         translated = time.perf_counter()
         if await self.keys.ensure(inventory.apikeys(), inventory.secrets, now):
             self._dirty = True  # the new Secrets come back through the watch

@@ -158,11 +158,11 @@ class StatusWriter:
             pending.append(_Pending(ref, body, current, desired, patch, next_inputs, ns_secrets, key_usage))
         limit = asyncio.Semaphore(PATCH_CONCURRENCY)
 
-        async def patch(item: _Pending) -> bool:
+        async def send(item: _Pending) -> bool:
             async with limit:
                 return await self._patch(item.ref, item.patch)
 
-        done = await asyncio.gather(*(patch(item) for item in pending))
+        done = await asyncio.gather(*(send(item) for item in pending))
         written = 0
         for item, ok in zip(pending, done, strict=True):
             if not ok:

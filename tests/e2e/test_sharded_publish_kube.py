@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 from lockgate.api import ir
@@ -110,7 +111,7 @@ def test_operator_adds_a_key_among_hundreds_without_touching_the_others(lockgate
     upstream = lockgate.upstreams.start("served")
     lockgate.apply_objects([*backend("a", upstream.port), route()])
     _create(lockgate, _key_objects(KEYS))
-    lockgate.start_operator()
+    operator = lockgate.start_operator()
     proxy = lockgate.start_proxy()
     lockgate.works(proxy, f"lg-bg{KEYS - 1}-0123456789abcdef0123456789", "served", timeout=90)
     wait_for(lambda: _all_programmed(lockgate), 90, "every ApiKey Programmed")
@@ -124,3 +125,14 @@ def test_operator_adds_a_key_among_hundreds_without_touching_the_others(lockgate
     after = _versions_of_keys(lockgate)
     rewritten = sorted(name for name in before if after[name] != before[name])
     assert rewritten in ([], [f"bg{KEYS - 1}"])  # the key that served a request may show its usage
+
+    # A restarted operator (Kopf's start included) writes no object: at most the usage of the keys that served.
+    operator.stop()
+    again = lockgate.start_operator()
+    found = wait_for(lambda: re.search(r"statuses: (\d+) of (\d+) objects written", again.output()), 90,
+                     "the restarted operator's first status pass")
+    assert int(found.group(2)) == KEYS + 3 and int(found.group(1)) <= 2  # the provider, the route, KEYS + 1 keys
+    assert "configuration" in again.output() and "unchanged" in again.output()
+    final = _versions_of_keys(lockgate)
+    assert sorted(name for name in final if final[name] != after[name]) in (
+        [], [f"bg{KEYS - 1}"], [f"bg{KEYS}"], [f"bg{KEYS - 1}", f"bg{KEYS}"])
