@@ -19,6 +19,7 @@ from typing import Any
 
 from lockgate.operator.generated_secrets import ensure_generated
 from lockgate.operator.key_secrets import KeySecrets
+from lockgate.operator.object_watch import ObjectWatch
 from lockgate.operator.metrics import OperatorMetrics, condition_counts
 from lockgate.operator.peering import PeeringGate
 from lockgate.operator.programmed import ProxyFleet, Rollout, fingerprints, replica_urls, rollout
@@ -78,9 +79,10 @@ class Reconciler:
     def __init__(self, settings: OperatorSettings, api: KubeApi, objects: Callable[[], Iterable[Mapping[str, Any]]],
                  publisher: Publisher | None = None, fleet: ProxyFleet | None = None,
                  peering: PeeringGate | None = None, clock: Callable[[], datetime] = utcnow,
-                 secrets: SecretStore | None = None) -> None:
+                 secrets: SecretStore | None = None, watched: ObjectWatch | None = None) -> None:
         self.settings, self.api, self._objects, self._clock = settings, api, objects, clock
         self.secrets = secrets  # None: Secrets come with `objects`
+        self.watched = watched  # kinds watched without Kopf (ApiKeys); None: they come with `objects`
         self.publisher = publisher or Publisher(api, settings.publish_namespace, settings.config_map,
                                                 settings.credentials_secret)
         self.fleet = fleet or ProxyFleet()
@@ -114,6 +116,11 @@ class Reconciler:
         self.metrics.changed()
         self.nudge()
         self.started.set()
+
+    def changed(self) -> None:
+        """An object watched without Kopf changed: re-render soon, once the indexes are populated."""
+        self.metrics.changed()
+        self.nudge()
 
     def nudge(self) -> None:
         """A Secret changed: re-render soon, once the indexes are populated."""
@@ -194,6 +201,9 @@ class Reconciler:
         self._dirty = False
         begun = time.perf_counter()
         objects = list(self._objects())
+        if self.watched is not None:
+            await self.watched.synced()
+            objects += self.watched.objects()
         if self.secrets is not None:  # only the Secrets the resources name, and Lockgate's own
             objects += (await self.secrets.resolve(secret_references(objects))).values()
         inventory = Inventory.of(objects)

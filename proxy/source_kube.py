@@ -21,7 +21,8 @@ from typing import Any
 from lockgate.api.config_shards import PartsInFlight
 from lockgate.api.configmap import INDEX_KEY, PartCache, decode
 from lockgate.api.ir import Credentials, GatewayConfig
-from lockgate.common.kube_client import ApiError, KubeApi, resource_path, sleep_backoff
+from lockgate.common.kube_client import KubeApi, resource_path
+from lockgate.common.kube_reflector import Reflector
 from lockgate.proxy.source import Snapshot
 
 log = logging.getLogger("lockgate.source.kube")
@@ -40,60 +41,6 @@ def parse_ref(value: str, default_namespace: str | None = None) -> tuple[str, st
     if not namespace or not name:
         raise ValueError(f"expected NAMESPACE/NAME, got {value!r}")
     return namespace, name
-
-
-class Reflector:
-    """Keeps a local copy of the objects one list+watch sees, by name, and
-    calls `changed` after every change. Runs until cancelled."""
-
-    def __init__(self, api: KubeApi, path: str, params: dict[str, str], keep: Callable[[str], bool],
-                 changed: Callable[[], None]) -> None:
-        self.api, self.path, self.params, self.keep, self.changed = api, path, params, keep, changed
-        self.objects: dict[str, dict[str, Any]] = {}
-        self.synced = False
-
-    async def run(self) -> None:
-        failures = 0
-        while True:
-            try:
-                version: str | None = await self._list()
-                failures = 0
-                while version is not None:
-                    version = await self._watch(version)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # API down, TLS, timeouts: keep what we have and retry
-                log.warning("watch of %s failed (%s); retrying", self.path, e)
-                await sleep_backoff(failures)
-                failures += 1
-
-    async def _list(self) -> str:
-        body = await self.api.request("GET", self.path, params=self.params)
-        self.objects = {o["metadata"]["name"]: o for o in body.get("items", []) if self.keep(o["metadata"]["name"])}
-        self.synced = True
-        self.changed()
-        return str(body.get("metadata", {}).get("resourceVersion", ""))
-
-    async def _watch(self, version: str) -> str | None:
-        """Returns the version to resume from, or None to list again."""
-        async for event in self.api.watch(self.path, version, self.params):
-            kind, obj = event.get("type"), event.get("object", {})
-            if kind == "ERROR":
-                if obj.get("code") == 410:  # resourceVersion too old
-                    return None
-                raise ApiError(int(obj.get("code", 500)), obj, f"WATCH {self.path}")
-            version = obj.get("metadata", {}).get("resourceVersion", version)
-            if kind == "BOOKMARK":
-                continue
-            name = obj["metadata"]["name"]
-            if not self.keep(name):
-                continue
-            if kind == "DELETED":
-                self.objects.pop(name, None)
-            else:
-                self.objects[name] = obj
-            self.changed()
-        return version
 
 
 def part_names(head: dict[str, Any] | None) -> list[str]:

@@ -100,9 +100,11 @@ def _versions_of_keys(lockgate: Lockgate) -> dict[str, str]:
     return {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in json.loads(out)["items"]}
 
 
-def _all_programmed(lockgate: Lockgate) -> bool:
+def _settled(lockgate: Lockgate) -> bool:
+    """Every ApiKey Programmed, with the usage the operator mirrors from the proxies (every key's, idle ones too)."""
     items = json.loads(lockgate.kubectl("get", "apikeys", "-o", "json").stdout)["items"]
     return len(items) >= KEYS and all(
+        "usage" in (i.get("status") or {}) and
         any(c["type"] == "Programmed" and c["status"] == "True" for c in (i.get("status") or {}).get("conditions", []))
         for i in items)
 
@@ -114,7 +116,7 @@ def test_operator_adds_a_key_among_hundreds_without_touching_the_others(lockgate
     operator = lockgate.start_operator()
     proxy = lockgate.start_proxy()
     lockgate.works(proxy, f"lg-bg{KEYS - 1}-0123456789abcdef0123456789", "served", timeout=90)
-    wait_for(lambda: _all_programmed(lockgate), 90, "every ApiKey Programmed")
+    wait_for(lambda: _settled(lockgate), 90, "every ApiKey Programmed, its usage mirrored")
     head = lockgate.obj("configmap", "lockgate-config")
     assert json.loads(head["data"]["index.json"])["encoding"] == "shards"
     before = _versions_of_keys(lockgate)

@@ -88,3 +88,11 @@ def test_status_inputs_change_with_what_the_status_depends_on() -> None:
                      None, T0) != base
     assert inputs_of(body, verdict, "p1", done, False, secrets, {"tokens": 5}, T0) != base
     assert inputs_of(body, verdict, "p1", done, False, secrets, None, datetime(2031, 1, 1, tzinfo=timezone.utc)) != base
+
+
+def test_a_null_field_equals_a_missing_one() -> None:
+    stored = {"usage": {"tokens": 0, "month": "2026-12"}, "conditions": []}
+    assert status_patch(stored, {"usage": {"tokens": 0, "month": "2026-12", "remaining": None}, "conditions": []}) is None
+    patch = status_patch({"usage": {"tokens": 0, "remaining": 5}, "conditions": []},
+                         {"usage": {"tokens": 0, "remaining": None}, "conditions": []})
+    assert patch == {"status": {"usage": {"tokens": 0, "remaining": None}, "conditions": []}}  # null removes it
