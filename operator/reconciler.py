@@ -191,7 +191,7 @@ class Reconciler:
             budgets = merge_usage((await self.fleet.collect(urls, "/budgets")).values())
             self._usage.update({budget_usage_id(b): usage for b, usage in budgets.items()})
         written = await self.statuses.write(inventory.lockgate, translation.statuses, self.rollout, inventory.secrets,
-                                            self._usage, now, self._parts)
+                                            self._usage, now, self._parts, preempt=lambda: self._dirty)
         if written or not self._statuses_checked:
             log.info("statuses: %d of %d objects written", written, len(inventory.lockgate))
             self._statuses_checked = True

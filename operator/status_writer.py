@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -93,6 +93,7 @@ def by_namespace(secrets: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[s
 
 
 PATCH_CONCURRENCY = 16  # status patches in flight at once (a first start writes every object's)
+PATCH_BATCH = 128  # statuses written between two looks at whether a change waits to be published
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,11 @@ class StatusWriter:
     async def write(self, bodies: Mapping[ObjectRef, Mapping[str, Any]], verdicts: Mapping[ObjectRef, ObjectStatus],
                     state: Rollout, secrets: Mapping[tuple[str, str], Mapping[str, Any]],
                     usage: Mapping[str, Mapping[str, Any]], now: datetime,
-                    parts: Mapping[tuple[str, str], str] | None = None) -> int:
+                    parts: Mapping[tuple[str, str], str] | None = None,
+                    preempt: Callable[[], bool] | None = None) -> int:
         """Write every changed status; the number written. `parts`: each
-        object's IR fingerprint (see programmed.fingerprints)."""
+        object's IR fingerprint (see programmed.fingerprints). `preempt`:
+        asked between batches; True stops (what is left is found again next time)."""
         live_uids = set()
         grouped = by_namespace(secrets)
         pending: list[_Pending] = []
@@ -156,15 +159,30 @@ class StatusWriter:
             next_inputs = inputs_of(body, verdict, part, state, unchanged and _programmed_now(desired, body),
                                     ns_secrets, key_usage, now)
             pending.append(_Pending(ref, body, current, desired, patch, next_inputs, ns_secrets, key_usage))
+        written = 0
+        for start in range(0, len(pending), PATCH_BATCH):
+            if start and preempt is not None and preempt():
+                break  # a change waits to be published: the rest is written on the next pass
+            written += await self._send(pending[start:start + PATCH_BATCH], now)
+        for uid in set(self._written) - live_uids:
+            del self._written[uid]
+        for uid in set(self._programmed) - live_uids:
+            del self._programmed[uid]
+        for uid in set(self._inputs) - live_uids:
+            del self._inputs[uid]
+        return written
+
+    async def _send(self, batch: list[_Pending], now: datetime) -> int:
+        """Patch a batch of statuses, PATCH_CONCURRENCY at a time; post their Events and alerts."""
         limit = asyncio.Semaphore(PATCH_CONCURRENCY)
 
         async def send(item: _Pending) -> bool:
             async with limit:
                 return await self._patch(item.ref, item.patch)
 
-        done = await asyncio.gather(*(send(item) for item in pending))
+        done = await asyncio.gather(*(send(item) for item in batch))
         written = 0
-        for item, ok in zip(pending, done, strict=True):
+        for item, ok in zip(batch, done, strict=True):
             if not ok:
                 continue
             body, current, desired, uid = item.body, item.current, item.desired, item.body["metadata"].get("uid", "")
@@ -175,12 +193,6 @@ class StatusWriter:
                 await post_event(self.api, transition_event(body, change, now))
             if body.get("kind") == "ApiKey":
                 await self._alert(body, current, desired, item.usage or desired.get("usage"), item.secrets, now)
-        for uid in set(self._written) - live_uids:
-            del self._written[uid]
-        for uid in set(self._programmed) - live_uids:
-            del self._programmed[uid]
-        for uid in set(self._inputs) - live_uids:
-            del self._inputs[uid]
         return written
 
     async def _alert(self, body: Mapping[str, Any], current: Mapping[str, Any], desired: Mapping[str, Any],
