@@ -2,7 +2,8 @@
 
 `Reflector` lists (by pages), then watches from the list's resourceVersion,
 keeps the objects by a key (their name unless told otherwise), and calls
-`changed` after the list and after every change. It runs until cancelled; a
+`changed` after the list and after every change (but those `significant`
+says nobody needs to hear of). It runs until cancelled; a
 watch that ends resumes from the last version seen, a 410 Gone lists again,
 and any other failure (API down, TLS, timeouts) keeps what it has and retries
 with backoff.
@@ -29,9 +30,10 @@ def name_of(obj: Mapping[str, Any]) -> str:
 class Reflector:
     def __init__(self, api: KubeApi, path: str, params: dict[str, str], keep: Callable[[str], bool],
                  changed: Callable[[], None], *, key: Callable[[Mapping[str, Any]], Any] = name_of,
-                 transform: Callable[[dict[str, Any]], dict[str, Any]] = lambda obj: obj) -> None:
+                 transform: Callable[[dict[str, Any]], dict[str, Any]] = lambda obj: obj,
+                 significant: Callable[[dict[str, Any] | None, dict[str, Any]], bool] = lambda old, new: True) -> None:
         self.api, self.path, self.params, self.keep, self.changed = api, path, params, keep, changed
-        self.key, self.transform = key, transform
+        self.key, self.transform, self.significant = key, transform, significant
         self.objects: dict[Any, dict[str, Any]] = {}
         self.synced = False
         self.listed = asyncio.Event()  # set once the first list is in
@@ -85,6 +87,10 @@ class Reflector:
             if kind == "DELETED":
                 self.objects.pop(self.key(obj), None)
             else:
-                self.objects[self.key(obj)] = self.transform(obj)
+                new = self.transform(obj)
+                old = self.objects.get(self.key(obj))
+                self.objects[self.key(obj)] = new
+                if not self.significant(old, new):  # kept, but nobody needs to hear of it
+                    continue
             self.changed()
         return version

@@ -6,8 +6,10 @@ object's waiting worker: the start grows with the square of the objects
 (minutes at 10,000 ApiKeys). ApiKeys are therefore listed (by pages) and
 watched here, one list+watch per watched namespace (one for the whole
 cluster with --all-namespaces), and kept as the Kopf handlers keep the
-other kinds: without managedFields. A change wakes the reconciler; the
-first render waits until every list is in.
+other kinds: without managedFields. A change wakes the reconciler, unless
+it is one of the status alone (the operator's own writes: waking on them
+would re-render after every batch of statuses); the first render waits
+until every list is in.
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ def slim_object(kind: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return slim
 
 
+def beyond_status(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """A change the translator can see: not one of the status alone (the operator's own writes)."""
+    if old is None:
+        return True
+    before, after = old.get("metadata") or {}, new.get("metadata") or {}
+    return any(before.get(f) != after.get(f) for f in ("generation", "labels", "annotations", "deletionTimestamp",
+                                                       "uid", "ownerReferences")) or old.get("spec") != new.get("spec")
+
+
 def namespaced_name(obj: Mapping[str, Any]) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
@@ -43,7 +54,7 @@ class ObjectWatch:
         self.api = api
         self.reflectors = [
             Reflector(api, resource_path(f"{GROUP}/{VERSION}", plural, ns), {}, lambda _: True, changed,
-                      key=namespaced_name, transform=slim_object(kind))
+                      key=namespaced_name, transform=slim_object(kind), significant=beyond_status)
             for ns in namespaces
         ]
 
