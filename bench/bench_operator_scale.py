@@ -69,14 +69,15 @@ def rss_mb(pid: int) -> float:
 
 
 def settled(pid: int, log: Path, still: float = 5.0, busy: float = 0.05) -> None:
-    """Wait until the operator wrote its statuses and has been still since: nothing
+    """Wait until the operator wrote all its statuses and has been still since: nothing
     logged for `still` seconds (it logs every render and status pass) and under
     `busy` of a core used over the last second."""
     while True:
         before = cpu_seconds(pid)
         time.sleep(1.0)
-        text = log.read_text(errors="replace")
-        if "statuses:" in text and time.time() - log.stat().st_mtime > still and cpu_seconds(pid) - before < busy:
+        passes = [line for line in log.read_text(errors="replace").splitlines() if "statuses:" in line]
+        complete = bool(passes) and "left for the next pass" not in passes[-1]
+        if complete and time.time() - log.stat().st_mtime > still and cpu_seconds(pid) - before < busy:
             return
 
 

@@ -193,7 +193,8 @@ class Reconciler:
         written = await self.statuses.write(inventory.lockgate, translation.statuses, self.rollout, inventory.secrets,
                                             self._usage, now, self._parts, preempt=lambda: self._dirty)
         if written or not self._statuses_checked:
-            log.info("statuses: %d of %d objects written", written, len(inventory.lockgate))
+            log.info("statuses: %d of %d objects written%s", written, len(inventory.lockgate),
+                     f", {self.statuses.left} left for the next pass" if self.statuses.left else "")
             self._statuses_checked = True
 
     async def _render(self, now: datetime) -> tuple[Inventory, Translation]:

@@ -93,7 +93,7 @@ def by_namespace(secrets: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[s
 
 
 PATCH_CONCURRENCY = 16  # status patches in flight at once (a first start writes every object's)
-PATCH_BATCH = 128  # statuses written between two looks at whether a change waits to be published
+PATCH_BATCH = 32  # statuses written between two looks at whether a change waits to be published
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,7 @@ class StatusWriter:
         self._programmed: dict[str, str | None] = {}  # uid -> IR fingerprint it was last programmed with
         self._inputs: dict[str, tuple[Any, ...]] = {}  # uid -> inputs of the status last found right
         self.computed = 0  # desired statuses computed (not skipped as unchanged) so far
+        self.left = 0  # statuses the last pass left for the next one (it gave way to a change)
 
     async def write(self, bodies: Mapping[ObjectRef, Mapping[str, Any]], verdicts: Mapping[ObjectRef, ObjectStatus],
                     state: Rollout, secrets: Mapping[tuple[str, str], Mapping[str, Any]],
@@ -159,10 +160,11 @@ class StatusWriter:
             next_inputs = inputs_of(body, verdict, part, state, unchanged and _programmed_now(desired, body),
                                     ns_secrets, key_usage, now)
             pending.append(_Pending(ref, body, current, desired, patch, next_inputs, ns_secrets, key_usage))
-        written = 0
+        written, self.left = 0, 0
         for start in range(0, len(pending), PATCH_BATCH):
             if start and preempt is not None and preempt():
-                break  # a change waits to be published: the rest is written on the next pass
+                self.left = len(pending) - start  # a change waits to be published: the rest is written next pass
+                break
             written += await self._send(pending[start:start + PATCH_BATCH], now)
         for uid in set(self._written) - live_uids:
             del self._written[uid]
