@@ -5,34 +5,34 @@ Layouts of the head ConfigMap (named `config_map`):
 - large config: `binaryData["config.json.gz"]` (gzip, base64 on the wire);
 - past one object's size: `data["index.json"]` naming the parts
   `<config_map>-1`, `<config_map>-2`, ... whose `binaryData["part"]` chunks,
-  concatenated, are the gzip stream.
+  concatenated, are the gzip stream;
+- many ApiKeys (past `SHARD_KEYS_ABOVE`): `data["index.json"]` with
+  `"encoding": "shards"`, the keys in a fixed number of shards by their id
+  and the rest in its own part(s), each part with its own hash (config_shards.py).
 The credentials Secret holds `credentials.json` (credential id -> value; ids
-contain "/", which Secret keys may not). Every object carries the config hash,
-so a reader can tell parts of one publication from parts of another.
+contain "/", which Secret keys may not). Every object carries a hash, so a
+reader can tell parts of one publication from parts of another.
 """
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 import re
 from typing import Any
 
+from lockgate.api.config_shards import (
+    KEY_SHARDS, SHARD_KEYS_ABOVE, SHARDED, PartCache, ShardMemo, decode_shards, encode_shards,
+)
+from lockgate.api.configmap_objects import (
+    CONFIG_KEY, CONFIG_SET_LABEL, CREDENTIALS_HASH_ANNOTATION, CREDENTIALS_KEY, GZIP_ABOVE, GZIP_KEY,
+    HASH_ANNOTATION, INDEX_KEY, MANAGED_LABELS, PART_BYTES, PART_KEY, annotated_hash, b64, config_object, unb64,
+)
 from lockgate.api.ir import Credentials, GatewayConfig, canonical_json
 
-CONFIG_KEY = "config.json"
-GZIP_KEY = "config.json.gz"
-INDEX_KEY = "index.json"
-PART_KEY = "part"
-CREDENTIALS_KEY = "credentials.json"
-HASH_ANNOTATION = "lockgate.io/config-hash"
-CREDENTIALS_HASH_ANNOTATION = "lockgate.io/credentials-hash"
-MANAGED_LABELS = {"app.kubernetes.io/managed-by": "lockgate", "app.kubernetes.io/part-of": "lockgate"}
-CONFIG_SET_LABEL = "lockgate.io/config-set"  # the head's name, on the head and its parts: one label selector lists them
-
-GZIP_ABOVE = 256 * 1024  # bytes of JSON past which the config is compressed
-PART_BYTES = 900 * 1024  # a ConfigMap holds at most 1 MiB of data
+__all__ = ["CONFIG_KEY", "CONFIG_SET_LABEL", "CREDENTIALS_HASH_ANNOTATION", "CREDENTIALS_KEY", "GZIP_KEY",
+           "HASH_ANNOTATION", "INDEX_KEY", "MANAGED_LABELS", "PartCache", "ShardMemo", "belongs_to", "decode",
+           "decode_credentials", "encode"]
 
 
 def encode(
@@ -44,46 +44,60 @@ def encode(
     *,
     gzip_above: int = GZIP_ABOVE,
     part_bytes: int = PART_BYTES,
+    shard_keys_above: int = SHARD_KEYS_ABOVE,
+    key_shards: int = KEY_SHARDS,
+    memo: ShardMemo | None = None,
 ) -> list[dict[str, Any]]:
-    """The ConfigMap(s), head first, then the credentials Secret."""
+    """The ConfigMap(s), head first, then the credentials Secret. `memo` (the
+    same one every call) re-encodes only the key shards that changed."""
     if not config.hash:
         config = config.with_hash()
-    raw = canonical_json(config.model_dump(mode="json")).encode()
-    head = _object("ConfigMap", config_map, namespace, config.hash, config_map)
-    if len(raw) <= gzip_above:
-        head["data"] = {CONFIG_KEY: raw.decode()}
-        objects = [head]
+    if len(config.keys) > shard_keys_above:
+        objects = encode_shards(config, namespace, config_map, shards=key_shards, part_bytes=part_bytes, memo=memo)
     else:
-        packed = gzip.compress(raw, mtime=0)
-        if len(packed) <= part_bytes:
-            head["binaryData"] = {GZIP_KEY: _b64(packed)}
-            objects = [head]
-        else:
-            chunks = [packed[i : i + part_bytes] for i in range(0, len(packed), part_bytes)]
-            names = [f"{config_map}-{n}" for n in range(1, len(chunks) + 1)]
-            index = {"hash": config.hash, "encoding": "gzip", "parts": names}
-            head["data"] = {INDEX_KEY: canonical_json(index)}
-            objects = [head]
-            for name, chunk in zip(names, chunks, strict=True):
-                part = _object("ConfigMap", name, namespace, config.hash, config_map)
-                part["binaryData"] = {PART_KEY: _b64(chunk)}
-                objects.append(part)
-    creds = _object("Secret", secret, namespace, config.hash)
+        objects = _encode_whole(config, namespace, config_map, gzip_above, part_bytes)
+    creds = config_object("Secret", secret, namespace, config.hash)
     creds["metadata"]["annotations"][CREDENTIALS_HASH_ANNOTATION] = credentials.content_hash()
     creds["type"] = "Opaque"
-    creds["data"] = {CREDENTIALS_KEY: _b64(canonical_json(credentials.values).encode())}
+    creds["data"] = {CREDENTIALS_KEY: b64(canonical_json(credentials.values).encode())}
     objects.append(creds)
     return objects
 
 
+def _encode_whole(config: GatewayConfig, namespace: str, config_map: str, gzip_above: int,
+                  part_bytes: int) -> list[dict[str, Any]]:
+    raw = canonical_json(config.model_dump(mode="json")).encode()
+    head = config_object("ConfigMap", config_map, namespace, config.hash, config_map)
+    if len(raw) <= gzip_above:
+        head["data"] = {CONFIG_KEY: raw.decode()}
+        return [head]
+    packed = gzip.compress(raw, mtime=0)
+    if len(packed) <= part_bytes:
+        head["binaryData"] = {GZIP_KEY: b64(packed)}
+        return [head]
+    chunks = [packed[i : i + part_bytes] for i in range(0, len(packed), part_bytes)]
+    names = [f"{config_map}-{n}" for n in range(1, len(chunks) + 1)]
+    index = {"hash": config.hash, "encoding": "gzip", "parts": names}
+    head["data"] = {INDEX_KEY: canonical_json(index)}
+    objects = [head]
+    for name, chunk in zip(names, chunks, strict=True):
+        part = config_object("ConfigMap", name, namespace, config.hash, config_map)
+        part["binaryData"] = {PART_KEY: b64(chunk)}
+        objects.append(part)
+    return objects
+
+
 def belongs_to(config_map_name: str, base: str) -> bool:
-    """The base ConfigMap or one of its numbered parts (`base-1`, `base-2`...)."""
-    return config_map_name == base or re.fullmatch(re.escape(base) + r"-[0-9]+", config_map_name) is not None
+    """The base ConfigMap or one of its parts (`base-1`, `base-2`..., `base-keys-00`...)."""
+    pattern = re.escape(base) + r"-(keys-)?[0-9]+"
+    return config_map_name == base or re.fullmatch(pattern, config_map_name) is not None
 
 
-def decode(config_maps: list[dict[str, Any]], secret: dict[str, Any]) -> tuple[GatewayConfig, Credentials]:
+def decode(config_maps: list[dict[str, Any]], secret: dict[str, Any],
+           cache: PartCache | None = None) -> tuple[GatewayConfig, Credentials]:
     """The config and credentials back; ValueError when parts are missing,
-    from another publication, or the content does not match its hash."""
+    from another publication, or the content does not match its hash.
+    `cache`: decoded parts of a sharded layout kept from the previous call."""
     by_name = {cm.get("metadata", {}).get("name"): cm for cm in config_maps}
     head = next((cm for cm in config_maps if _is_head(cm)), None)
     if head is None:
@@ -93,18 +107,20 @@ def decode(config_maps: list[dict[str, Any]], secret: dict[str, Any]) -> tuple[G
     if CONFIG_KEY in data:
         raw = data[CONFIG_KEY].encode()
     elif GZIP_KEY in binary:
-        raw = gzip.decompress(_unb64(binary[GZIP_KEY]))
+        raw = gzip.decompress(unb64(binary[GZIP_KEY]))
     else:
         index = json.loads(data[INDEX_KEY])
+        if index.get("encoding") == SHARDED:
+            return decode_shards(index, by_name, cache), decode_credentials(secret)
         chunks = []
         for name in index["parts"]:
             part = by_name.get(name)
             if part is None:
                 raise ValueError(f"config part {name} is missing")
-            part_hash = part.get("metadata", {}).get("annotations", {}).get(HASH_ANNOTATION)
+            part_hash = annotated_hash(part)
             if part_hash != index["hash"]:
                 raise ValueError(f"config part {name} belongs to another publication ({part_hash})")
-            chunks.append(_unb64(part["binaryData"][PART_KEY]))
+            chunks.append(unb64(part["binaryData"][PART_KEY]))
         raw = gzip.decompress(b"".join(chunks))
     config = GatewayConfig.model_validate_json(raw)
     if config.hash != config.content_hash():
@@ -115,7 +131,7 @@ def decode(config_maps: list[dict[str, Any]], secret: dict[str, Any]) -> tuple[G
 def decode_credentials(secret: dict[str, Any]) -> Credentials:
     data = secret.get("data") or {}
     if CREDENTIALS_KEY in data:
-        return Credentials(values=json.loads(_unb64(data[CREDENTIALS_KEY])))
+        return Credentials(values=json.loads(unb64(data[CREDENTIALS_KEY])))
     string_data = secret.get("stringData") or {}
     if CREDENTIALS_KEY in string_data:
         return Credentials(values=json.loads(string_data[CREDENTIALS_KEY]))
@@ -125,27 +141,3 @@ def decode_credentials(secret: dict[str, Any]) -> Credentials:
 def _is_head(cm: dict[str, Any]) -> bool:
     keys = set(cm.get("data") or {}) | set(cm.get("binaryData") or {})
     return bool(keys & {CONFIG_KEY, GZIP_KEY, INDEX_KEY})
-
-
-def _object(kind: str, name: str, namespace: str, config_hash: str, config_set: str | None = None) -> dict[str, Any]:
-    labels = dict(MANAGED_LABELS)
-    if config_set is not None:
-        labels[CONFIG_SET_LABEL] = config_set
-    return {
-        "apiVersion": "v1",
-        "kind": kind,
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": labels,
-            "annotations": {HASH_ANNOTATION: config_hash},
-        },
-    }
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.b64decode(text)

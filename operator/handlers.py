@@ -1,7 +1,8 @@
 """Kopf wiring: index every watched object and poke the reconciler.
 
 Secrets are not among Kopf's watches: `SecretStore` keeps only those the
-resources name, and Lockgate's own.
+resources name, and Lockgate's own. Nor are ApiKeys, of which there can be
+thousands: `ObjectWatch` lists and watches them (see object_watch.py).
 
 Handlers are deliberately empty of logic. Indexes hold the current objects
 (Kopf keeps them from list+watch and drops deleted ones); every event pokes
@@ -23,6 +24,7 @@ import kopf
 from aiohttp import web
 
 from lockgate.operator.metrics_server import serve_metrics
+from lockgate.operator.object_watch import ObjectWatch
 from lockgate.operator.peering import PeeringGate
 from lockgate.operator.reconciler import Reconciler
 from lockgate.operator.secret_store import SecretStore
@@ -50,7 +52,6 @@ class Watched:
 
 WATCHED: tuple[Watched, ...] = (
     Watched("lockgate.io", "v1alpha1", "modelproviders", "ModelProvider"),
-    Watched("lockgate.io", "v1alpha1", "apikeys", "ApiKey"),
     Watched("lockgate.io", "v1alpha1", "routes", "Route"),
     Watched("lockgate.io", "v1alpha1", "mcpservers", "MCPServer"),
     Watched("lockgate.io", "v1alpha1", "budgets", "Budget"),
@@ -125,11 +126,16 @@ def build_registry() -> kopf.OperatorRegistry:
         # Its own client: the Secret watches hold two connections per namespace.
         store = SecretStore(KubeApi(api.connection, connections=2 * len(namespaces) + 8), namespaces,
                             lambda: memo.reconciler.nudge() if memo.reconciler else None, skip=lambda k: k == published)
-        memo.reconciler = Reconciler(ours, api, lambda: indexed_objects(indices), peering=gate, secrets=store)
+        # Its own client too: one watch per namespace.
+        apikeys = ObjectWatch(KubeApi(api.connection, connections=len(namespaces) + 4), "apikeys", "ApiKey", namespaces,
+                              lambda: memo.reconciler.changed() if memo.reconciler else None)
+        memo.reconciler = Reconciler(ours, api, lambda: indexed_objects(indices), peering=gate, secrets=store,
+                                     watched=apikeys)
         if ours.metrics_address:
             memo.metrics_runner = await serve_metrics(memo.reconciler.metrics.registry, ours.metrics_address)
         memo.tasks = (
             asyncio.create_task(store.run(), name="lockgate secrets"),
+            asyncio.create_task(apikeys.run(), name="lockgate apikeys"),
             asyncio.create_task(memo.reconciler.run(), name="lockgate reconciler"),
             asyncio.create_task(_start_if_empty(memo.reconciler, api, memo.settings), name="lockgate empty check"),
         )
@@ -155,6 +161,8 @@ def build_registry() -> kopf.OperatorRegistry:
             await memo.reconciler.api.close()
             if memo.reconciler.secrets is not None:
                 await memo.reconciler.secrets.api.close()
+            if memo.reconciler.watched is not None:
+                await memo.reconciler.watched.api.close()
 
     return registry
 

@@ -70,14 +70,27 @@ def rollout(config_hash: str, credentials_hash: str, reports: Mapping[str, Mappi
     return Rollout(config_hash, credentials_hash, len(reports), loaded)
 
 
-def fingerprints(config: GatewayConfig) -> dict[tuple[str, str], str]:
-    """(kind, namespace/name) -> hash of that object's part of the IR."""
+def fingerprints(config: GatewayConfig, memo: dict[tuple[str, str], tuple[Any, str]] | None = None
+                 ) -> dict[tuple[str, str], str]:
+    """(kind, namespace/name) -> hash of that object's part of the IR. `memo`
+    (the same dict every call) keeps the hashes of parts equal to last time's."""
     parts: list[tuple[str, Any]] = [
         *(("ModelProvider", p) for p in config.providers), *(("ApiKey", k) for k in config.keys),
         *(("Route", r) for r in config.routes), *(("MCPServer", m) for m in config.mcp_servers),
     ]
-    return {(kind, item.id): hashlib.sha256(canonical_json(item.model_dump(mode="json")).encode()).hexdigest()
-            for kind, item in parts}
+    memo = {} if memo is None else memo
+    found: dict[tuple[str, str], str] = {}
+    for kind, item in parts:
+        known = memo.get((kind, item.id))
+        if known is not None and (known[0] is item or known[0] == item):
+            found[(kind, item.id)] = known[1]
+            continue
+        digest = hashlib.sha256(canonical_json(item.model_dump(mode="json")).encode()).hexdigest()
+        memo[(kind, item.id)] = (item, digest)
+        found[(kind, item.id)] = digest
+    for gone in set(memo) - set(found):
+        del memo[gone]
+    return found
 
 
 def programmed_condition(state: Rollout, accepted: bool, generation: int | None,
@@ -85,19 +98,20 @@ def programmed_condition(state: Rollout, accepted: bool, generation: int | None,
     """Programmed for one object.
 
     True once every replica loaded the configuration. An object already
-    Programmed at this generation stays so while a change of other objects
-    rolls out, when its own part of the configuration is `unchanged` since
-    it was programmed (a rotated key or moved endpoints are changes)."""
+    Programmed at this generation stays so, as it is, while changes of other
+    objects roll out and after, when its own part of the configuration is
+    `unchanged` since it was programmed (a rotated key or moved endpoints are
+    changes): a new key among many rewrites no other status."""
     if not accepted:
         return Condition(type="Programmed", status="False", reason="NotAccepted",
                          message="The object is not part of the published configuration")
+    if unchanged and previous is not None and previous.get("status") == "True" \
+            and previous.get("observedGeneration") == generation:
+        return Condition.model_validate(previous)  # its message names the configuration that programmed it
     if state.complete:
         message = (f"Published as configuration {state.config_hash[:12]}" if not state.discovery else
                    f"All {state.replicas} proxy replicas loaded configuration {state.config_hash[:12]}")
         return Condition(type="Programmed", status="True", reason="Programmed", message=message)
-    if unchanged and previous is not None and previous.get("status") == "True" \
-            and previous.get("observedGeneration") == generation:
-        return Condition.model_validate(previous)
     if state.replicas == 0:
         return Condition(type="Programmed", status="False", reason="NoReplicas",
                          message="No ready proxy replica found behind the proxy Service")

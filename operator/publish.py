@@ -11,11 +11,12 @@ config, the base ConfigMap (the index) last, then stale parts are deleted.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from lockgate.api.ir import Credentials, GatewayConfig
-from lockgate.common.kube_client import ApiError, KubeApi, resource_path
+from lockgate.common.kube_client import METADATA_LIST, ApiError, KubeApi, resource_path
 from lockgate.api.configmap import belongs_to
 
 log = logging.getLogger("lockgate.operator.publish")
@@ -28,14 +29,15 @@ Encoder = Callable[..., list[dict[str, Any]]]
 
 
 def stamp(objects: list[dict[str, Any]], config: GatewayConfig, credentials: Credentials) -> list[dict[str, Any]]:
-    """Add the content-hash annotation and labels to the encoded objects."""
+    """Add the content-hash annotation and labels to the encoded objects (a
+    part the encoder annotated with its own content's hash keeps it)."""
     stamped = []
     for obj in objects:
         obj = {**obj, "metadata": dict(obj.get("metadata") or {})}
         meta = obj["metadata"]
         annotation = CREDENTIALS_HASH_ANNOTATION if obj.get("kind") == "Secret" else CONFIG_HASH_ANNOTATION
         value = credentials.content_hash() if obj.get("kind") == "Secret" else config.hash
-        meta["annotations"] = {**(meta.get("annotations") or {}), annotation: value}
+        meta["annotations"] = {annotation: value, **(meta.get("annotations") or {})}
         meta["labels"] = {**(meta.get("labels") or {}), **LABELS}
         stamped.append(obj)
     return stamped
@@ -63,18 +65,21 @@ class Publisher:
         self._encoder = encoder
         self._live: dict[tuple[str, str], str | None] = {}  # (kind, name) -> hash known to be stored
         self.published: tuple[str, str] | None = None  # (config hash, credentials hash) last confirmed
+        self._names: frozenset[str] | None = None  # the ConfigMaps of the last publication, stale ones deleted
+        self.writes = 0  # objects written (created or replaced) so far
 
     def forget(self) -> None:
         """Check the stored objects again on the next publish (someone may
         have edited or deleted them)."""
         self._live.clear()
         self.published = None
+        self._names = None
 
     def _encode(self, config: GatewayConfig, credentials: Credentials) -> list[dict[str, Any]]:
         if self._encoder is None:
-            from lockgate.api.configmap import encode
+            from lockgate.api.configmap import ShardMemo, encode
 
-            self._encoder = encode
+            self._encoder = partial(encode, memo=ShardMemo())
         return self._encoder(config, credentials, self.namespace, config_map=self.config_map, secret=self.secret)
 
     async def publish(self, config: GatewayConfig, credentials: Credentials) -> bool:
@@ -86,8 +91,10 @@ class Publisher:
         wrote = False
         for obj in objects:
             wrote |= await self._write(obj)
-        if wrote:
-            await self._delete_stale({o["metadata"]["name"] for o in objects if o.get("kind") == "ConfigMap"})
+        names = frozenset(o["metadata"]["name"] for o in objects if o.get("kind") == "ConfigMap")
+        if wrote and names != self._names:  # a publication of the same parts leaves none stale
+            await self._delete_stale(names)
+            self._names = names
             log.info("published configuration %s (credentials %s)", key[0][:12], key[1][:12])
         self.published = key
         return wrote
@@ -114,11 +121,13 @@ class Publisher:
         else:
             await self.api.replace(path, obj)
         self._live[(kind, name)] = want
+        self.writes += 1
         return True
 
-    async def _delete_stale(self, keep: set[str]) -> None:
+    async def _delete_stale(self, keep: frozenset[str]) -> None:
         listing = await self.api.request("GET", resource_path("v1", "configmaps", self.namespace),
-                                         params={"labelSelector": "app.kubernetes.io/managed-by=lockgate"})
+                                         params={"labelSelector": "app.kubernetes.io/managed-by=lockgate"},
+                                         accept=METADATA_LIST)
         for item in listing.get("items", []):
             name = item["metadata"]["name"]
             if belongs_to(name, self.config_map) and name not in keep:

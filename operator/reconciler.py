@@ -19,6 +19,7 @@ from typing import Any
 
 from lockgate.operator.generated_secrets import ensure_generated
 from lockgate.operator.key_secrets import KeySecrets
+from lockgate.operator.object_watch import ObjectWatch
 from lockgate.operator.metrics import OperatorMetrics, condition_counts
 from lockgate.operator.peering import PeeringGate
 from lockgate.operator.programmed import ProxyFleet, Rollout, fingerprints, replica_urls, rollout
@@ -28,6 +29,7 @@ from lockgate.operator.secret_store import SecretStore
 from lockgate.operator.settings import OperatorSettings
 from lockgate.operator.status_writer import StatusWriter
 from lockgate.operator.translate import ObjectRef, Translation, translate
+from lockgate.operator.translate.cache import TranslationCache
 from lockgate.operator.usage import budget_usage_id, merge_usage
 from lockgate.api.gateway_key import gateway_apikey
 from lockgate.api.meta import Condition
@@ -54,7 +56,7 @@ class Inventory:
 
     @classmethod
     def of(cls, objects: Iterable[Mapping[str, Any]]) -> Inventory:
-        everything = [dict(o) for o in objects]
+        everything = [o if isinstance(o, dict) else dict(o) for o in objects]  # the indexes' own dicts: never changed
         lockgate, secrets, slices = {}, {}, []
         for obj in everything:
             meta = obj.get("metadata") or {}
@@ -77,9 +79,10 @@ class Reconciler:
     def __init__(self, settings: OperatorSettings, api: KubeApi, objects: Callable[[], Iterable[Mapping[str, Any]]],
                  publisher: Publisher | None = None, fleet: ProxyFleet | None = None,
                  peering: PeeringGate | None = None, clock: Callable[[], datetime] = utcnow,
-                 secrets: SecretStore | None = None) -> None:
+                 secrets: SecretStore | None = None, watched: ObjectWatch | None = None) -> None:
         self.settings, self.api, self._objects, self._clock = settings, api, objects, clock
         self.secrets = secrets  # None: Secrets come with `objects`
+        self.watched = watched  # kinds watched without Kopf (ApiKeys); None: they come with `objects`
         self.publisher = publisher or Publisher(api, settings.publish_namespace, settings.config_map,
                                                 settings.credentials_secret)
         self.fleet = fleet or ProxyFleet()
@@ -98,7 +101,11 @@ class Reconciler:
         self._listed: list[str] = []  # replicas listed from the API (proxy namespace not watched)
         self._listed_until = 0.0
         self._rendered = False
+        self._rendered_at = 0.0  # monotonic time the last render ended
+        self._statuses_checked = False  # a first status pass since the start was logged
         self._parts: dict[tuple[str, str], str] = {}
+        self._fingerprints: dict[tuple[str, str], tuple[Any, str]] = {}  # memo of fingerprints()
+        self._translations = TranslationCache()  # what did not change is not translated again
         self.metrics = OperatorMetrics(self._condition_counts,
                                        lambda: None if self.rollout is None else self.rollout.complete,
                                        lambda: self._usage)
@@ -110,6 +117,11 @@ class Reconciler:
         self.nudge()
         self.started.set()
 
+    def changed(self) -> None:
+        """An object watched without Kopf changed: re-render soon, once the indexes are populated."""
+        self.metrics.changed()
+        self.nudge()
+
     def nudge(self) -> None:
         """A Secret changed: re-render soon, once the indexes are populated."""
         self._dirty = True
@@ -119,8 +131,10 @@ class Reconciler:
         await self.started.wait()
         failures = 0
         while True:
-            if self._dirty:
-                await asyncio.sleep(self.settings.debounce)  # gather a burst of changes into one render
+            if self._dirty:  # a lone change goes out at once; a burst gathers while the last render runs
+                quiet = time.monotonic() - self._rendered_at
+                if quiet < self.settings.debounce:
+                    await asyncio.sleep(self.settings.debounce - quiet)
             self._wake.clear()
             if self.peering is not None and not await self.peering.active():
                 await self._standby()
@@ -176,17 +190,27 @@ class Reconciler:
             self._usage = merge_usage((await self.fleet.collect(urls, "/usage")).values())
             budgets = merge_usage((await self.fleet.collect(urls, "/budgets")).values())
             self._usage.update({budget_usage_id(b): usage for b, usage in budgets.items()})
-        await self.statuses.write(inventory.lockgate, translation.statuses, self.rollout, inventory.secrets,
-                                  self._usage, now, self._parts)
+        written = await self.statuses.write(inventory.lockgate, translation.statuses, self.rollout, inventory.secrets,
+                                            self._usage, now, self._parts, preempt=lambda: self._dirty)
+        if written or not self._statuses_checked:
+            log.info("statuses: %d of %d objects written%s", written, len(inventory.lockgate),
+                     f", {self.statuses.left} left for the next pass" if self.statuses.left else "")
+            self._statuses_checked = True
 
     async def _render(self, now: datetime) -> tuple[Inventory, Translation]:
         """Translate the indexes, make sure key Secrets exist, publish."""
         self._dirty = False
+        begun = time.perf_counter()
         objects = list(self._objects())
+        if self.watched is not None:
+            await self.watched.synced()
+            objects += self.watched.objects()
         if self.secrets is not None:  # only the Secrets the resources name, and Lockgate's own
             objects += (await self.secrets.resolve(secret_references(objects))).values()
         inventory = Inventory.of(objects)
-        translation = translate(inventory.objects, now)
+        collected = time.perf_counter()
+        translation = translate(inventory.objects, now, self._translations)
+        translated = time.perf_counter()
         if await self.keys.ensure(inventory.apikeys(), inventory.secrets, now):
             self._dirty = True  # the new Secrets come back through the watch
         started = time.perf_counter()
@@ -199,12 +223,15 @@ class Reconciler:
             self.metrics.publish_seconds.observe(time.perf_counter() - started)
         self.metrics.published(wrote)
         self.translation, self._inventory = translation, inventory
-        self._parts = fingerprints(translation.config)
+        self._parts = fingerprints(translation.config, self._fingerprints)
         # The first render after a start, and every publication, are news.
         level = logging.INFO if wrote or not self._rendered else logging.DEBUG
-        log.log(level, "rendered %d objects: configuration %s %s", len(inventory.lockgate),
-                translation.config.hash[:12], "published" if wrote else "unchanged")
+        log.log(level, "rendered %d objects: configuration %s %s (%.0f ms: collect %.0f, translate %.0f, publish %.0f)",
+                len(inventory.lockgate), translation.config.hash[:12], "published" if wrote else "unchanged",
+                *(1000 * t for t in (time.perf_counter() - begun, collected - begun, translated - collected,
+                                     time.perf_counter() - started)))
         self._rendered = True
+        self._rendered_at = time.monotonic()
         return inventory, translation
 
     async def _check_rollout(self, translation: Translation, urls: list[str]) -> Rollout:

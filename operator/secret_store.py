@@ -13,7 +13,9 @@ not use:
   about a named Secret drops its cached copy and pokes the reconciler.
 
 `resolve` then reads by name (GET) each named Secret it holds no copy of, and
-forgets the copies no resource names any more. Memory is bounded by what the
+forgets the copies no resource names any more; when many are missing in one
+namespace (a first start among thousands of ApiKeys) it lists that
+namespace's Secrets by pages instead and keeps only the named ones. Memory is bounded by what the
 Lockgate resources reference, not by the Secrets of the cluster.
 """
 
@@ -38,6 +40,8 @@ OTHERS_SELECTOR = f"{MANAGED_LABEL}!={MANAGED_VALUE}"
 IGNORED_TYPES = ("helm.sh/release.v1", "kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token")
 OTHERS_FIELDS = ",".join(f"type!={t}" for t in IGNORED_TYPES)
 READ_CONCURRENCY = 8
+LIST_ABOVE = 32  # Secrets missing in one namespace past which they are listed, not read by name
+LIST_PAGE = 500
 
 
 def key_of(obj: Mapping[str, Any]) -> SecretKey:
@@ -90,9 +94,35 @@ class SecretStore:
                 if self._changes.get(key, 0) == seen and key not in self.own:  # else an event overtook the read
                     self.named[key] = slim_secret(body) if body is not None else None
 
-        await asyncio.gather(*(read(k) for k in missing))
+        by_namespace: dict[str, list[SecretKey]] = {}
+        for key in missing:
+            by_namespace.setdefault(key[0], []).append(key)
+        singles = [k for keys in by_namespace.values() if len(keys) <= LIST_ABOVE for k in keys]
+        await asyncio.gather(*(read(k) for k in singles),
+                             *(self._read_listed(ns, keys) for ns, keys in by_namespace.items() if len(keys) > LIST_ABOVE))
         found = {k: v for k, v in self.named.items() if v is not None}
         return {**found, **self.own}
+
+    async def _read_listed(self, namespace: str, keys: list[SecretKey]) -> None:
+        """Many Secrets of one namespace (a first start): listed by pages rather than read one by one."""
+        seen = {k: self._changes.get(k, 0) for k in keys}
+        listed: dict[SecretKey, dict[str, Any]] = {}
+        params = {"labelSelector": OTHERS_SELECTOR, "fieldSelector": OTHERS_FIELDS, "limit": str(LIST_PAGE)}
+        try:
+            while True:
+                page = await self.api.request("GET", resource_path("v1", "secrets", namespace), params=params)
+                listed.update((key_of(o), o) for o in page.get("items", []) if key_of(o) in seen)
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    break
+                params = {**params, "continue": token}
+        except ApiError as e:  # not listable (RBAC) or not now: read them one by one next time
+            log.warning("Secrets in %s not listed: %s", namespace, e)
+            return
+        for key, before in seen.items():
+            if self._changes.get(key, 0) == before and key not in self.own:  # else an event overtook the list
+                body = listed.get(key)
+                self.named[key] = slim_secret(body) if body is not None else None
 
     # -- watches ---------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ class OperatorSettings:
     credentials_secret: str = "lockgate-credentials"
     proxy_service: str | None = None  # Service in front of the proxies; None: Programmed = published
     proxy_admin_port: int = 9090  # when the proxy Service's slices name no admin port
-    debounce: float = 0.1  # seconds of quiet gathered into one re-render
+    debounce: float = 0.1  # seconds at least between two renders: a lone change renders at once, a burst gathers
     resync: float = 60.0  # full re-render and re-check of stored objects
     rollout_poll: float = 0.2  # how often proxies are asked while a rollout is pending
     settle_poll: float = 5.0  # ... and once it completed (replicas come and go)

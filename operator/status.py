@@ -81,10 +81,15 @@ def status_patch(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) 
 
 
 def _normalised(status: Mapping[str, Any]) -> dict[str, Any]:
-    # The order of conditions carries no meaning.
-    out = dict(status)
+    # The order of conditions carries no meaning, nor does a null field: the API server stores none
+    # (a null in a merge patch removes the field), so a stored status lacks what a desired one has as null.
+    out = _pruned(status)
     out["conditions"] = sorted((c for c in status.get("conditions") or []), key=lambda c: str(c.get("type")))
     return out
+
+
+def _pruned(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _pruned(v) if isinstance(v, Mapping) else v for k, v in value.items() if v is not None}
 
 
 @dataclass(frozen=True)

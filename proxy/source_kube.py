@@ -1,8 +1,11 @@
 """The proxy's configuration from Kubernetes: the operator's ConfigMap(s) and
 credentials Secret, watched (list, then watch from the list's resourceVersion).
 
-Every change re-decodes the whole set with the shared codec. A set that does
-not decode (a split config caught half-written, a bad edit) is logged and
+Every change decodes the set with the shared codec; of a sharded
+configuration only the parts whose hash changed are decoded again (a
+`PartCache` keeps the others). A set caught between two publications (a
+part newer or older than the head's index says) waits for the next event
+without a warning. A set that does not decode (a split config caught half-written, a bad edit) is logged and
 skipped, so the proxy keeps serving its last good snapshot; so does an API
 server that went away, while the watches reconnect with backoff.
 """
@@ -15,14 +18,17 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from lockgate.api.configmap import INDEX_KEY, decode
+from lockgate.api.config_shards import PartsInFlight
+from lockgate.api.configmap import INDEX_KEY, PartCache, decode
 from lockgate.api.ir import Credentials, GatewayConfig
-from lockgate.common.kube_client import ApiError, KubeApi, resource_path, sleep_backoff
+from lockgate.common.kube_client import KubeApi, resource_path
+from lockgate.common.kube_reflector import Reflector
 from lockgate.proxy.source import Snapshot
 
 log = logging.getLogger("lockgate.source.kube")
 
 Decoder = Callable[[list[dict[str, Any]], dict[str, Any]], tuple[GatewayConfig, Credentials]]
+WATCH_CONNECTIONS = 64  # one per watched object: the head, its parts (up to 32 key shards) and the Secret
 
 
 def parse_ref(value: str, default_namespace: str | None = None) -> tuple[str, str]:
@@ -35,60 +41,6 @@ def parse_ref(value: str, default_namespace: str | None = None) -> tuple[str, st
     if not namespace or not name:
         raise ValueError(f"expected NAMESPACE/NAME, got {value!r}")
     return namespace, name
-
-
-class Reflector:
-    """Keeps a local copy of the objects one list+watch sees, by name, and
-    calls `changed` after every change. Runs until cancelled."""
-
-    def __init__(self, api: KubeApi, path: str, params: dict[str, str], keep: Callable[[str], bool],
-                 changed: Callable[[], None]) -> None:
-        self.api, self.path, self.params, self.keep, self.changed = api, path, params, keep, changed
-        self.objects: dict[str, dict[str, Any]] = {}
-        self.synced = False
-
-    async def run(self) -> None:
-        failures = 0
-        while True:
-            try:
-                version: str | None = await self._list()
-                failures = 0
-                while version is not None:
-                    version = await self._watch(version)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # API down, TLS, timeouts: keep what we have and retry
-                log.warning("watch of %s failed (%s); retrying", self.path, e)
-                await sleep_backoff(failures)
-                failures += 1
-
-    async def _list(self) -> str:
-        body = await self.api.request("GET", self.path, params=self.params)
-        self.objects = {o["metadata"]["name"]: o for o in body.get("items", []) if self.keep(o["metadata"]["name"])}
-        self.synced = True
-        self.changed()
-        return str(body.get("metadata", {}).get("resourceVersion", ""))
-
-    async def _watch(self, version: str) -> str | None:
-        """Returns the version to resume from, or None to list again."""
-        async for event in self.api.watch(self.path, version, self.params):
-            kind, obj = event.get("type"), event.get("object", {})
-            if kind == "ERROR":
-                if obj.get("code") == 410:  # resourceVersion too old
-                    return None
-                raise ApiError(int(obj.get("code", 500)), obj, f"WATCH {self.path}")
-            version = obj.get("metadata", {}).get("resourceVersion", version)
-            if kind == "BOOKMARK":
-                continue
-            name = obj["metadata"]["name"]
-            if not self.keep(name):
-                continue
-            if kind == "DELETED":
-                self.objects.pop(name, None)
-            else:
-                self.objects[name] = obj
-            self.changed()
-        return version
 
 
 def part_names(head: dict[str, Any] | None) -> list[str]:
@@ -113,10 +65,12 @@ class KubeSource:
 
     def __init__(self, api: KubeApi, config_map: tuple[str, str], credentials_secret: tuple[str, str],
                  decoder: Decoder | None = None) -> None:
-        self.api = api
+        self._given = api
+        self.api = KubeApi(api.connection, connections=WATCH_CONNECTIONS)  # each watch holds a connection
         self.config_map = config_map
         self.credentials_secret = credentials_secret
         self._decoder = decoder
+        self.parts = PartCache()  # decoded parts of a sharded configuration, by name and hash
         self.load_failures = 0  # configurations that did not decode (a metric)
         self._changed = asyncio.Event()
         self._maps: dict[str, Reflector] = {}
@@ -144,7 +98,7 @@ class KubeSource:
 
     def _decode(self, maps: list[dict[str, Any]], secret: dict[str, Any]) -> tuple[GatewayConfig, Credentials]:
         if self._decoder is None:
-            self._decoder = decode
+            return decode(maps, secret, self.parts)
         return self._decoder(maps, secret)
 
     def current(self) -> Snapshot | None:
@@ -160,6 +114,9 @@ class KubeSource:
             return None
         try:
             config, credentials = self._decode(maps, secret)
+        except PartsInFlight as e:  # the rest of the publication is on its way
+            log.debug("configuration in %s/%s not complete yet: %s", self.config_map[0], cm_name, e)
+            return None
         except Exception as e:  # invalid or half-written: keep the last good one
             self.load_failures += 1
             log.warning("configuration in %s/%s does not load, keeping the last good one: %s",
@@ -191,3 +148,4 @@ class KubeSource:
                 task.cancel()
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             await self.api.close()
+            await self._given.close()

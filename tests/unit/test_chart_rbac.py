@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+from lockgate.api.config_shards import KEY_SHARDS, shard_name
 from tests.unit.chart_support import NAMESPACE, REPO, Obj, of_kind, one, render
 
 FULL = REPO / "tests" / "fixtures" / "chart-full-values.yaml"
@@ -60,10 +62,12 @@ def test_proxy_reads_only_its_own_config(objs: list[Obj]) -> None:
 def test_proxy_config_names() -> None:
     rules = rules_of(render(), "Role", "-proxy")[NAMESPACE]
     names = {r["resources"][0]: r["resourceNames"] for r in rules}
-    assert names["configmaps"] == ["lockgate-config"] + [f"lockgate-config-{i}" for i in range(1, 9)]
+    shards = [shard_name("lockgate-config", s) for s in range(KEY_SHARDS)]  # every key shard the operator writes
+    assert names["configmaps"] == ["lockgate-config"] + [f"lockgate-config-{i}" for i in range(1, 9)] + shards
     assert names["secrets"] == ["lockgate-credentials"]
     full = {r["resources"][0]: r["resourceNames"] for r in rules_of(render([FULL]), "Role", "-proxy")[NAMESPACE]}
-    assert full["configmaps"] == ["gw-config", "gw-config-1", "gw-config-2", "gw-config-3", "gw-config-extra"]
+    assert full["configmaps"] == ["gw-config", "gw-config-1", "gw-config-2", "gw-config-3",
+                                  *(shard_name("gw-config", s) for s in range(KEY_SHARDS)), "gw-config-extra"]
     assert full["secrets"] == ["gw-credentials"]
 
 
@@ -85,9 +89,10 @@ def test_operator_roles_per_namespace() -> None:
     home = by_ns[NAMESPACE]
     assert verbs_for(home, "", "configmaps") == {"list", "create", "get", "update", "delete"}
     (delete,) = [r for r in home if "delete" in r["verbs"]]
-    assert delete["verbs"] == ["delete"] and delete["resourceNames"] == ["gw-config-1", "gw-config-2", "gw-config-3"]
+    parts = ["gw-config-1", "gw-config-2", "gw-config-3", *(shard_name("gw-config", s) for s in range(KEY_SHARDS))]
+    assert delete["verbs"] == ["delete"] and delete["resourceNames"] == parts
     (replace,) = [r for r in home if "configmaps" in r["resources"] and "update" in r["verbs"]]
-    assert replace["resourceNames"] == ["gw-config", "gw-config-1", "gw-config-2", "gw-config-3"]
+    assert replace["resourceNames"] == ["gw-config", *parts]
     # Not watched here: the credentials and generated Secrets, by name (and create, which takes no name).
     assert verbs_for(home, "", "secrets") == {"create", "get", "update", "patch"}
     for rule in [r for r in home if "secrets" in r["resources"]]:

@@ -39,6 +39,8 @@ def test_programmed_condition() -> None:
     assert programmed_condition(pending, True, 3, previous, unchanged=True).status == "True"
     assert programmed_condition(pending, True, 3, previous, unchanged=False).status == "False"  # e.g. a rotated key
     assert programmed_condition(pending, True, 4, previous, unchanged=True).status == "False"
+    # ... nor does a later configuration once every replica loaded it: the condition is kept as it is
+    assert programmed_condition(Rollout("n" * 64, "c", 2, 2), True, 3, previous, unchanged=True).message == "x"
 
 
 def test_fingerprints_follow_each_objects_part_of_the_config() -> None:
@@ -49,6 +51,10 @@ def test_fingerprints_follow_each_objects_part_of_the_config() -> None:
     after = fingerprints(GatewayConfig(keys=(rotated,), routes=(route,)))
     assert set(before) == {("ApiKey", "ns/k"), ("Route", "ns/r")}
     assert before[("Route", "ns/r")] == after[("Route", "ns/r")] and before[("ApiKey", "ns/k")] != after[("ApiKey", "ns/k")]
+    memo: dict[tuple[str, str], tuple[object, str]] = {}
+    assert fingerprints(GatewayConfig(keys=(key,), routes=(route,)), memo) == before
+    assert fingerprints(GatewayConfig(keys=(rotated,)), memo) == {("ApiKey", "ns/k"): after[("ApiKey", "ns/k")]}
+    assert set(memo) == {("ApiKey", "ns/k")}  # the route that went is forgotten
 
 
 def test_without_discovery_publishing_is_programmed() -> None:

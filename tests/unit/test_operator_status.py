@@ -64,3 +64,35 @@ def test_transitions_report_changed_statuses_with_severity() -> None:
     assert changes["Accepted"].warning and changes["Exhausted"].warning
     appearing_bad = transitions([], [{"type": "Ready", "status": "False", "reason": "NoEndpoints"}])
     assert [t.type for t in appearing_bad] == ["Ready"] and appearing_bad[0].old is None
+
+
+def test_status_inputs_change_with_what_the_status_depends_on() -> None:
+    from lockgate.operator.programmed import Rollout
+    from lockgate.operator.status_writer import inputs_of
+    from lockgate.operator.translate import ObjectStatus
+
+    body = {"kind": "ApiKey", "metadata": {"name": "k", "resourceVersion": "7", "generation": 1},
+            "spec": {"secretName": "k-key", "expiresAt": "2030-01-01T00:00:00Z"}}
+    secrets = {"k-key": {"metadata": {"resourceVersion": "3"}}}
+    verdict = ObjectStatus(1, [Condition(type="Accepted", status="True", reason="Accepted", last_transition_time=T0)])
+    later = ObjectStatus(1, [Condition(type="Accepted", status="True", reason="Accepted",
+                                       last_transition_time=T0 + timedelta(seconds=5))])
+    done, other = Rollout("a" * 64, "c", 1, 1), Rollout("b" * 64, "c", 1, 0)
+    base = inputs_of(body, verdict, "p1", done, False, secrets, None, T0)
+    assert inputs_of(body, later, "p1", done, False, secrets, None, T0) == base  # a verdict's time is no input
+    assert inputs_of(body, verdict, "p1", other, True, secrets, None, T0) == \
+        inputs_of(body, verdict, "p1", done, True, secrets, None, T0)  # stably Programmed: the rollout is no input
+    assert inputs_of(body, verdict, "p1", other, False, secrets, None, T0) != base
+    assert inputs_of(body, verdict, "p2", done, False, secrets, None, T0) != base
+    assert inputs_of(body, verdict, "p1", done, False, {"k-key": {"metadata": {"resourceVersion": "4"}}},
+                     None, T0) != base
+    assert inputs_of(body, verdict, "p1", done, False, secrets, {"tokens": 5}, T0) != base
+    assert inputs_of(body, verdict, "p1", done, False, secrets, None, datetime(2031, 1, 1, tzinfo=timezone.utc)) != base
+
+
+def test_a_null_field_equals_a_missing_one() -> None:
+    stored = {"usage": {"tokens": 0, "month": "2026-12"}, "conditions": []}
+    assert status_patch(stored, {"usage": {"tokens": 0, "month": "2026-12", "remaining": None}, "conditions": []}) is None
+    patch = status_patch({"usage": {"tokens": 0, "remaining": 5}, "conditions": []},
+                         {"usage": {"tokens": 0, "remaining": None}, "conditions": []})
+    assert patch == {"status": {"usage": {"tokens": 0, "remaining": None}, "conditions": []}}  # null removes it

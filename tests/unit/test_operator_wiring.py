@@ -36,6 +36,17 @@ def test_flags_to_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_index_bodies_drop_managed_fields_and_know_their_kind() -> None:
     assert "secrets" not in {w.plural for w in WATCHED}, "Kopf would keep every Secret of the cluster"
+    assert "apikeys" not in {w.plural for w in WATCHED}, "Kopf's start grows with the square of indexed objects"
+    from lockgate.operator.object_watch import beyond_status, slim_object
+
+    raw = {"metadata": {"name": "k", "namespace": "n", "managedFields": [{"x": 1}]}, "spec": {"consumer": "c"}}
+    assert slim_object("ApiKey")(raw) == {"metadata": {"name": "k", "namespace": "n"}, "spec": {"consumer": "c"},
+                                          "apiVersion": "lockgate.io/v1alpha1", "kind": "ApiKey"}
+    key = {"metadata": {"name": "k", "generation": 1, "resourceVersion": "5"}, "spec": {"consumer": "c"}}
+    written = {**key, "metadata": {**key["metadata"], "resourceVersion": "6"}, "status": {"usage": {}}}
+    assert beyond_status(None, key) and not beyond_status(key, written)  # the operator's own status write
+    assert beyond_status(written, {**written, "metadata": {**written["metadata"], "annotations": {"a": "b"}}})
+    assert beyond_status(written, {**written, "spec": {"consumer": "d"}})
     services = next(w for w in WATCHED if w.plural == "services")
     body = slim({"metadata": {"name": "s", "namespace": "n", "managedFields": [{"x": 1}]}, "spec": {}}, services)
     assert body == {"metadata": {"name": "s", "namespace": "n"}, "spec": {}, "apiVersion": "v1", "kind": "Service"}

@@ -76,11 +76,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- $ns | uniq | toJson -}}
 {{- end -}}
 
-{{/* Names of the split parts of the config ConfigMap (NAME-1 .. NAME-maxSplitParts), as a JSON list. */}}
+{{/* Names of the parts of the config ConfigMap, as a JSON list: the split parts (NAME-1 .. NAME-maxSplitParts)
+and the key shards of a configuration with many ApiKeys (NAME-keys-00 .. NAME-keys-31, the operator's fixed count). */}}
 {{- define "lockgate.configMapPartNames" -}}
 {{- $names := list -}}
 {{- range $i := until (int .Values.config.maxSplitParts) -}}
 {{- $names = append $names (printf "%s-%d" $.Values.config.configMapName (add1 $i)) -}}
+{{- end -}}
+{{- range $i := until 32 -}}
+{{- $names = append $names (printf "%s-keys-%02d" $.Values.config.configMapName $i) -}}
 {{- end -}}
 {{- $names | toJson -}}
 {{- end -}}
