@@ -60,3 +60,50 @@ def test_a_reload_parses_only_the_files_that_changed(tmp_path: Path) -> None:
     assert [o["metadata"]["name"] for o in load_manifests([tmp_path], cache)] == ["a", "b2", "d"]
     assert cache.parsed == 5  # b again and d; a from the cache
     assert set(cache.files) == {tmp_path / "a.yaml", changed, tmp_path / "d.yaml"}  # c forgotten
+
+
+PLAIN_MANIFEST = """\
+apiVersion: v1
+kind: Secret
+metadata: {name: k1, namespace: ns, labels: {team: a}}
+stringData:
+  api-key: lg-0123456789abcdef
+---
+apiVersion: lockgate.io/v1alpha1
+kind: ApiKey
+metadata:
+  name: k1
+  namespace: ns
+spec:
+  consumer: c1
+  secretName: k1
+  models: [gpt-4o, "gpt-4o-mini"]
+  limits: {rpm: 60, tpm: 0x10, monthlyTokens: -1}
+  enabled: true
+  note: |
+    two
+    lines
+  empty: null
+---
+"""
+
+
+def test_a_plain_manifest_takes_the_quick_way_and_reads_the_same() -> None:
+    assert fast_yaml._quick(PLAIN_MANIFEST) is not None
+    assert list(fast_yaml.load_all(PLAIN_MANIFEST)) == list(yaml.safe_load_all(PLAIN_MANIFEST))
+
+
+@pytest.mark.parametrize("text", [
+    "a: yes\n", "a: 'yes'\n", "a: on\n", "a: 010\n", "a: '010'\n", "a: 1:20\n", "a: 1e3\n", "a: 1.5\n",
+    "a: 0o17\n", "a: 1_000\n", "a: 2026-01-01\n", "a: ''\n", "a: 0b101\n", "<<: {a: 1}\nb: 2\n", "a: 1\na: 2\n",
+    "a: !!str 1\n", "a: !Custom x\n", "%YAML 1.1\n---\na: 1\n", "# only a comment\n", "", "a: .inf\n", "a: ~\n",
+    "a: &x [1]\nb: *x\n", "a: [1, 2\n",
+])
+def test_where_the_two_yaml_versions_could_differ_the_safe_loader_decides(text: str) -> None:
+    try:
+        expected = list(yaml.safe_load_all(text))
+    except yaml.YAMLError:
+        with pytest.raises(yaml.YAMLError):
+            list(fast_yaml.load_all(text))
+        return
+    assert list(fast_yaml.load_all(text)) == expected
