@@ -62,7 +62,7 @@ class Batches:
 
     def __init__(self, link: PipelinedLink, window: float) -> None:
         # Settlements first: one made before a reservation (a failover's) is counted before it.
-        self.settles = link.batch(SETTLE_MANY_SHA, 5)
+        self.settles = link.batch(SETTLE_MANY_SHA, 5, holds=False)  # nobody waits for them: they hold nobody back
         self.reserves = link.batch(RESERVE_MANY_SHA, 4, [int(window * 1000)])
         self._frames: dict[tuple[bool, int, str], _Frame] = {}
 

@@ -1,4 +1,6 @@
-"""One pipelined connection to Redis: the commands of one event-loop turn leave in one write.
+"""One pipelined connection to Redis: the commands of one event-loop turn leave in one write,
+and while a reservation awaits its reply, the commands that come meanwhile wait and leave
+together when it comes (under load: fewer, larger batches, for Redis and for the proxy).
 
 Every caller in the process shares the connection. A command is packed
 (hiredis) into a buffer and gets a future; at the end of the loop turn the
@@ -93,6 +95,7 @@ class _Protocol(asyncio.Protocol):
                     else:
                         future.set_result(reply)
             reply = reader.gets()
+        self.link._answered()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.link._lost(self, WireError(f"connection to Redis lost: {exc!r}" if exc else "connection to Redis closed"))
@@ -111,16 +114,19 @@ class PipelinedLink:
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[None] | None = None
         self._pending: deque[asyncio.Future[Reply]] = deque()  # sent, awaiting their replies in order
+        # The last future of each write in flight that holds later calls back: while one awaits its
+        # reply, new calls wait and leave together when it comes (fewer, larger batches under load).
+        self._urgent: deque[asyncio.Future[Reply]] = deque()
         self._buffer: list[bytes] = []  # packed, not yet written
         self._queued: list[asyncio.Future[Reply]] = []  # their futures
         self._flush_scheduled = False
         self._batches: list[ScriptBatch] = []  # in the order their calls leave at the end of a turn
         self.writes = 0  # writes to the socket (round trips started), for tests and benchmarks
 
-    def batch(self, sha: str, per_call: int, fixed: Sequence[bytes | int] = ()) -> ScriptBatch:
+    def batch(self, sha: str, per_call: int, fixed: Sequence[bytes | int] = (), holds: bool = True) -> ScriptBatch:
         """A batch of calls of the script `sha` sent on this link (ScriptBatch); `fixed`: the arguments
-        every batch starts with."""
-        batch = ScriptBatch(self, sha, fixed, per_call)
+        every batch starts with; `holds`: while it awaits its reply, later calls wait for it."""
+        batch = ScriptBatch(self, sha, fixed, per_call, holds)
         self._batches.append(batch)
         return batch
 
@@ -151,8 +157,12 @@ class PipelinedLink:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self._awaited() and self._transport is not None:
+            return  # what comes while a reservation is in flight leaves with its reply (see _answered)
+        urgent = bool(self._buffer)
         for batch in self._batches:
             if batch.futures:
+                urgent = urgent or batch.holds
                 batch.emit()
         if not self._buffer:
             return
@@ -167,8 +177,23 @@ class PipelinedLink:
         self._transport.write(data)
         self.writes += 1
         last = futures[-1]
+        if urgent:
+            self._urgent.append(last)
         handle = asyncio.get_running_loop().call_later(self.timeout, self._check, last, self._protocol)
         last.add_done_callback(lambda _: handle.cancel())
+
+    def _awaited(self) -> bool:
+        """Whether a write that holds others back (see ScriptBatch.holds) awaits its replies."""
+        urgent = self._urgent
+        while urgent and urgent[0].done():
+            urgent.popleft()
+        return bool(urgent)
+
+    def _answered(self) -> None:
+        """Replies came: if no write holding others back is left in flight, what was held back leaves
+        (at the end of this turn, with what the replies' callers add)."""
+        if not self._awaited() and (self._buffer or any(batch.futures for batch in self._batches)):
+            self.wake()
 
     def _check(self, last: asyncio.Future[Reply], protocol: _Protocol | None) -> None:
         if not last.done() and protocol is self._protocol:
@@ -237,9 +262,11 @@ class PipelinedLink:
 
     def _fail_pending(self, error: WireError) -> None:
         pending, self._pending = self._pending, deque()
+        self._urgent.clear()
         for future in pending:
             if not future.done():
                 future.set_exception(error)
+        self._answered()  # what was held back tries the next connection
 
     @property
     def in_flight(self) -> int:
@@ -282,8 +309,10 @@ class ScriptBatch:
     its plan's number (from 1) and its `per_call` own arguments. The script's reply is a list with
     one reply per call (or one reply for all, given to each), in order."""
 
-    def __init__(self, link: PipelinedLink, sha: str, fixed: Sequence[bytes | int], per_call: int) -> None:
+    def __init__(self, link: PipelinedLink, sha: str, fixed: Sequence[bytes | int], per_call: int,
+                 holds: bool = True) -> None:
         self.link = link
+        self.holds = holds
         self.sha = bulk(sha.encode())
         self.fixed = b"".join(bulk(v if isinstance(v, bytes) else b"%d" % v) for v in fixed)
         self.nfixed = len(fixed)

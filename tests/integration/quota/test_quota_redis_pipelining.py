@@ -117,3 +117,57 @@ async def test_the_settle_script_applied_twice_with_again_counts_the_month_once(
     finally:
         await client.aclose()
         await service.close()
+
+
+async def turns(n: int = 3) -> None:
+    """Let the event loop run a few turns (what is queued in a turn is written at its end)."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def test_reservations_made_while_one_awaits_its_reply_leave_together(redis_server: RedisServer) -> None:
+    service = make_quota_service(redis_server.url + PATIENT, "closed", 1)
+    assert isinstance(service, StoreQuotaService)
+    store = link_of(service)
+    admin = redis.Redis.from_url(redis_server.url)
+    try:
+        await service.admit(request())  # connects and loads the scripts
+        link = store.link
+        assert link is not None
+        await admin.execute_command("CLIENT", "PAUSE", 300, "ALL")  # Redis answers nothing meanwhile
+        first = asyncio.ensure_future(service.admit(request()))
+        await turns()
+        writes = link.writes
+        later = []
+        for _ in range(3):  # three more, each in a turn of its own
+            later.append(asyncio.ensure_future(service.admit(request())))
+            await turns()
+        assert link.writes == writes  # held back while the first awaits its reply
+        await first
+        await asyncio.gather(*later)
+        assert link.writes == writes + 1  # then the three left in one write
+    finally:
+        await admin.aclose()
+        await service.close()
+
+
+async def test_a_settlement_in_flight_holds_no_reservation_back(redis_server: RedisServer) -> None:
+    service = make_quota_service(redis_server.url + PATIENT, "closed", 1)
+    assert isinstance(service, StoreQuotaService)
+    store = link_of(service)
+    admin = redis.Redis.from_url(redis_server.url)
+    try:
+        reservation = await service.admit(request())
+        link = store.link
+        assert link is not None
+        await admin.execute_command("CLIENT", "PAUSE", 300, "ALL")
+        service.settle_later(reservation, 30)
+        await turns()
+        writes = link.writes  # the settlement is out, unanswered
+        admitted = asyncio.ensure_future(service.admit(request()))
+        await turns()
+        assert link.writes == writes + 1  # the reservation did not wait for the settlement's reply
+        assert isinstance(await admitted, Reservation)
+    finally:
+        await admin.aclose()
+        await service.close()
