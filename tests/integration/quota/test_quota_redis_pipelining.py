@@ -5,6 +5,8 @@ answer is tried again without being counted twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as redis
@@ -12,6 +14,7 @@ import redis.asyncio as redis
 from lockgate.api.ir import ConsumerKey, RateLimits
 from lockgate.proxy.quota import AdmitRequest, QuotaRejected, Reservation, lua, make_quota_service
 from lockgate.proxy.quota.redis_store import RedisStore
+from lockgate.proxy.quota.redis_wire import PipelinedLink
 from lockgate.proxy.quota.service import StoreQuotaService
 
 from tests.integration.quota.redis_server import RedisServer
@@ -125,16 +128,25 @@ async def turns(n: int = 3) -> None:
         await asyncio.sleep(0)
 
 
-async def test_reservations_made_while_one_awaits_its_reply_leave_together(redis_server: RedisServer) -> None:
-    service = make_quota_service(redis_server.url + PATIENT, "closed", 1)
+@contextlib.asynccontextmanager
+async def paused_redis(server: RedisServer) -> AsyncIterator[tuple[StoreQuotaService, Reservation, PipelinedLink]]:
+    """A service with one reservation made (connected, scripts loaded), then Redis paused for 300 ms."""
+    service = make_quota_service(server.url + PATIENT, "closed", 1)
     assert isinstance(service, StoreQuotaService)
-    store = link_of(service)
-    admin = redis.Redis.from_url(redis_server.url)
+    admin = redis.Redis.from_url(server.url)
     try:
-        await service.admit(request())  # connects and loads the scripts
-        link = store.link
+        reservation = await service.admit(request())
+        link = link_of(service).link
         assert link is not None
         await admin.execute_command("CLIENT", "PAUSE", 300, "ALL")  # Redis answers nothing meanwhile
+        yield service, reservation, link
+    finally:
+        await admin.aclose()
+        await service.close()
+
+
+async def test_reservations_made_while_one_awaits_its_reply_leave_together(redis_server: RedisServer) -> None:
+    async with paused_redis(redis_server) as (service, _, link):
         first = asyncio.ensure_future(service.admit(request()))
         await turns()
         writes = link.writes
@@ -146,21 +158,10 @@ async def test_reservations_made_while_one_awaits_its_reply_leave_together(redis
         await first
         await asyncio.gather(*later)
         assert link.writes == writes + 1  # then the three left in one write
-    finally:
-        await admin.aclose()
-        await service.close()
 
 
 async def test_a_settlement_in_flight_holds_no_reservation_back(redis_server: RedisServer) -> None:
-    service = make_quota_service(redis_server.url + PATIENT, "closed", 1)
-    assert isinstance(service, StoreQuotaService)
-    store = link_of(service)
-    admin = redis.Redis.from_url(redis_server.url)
-    try:
-        reservation = await service.admit(request())
-        link = store.link
-        assert link is not None
-        await admin.execute_command("CLIENT", "PAUSE", 300, "ALL")
+    async with paused_redis(redis_server) as (service, reservation, link):
         service.settle_later(reservation, 30)
         await turns()
         writes = link.writes  # the settlement is out, unanswered
@@ -168,6 +169,3 @@ async def test_a_settlement_in_flight_holds_no_reservation_back(redis_server: Re
         await turns()
         assert link.writes == writes + 1  # the reservation did not wait for the settlement's reply
         assert isinstance(await admitted, Reservation)
-    finally:
-        await admin.aclose()
-        await service.close()
