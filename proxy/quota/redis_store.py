@@ -302,6 +302,8 @@ class RedisStore:
         """Wait until every settlement sent was answered (or given up); False on timeout."""
         if not self._settling:
             return True
+        if self.link is not None:
+            self.link.wake()  # lazy settlements leave now
         self._drained = asyncio.Event()
         try:
             async with asyncio.timeout(timeout):

@@ -1,6 +1,8 @@
 """One pipelined connection to Redis: the commands of one event-loop turn leave in one write,
 and while a reservation awaits its reply, the commands that come meanwhile wait and leave
 together when it comes (under load: fewer, larger batches, for Redis and for the proxy).
+Lazy batches (settlements: nobody waits for them) ride along with the next write, or
+leave on their own after LAZY_DELAY.
 
 Every caller in the process shares the connection. A command is packed
 (hiredis) into a buffer and gets a future; at the end of the loop turn the
@@ -31,6 +33,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import hiredis
 
 Reply = Any
+LAZY_DELAY = 0.005  # seconds a lazy batch (settlements) waits for a write to ride along with
 
 
 class WireError(Exception):
@@ -120,12 +123,14 @@ class PipelinedLink:
         self._buffer: list[bytes] = []  # packed, not yet written
         self._queued: list[asyncio.Future[Reply]] = []  # their futures
         self._flush_scheduled = False
+        self._lazy: asyncio.TimerHandle | None = None  # sends lazy batches (holds=False) nothing else took along
         self._batches: list[ScriptBatch] = []  # in the order their calls leave at the end of a turn
         self.writes = 0  # writes to the socket (round trips started), for tests and benchmarks
 
     def batch(self, sha: str, per_call: int, fixed: Sequence[bytes | int] = (), holds: bool = True) -> ScriptBatch:
         """A batch of calls of the script `sha` sent on this link (ScriptBatch); `fixed`: the arguments
-        every batch starts with; `holds`: while it awaits its reply, later calls wait for it."""
+        every batch starts with. `holds`: while it awaits its reply, later calls wait for it; without,
+        the batch is lazy: it waits for a write to ride along with (LAZY_DELAY at most)."""
         batch = ScriptBatch(self, sha, fixed, per_call, holds)
         self._batches.append(batch)
         return batch
@@ -155,10 +160,22 @@ class PipelinedLink:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
+    def wake_lazily(self) -> None:
+        """Send what is queued with the next write, or within LAZY_DELAY if none comes sooner."""
+        if self._lazy is None:
+            self._lazy = asyncio.get_running_loop().call_later(LAZY_DELAY, self._lazy_due)
+
+    def _lazy_due(self) -> None:
+        self._lazy = None
+        self.wake()
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         if self._awaited() and self._transport is not None:
             return  # what comes while a reservation is in flight leaves with its reply (see _answered)
+        if self._lazy is not None:  # lazy batches leave now, with the rest
+            self._lazy.cancel()
+            self._lazy = None
         urgent = bool(self._buffer)
         for batch in self._batches:
             if batch.futures:
@@ -191,8 +208,9 @@ class PipelinedLink:
 
     def _answered(self) -> None:
         """Replies came: if no write holding others back is left in flight, what was held back leaves
-        (at the end of this turn, with what the replies' callers add)."""
-        if not self._awaited() and (self._buffer or any(batch.futures for batch in self._batches)):
+        (at the end of this turn, with what the replies' callers add; lazy batches wait on)."""
+        lazy_due = self._lazy is None  # (a lazy batch's timer that went off while a write was held back)
+        if not self._awaited() and (self._buffer or any(b.futures and (b.holds or lazy_due) for b in self._batches)):
             self.wake()
 
     def _check(self, last: asyncio.Future[Reply], protocol: _Protocol | None) -> None:
@@ -273,6 +291,9 @@ class PipelinedLink:
         return len(self._pending) + len(self._queued)
 
     async def close(self) -> None:
+        if self._lazy is not None:
+            self._lazy.cancel()
+            self._lazy = None
         for batch in self._batches:
             if batch.futures:
                 batch.emit()
@@ -312,7 +333,6 @@ class ScriptBatch:
     def __init__(self, link: PipelinedLink, sha: str, fixed: Sequence[bytes | int], per_call: int,
                  holds: bool = True) -> None:
         self.link = link
-        self.holds = holds
         self.sha = bulk(sha.encode())
         self.fixed = b"".join(bulk(v if isinstance(v, bytes) else b"%d" % v) for v in fixed)
         self.nfixed = len(fixed)
@@ -321,6 +341,7 @@ class ScriptBatch:
         self._numbers: dict[int, bytes] = {}  # id(plan) -> its number, packed
         self.args: list[bytes] = []
         self.futures: list[asyncio.Future[Reply]] = []
+        self.holds = holds
         self.orphans: list[Any] = []  # per call: what `orphaned` is given if its caller stops waiting
         # Called with a call's `orphan` and its reply when its future was cancelled before the reply came.
         self.orphaned: Callable[[Any, Reply], None] | None = None
@@ -331,7 +352,10 @@ class ScriptBatch:
         is cancelled first, the reply goes to `orphaned` with `orphan`."""
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         if not self.futures:
-            self.link.wake()
+            if self.holds:
+                self.link.wake()
+            else:
+                self.link.wake_lazily()
         number = self._numbers.get(id(plan))
         if number is None:
             self.plans.append(plan)  # held until sent: its id is not reused meanwhile

@@ -163,9 +163,36 @@ async def test_reservations_made_while_one_awaits_its_reply_leave_together(redis
 async def test_a_settlement_in_flight_holds_no_reservation_back(redis_server: RedisServer) -> None:
     async with paused_redis(redis_server) as (service, reservation, link):
         service.settle_later(reservation, 30)
+        link.wake()  # out now, not with the next write
         await turns()
         writes = link.writes  # the settlement is out, unanswered
+        assert link.in_flight == 1
         admitted = asyncio.ensure_future(service.admit(request()))
         await turns()
         assert link.writes == writes + 1  # the reservation did not wait for the settlement's reply
         assert isinstance(await admitted, Reservation)
+
+
+async def test_a_settlement_rides_along_with_the_next_reservation_or_leaves_alone_soon(
+        redis_server: RedisServer) -> None:
+    service = make_quota_service(redis_server.url + PATIENT, "closed", 1)
+    assert isinstance(service, StoreQuotaService)
+    store = link_of(service)
+    try:
+        first = await service.admit(request(500))
+        link = store.link
+        assert link is not None
+        writes = link.writes
+        service.settle_later(first, 30)
+        await turns()
+        assert link.writes == writes  # waits for a write to ride along with
+        second = await service.admit(request(500))
+        assert link.writes == writes + 1  # settlement and reservation in one write
+        service.settle_later(second, 40)
+        settling = list(store._settling)
+        assert settling
+        await asyncio.wait_for(asyncio.gather(*settling), 2)  # alone, after LAZY_DELAY: answered
+        assert link.writes == writes + 2
+        assert await month_tokens(redis_server.url, "tokens") == 30 + 40
+    finally:
+        await service.close()
