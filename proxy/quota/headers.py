@@ -62,12 +62,12 @@ def ratelimit_headers(states: Iterable[WindowState]) -> dict[str, str]:
         limit = requests.rpm
         headers["x-ratelimit-limit-requests"] = str(limit)
         headers["x-ratelimit-remaining-requests"] = str(max(0, limit - requests.requests))  # type: ignore[operator]
-        headers["x-ratelimit-reset-requests"] = format_reset(requests.reset_requests)
+        headers["x-ratelimit-reset-requests"] = reset_text(requests.reset_requests)
     if tokens is not None:
         limit = tokens.tpm
         headers["x-ratelimit-limit-tokens"] = str(limit)
         headers["x-ratelimit-remaining-tokens"] = str(max(0, limit - tokens.tokens))  # type: ignore[operator]
-        headers["x-ratelimit-reset-tokens"] = format_reset(tokens.reset_tokens)
+        headers["x-ratelimit-reset-tokens"] = reset_text(tokens.reset_tokens)
     return headers
 
 
