@@ -14,6 +14,7 @@ from lockgate.api.apikey import (
     GENERATED_KEY_FIELD, PREVIOUS_KEY_EXPIRES_ANNOTATION, PREVIOUS_KEY_FIELD, ROTATE_ANNOTATION, ROTATED_FOR_ANNOTATION,
     SECRET_NOT_MANAGED, KeyLimits, key_secret_owner, key_secret_problem,
 )
+from lockgate.api.ir_trusted import trusted
 from lockgate.api.resources import ApiKey
 from lockgate.api.grants import AllowedNamespaces
 from lockgate.operator.translate.budgets import money
@@ -75,7 +76,7 @@ def translate_key(obj: ApiKey, bundle: Bundle, now: datetime, grants: Mapping[st
             f"spec.mcpServers: {', '.join(refused)} not found or not shared with namespace {ns}"
             " (spec.allowedNamespaces of the MCPServer); the key may not use them",
         )
-    key = ir.trusted(  # from the validated ApiKey: nothing to check twice
+    key = trusted(  # from the validated ApiKey: nothing to check twice
         ir.ConsumerKey,
         id=f"{ns}/{obj.metadata.name}",
         consumer=spec.consumer,
@@ -115,7 +116,7 @@ def _rotation_pending(obj: ApiKey, secret: SecretData) -> bool:
 
 
 def _hash(key: str, not_after: datetime | None = None) -> ir.ApiKeyHash:
-    return ir.trusted(ir.ApiKeyHash, sha256=ir.hash_key(key), not_after=not_after)
+    return trusted(ir.ApiKeyHash, sha256=ir.hash_key(key), not_after=not_after)
 
 
 NO_LIMITS = ir.RateLimits()
