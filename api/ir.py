@@ -9,13 +9,13 @@ values live in the one credentials Secret (`Credentials`).
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 from collections.abc import Callable
 from typing import Any, Final, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
+
+from lockgate.api.ir_hash import canonical_json as canonical_json, hash_key as hash_key, part_hash as part_hash
 
 IR_VERSION: Final = "lockgate.io/ir/v1"
 Priority = Literal["interactive", "batch"]  # a request's class in the queues for capacity
@@ -395,23 +395,3 @@ class Credentials(IRModel):
 
     def content_hash(self) -> str:
         return hashlib.sha256(canonical_json(self.values).encode()).hexdigest()
-
-
-def canonical_json(value: Any) -> str:
-    """Stable JSON (sorted keys, no spaces) so equal content hashes equally."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def part_hash(part: IRModel) -> str:
-    """SHA-256 of one part's stable JSON (sorted keys, no spaces)."""
-    body = part.model_dump(mode="json")
-    try:
-        text = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # an integer past 64 bits
-        text = canonical_json(body).encode()
-    return hashlib.sha256(text).hexdigest()
-
-
-def hash_key(key: str) -> str:
-    """The SHA-256 hex digest a consumer key is known by."""
-    return hashlib.sha256(key.encode()).hexdigest()

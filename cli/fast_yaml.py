@@ -72,14 +72,14 @@ def load_all(text: str) -> Iterator[Any]:
     return iter(quick) if quick is not None else _composed(text)
 
 
-_NOT_QUICK = ("!", "%", "0o")  # tags, directives, and 1.2's octal ints (strings in 1.1)
+_NOT_QUICK = ("!", "\n%", "0o")  # tags, directives (a line starting with %), and 1.2's octal ints (strings in 1.1)
 _RESOLVER = Resolver()
 _PLAIN = (True, False)  # resolve as a plain scalar
 
 
 def _quick(text: str) -> list[Any] | None:
     """The documents as ryaml reads them, or None where PyYAML could read them otherwise."""
-    if any(mark in text for mark in _NOT_QUICK):
+    if text.startswith("%") or any(mark in text for mark in _NOT_QUICK):
         return None
     try:
         documents = ryaml.loads_all(text)

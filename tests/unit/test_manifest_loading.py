@@ -107,3 +107,8 @@ def test_where_the_two_yaml_versions_could_differ_the_safe_loader_decides(text: 
             list(fast_yaml.load_all(text))
         return
     assert list(fast_yaml.load_all(text)) == expected
+
+
+def test_a_percent_sign_inside_a_value_is_no_directive() -> None:
+    text = "kind: Budget\nspec: {note: 80% spent}\n"
+    assert fast_yaml._quick(text) == list(yaml.safe_load_all(text))
