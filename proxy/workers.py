@@ -166,7 +166,7 @@ class Supervisor:
         for pid in self.pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        await asyncio.to_thread(self._reap)
+        await asyncio.to_thread(self._reap, list(self.pids))
         for task in (feeder, watcher, stopping):
             task.cancel()
         await runner.cleanup()
@@ -191,9 +191,13 @@ class Supervisor:
                 died.set_result((pid, status))
                 return
 
-    def _reap(self) -> None:
-        for pid in self.pids:
-            with contextlib.suppress(ChildProcessError):
+    @staticmethod
+    def _reap(pids: list[int]) -> None:
+        """Wait for each worker to end. `pids` is a copy: the watcher may take a worker off
+        `self.pids` meanwhile (it reaped it), and a list changed while iterated skips the next one,
+        which left a worker still draining a stream behind and ended the pod under it."""
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):  # the watcher reaped it: it has ended
                 os.waitpid(pid, 0)
 
     # --- the admin port ---------------------------------------------------

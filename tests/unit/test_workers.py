@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lockgate.proxy.workers import merge_expositions, resolve_workers, usable_cpus
+from lockgate.proxy.workers import Supervisor, merge_expositions, resolve_workers, usable_cpus
 
 WORKER = """\
 # HELP lockgate_requests_total Requests answered
@@ -33,3 +36,28 @@ def test_the_workers_metrics_merge_into_one_family_each_with_a_worker_label() ->
     assert requests == {"0": 4.0, "1": 5.0}
     assert {s.labels["model"] for s in families["lockgate_requests"].samples} == {"m"}
     assert sum(s.value for s in families["lockgate_in_flight"].samples) == 9.0
+
+
+def test_reaping_waits_for_a_worker_still_draining_when_another_was_reaped_first() -> None:
+    quick = os.fork()
+    if quick == 0:
+        os._exit(0)
+    read, write = os.pipe()
+    slow = os.fork()
+    if slow == 0:  # drains until the test lets it end
+        os.close(write)
+        os.read(read, 1)
+        os._exit(0)
+    os.close(read)
+    pids = [quick, slow]
+    os.waitpid(quick, 0)  # as the watcher does when a worker ends
+    reaper = threading.Thread(target=Supervisor._reap, args=(list(pids),))
+    reaper.start()
+    pids.remove(quick)  # the watcher takes it off the list meanwhile
+    reaper.join(0.3)
+    assert reaper.is_alive()  # still waiting for the slow one
+    os.close(write)
+    reaper.join(10)
+    assert not reaper.is_alive()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(slow, os.WNOHANG)  # reaped
