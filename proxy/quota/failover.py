@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lockgate.proxy.quota import QuotaStoreUnavailable
+from lockgate.proxy.quota.lease import Lease, LeasePlan
 from lockgate.proxy.quota.memory_store import MemoryStore
 from lockgate.proxy.quota.metrics import STORE_ERRORS, STORE_UP
 from lockgate.proxy.quota.plan import Group, GroupResult, local_share
@@ -108,6 +109,21 @@ class FailoverStore:
         if spend and all(r.refusal is None for r in results):
             self._local_spend[rid] = spend
         return results
+
+    def compile(self, groups: Sequence[Group]) -> LeasePlan | None:
+        """Admissions over `groups` from leases of Redis' capacity (lease.py), on one Redis."""
+        book = self.shared.leases
+        if book is None:
+            return None
+
+        def failed(missed: Sequence[Group], lease: Lease, error: Exception) -> None:
+            # Redis never took the lease back: its budgets keep the whole block; owe the difference.
+            if isinstance(error, StoreUnavailable):
+                self._failed(error)
+            self._owe(missed, lease.month, lease.month_end, lease.used_tokens - lease.tokens, len(lease.uses),
+                      lease.used_spend - lease.spend)
+
+        return book.plan(groups, lambda: self.available, self.settle_soon, failed)
 
     def reserve_soon(self, groups: Sequence[Group], rid: str, cost: int, month: str, month_end: float,
                      repeat: bool, spend: int, orphan: Any) -> asyncio.Future[Any] | None:

@@ -23,6 +23,11 @@ STORE_ERRORS = CounterFamily("lockgate_quota_store_errors_total", "Calls to the 
                              registry=REGISTRY)
 STORE_UP = GaugeFamily("lockgate_quota_store_up", "1 while the shared quota store answers, 0 while it is away",
                        registry=REGISTRY)
+LEASES = CounterFamily("lockgate_quota_leases_total", "Leases of the shared store's capacity asked for, by outcome "
+                       "(granted, refused: too little left under a limit, failed: no answer)", ("outcome",), REGISTRY)
+LEASED_REQUESTS = CounterFamily("lockgate_quota_leased_requests_total",
+                                "Requests admitted from a lease, without a round trip to the shared store",
+                                registry=REGISTRY)
 
 
 def exposition() -> bytes:

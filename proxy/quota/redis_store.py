@@ -19,15 +19,18 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import hiredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from lockgate.proxy.quota import lua, lua_batch
+from lockgate.proxy.quota import lua, lua_batch, lua_lease
+from lockgate.proxy.quota.lease import MARKER_TTL, ROOM, Lease, LeaseBook, lease_seconds, life_ms, return_arguments
 from lockgate.proxy.quota.plan import Group, GroupResult, Refusal
-from lockgate.proxy.quota.redis_batch import MONTH_GRACE, Batches, group_keys, limit, month_key, window_keys
+from lockgate.proxy.quota.redis_batch import (MONTH_GRACE, PREFIX, Batches, group_keys, limit, month_key,
+                                              window_keys)
 from lockgate.proxy.quota.redis_wire import PipelinedLink, ReplyError, WireError, parse_address
 from lockgate.proxy.quota.store import StoreUnavailable
 from lockgate.proxy.quota.window import TOO_LARGE, WindowState
@@ -37,7 +40,8 @@ REASONS = {1: "requests", 2: "tokens", 3: "budget"}
 SETTLE_RETRIES = (0.05, 0.2, 1.0)  # seconds before each new attempt of a settlement Redis did not answer
 MAX_FRAMES = 100_000  # packed call frames kept (plans x months); this only guards memory
 FLUSH_TIMEOUT = 3.0  # close() waits this long at most for settlements still on their way
-SCRIPTS = (lua.RESERVE, lua.SETTLE, lua.PEEK, lua_batch.RESERVE_MANY, lua_batch.SETTLE_MANY)
+SCRIPTS = (lua.RESERVE, lua.SETTLE, lua.PEEK, lua_batch.RESERVE_MANY, lua_batch.SETTLE_MANY, lua_lease.LEASE,
+           lua_lease.RETURN)
 
 
 class _Script:
@@ -66,6 +70,20 @@ def _bulk(values: Iterable[Any]) -> bytes:
 
 
 RESERVE, SETTLE, PEEK = _Script(lua.RESERVE), _Script(lua.SETTLE), _Script(lua.PEEK)
+LEASE, RETURN = _Script(lua_lease.LEASE), _Script(lua_lease.RETURN)
+
+
+def limits_arguments(groups: Sequence[Group]) -> list[Any]:
+    """RESERVE's arguments that describe `groups`: per group its unit, windows' limits and budgets'."""
+    out: list[Any] = [len(groups)]
+    for g in groups:
+        out += [int(g.unit == "cost"), len(g.windows)]
+        for w in g.windows:
+            out += [limit(w.rpm), limit(w.tpm)]
+        out.append(len(g.budgets))
+        for b in g.budgets:
+            out += [b.field, limit(b.limit)]
+    return out
 
 
 class RedisStore:
@@ -80,6 +98,7 @@ class RedisStore:
         self._frames: dict[tuple[str, int, str], tuple[Sequence[Group], list[str], list[Any], bytes, bytes]] = {}
         self.client: Any = None
         self.link: PipelinedLink | None = None
+        self.leases: LeaseBook | None = None  # on one Redis only (a cluster keeps a plan's groups in several slots)
         self.batches: Batches | None = None
         tls: dict[str, Any] = {"ssl_ca_certs": ca_file} if ca_file and url.startswith("rediss") else {}
         scheme = next((s for s in CLUSTER_SCHEMES if url.startswith(s)), None)
@@ -96,6 +115,7 @@ class RedisStore:
         self.link = PipelinedLink(parse_address(url), timeout, connect_timeout, context)
         self.batches = Batches(self.link, window)
         self.batches.reserves.orphaned = self._orphaned
+        self.leases = LeaseBook(self)
 
     async def _run(self, calls: list[_Call]) -> list[Any]:
         """Run scripts in one round trip (a pipeline, not a transaction: groups are independent)."""
@@ -150,6 +170,8 @@ class RedisStore:
         its reply to `orphaned(orphan, results)`."""
         if self.batches is None or not self._loads:
             return None
+        if repeat and self.leases is not None and self.leases.open:
+            self.leases.return_holding(rid)  # Redis holds it before it is admitted again
         return self.batches.reserve(groups, rid, cost, month, month_end, repeat, spend, orphan)
 
     async def replied(self, sent: asyncio.Future[Any], groups: Sequence[Group], rid: str, cost: int, month: str,
@@ -164,6 +186,51 @@ class RedisStore:
             raise _unavailable(e) from e
         return await self.reserve(groups, rid, cost, month, month_end, repeat, spend)  # loads the scripts
 
+    def ask_lease(self, groups: Sequence[Group], lease: Lease) -> asyncio.Future[Any] | None:
+        """Ask for `lease` over `groups` (LEASE), sent with this loop turn's calls; None before the
+        scripts are loaded. The reply: {1, now_ms, states...} granted, {0} not."""
+        if self.link is None or not self._loads:
+            return None
+        keys = [*group_keys(groups, lease.month), _marker(groups, lease.lid)]
+        return self.link.call("EVALSHA", LEASE.sha, len(keys), *keys, int(self.window * 1000), lease.lid, lease.size,
+                              lease.tokens, lease.spend, ROOM, int(lease.month_end) + MONTH_GRACE, MARKER_TTL,
+                              life_ms(lease_seconds(self.window)), *limits_arguments(groups))
+
+    def give_back(self, groups: Sequence[Group], lease: Lease, failed: Callable[[Exception], None]) -> None:
+        """Return `lease` (RETURN) now, before anything sent after it (a settlement of one of its
+        requests); tried again after each of SETTLE_RETRIES, then `failed`. flush() waits for it."""
+        link = self.link
+        if link is None:
+            return
+        keys = [*group_keys(groups, lease.month), _marker(groups, lease.lid)]
+        command = hiredis.pack_command((
+            "EVALSHA", RETURN.sha, len(keys), *keys, int(self.window * 1000), lease.lid, lease.size, lease.tokens,
+            lease.spend, lease.used_spend, int(lease.month_end) + MONTH_GRACE, *return_arguments(lease),
+            *limits_arguments(groups)))
+        sent = link.call_packed(command)
+        self._settling.add(sent)
+        sent.add_done_callback(functools.partial(self._given_back, command=command, failed=failed))
+
+    def _given_back(self, sent: asyncio.Future[Any], command: bytes, failed: Callable[[Exception], None]) -> None:
+        self._settling.discard(sent)
+        if sent.cancelled() or sent.exception() is not None:  # NOSCRIPT included: loaded on the next attempt
+            self._keep(asyncio.ensure_future(self._give_back_retrying(command, failed)))
+        elif not self._settling and self._drained is not None:
+            self._drained.set()
+
+    async def _give_back_retrying(self, command: bytes, failed: Callable[[Exception], None]) -> None:
+        link = self.link
+        assert link is not None
+        error = StoreUnavailable("not tried")
+        for delay in SETTLE_RETRIES:
+            await asyncio.sleep(delay)
+            try:
+                await self._loaded(lambda: link.call_packed(command))
+                return
+            except StoreUnavailable as e:
+                error = e
+        failed(error)
+
     def _orphaned(self, orphan: Any, reply: Any) -> None:
         groups, release = orphan
         release(_results(groups, reply))
@@ -172,6 +239,8 @@ class RedisStore:
                       month_end: float, repeat: bool = False, spend: int = 0) -> list[GroupResult]:
         batches = self.batches
         if batches is not None:  # with the others of this loop turn, in one script call
+            if repeat and self.leases is not None and self.leases.open:
+                self.leases.return_holding(rid)
             reply = await self._loaded(lambda: batches.reserve(groups, rid, cost, month, month_end, repeat, spend))
             return _results(groups, reply)
         if len(groups) == 1:
@@ -192,19 +261,9 @@ class RedisStore:
 
     def _reserve_call(self, groups: Sequence[Group], rid: str, cost: int, month: str,
                       month_end: float, repeat: bool = False, spend: int = 0) -> _Call:
-        def static() -> list[Any]:
-            out: list[Any] = [len(groups)]
-            for g in groups:
-                out += [int(g.unit == "cost"), len(g.windows)]
-                for w in g.windows:
-                    out += [limit(w.rpm), limit(w.tpm)]
-                out.append(len(g.budgets))
-                for b in g.budgets:
-                    out += [b.field, limit(b.limit)]
-            return out
-
         return self._framed(RESERVE, groups, month, [int(self.window * 1000)],
-                            [rid, cost, int(month_end) + MONTH_GRACE, int(repeat), spend], static)
+                            [rid, cost, int(month_end) + MONTH_GRACE, int(repeat), spend],
+                            lambda: limits_arguments(groups))
 
     def _settle_call(self, groups: Sequence[Group], rid: str, month: str, month_end: float, delta: int, used: int,
                      release: bool, spend_delta: int = 0) -> _Call:
@@ -299,7 +358,9 @@ class RedisStore:
             self._drained.set()
 
     async def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
-        """Wait until every settlement sent was answered (or given up); False on timeout."""
+        """Return the leases, then wait until every settlement sent was answered (or given up); False on timeout."""
+        if self.leases is not None:
+            self.leases.return_all()
         if not self._settling:
             return True
         if self.link is not None:
@@ -334,6 +395,8 @@ class RedisStore:
             raise _unavailable(e) from e
 
     async def peek(self, group: Group, month: str) -> tuple[dict[str, int], list[WindowState]]:
+        if self.leases is not None:
+            self.leases.return_all()  # usage shows what was used, not what is leased (returns go first)
         keys = window_keys(group) + [month_key(group, month)]
         (reply,) = await self._run([_Call(PEEK, keys, [int(self.window * 1000), len(group.windows)])])
         states = []
@@ -358,6 +421,11 @@ class RedisStore:
             await self.link.close()
         else:
             await self.client.aclose()
+
+
+def _marker(groups: Sequence[Group], lid: str) -> str:
+    """The key whose deletion makes a lease's RETURN apply once."""
+    return f"{PREFIX}:{{{groups[0].tag if groups else ''}}}:lease:{lid}"
 
 
 def _unavailable(e: BaseException) -> StoreUnavailable:

@@ -73,6 +73,7 @@ class StoreQuotaService:
         # The memory store decides synchronously: no task, no shield, no uuid per request.
         self._compile = getattr(store, "compile", None)
         self._reserve_now = getattr(store, "reserve_now", None)
+        self._shared = self._reserve_now is None  # its request ids are seen by other replicas
         self._settle_now = getattr(store, "settle_now", None)
         # A shared store that settles in the background: the request does not wait for it.
         self._settle_soon = getattr(store, "settle_soon", None)
@@ -98,7 +99,7 @@ class StoreQuotaService:
         direct = queue is None or queue.depth == 0 or request.queue_max_wait <= 0
         fast = plan.fast
         if fast is not None and direct and not request.repeat_of:  # the common case, decided in one step
-            rid = f"{next(_LOCAL_IDS):x}"
+            rid = f"{_SHARED_PREFIX}{next(_LOCAL_IDS):x}" if self._shared else f"{next(_LOCAL_IDS):x}"
             taken = fast.reserve(rid, cost, month, spend)
             if taken is not None:
                 self._reservations.value += 1
