@@ -117,11 +117,12 @@ class FailoverStore:
             return None
 
         def failed(missed: Sequence[Group], lease: Lease, error: Exception) -> None:
-            # Redis never took the lease back: its budgets keep the whole block; owe the difference.
+            # Redis never took the lease back: its budgets keep the whole block (a restarted Redis may have
+            # lost it: nothing is taken off), the month owes its requests and what they used beyond it.
             if isinstance(error, StoreUnavailable):
                 self._failed(error)
-            self._owe(missed, lease.month, lease.month_end, lease.used_tokens - lease.tokens, len(lease.uses),
-                      lease.used_spend - lease.spend)
+            self._owe(missed, lease.month, lease.month_end, max(0, lease.used_tokens - lease.tokens), len(lease.uses),
+                      max(0, lease.used_spend - lease.spend))
 
         return book.plan(groups, lambda: self.available, self.settle_soon, failed)
 

@@ -157,6 +157,7 @@ class LeaseBook:
         self.open: dict[Lease, LeasePlan] = {}
         self.granted, self.refused, self.failed = (LEASES.cell((outcome,)) for outcome in ("granted", "refused", "failed"))
         self.leased = LEASED_REQUESTS.cell()
+        self.closed = False  # the store is closing: a lease granted now goes straight back
 
     def plan(self, groups: Sequence[Group], available: Callable[[], bool], settle_late: SettleLate,
              failed: Callable[[Sequence[Group], Lease, Exception], None]) -> LeasePlan:
@@ -261,6 +262,8 @@ class LeasePlan:
         return self._end[1]
 
     def _ask(self, month: str, now: float) -> None:
+        if self.book.closed:
+            return
         size = self.size
         lease = Lease(new_lease_id(), month, self._month_end(month), size, size * max(1, self.cost_hint),
                       size * self.spend_hint, sent=now)
@@ -288,6 +291,9 @@ class LeasePlan:
             self.size = max(MIN_SIZE, self.size // 2)
             return
         self.book.granted.value += 1
+        if self.book.closed:
+            self.book.store.give_back(self.groups, lease, lambda e: self.failed(self.groups, lease, e))
+            return
         lease.states = granted_states(self.groups, reply)
         lease.deadline = lease.sent + self.seconds
         self.book.open[lease] = self

@@ -3,7 +3,8 @@
 Every call is a Lua script sent with EVALSHA (loaded on NOSCRIPT) so a check
 and its reservation are one atomic step. On one Redis, the reservations of an
 event-loop turn go out as one script call and so do its settlements
-(redis_batch); on a Redis Cluster, a call per group and slot. Keys carry the group's hash tag
+(redis_batch), and a busy plan admits from leases of capacity (lease.py); on a Redis Cluster,
+a call per group and slot. Keys carry the group's hash tag
 ("{key:ns/name}") so Redis Cluster keeps a group in one slot. Window keys
 expire a second after their window; month counters after the month ends.
 Calls time out in tens of milliseconds and raise StoreUnavailable.
@@ -15,11 +16,10 @@ import asyncio
 import functools
 import hashlib
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import hiredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -27,16 +27,16 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lockgate.proxy.quota import lua, lua_batch, lua_lease
-from lockgate.proxy.quota.lease import MARKER_TTL, ROOM, Lease, LeaseBook, lease_seconds, life_ms, return_arguments
-from lockgate.proxy.quota.plan import Group, GroupResult, Refusal
-from lockgate.proxy.quota.redis_batch import (MONTH_GRACE, PREFIX, Batches, group_keys, limit, month_key,
-                                              window_keys)
+from lockgate.proxy.quota.lease import Lease, LeaseBook
+from lockgate.proxy.quota.plan import Group, GroupResult
+from lockgate.proxy.quota.redis_calls import (bulk_strings, lease_command, limits_arguments, reserve_results,
+                                             return_command, text)
+from lockgate.proxy.quota.redis_batch import MONTH_GRACE, Batches, group_keys, month_key, window_keys
 from lockgate.proxy.quota.redis_wire import PipelinedLink, ReplyError, WireError, parse_address
 from lockgate.proxy.quota.store import StoreUnavailable
-from lockgate.proxy.quota.window import TOO_LARGE, WindowState
+from lockgate.proxy.quota.window import WindowState
 
 CLUSTER_SCHEMES = {"redis+cluster://": "redis://", "rediss+cluster://": "rediss://"}  # any node of a Redis Cluster
-REASONS = {1: "requests", 2: "tokens", 3: "budget"}
 SETTLE_RETRIES = (0.05, 0.2, 1.0)  # seconds before each new attempt of a settlement Redis did not answer
 MAX_FRAMES = 100_000  # packed call frames kept (plans x months); this only guards memory
 FLUSH_TIMEOUT = 3.0  # close() waits this long at most for settlements still on their way
@@ -60,30 +60,8 @@ class _Call:
     packed: bytes | None = None
 
 
-def _bulk(values: Iterable[Any]) -> bytes:
-    """RESP bulk strings, as hiredis packs command arguments."""
-    out = []
-    for v in values:
-        raw = v if isinstance(v, bytes) else str(v).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
-    return b"".join(out)
-
-
 RESERVE, SETTLE, PEEK = _Script(lua.RESERVE), _Script(lua.SETTLE), _Script(lua.PEEK)
 LEASE, RETURN = _Script(lua_lease.LEASE), _Script(lua_lease.RETURN)
-
-
-def limits_arguments(groups: Sequence[Group]) -> list[Any]:
-    """RESERVE's arguments that describe `groups`: per group its unit, windows' limits and budgets'."""
-    out: list[Any] = [len(groups)]
-    for g in groups:
-        out += [int(g.unit == "cost"), len(g.windows)]
-        for w in g.windows:
-            out += [limit(w.rpm), limit(w.tpm)]
-        out.append(len(g.budgets))
-        for b in g.budgets:
-            out += [b.field, limit(b.limit)]
-    return out
 
 
 class RedisStore:
@@ -178,7 +156,7 @@ class RedisStore:
                       month_end: float, repeat: bool, spend: int) -> list[GroupResult]:
         """The results of a `reserve_soon`; StoreUnavailable when Redis did not answer."""
         try:
-            return _results(groups, await sent)
+            return reserve_results(groups, await sent)
         except ReplyError as e:
             if not str(e).startswith("NOSCRIPT"):
                 raise _unavailable(e) from e
@@ -191,23 +169,18 @@ class RedisStore:
         scripts are loaded. The reply: {1, now_ms, states...} granted, {0} not."""
         if self.link is None or not self._loads:
             return None
-        keys = [*group_keys(groups, lease.month), _marker(groups, lease.lid)]
-        return self.link.call("EVALSHA", LEASE.sha, len(keys), *keys, int(self.window * 1000), lease.lid, lease.size,
-                              lease.tokens, lease.spend, ROOM, int(lease.month_end) + MONTH_GRACE, MARKER_TTL,
-                              life_ms(lease_seconds(self.window)), *limits_arguments(groups))
+        sent = self.link.call_packed(lease_command(LEASE.sha, groups, lease, self.window))
+        self._settling.add(sent)  # flush() waits for the answer: a lease granted while closing goes back
+        sent.add_done_callback(self._done)
+        return sent
 
     def give_back(self, groups: Sequence[Group], lease: Lease, failed: Callable[[Exception], None]) -> None:
         """Return `lease` (RETURN) now, before anything sent after it (a settlement of one of its
         requests); tried again after each of SETTLE_RETRIES, then `failed`. flush() waits for it."""
-        link = self.link
-        if link is None:
+        if self.link is None:
             return
-        keys = [*group_keys(groups, lease.month), _marker(groups, lease.lid)]
-        command = hiredis.pack_command((
-            "EVALSHA", RETURN.sha, len(keys), *keys, int(self.window * 1000), lease.lid, lease.size, lease.tokens,
-            lease.spend, lease.used_spend, int(lease.month_end) + MONTH_GRACE, *return_arguments(lease),
-            *limits_arguments(groups)))
-        sent = link.call_packed(command)
+        command = return_command(RETURN.sha, groups, lease, self.window)
+        sent = self.link.call_packed(command)
         self._settling.add(sent)
         sent.add_done_callback(functools.partial(self._given_back, command=command, failed=failed))
 
@@ -233,7 +206,7 @@ class RedisStore:
 
     def _orphaned(self, orphan: Any, reply: Any) -> None:
         groups, release = orphan
-        release(_results(groups, reply))
+        release(reserve_results(groups, reply))
 
     async def reserve(self, groups: Sequence[Group], rid: str, cost: int, month: str,
                       month_end: float, repeat: bool = False, spend: int = 0) -> list[GroupResult]:
@@ -242,15 +215,15 @@ class RedisStore:
             if repeat and self.leases is not None and self.leases.open:
                 self.leases.return_holding(rid)
             reply = await self._loaded(lambda: batches.reserve(groups, rid, cost, month, month_end, repeat, spend))
-            return _results(groups, reply)
+            return reserve_results(groups, reply)
         if len(groups) == 1:
             (reply,) = await self._run([self._reserve_call(groups, rid, cost, month, month_end, repeat, spend)])
-            return _results(groups, reply)
+            return reserve_results(groups, reply)
         # Redis Cluster: groups live in different slots, so one after the other, undoing on a refusal.
         results: list[GroupResult] = []
         for i, g in enumerate(groups):
             (reply,) = await self._run([self._reserve_call([g], rid, cost, month, month_end, repeat, spend)])
-            (result,) = _results([g], reply)
+            (result,) = reserve_results([g], reply)
             results.append(result)
             if result.refusal is not None:
                 if i:  # a repeat keeps its first admission's count, with no tokens
@@ -287,12 +260,12 @@ class RedisStore:
             rest = static()
             head = [script.sha, len(keys), *keys, *first]
             frames = (groups, keys, rest, b"*%d\r\n" % (1 + len(head) + len(dynamic) + len(rest))
-                      + _bulk(["EVALSHA", *head]), _bulk(rest))
+                      + bulk_strings(["EVALSHA", *head]), bulk_strings(rest))
             if len(self._frames) >= MAX_FRAMES:
                 self._frames.clear()
             self._frames[cache_key] = frames  # holds `groups`: its id is not reused meanwhile
         _, keys, rest, head_bytes, tail_bytes = frames
-        return _Call(script, keys, [*first, *dynamic, *rest], head_bytes + _bulk(dynamic) + tail_bytes)
+        return _Call(script, keys, [*first, *dynamic, *rest], head_bytes + bulk_strings(dynamic) + tail_bytes)
 
     async def settle(self, groups: Sequence[Group], rid: str, month: str, month_end: float,
                      delta: int, used: int, release: bool, spend_delta: int = 0) -> None:
@@ -404,7 +377,7 @@ class RedisStore:
             count, total, reset = reply[3 * i: 3 * i + 3]
             states.append(WindowState(w.rpm, w.tpm, int(count), int(total), reset / 1000, reset / 1000))
         flat = reply[3 * len(group.windows):]
-        counters = {_text(flat[k]): int(flat[k + 1]) for k in range(0, len(flat), 2)}
+        counters = {text(flat[k]): int(flat[k + 1]) for k in range(0, len(flat), 2)}
         return counters, states
 
     async def ping(self) -> bool:
@@ -416,6 +389,8 @@ class RedisStore:
             return False
 
     async def close(self) -> None:
+        if self.leases is not None:
+            self.leases.closed = True
         await self.flush()
         if self.link is not None:
             await self.link.close()
@@ -423,37 +398,6 @@ class RedisStore:
             await self.client.aclose()
 
 
-def _marker(groups: Sequence[Group], lid: str) -> str:
-    """The key whose deletion makes a lease's RETURN apply once."""
-    return f"{PREFIX}:{{{groups[0].tag if groups else ''}}}:lease:{lid}"
-
-
 def _unavailable(e: BaseException) -> StoreUnavailable:
     timed_out = isinstance(e, (TimeoutError, RedisTimeoutError)) or (isinstance(e, WireError) and e.timed_out)
     return StoreUnavailable(str(e), timed_out)
-
-
-def _results(groups: Sequence[Group], reply: list[int]) -> list[GroupResult]:
-    """Per group: its window states and month counters, or the refusal (the other groups then hold nothing)."""
-    if reply[0] == 0:
-        _, refused, reason, wait_ms, index = reply
-        group = groups[refused - 1]
-        name = group.budgets[index - 1].field if reason == 3 else group.windows[index - 1].name
-        refusal = Refusal(REASONS[reason], TOO_LARGE if wait_ms < 0 else wait_ms / 1000, name)  # type: ignore[arg-type]
-        return [GroupResult(refusal if g is group else None) for g in groups]
-    results = []
-    at = 1
-    for g in groups:
-        states = []
-        for w in g.windows:
-            count, total, reset = reply[at: at + 3]
-            states.append(WindowState(w.rpm, w.tpm, count, total, reset / 1000, reset / 1000))
-            at += 3
-        used = reply[at: at + len(g.budgets)]
-        at += len(g.budgets)
-        results.append(GroupResult(None, tuple(states), {b.field: int(u) for b, u in zip(g.budgets, used)}))
-    return results
-
-
-def _text(v: bytes | str) -> str:
-    return v.decode() if isinstance(v, bytes) else v
