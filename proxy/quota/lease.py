@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from lockgate.proxy.quota.headers import ratelimit_headers
+from lockgate.proxy.quota.headers import reset_text
 from lockgate.proxy.quota.metrics import LEASED_REQUESTS, LEASES
 from lockgate.proxy.quota.plan import Group
 from lockgate.proxy.quota.window import WindowState
@@ -62,6 +62,10 @@ def new_lease_id() -> str:
     return f"L{_PREFIX}{next(_IDS):x}"
 
 
+# The tightest window for the x-ratelimit-* trio: (limit as text, left before the block, reset as text)
+HeaderRow = tuple[str, int, str]
+
+
 @dataclass(slots=True, eq=False)
 class Lease:
     lid: str
@@ -72,7 +76,7 @@ class Lease:
     spend: int  # money (micro-units)
     sent: float = 0.0  # local monotonic clock when it was asked for: never after the grant
     deadline: float = 0.0  # local monotonic clock: no admission after it (the block's time in Redis is later)
-    states: tuple[WindowState, ...] = ()  # the first group's windows at the grant, the block included
+    rows: tuple[HeaderRow | None, HeaderRow | None] = (None, None)  # x-ratelimit-* requests and tokens: header_rows
     uses: dict[str, list[int]] = field(default_factory=dict)  # rid -> [tokens, 1 once settled with some]
     used_tokens: int = 0
     used_spend: int = 0
@@ -134,6 +138,24 @@ def granted_states(groups: Sequence[Group], reply: Sequence[Any]) -> tuple[Windo
         count, total, reset = reply[2 + 3 * i: 5 + 3 * i]
         states.append(WindowState(w.rpm, w.tpm, int(count), int(total), reset / 1000, reset / 1000))
     return tuple(states)
+
+
+def header_rows(states: Sequence[WindowState], size: int, tokens: int) -> tuple[HeaderRow | None, HeaderRow | None]:
+    """The windows that decide the x-ratelimit-* headers of a lease's requests (as ratelimit_headers
+    picks them: every request counts in every window alike, so the tightest stays so), with what they
+    had left before the block."""
+    requests: HeaderRow | None = None
+    left_tokens: HeaderRow | None = None
+    for s in states:
+        if s.rpm is not None:
+            left = s.rpm - (s.requests - size)
+            if requests is None or left < requests[1]:
+                requests = (str(s.rpm), left, reset_text(s.reset_requests))
+        if s.tpm is not None:
+            left = s.tpm - (s.tokens - tokens)
+            if left_tokens is None or left < left_tokens[1]:
+                left_tokens = (str(s.tpm), left, reset_text(s.reset_tokens))
+    return requests, left_tokens
 
 
 class LeaseStore(Protocol):
@@ -294,7 +316,7 @@ class LeasePlan:
         if self.book.closed:
             self.book.store.give_back(self.groups, lease, lambda e: self.failed(self.groups, lease, e))
             return
-        lease.states = granted_states(self.groups, reply)
+        lease.rows = header_rows(granted_states(self.groups, reply), lease.size, lease.tokens)
         lease.deadline = lease.sent + self.seconds
         self.book.open[lease] = self
         lease.timer = asyncio.get_running_loop().call_later(max(0.0, lease.deadline - time.monotonic()),
@@ -305,11 +327,18 @@ class LeasePlan:
             self.spare = lease
 
     def _headers(self, lease: Lease) -> dict[str, str]:
-        """The x-ratelimit-* headers of the first group: its windows at the grant, less what the
-        lease has not used yet."""
-        if not lease.states:
-            return {}
-        unused_requests = lease.size - len(lease.uses)
-        unused_tokens = lease.tokens - lease.used_tokens
-        return ratelimit_headers([WindowState(s.rpm, s.tpm, s.requests - unused_requests, s.tokens - unused_tokens,
-                                              s.reset_requests, s.reset_tokens) for s in lease.states])
+        """The x-ratelimit-* headers of the first group: its windows at the grant, with what this
+        lease admitted so far (not the rest of the block). This runs on every admission from a lease."""
+        requests, tokens = lease.rows
+        headers: dict[str, str] = {}
+        if requests is not None:
+            left = requests[1] - len(lease.uses)
+            headers = {"x-ratelimit-limit-requests": requests[0],
+                       "x-ratelimit-remaining-requests": str(left) if left > 0 else "0",
+                       "x-ratelimit-reset-requests": requests[2]}
+        if tokens is not None:
+            left = tokens[1] - lease.used_tokens
+            headers["x-ratelimit-limit-tokens"] = tokens[0]
+            headers["x-ratelimit-remaining-tokens"] = str(left) if left > 0 else "0"
+            headers["x-ratelimit-reset-tokens"] = tokens[2]
+        return headers

@@ -9,9 +9,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from lockgate.proxy.quota.headers import ratelimit_headers
 from lockgate.proxy.quota.lease import (BUSY, FIRST_SIZE, MIN_SIZE, Lease, LeaseBook, LeasePlan, end_of_month, fits,
-                                        lease_seconds, life_ms, next_size, return_arguments)
+                                        header_rows, lease_seconds, life_ms, next_size, return_arguments)
 from lockgate.proxy.quota.plan import BudgetSpec, Group, WindowSpec
+from lockgate.proxy.quota.window import WindowState
 
 GROUPS = (Group("key:ns/a", (WindowSpec("all", 1000, 100_000),), (BudgetSpec("tokens", None),)),)
 MONTH = "2026-12"
@@ -187,3 +189,15 @@ def test_a_lease_lives_shorter_than_a_short_window_and_its_block_outlives_it() -
 def test_the_end_of_a_month_in_utc() -> None:
     assert end_of_month("2026-12") == datetime(2027, 1, 1, tzinfo=timezone.utc).timestamp()
     assert end_of_month("2026-02") == datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp()
+
+
+def test_a_leased_request_gets_the_headers_it_would_get_admitted_alone() -> None:
+    plan, _, _ = make_plan()
+    # Two windows after a block of 4 requests and 400 tokens: the second is tighter on requests, the first on tokens.
+    states = (WindowState(100, 5000, 44, 4400, 30.0, 30.0), WindowState(60, 90_000, 24, 1400, 12.5, 12.5))
+    lease = Lease("L", MONTH, 0.0, 4, 400, 0, rows=header_rows(states, 4, 400),
+                  uses={"a": [100, 0], "b": [100, 0]}, used_tokens=200)
+    alone = ratelimit_headers([WindowState(s.rpm, s.tpm, s.requests - 2, s.tokens - 200, s.reset_requests,
+                                           s.reset_tokens) for s in states])
+    assert plan._headers(lease) == alone
+    assert alone["x-ratelimit-remaining-requests"] == "38" and alone["x-ratelimit-remaining-tokens"] == "800"
