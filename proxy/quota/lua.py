@@ -34,6 +34,29 @@ local function oldest_reset(z, now, window)
   if #first == 0 then return 0 end
   return math.max(0, tonumber(first[2]) + window - now)
 end
+-- A call's groups from ARGV[a] (G, then per group U, N, rpm1, tpm1, ..., B, field1, limit1, ...; -1 = no
+-- limit) and their keys from KEYS[1] (per group z1, h1, ..., zN, hN [, month]). U = 1: the group's budgets
+-- count money (`spend`), not tokens.
+local function read_groups(a, tokens, spend)
+  local groups = {}; local k = 1
+  for g = 1, tonumber(ARGV[a]) do
+    a = a + 1
+    local grp = {windows = {}, budgets = {}, amount = tokens, money = ARGV[a] == '1'}
+    if grp.money then grp.amount = spend end
+    for i = 1, tonumber(ARGV[a + 1]) do
+      grp.windows[i] = {z = KEYS[k], h = KEYS[k + 1], rpm = tonumber(ARGV[a + 2 * i]), tpm = tonumber(ARGV[a + 2 * i + 1])}
+      k = k + 2
+    end
+    a = a + 2 + 2 * #grp.windows
+    for j = 1, tonumber(ARGV[a]) do
+      grp.budgets[j] = {field = ARGV[a + 2 * j - 1], limit = tonumber(ARGV[a + 2 * j])}
+    end
+    a = a + 2 * #grp.budgets
+    if #grp.budgets > 0 then grp.month = KEYS[k]; k = k + 1 end
+    groups[g] = grp
+  end
+  return groups
+end
 -- the wait before one more request fits in a window holding `count`; 0 when it fits, -1 never
 local function requests_wait(z, rpm, count, window, now)
   if rpm < 0 or count < rpm then return 0 end
@@ -67,23 +90,7 @@ RESERVE = COMMON + r"""
 local window = tonumber(ARGV[1]); local rid = ARGV[2]; local cost = tonumber(ARGV[3])
 local expire_at = tonumber(ARGV[4]); local again = ARGV[5] == '1'; local spend = tonumber(ARGV[6])
 local now = now_ms()
-local groups = {}
-local a = 9; local k = 1
-for g = 1, tonumber(ARGV[7]) do
-  local grp = {windows = {}, budgets = {}, amount = cost}
-  if ARGV[a - 1] == '1' then grp.amount = spend end
-  for i = 1, tonumber(ARGV[a]) do
-    grp.windows[i] = {z = KEYS[k], h = KEYS[k + 1], rpm = tonumber(ARGV[a + 2 * i - 1]), tpm = tonumber(ARGV[a + 2 * i])}
-    k = k + 2
-  end
-  a = a + 1 + 2 * #grp.windows
-  for j = 1, tonumber(ARGV[a]) do
-    grp.budgets[j] = {field = ARGV[a + 2 * j - 1], limit = tonumber(ARGV[a + 2 * j])}
-  end
-  a = a + 2 + 2 * #grp.budgets
-  if #grp.budgets > 0 then grp.month = KEYS[k]; k = k + 1 end
-  groups[g] = grp
-end
+local groups = read_groups(7, cost, spend)
 for g, grp in ipairs(groups) do
   for j, b in ipairs(grp.budgets) do
     if b.limit >= 0 and (tonumber(redis.call('HGET', grp.month, b.field)) or 0) + grp.amount > b.limit then

@@ -4,28 +4,8 @@ the block's place, the requests it admitted."""
 
 from lockgate.proxy.quota.lua import COMMON
 
-# Groups as RESERVE (lua.py) reads them, from ARGV[a]: per group U, N, rpm1, tpm1, ..., B, field1, limit1, ...
-GROUPS = r"""
-local function read_groups(a, tokens, spend)
-  local groups = {}; local k = 1
-  for g = 1, tonumber(ARGV[a]) do
-    a = a + 1
-    local grp = {windows = {}, budgets = {}, amount = tokens, money = ARGV[a] == '1'}
-    if grp.money then grp.amount = spend end
-    for i = 1, tonumber(ARGV[a + 1]) do
-      grp.windows[i] = {z = KEYS[k], h = KEYS[k + 1], rpm = tonumber(ARGV[a + 2 * i]), tpm = tonumber(ARGV[a + 2 * i + 1])}
-      k = k + 2
-    end
-    a = a + 2 + 2 * #grp.windows
-    for j = 1, tonumber(ARGV[a]) do
-      grp.budgets[j] = {field = ARGV[a + 2 * j - 1], limit = tonumber(ARGV[a + 2 * j])}
-    end
-    a = a + 2 * #grp.budgets
-    if #grp.budgets > 0 then grp.month = KEYS[k]; k = k + 1 end
-    groups[g] = grp
-  end
-  return groups
-end
+# A lease's members in a window: lid#1 .. lid#n
+MEMBERS = r"""
 local function members(lid, n)
   local out = {}
   for i = 1, n do out[i] = lid .. '#' .. i end
@@ -40,7 +20,7 @@ end
 # KEYS: per group: z1, h1, ..., zN, hN [, month], then the lease's marker
 # ARGV: window_ms, lid, n, tokens, spend, room, month_expire_at, marker_ttl, life_ms, G, groups (as RESERVE)
 # -> {1, now_ms, per group: count1, sum1, reset1, ..., used1, ...} or {0}
-LEASE = COMMON + GROUPS + r"""
+LEASE = COMMON + MEMBERS + r"""
 local window = tonumber(ARGV[1]); local lid = ARGV[2]; local n = tonumber(ARGV[3])
 local tokens = tonumber(ARGV[4]); local spend = tonumber(ARGV[5]); local room = tonumber(ARGV[6])
 local expire_at = tonumber(ARGV[7]); local ttl = tonumber(ARGV[8]); local life = tonumber(ARGV[9])
@@ -89,7 +69,7 @@ return out
 # ARGV: window_ms, lid, n, tokens, spend, spent, month_expire_at, used, settled_tokens, M, (rid, tokens) x M, G,
 #       groups (as RESERVE)
 # -> 1, or 0 when it was returned already
-RETURN = COMMON + GROUPS + r"""
+RETURN = COMMON + MEMBERS + r"""
 if redis.call('DEL', KEYS[#KEYS]) == 0 then return 0 end
 local window = tonumber(ARGV[1]); local lid = ARGV[2]; local n = tonumber(ARGV[3])
 local tokens = tonumber(ARGV[4]); local spend = tonumber(ARGV[5]); local spent = tonumber(ARGV[6])

@@ -148,7 +148,7 @@ class RedisStore:
         its reply to `orphaned(orphan, results)`."""
         if self.batches is None or not self._loads:
             return None
-        if repeat and self.leases is not None and self.leases.open:
+        if repeat and self.leases is not None:
             self.leases.return_holding(rid)  # Redis holds it before it is admitted again
         return self.batches.reserve(groups, rid, cost, month, month_end, repeat, spend, orphan)
 
@@ -187,22 +187,12 @@ class RedisStore:
     def _given_back(self, sent: asyncio.Future[Any], command: bytes, failed: Callable[[Exception], None]) -> None:
         self._settling.discard(sent)
         if sent.cancelled() or sent.exception() is not None:  # NOSCRIPT included: loaded on the next attempt
-            self._keep(asyncio.ensure_future(self._give_back_retrying(command, failed)))
+            link = self.link
+            assert link is not None
+            self._keep(asyncio.ensure_future(self._resend(lambda: self._loaded(lambda: link.call_packed(command)),
+                                                          failed)))
         elif not self._settling and self._drained is not None:
             self._drained.set()
-
-    async def _give_back_retrying(self, command: bytes, failed: Callable[[Exception], None]) -> None:
-        link = self.link
-        assert link is not None
-        error = StoreUnavailable("not tried")
-        for delay in SETTLE_RETRIES:
-            await asyncio.sleep(delay)
-            try:
-                await self._loaded(lambda: link.call_packed(command))
-                return
-            except StoreUnavailable as e:
-                error = e
-        failed(error)
 
     def _orphaned(self, orphan: Any, reply: Any) -> None:
         groups, release = orphan
@@ -212,7 +202,7 @@ class RedisStore:
                       month_end: float, repeat: bool = False, spend: int = 0) -> list[GroupResult]:
         batches = self.batches
         if batches is not None:  # with the others of this loop turn, in one script call
-            if repeat and self.leases is not None and self.leases.open:
+            if repeat and self.leases is not None:
                 self.leases.return_holding(rid)
             reply = await self._loaded(lambda: batches.reserve(groups, rid, cost, month, month_end, repeat, spend))
             return reserve_results(groups, reply)
@@ -309,17 +299,25 @@ class RedisStore:
     async def _settle_retrying(self, group: Sequence[Group], call: _Call,
                                attempt: int, failed: Callable[[Sequence[Group], StoreUnavailable], None]) -> None:
         again = _Call(call.script, call.keys, [*call.args[:5], 1, *call.args[6:]])  # applied at most once
-        while True:
-            if attempt:
-                await asyncio.sleep(SETTLE_RETRIES[attempt - 1])
+        if attempt == 0:
             try:
-                await self._run([call if attempt == 0 else again])
+                await self._run([call])
+                return
+            except StoreUnavailable:
+                pass
+        await self._resend(lambda: self._run([again]), lambda e: failed(group, e))
+
+    async def _resend(self, send: Callable[[], Awaitable[Any]], failed: Callable[[StoreUnavailable], None]) -> None:
+        """A call Redis did not answer, sent again after each of SETTLE_RETRIES; then `failed`."""
+        error = StoreUnavailable("not tried")
+        for delay in SETTLE_RETRIES:
+            await asyncio.sleep(delay)
+            try:
+                await send()
                 return
             except StoreUnavailable as e:
-                attempt += 1
-                if attempt > len(SETTLE_RETRIES):
-                    failed(group, e)
-                    return
+                error = e
+        failed(error)
 
     def _keep(self, task: asyncio.Future[Any]) -> None:
         self._settling.add(task)
